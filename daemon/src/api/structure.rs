@@ -1,0 +1,121 @@
+//! `passerelle.v1.StructureService`: the structure's local API.
+
+use std::sync::Arc;
+
+use passerelle_proto::v1::structure_service_server::StructureService;
+use passerelle_proto::v1::{
+    AddPersonRequest, CloseNeedRequest, Consent, CreateNeedRequest, DeletePersonRequest,
+    DeletePersonResponse, GetNeedRequest, GetPersonRequest, GetStructureRequest,
+    GrantConsentRequest, IndicatorReport, ListConsentsRequest, ListConsentsResponse,
+    ListIndicatorsRequest, ListIndicatorsResponse, ListNeedsRequest, ListNeedsResponse,
+    ListPersonsRequest, ListPersonsResponse, Person, RecruitmentNeed, Structure,
+    SubmitIndicatorsRequest, UpdateNeedRequest, UpdatePersonRequest, WithdrawConsentRequest,
+};
+use tonic::{Request, Response, Status};
+
+use super::blocking;
+use crate::node::Node;
+
+/// The implementation of `StructureService` over a [`Node`].
+#[derive(Debug, Clone)]
+pub struct StructureApi {
+    node: Arc<Node>,
+}
+
+impl StructureApi {
+    /// Serves `node`'s records.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl StructureService for StructureApi {
+    async fn get_structure(&self, _: Request<GetStructureRequest>) -> Reply<Structure> {
+        Ok(Response::new(self.node.structure().clone()))
+    }
+
+    async fn create_need(&self, request: Request<CreateNeedRequest>) -> Reply<RecruitmentNeed> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.create_need(r.fields)).await
+    }
+
+    async fn update_need(&self, request: Request<UpdateNeedRequest>) -> Reply<RecruitmentNeed> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.update_need(&r.id, r.fields, r.expected_version)).await
+    }
+
+    async fn close_need(&self, request: Request<CloseNeedRequest>) -> Reply<RecruitmentNeed> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.close_need(&r.id, r.status)).await
+    }
+
+    async fn get_need(&self, request: Request<GetNeedRequest>) -> Reply<RecruitmentNeed> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.get_need(&r.id)).await
+    }
+
+    async fn list_needs(&self, request: Request<ListNeedsRequest>) -> Reply<ListNeedsResponse> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.list_needs(r.status).map(|needs| ListNeedsResponse { needs })).await
+    }
+
+    async fn add_person(&self, request: Request<AddPersonRequest>) -> Reply<Person> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.add_person(r.fields)).await
+    }
+
+    async fn update_person(&self, request: Request<UpdatePersonRequest>) -> Reply<Person> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.update_person(&r.id, r.fields, r.expected_version)).await
+    }
+
+    async fn get_person(&self, request: Request<GetPersonRequest>) -> Reply<Person> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.get_person(&r.id)).await
+    }
+
+    async fn list_persons(&self, _: Request<ListPersonsRequest>) -> Reply<ListPersonsResponse> {
+        let node = self.node.clone();
+        blocking(move || node.list_persons().map(|persons| ListPersonsResponse { persons })).await
+    }
+
+    async fn delete_person(&self, request: Request<DeletePersonRequest>) -> Reply<DeletePersonResponse> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || {
+            node.delete_person(&r.id).map(|withdrawn_consents| DeletePersonResponse { id: r.id, withdrawn_consents })
+        })
+        .await
+    }
+
+    async fn grant_consent(&self, request: Request<GrantConsentRequest>) -> Reply<Consent> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.grant_consent(r)).await
+    }
+
+    async fn withdraw_consent(&self, request: Request<WithdrawConsentRequest>) -> Reply<Consent> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.withdraw_consent(&r.person_id, r.purpose, &r.hub_id)).await
+    }
+
+    async fn list_consents(&self, request: Request<ListConsentsRequest>) -> Reply<ListConsentsResponse> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.list_consents(r.person_id.as_deref()).map(|consents| ListConsentsResponse { consents }))
+            .await
+    }
+
+    async fn submit_indicators(&self, request: Request<SubmitIndicatorsRequest>) -> Reply<IndicatorReport> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.submit_indicators(r.fields)).await
+    }
+
+    async fn list_indicators(&self, request: Request<ListIndicatorsRequest>) -> Reply<ListIndicatorsResponse> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || {
+            node.list_indicators(r.from.as_deref(), r.to.as_deref()).map(|reports| ListIndicatorsResponse { reports })
+        })
+        .await
+    }
+}

@@ -1,0 +1,94 @@
+//! Consents: one record per grant, kept after withdrawal as proof.
+
+use passerelle_proto::date::now_unix_ms;
+use passerelle_proto::v1::{Consent, ConsentPurpose, GrantConsentRequest};
+use passerelle_proto::validate;
+use prost::Message;
+use uuid::Uuid;
+
+use super::{Node, parse_id};
+use crate::error::{Error, Result};
+use crate::store::{Tree, WriteBatch, keys, scan_prefix};
+
+impl Node {
+    /// Records a consent. At most one consent per person × purpose × hub is in force at a time.
+    pub fn grant_consent(&self, request: GrantConsentRequest) -> Result<Consent> {
+        validate::grant_consent(&request)?;
+        let person = parse_id("person_id", &request.person_id)?;
+        let _writer = self.write_lock();
+        if self.store.get(Tree::Persons, &keys::id(&person))?.is_none() {
+            return Err(super::persons::not_found(&request.person_id));
+        }
+        if self.in_force(&person, request.purpose, &request.hub_id)?.is_some() {
+            return Err(Error::AlreadyExists(format!(
+                "person {} already has a {} consent in force for hub {}",
+                request.person_id,
+                passerelle_proto::codes::slug_of::<ConsentPurpose>(request.purpose),
+                request.hub_id
+            )));
+        }
+        let id = Uuid::now_v7();
+        let consent = Consent {
+            id: id.to_string(),
+            person_id: request.person_id,
+            purpose: request.purpose,
+            hub_id: request.hub_id,
+            text_version: request.text_version,
+            collected_by: request.collected_by,
+            granted_at_ms: now_unix_ms(),
+            withdrawn_at_ms: None,
+        };
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Consents, keys::id(&id), consent.encode_to_vec());
+        batch.put(Tree::ConsentsByPerson, keys::pair(&person, &id), Vec::new());
+        self.commit(batch)?;
+        Ok(consent)
+    }
+
+    /// Withdraws the consent in force for a person × purpose × hub.
+    pub fn withdraw_consent(&self, person_id: &str, purpose: i32, hub_id: &str) -> Result<Consent> {
+        let person = parse_id("person_id", person_id)?;
+        validate::code::<ConsentPurpose>("purpose", purpose)?;
+        validate::hub_id("hub_id", hub_id)?;
+        let _writer = self.write_lock();
+        let mut consent = self.in_force(&person, purpose, hub_id)?.ok_or_else(|| Error::NotFound {
+            what: "consent in force for",
+            id: format!(
+                "person {person_id}, purpose {}, hub {hub_id}",
+                passerelle_proto::codes::slug_of::<ConsentPurpose>(purpose)
+            ),
+        })?;
+        consent.withdrawn_at_ms = Some(now_unix_ms().max(consent.granted_at_ms));
+        let key = parse_id("consent_id", &consent.id)?;
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Consents, keys::id(&key), consent.encode_to_vec());
+        self.commit(batch)?;
+        Ok(consent)
+    }
+
+    /// Lists consents, oldest first, optionally only one person's.
+    pub fn list_consents(&self, person_id: Option<&str>) -> Result<Vec<Consent>> {
+        match person_id {
+            Some(id) => self.consents_of(&parse_id("person_id", id)?),
+            None => self.load_all(Tree::Consents),
+        }
+    }
+
+    /// Every consent record of a person, oldest first.
+    pub(super) fn consents_of(&self, person: &Uuid) -> Result<Vec<Consent>> {
+        let mut consents = Vec::new();
+        for (key, _) in scan_prefix(self.store.as_ref(), Tree::ConsentsByPerson, person.as_bytes())? {
+            if let Some(consent) = self.load(Tree::Consents, &key[16..])? {
+                consents.push(consent);
+            }
+        }
+        Ok(consents)
+    }
+
+    fn in_force(&self, person: &Uuid, purpose: i32, hub_id: &str) -> Result<Option<Consent>> {
+        Ok(self
+            .consents_of(person)?
+            .into_iter()
+            .find(|c| c.purpose == purpose && c.hub_id == hub_id && c.withdrawn_at_ms.is_none()))
+    }
+}

@@ -1,0 +1,111 @@
+//! A structure's own records and the rules that need the store to check them.
+//!
+//! [`Node`] is the domain layer between the API and the [`Store`]: it validates what the API hands
+//! it (with `passerelle_proto::validate`), assigns ids, versions and timestamps, and turns each
+//! change into one atomic, durable [`WriteBatch`].
+//!
+//! Invariants:
+//! - every write goes through `commit` while holding `writer`, so read-modify-write sequences
+//!   (version increments, "one consent in force per person × purpose × hub") never interleave;
+//! - a record and its index entries are written in the same batch;
+//! - a call returns only after its batch is durable.
+
+mod consents;
+mod indicators;
+mod needs;
+mod persons;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use passerelle_proto::v1::Structure;
+use passerelle_proto::validate::{self, FieldError};
+use prost::Message;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::store::{self, Identity, Store, StoreError, Tree, WriteBatch};
+
+/// The records of the structure running this node.
+pub struct Node {
+    store: Arc<dyn Store>,
+    structure: Structure,
+    identity: Identity,
+    writer: Mutex<()>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("siret", &self.structure.siret).finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Opens the node's store in `data_dir` for `structure` (whose identity must be valid).
+    pub fn open(data_dir: &std::path::Path, structure: Structure) -> Result<Self> {
+        validate::structure(&structure)?;
+        let (store, identity) = store::open_node_store(data_dir, &format!("node:{}", structure.siret))?;
+        Ok(Self { store, structure, identity, writer: Mutex::new(()) })
+    }
+
+    /// The structure this node belongs to.
+    pub fn structure(&self) -> &Structure {
+        &self.structure
+    }
+
+    /// The store's identity (owner, epoch).
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Makes everything durable; called at shutdown.
+    pub fn sync(&self) -> Result<()> {
+        Ok(self.store.sync()?)
+    }
+
+    /// Serialises writers; held across a read-modify-write and its commit.
+    fn write_lock(&self) -> MutexGuard<'_, ()> {
+        // The guarded value is `()`: a panic in another writer cannot leave it inconsistent.
+        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Result<()> {
+        Ok(self.store.commit(batch)?)
+    }
+
+    fn load<M: Message + Default>(&self, tree: Tree, key: &[u8]) -> Result<Option<M>> {
+        self.store.get(tree, key)?.map(|raw| decode(tree, &raw)).transpose()
+    }
+
+    fn load_all<M: Message + Default>(&self, tree: Tree) -> Result<Vec<M>> {
+        self.store
+            .scan(tree, &[], None, usize::MAX)?
+            .into_iter()
+            .map(|(_, raw)| decode(tree, &raw))
+            .collect()
+    }
+}
+
+fn decode<M: Message + Default>(tree: Tree, raw: &[u8]) -> Result<M> {
+    M::decode(raw).map_err(|e| Error::Store(StoreError(format!("corrupt record in {}: {e}", tree.name()))))
+}
+
+/// Parses a record id given by a client.
+fn parse_id(field: &str, id: &str) -> Result<Uuid> {
+    validate::record_id(field, id)?;
+    Uuid::parse_str(id).map_err(|_| FieldError::new(field, id, "expected a record id (a UUID)").into())
+}
+
+/// Unwraps a required sub-message.
+fn required<T>(field: &str, value: Option<T>) -> Result<T> {
+    value.ok_or_else(|| FieldError::rule(field, "is required").into())
+}
+
+/// Turns `Some("")` into `None`, so an emptied optional text is the same as an absent one.
+fn none_if_empty(value: &mut Option<String>) {
+    if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+        *value = None;
+    }
+}
+
+#[cfg(test)]
+mod tests;

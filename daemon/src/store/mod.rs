@@ -1,0 +1,128 @@
+//! Storage behind a small trait, so the engine can be swapped (as Garage did) without touching
+//! the domain code.
+//!
+//! The model is a handful of named ordered trees of byte keys and values. Keys are built
+//! big-endian (see [`keys`]) so that byte order is the order the domain wants (creation order for
+//! time-ordered ids, chronological for months). Writes go through [`Store::commit`], which applies a
+//! [`WriteBatch`] atomically across trees and returns only once it is durable on disk: nothing is
+//! acknowledged to a client before that.
+
+pub mod keys;
+mod schema;
+mod sled_store;
+
+pub use schema::{Identity, SCHEMA_VERSION, open_node_store};
+pub use sled_store::SledStore;
+
+/// The trees of a node's store. Adding a tree is adding a variant (and a migration if existing
+/// data must move).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tree {
+    /// Store-wide markers: schema version, epoch, owner SIRET.
+    Meta,
+    /// Recruitment needs by id.
+    Needs,
+    /// Persons by id.
+    Persons,
+    /// Consents by id.
+    Consents,
+    /// Index: person id ++ consent id → nothing.
+    ConsentsByPerson,
+    /// Indicator reports by month ordinal.
+    Indicators,
+}
+
+impl Tree {
+    /// Every tree, in a fixed order.
+    pub const ALL: [Tree; 6] = [
+        Tree::Meta,
+        Tree::Needs,
+        Tree::Persons,
+        Tree::Consents,
+        Tree::ConsentsByPerson,
+        Tree::Indicators,
+    ];
+
+    /// The tree's name on disk.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Meta => "meta",
+            Tree::Needs => "needs",
+            Tree::Persons => "persons",
+            Tree::Consents => "consents",
+            Tree::ConsentsByPerson => "consents_by_person",
+            Tree::Indicators => "indicators",
+        }
+    }
+}
+
+/// A failure of the storage engine.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+/// A set of writes applied atomically by [`Store::commit`].
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    ops: Vec<(Tree, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value` in `tree`.
+    pub fn put(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((tree, key.into(), Some(value.into())));
+    }
+
+    /// Removes `key` from `tree`.
+    pub fn delete(&mut self, tree: Tree, key: impl Into<Vec<u8>>) {
+        self.ops.push((tree, key.into(), None));
+    }
+
+    /// Whether the batch has no write.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The writes, in order.
+    pub fn ops(&self) -> &[(Tree, Vec<u8>, Option<Vec<u8>>)] {
+        &self.ops
+    }
+}
+
+/// An ordered key-value store with atomic, durable multi-tree commits.
+pub trait Store: Send + Sync + 'static {
+    /// The value of `key` in `tree`.
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Up to `limit` entries of `tree` with `start <= key < end` (no `end`: to the last key),
+    /// in key order.
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+
+    /// Applies every write of `batch` atomically, then makes it durable (flushed and fsynced)
+    /// before returning.
+    fn commit(&self, batch: WriteBatch) -> Result<(), StoreError>;
+
+    /// Makes everything written so far durable (used at shutdown).
+    fn sync(&self) -> Result<(), StoreError>;
+}
+
+/// Every entry of `tree` whose key starts with `prefix`, in key order.
+pub fn scan_prefix(
+    store: &dyn Store,
+    tree: Tree,
+    prefix: &[u8],
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    let end = keys::prefix_end(prefix);
+    store.scan(tree, prefix, end.as_deref(), usize::MAX)
+}
