@@ -1,1 +1,28 @@
-fn main() {}
+//! `passerelle`: the command-line tool of a structure's staff (and, later, of hub operators and
+//! state analysts). Exit codes: 0 success, 1 the node cannot be reached or failed, 2 a usage or
+//! validation error (the message on stderr names the field and the rule).
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::args::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if e.is_usage() { ExitCode::from(2) } else { ExitCode::FAILURE }
+        }
+    }
+}

@@ -95,7 +95,7 @@ impl WriteBatch {
 }
 
 /// An ordered key-value store with atomic, durable multi-tree commits.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     /// The value of `key` in `tree`.
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 

@@ -1,0 +1,300 @@
+//! The command line, as clap parses it. This is a contract: acceptance tests and users' scripts
+//! drive exactly these commands and flags.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use passerelle_proto::codes::Code;
+use passerelle_proto::v1::{Barrier, ConsentPurpose, ContractType, NeedStatus};
+
+/// Passerelle: a structure's recruitment needs, people, consents and indicators, synced with its
+/// networks.
+#[derive(Debug, Parser)]
+#[command(name = "passerelle", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    /// URL of the node's local API.
+    #[arg(long, global = true, env = "PASSERELLE_ENDPOINT", default_value = "http://127.0.0.1:7401")]
+    pub(crate) endpoint: String,
+
+    /// Output format: an aligned table, one JSON document, or CSV with a header row.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON document: an object for one record, an array for a list.
+    Json,
+    /// A header row then one row per record.
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show the structure this node belongs to.
+    Structure,
+    /// Recruitment needs.
+    #[command(subcommand)]
+    Need(NeedCommand),
+    /// People the structure supports (personal data: stays on this node).
+    #[command(subcommand)]
+    Person(PersonCommand),
+    /// Consents given by people, per purpose and per hub.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+    /// Monthly indicator reports.
+    #[command(subcommand)]
+    Indicators(IndicatorsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NeedCommand {
+    /// Record a new recruitment need (open).
+    Add(NeedAdd),
+    /// List needs, oldest first.
+    List {
+        /// Only needs with this status.
+        #[arg(long, value_parser = code::<NeedStatus>)]
+        status: Option<NeedStatus>,
+    },
+    /// Show one need.
+    Show {
+        /// The need's id.
+        id: String,
+    },
+    /// Close a need as filled or cancelled.
+    Close {
+        /// The need's id.
+        id: String,
+        /// How the need ended: filled or cancelled.
+        #[arg(long, value_parser = code::<NeedStatus>)]
+        status: NeedStatus,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NeedAdd {
+    /// ROME fiche code, e.g. K2204.
+    #[arg(long)]
+    pub(crate) rome: String,
+    /// Short job title (stays on this node).
+    #[arg(long)]
+    pub(crate) title: String,
+    /// Contract offered.
+    #[arg(long, value_parser = code::<ContractType>)]
+    pub(crate) contract: ContractType,
+    /// Number of open positions (at least 1).
+    #[arg(long)]
+    pub(crate) positions: u32,
+    /// Hours per week (1 to 48).
+    #[arg(long)]
+    pub(crate) hours: u32,
+    /// Département of the workplace, e.g. 49.
+    #[arg(long)]
+    pub(crate) departement: String,
+    /// INSEE code of the workplace's commune, e.g. 49007.
+    #[arg(long)]
+    pub(crate) commune: String,
+    /// First day of work, YYYY-MM-DD.
+    #[arg(long)]
+    pub(crate) start: String,
+    /// Last day of work for a fixed-term need, YYYY-MM-DD.
+    #[arg(long)]
+    pub(crate) end: Option<String>,
+    /// Client or employer where the work happens (stays on this node: may be a household).
+    #[arg(long)]
+    pub(crate) client: Option<String>,
+    /// Free-text description, up to 2,000 characters (stays on this node).
+    #[arg(long)]
+    pub(crate) description: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PersonCommand {
+    /// Record a person the structure supports.
+    Add(PersonAdd),
+    /// List persons, oldest first.
+    List,
+    /// Show one person.
+    Show {
+        /// The person's id.
+        id: String,
+    },
+    /// Erase a person's personal data (their consents in force are withdrawn).
+    Delete {
+        /// The person's id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PersonAdd {
+    /// First name.
+    #[arg(long)]
+    pub(crate) first_name: String,
+    /// Last name.
+    #[arg(long)]
+    pub(crate) last_name: String,
+    /// Birth date, YYYY-MM-DD.
+    #[arg(long)]
+    pub(crate) birth_date: String,
+    /// INSEE code of the commune of residence.
+    #[arg(long)]
+    pub(crate) commune: String,
+    /// ROME codes sought, comma-separated (1 to 5), e.g. K2204,G1602.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub(crate) rome: Vec<String>,
+    /// First day the person can start, YYYY-MM-DD.
+    #[arg(long)]
+    pub(crate) available_from: String,
+    /// Hours per week wanted (1 to 48).
+    #[arg(long)]
+    pub(crate) hours: Option<u32>,
+    /// How far the person can travel to work, in km.
+    #[arg(long)]
+    pub(crate) mobility_km: Option<u32>,
+    /// Barriers to employment, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = code::<Barrier>)]
+    pub(crate) barriers: Vec<Barrier>,
+    /// Last day of the person's PASS IAE, YYYY-MM-DD.
+    #[arg(long)]
+    pub(crate) pass_iae_end: Option<String>,
+    /// Phone number.
+    #[arg(long)]
+    pub(crate) phone: Option<String>,
+    /// E-mail address.
+    #[arg(long)]
+    pub(crate) email: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConsentCommand {
+    /// Record a person's consent for one purpose and one hub.
+    Grant {
+        /// The person's id.
+        #[arg(long)]
+        person: String,
+        /// What the consent allows.
+        #[arg(long, value_parser = code::<ConsentPurpose>)]
+        purpose: ConsentPurpose,
+        /// The hub that may receive the data, e.g. coorace-pdl.
+        #[arg(long)]
+        hub: String,
+        /// Version of the consent text the person was shown.
+        #[arg(long)]
+        text_version: String,
+        /// Who collected the consent (defaults to the current user).
+        #[arg(long)]
+        collected_by: Option<String>,
+    },
+    /// Withdraw the consent in force for a person, purpose and hub.
+    Withdraw {
+        /// The person's id.
+        #[arg(long)]
+        person: String,
+        /// The purpose withdrawn.
+        #[arg(long, value_parser = code::<ConsentPurpose>)]
+        purpose: ConsentPurpose,
+        /// The hub.
+        #[arg(long)]
+        hub: String,
+    },
+    /// List consents, in force and withdrawn.
+    List {
+        /// Only this person's consents.
+        #[arg(long)]
+        person: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IndicatorsCommand {
+    /// Submit (or re-submit) the indicator report of a month.
+    Submit(IndicatorsSubmit),
+    /// List reports by period.
+    List {
+        /// First month, YYYY-MM.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last month included, YYYY-MM.
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IndicatorsSubmit {
+    /// The month reported, YYYY-MM.
+    #[arg(long)]
+    pub(crate) period: String,
+    /// Full-time equivalents, with at most 2 decimals, e.g. 12.5.
+    #[arg(long, value_parser = hundredths)]
+    pub(crate) etp: u64,
+    /// Employees in insertion during the month.
+    #[arg(long)]
+    pub(crate) employees: u32,
+    /// Hours worked during the month.
+    #[arg(long)]
+    pub(crate) hours: u64,
+    /// Hires during the month.
+    #[arg(long)]
+    pub(crate) hires: u32,
+    /// Exits examined during the month.
+    #[arg(long)]
+    pub(crate) exits_total: u32,
+    /// Exits to durable employment.
+    #[arg(long)]
+    pub(crate) exits_durable: u32,
+    /// Exits to transition employment.
+    #[arg(long)]
+    pub(crate) exits_transition: u32,
+    /// Positive exits (training, hire by another SIAE).
+    #[arg(long)]
+    pub(crate) exits_positive: u32,
+    /// Other exits.
+    #[arg(long)]
+    pub(crate) exits_other: u32,
+}
+
+/// Parses a slug of one of the protocol's enums.
+fn code<T: Code + Send + Sync>(slug: &str) -> Result<T, String> {
+    T::from_slug(slug).ok_or_else(|| format!("expected one of {}", T::choices()))
+}
+
+/// Parses a decimal with at most 2 decimals into hundredths, exactly (never through a float).
+pub(crate) fn hundredths(text: &str) -> Result<u64, String> {
+    let err = || "expected a number with at most 2 decimals, e.g. 12.5".to_string();
+    let (whole, frac) = text.split_once(['.', ',']).unwrap_or((text, ""));
+    if whole.is_empty() || frac.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    let whole: u64 = whole.parse().map_err(|_| err())?;
+    let frac: u64 = format!("{frac:0<2}").parse().map_err(|_| err())?;
+    whole.checked_mul(100).and_then(|w| w.checked_add(frac)).ok_or_else(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hundredths_are_exact() {
+        assert_eq!(hundredths("12.5"), Ok(1250));
+        assert_eq!(hundredths("12,05"), Ok(1205));
+        assert_eq!(hundredths("0.07"), Ok(7));
+        assert_eq!(hundredths("3"), Ok(300));
+        for bad in ["", ".5", "1.234", "-1", "1e3", "12.5.1", "abc"] {
+            assert!(hundredths(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

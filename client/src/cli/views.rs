@@ -1,0 +1,289 @@
+//! What the CLI prints: flat, human-named views of the protocol's messages.
+//!
+//! A view is serialised once with serde: JSON output is that serialisation, and table and CSV
+//! cells are read off it in field order, so the three formats can never disagree.
+
+use passerelle_proto::codes::{Code, slug_of};
+use passerelle_proto::date::format_unix_ms;
+use passerelle_proto::v1::{
+    Barrier, Consent, ConsentPurpose, ContractType, IndicatorReport, NeedStatus, Person,
+    RecruitmentNeed, Structure, StructureKind,
+};
+use serde::Serialize;
+
+/// A view the renderer can print.
+pub(crate) trait Record: Serialize + Default {
+    /// What a list of these is called, for the empty-list message.
+    const PLURAL: &'static str;
+    /// The columns a table shows (CSV and JSON show every field).
+    const TABLE: &'static [&'static str];
+}
+
+/// The structure a node belongs to.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct StructureView {
+    id: String,
+    siret: String,
+    kind: &'static str,
+    name: String,
+    departement: String,
+}
+
+impl Record for StructureView {
+    const PLURAL: &'static str = "structures";
+    const TABLE: &'static [&'static str] = &["siret", "kind", "name", "departement"];
+}
+
+impl From<Structure> for StructureView {
+    fn from(s: Structure) -> Self {
+        Self { id: s.siret.clone(), siret: s.siret, kind: slug_of::<StructureKind>(s.kind), name: s.name, departement: s.departement }
+    }
+}
+
+/// A recruitment need.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct NeedView {
+    id: String,
+    status: &'static str,
+    rome_code: String,
+    title: String,
+    contract_type: &'static str,
+    open_positions: u32,
+    hours_per_week: u32,
+    departement: String,
+    commune: String,
+    start_date: String,
+    end_date: Option<String>,
+    client: Option<String>,
+    description: Option<String>,
+    version: u64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl Record for NeedView {
+    const PLURAL: &'static str = "needs";
+    const TABLE: &'static [&'static str] =
+        &["id", "status", "rome_code", "title", "contract_type", "open_positions", "hours_per_week", "commune", "start_date"];
+}
+
+impl From<RecruitmentNeed> for NeedView {
+    fn from(n: RecruitmentNeed) -> Self {
+        let f = n.fields.unwrap_or_default();
+        Self {
+            id: n.id,
+            status: slug_of::<NeedStatus>(n.status),
+            rome_code: f.rome_code,
+            title: f.title,
+            contract_type: slug_of::<ContractType>(f.contract_type),
+            open_positions: f.open_positions,
+            hours_per_week: f.hours_per_week,
+            departement: f.departement,
+            commune: f.commune,
+            start_date: f.start_date,
+            end_date: f.end_date,
+            client: f.client,
+            description: f.description,
+            version: n.version,
+            created_at: format_unix_ms(n.created_at_ms),
+            updated_at: format_unix_ms(n.updated_at_ms),
+        }
+    }
+}
+
+/// A supported person.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct PersonView {
+    id: String,
+    first_name: String,
+    last_name: String,
+    birth_date: String,
+    commune: String,
+    phone: Option<String>,
+    email: Option<String>,
+    rome_codes: Vec<String>,
+    available_from: String,
+    hours_per_week: Option<u32>,
+    mobility_km: Option<u32>,
+    barriers: Vec<&'static str>,
+    pass_iae_end: Option<String>,
+    version: u64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl Record for PersonView {
+    const PLURAL: &'static str = "persons";
+    const TABLE: &'static [&'static str] =
+        &["id", "first_name", "last_name", "birth_date", "commune", "rome_codes", "available_from", "barriers"];
+}
+
+impl From<Person> for PersonView {
+    fn from(p: Person) -> Self {
+        let f = p.fields.unwrap_or_default();
+        Self {
+            id: p.id,
+            first_name: f.first_name,
+            last_name: f.last_name,
+            birth_date: f.birth_date,
+            commune: f.commune,
+            phone: f.phone,
+            email: f.email,
+            rome_codes: f.rome_codes,
+            available_from: f.available_from,
+            hours_per_week: f.hours_per_week,
+            mobility_km: f.mobility_km,
+            barriers: f.barriers.iter().map(|b| slug_of::<Barrier>(*b)).collect(),
+            pass_iae_end: f.pass_iae_end,
+            version: p.version,
+            created_at: format_unix_ms(p.created_at_ms),
+            updated_at: format_unix_ms(p.updated_at_ms),
+        }
+    }
+}
+
+/// A consent record.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct ConsentView {
+    id: String,
+    person_id: String,
+    purpose: &'static str,
+    hub_id: String,
+    in_force: bool,
+    text_version: String,
+    collected_by: String,
+    granted_at: String,
+    withdrawn_at: Option<String>,
+}
+
+impl Record for ConsentView {
+    const PLURAL: &'static str = "consents";
+    const TABLE: &'static [&'static str] =
+        &["id", "person_id", "purpose", "hub_id", "in_force", "text_version", "granted_at", "withdrawn_at"];
+}
+
+impl From<Consent> for ConsentView {
+    fn from(c: Consent) -> Self {
+        Self {
+            id: c.id,
+            person_id: c.person_id,
+            purpose: ConsentPurpose::try_from(c.purpose).map(Code::slug).unwrap_or("unknown"),
+            hub_id: c.hub_id,
+            in_force: c.withdrawn_at_ms.is_none(),
+            text_version: c.text_version,
+            collected_by: c.collected_by,
+            granted_at: format_unix_ms(c.granted_at_ms),
+            withdrawn_at: c.withdrawn_at_ms.map(format_unix_ms),
+        }
+    }
+}
+
+/// The outcome of erasing a person.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct ErasureView {
+    pub(crate) id: String,
+    pub(crate) erased: bool,
+    pub(crate) withdrawn_consent_ids: Vec<String>,
+}
+
+impl Record for ErasureView {
+    const PLURAL: &'static str = "erasures";
+    const TABLE: &'static [&'static str] = &["id", "erased", "withdrawn_consent_ids"];
+}
+
+/// A monthly indicator report. Its `id` is its period: there is one report per month.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct IndicatorView {
+    id: String,
+    period: String,
+    siret: String,
+    etp: String,
+    etp_hundredths: u64,
+    employees_in_insertion: u32,
+    hours_worked: u64,
+    hires: u32,
+    exits_total: u32,
+    exits_durable: u32,
+    exits_transition: u32,
+    exits_positive: u32,
+    exits_other: u32,
+    dynamic_exit_rate_percent: Option<String>,
+    version: u64,
+    submitted_at: String,
+}
+
+impl Record for IndicatorView {
+    const PLURAL: &'static str = "indicator reports";
+    const TABLE: &'static [&'static str] = &[
+        "period",
+        "etp",
+        "employees_in_insertion",
+        "hours_worked",
+        "hires",
+        "exits_total",
+        "exits_durable",
+        "exits_transition",
+        "exits_positive",
+        "exits_other",
+        "dynamic_exit_rate_percent",
+        "version",
+    ];
+}
+
+/// Formats hundredths as a decimal with two places, exactly.
+pub(crate) fn decimal2(hundredths: u64) -> String {
+    format!("{}.{:02}", hundredths / 100, hundredths % 100)
+}
+
+impl From<IndicatorReport> for IndicatorView {
+    fn from(r: IndicatorReport) -> Self {
+        let f = r.fields.unwrap_or_default();
+        let e = f.exits.unwrap_or_default();
+        let dynamic = u64::from(e.durable) + u64::from(e.transition) + u64::from(e.positive);
+        // Rounded to the nearest hundredth of a percent, in integers.
+        let rate = (e.total > 0).then(|| decimal2((dynamic * 20_000 / u64::from(e.total)).div_ceil(2)));
+        Self {
+            id: f.period.clone(),
+            period: f.period,
+            siret: r.siret,
+            etp: decimal2(f.etp_hundredths),
+            etp_hundredths: f.etp_hundredths,
+            employees_in_insertion: f.employees_in_insertion,
+            hours_worked: f.hours_worked,
+            hires: f.hires,
+            exits_total: e.total,
+            exits_durable: e.durable,
+            exits_transition: e.transition,
+            exits_positive: e.positive,
+            exits_other: e.other,
+            dynamic_exit_rate_percent: rate,
+            version: r.version,
+            submitted_at: format_unix_ms(r.submitted_at_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use passerelle_proto::v1::{Exits, IndicatorFields};
+
+    #[test]
+    fn dynamic_exit_rate_is_exact_and_rounded() {
+        let view = |durable, total| {
+            IndicatorView::from(IndicatorReport {
+                fields: Some(IndicatorFields {
+                    exits: Some(Exits { total, durable, other: total - durable, ..Default::default() }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .dynamic_exit_rate_percent
+        };
+        assert_eq!(view(1, 3).as_deref(), Some("33.33"));
+        assert_eq!(view(2, 3).as_deref(), Some("66.67"));
+        assert_eq!(view(3, 3).as_deref(), Some("100.00"));
+        assert_eq!(view(0, 0), None);
+        assert_eq!(decimal2(1205), "12.05");
+    }
+}

@@ -1,0 +1,147 @@
+//! [`NodeClient`]: one typed method per `StructureService` RPC.
+
+use std::time::Duration;
+
+use passerelle_proto::v1::structure_service_client::StructureServiceClient;
+use passerelle_proto::v1::{
+    AddPersonRequest, CloseNeedRequest, Consent, CreateNeedRequest, DeletePersonRequest,
+    DeletePersonResponse, GetNeedRequest, GetPersonRequest, GetStructureRequest,
+    GrantConsentRequest, IndicatorFields, IndicatorReport, ListConsentsRequest,
+    ListIndicatorsRequest, ListNeedsRequest, ListPersonsRequest, NeedFields, NeedStatus, Person,
+    PersonFields, RecruitmentNeed, Structure, SubmitIndicatorsRequest, WithdrawConsentRequest,
+};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Error, Result, chain};
+
+/// How long to wait for a connection before calling the node unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one call may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection to a node's local API.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    inner: StructureServiceClient<Channel>,
+    endpoint: String,
+}
+
+impl NodeClient {
+    /// Connects to the node at `endpoint` (`http://127.0.0.1:7401`).
+    pub async fn connect(endpoint: &str) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidEndpoint { endpoint: endpoint.to_string(), reason };
+        if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+            return Err(invalid("expected a URL starting with http:// or https://".into()));
+        }
+        let channel = Endpoint::from_shared(endpoint.to_string())
+            .map_err(|e| invalid(chain(&e)))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .connect()
+            .await
+            .map_err(|e| Error::Unreachable { endpoint: endpoint.to_string(), detail: chain(&e) })?;
+        Ok(Self { inner: StructureServiceClient::new(channel), endpoint: endpoint.to_string() })
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn status(&self, status: tonic::Status) -> Error {
+        if status.code() == tonic::Code::Unavailable {
+            Error::Unreachable { endpoint: self.endpoint.clone(), detail: status.message().to_string() }
+        } else {
+            Error::Status(status)
+        }
+    }
+
+    /// The structure this node belongs to.
+    pub async fn structure(&mut self) -> Result<Structure> {
+        let reply = self.inner.get_structure(GetStructureRequest {}).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Records a new need.
+    pub async fn create_need(&mut self, fields: NeedFields) -> Result<RecruitmentNeed> {
+        passerelle_proto::validate::need_fields(&fields)?;
+        let reply = self.inner.create_need(CreateNeedRequest { fields: Some(fields) }).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Closes a need as filled or cancelled.
+    pub async fn close_need(&mut self, id: &str, status: NeedStatus) -> Result<RecruitmentNeed> {
+        let reply = self.inner.close_need(CloseNeedRequest { id: id.to_string(), status: status as i32 }).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// One need.
+    pub async fn need(&mut self, id: &str) -> Result<RecruitmentNeed> {
+        let reply = self.inner.get_need(GetNeedRequest { id: id.to_string() }).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Every need, oldest first; `status` filters when given.
+    pub async fn needs(&mut self, status: Option<NeedStatus>) -> Result<Vec<RecruitmentNeed>> {
+        let request = ListNeedsRequest { status: status.map_or(0, |s| s as i32) };
+        let reply = self.inner.list_needs(request).await;
+        reply.map(|r| r.into_inner().needs).map_err(|s| self.status(s))
+    }
+
+    /// Records a new person.
+    pub async fn add_person(&mut self, fields: PersonFields) -> Result<Person> {
+        passerelle_proto::validate::person_fields(&fields, passerelle_proto::date::Date::today())?;
+        let reply = self.inner.add_person(AddPersonRequest { fields: Some(fields) }).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// One person.
+    pub async fn person(&mut self, id: &str) -> Result<Person> {
+        let reply = self.inner.get_person(GetPersonRequest { id: id.to_string() }).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Every person, oldest first.
+    pub async fn persons(&mut self) -> Result<Vec<Person>> {
+        let reply = self.inner.list_persons(ListPersonsRequest {}).await;
+        reply.map(|r| r.into_inner().persons).map_err(|s| self.status(s))
+    }
+
+    /// Erases a person; returns the consents the erasure withdrew.
+    pub async fn delete_person(&mut self, id: &str) -> Result<DeletePersonResponse> {
+        let reply = self.inner.delete_person(DeletePersonRequest { id: id.to_string() }).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Records a consent.
+    pub async fn grant_consent(&mut self, request: GrantConsentRequest) -> Result<Consent> {
+        passerelle_proto::validate::grant_consent(&request)?;
+        let reply = self.inner.grant_consent(request).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Withdraws the consent in force for a person × purpose × hub.
+    pub async fn withdraw_consent(&mut self, request: WithdrawConsentRequest) -> Result<Consent> {
+        let reply = self.inner.withdraw_consent(request).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Consents, optionally one person's.
+    pub async fn consents(&mut self, person_id: Option<String>) -> Result<Vec<Consent>> {
+        let reply = self.inner.list_consents(ListConsentsRequest { person_id }).await;
+        reply.map(|r| r.into_inner().consents).map_err(|s| self.status(s))
+    }
+
+    /// Records a month's indicator report.
+    pub async fn submit_indicators(&mut self, fields: IndicatorFields) -> Result<IndicatorReport> {
+        passerelle_proto::validate::indicator_fields(&fields)?;
+        let reply = self.inner.submit_indicators(SubmitIndicatorsRequest { fields: Some(fields) }).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Indicator reports in `from..=to` (months `YYYY-MM`).
+    pub async fn indicators(&mut self, from: Option<String>, to: Option<String>) -> Result<Vec<IndicatorReport>> {
+        let reply = self.inner.list_indicators(ListIndicatorsRequest { from, to }).await;
+        reply.map(|r| r.into_inner().reports).map_err(|s| self.status(s))
+    }
+}
