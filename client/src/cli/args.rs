@@ -58,7 +58,7 @@ pub(crate) enum NeedCommand {
     /// List needs, oldest first.
     List {
         /// Only needs with this status.
-        #[arg(long, value_parser = code::<NeedStatus>)]
+        #[arg(long, value_parser = code::<NeedStatus>())]
         status: Option<NeedStatus>,
     },
     /// Show one need.
@@ -71,7 +71,7 @@ pub(crate) enum NeedCommand {
         /// The need's id.
         id: String,
         /// How the need ended: filled or cancelled.
-        #[arg(long, value_parser = code::<NeedStatus>)]
+        #[arg(long, value_parser = code::<NeedStatus>())]
         status: NeedStatus,
     },
 }
@@ -85,7 +85,7 @@ pub(crate) struct NeedAdd {
     #[arg(long)]
     pub(crate) title: String,
     /// Contract offered.
-    #[arg(long, value_parser = code::<ContractType>)]
+    #[arg(long, value_parser = code::<ContractType>())]
     pub(crate) contract: ContractType,
     /// Number of open positions (at least 1).
     #[arg(long)]
@@ -158,7 +158,7 @@ pub(crate) struct PersonAdd {
     #[arg(long)]
     pub(crate) mobility_km: Option<u32>,
     /// Barriers to employment, comma-separated.
-    #[arg(long, value_delimiter = ',', value_parser = code::<Barrier>)]
+    #[arg(long, value_delimiter = ',', value_parser = code::<Barrier>())]
     pub(crate) barriers: Vec<Barrier>,
     /// Last day of the person's PASS IAE, YYYY-MM-DD.
     #[arg(long)]
@@ -179,7 +179,7 @@ pub(crate) enum ConsentCommand {
         #[arg(long)]
         person: String,
         /// What the consent allows.
-        #[arg(long, value_parser = code::<ConsentPurpose>)]
+        #[arg(long, value_parser = code::<ConsentPurpose>())]
         purpose: ConsentPurpose,
         /// The hub that may receive the data, e.g. coorace-pdl.
         #[arg(long)]
@@ -197,7 +197,7 @@ pub(crate) enum ConsentCommand {
         #[arg(long)]
         person: String,
         /// The purpose withdrawn.
-        #[arg(long, value_parser = code::<ConsentPurpose>)]
+        #[arg(long, value_parser = code::<ConsentPurpose>())]
         purpose: ConsentPurpose,
         /// The hub.
         #[arg(long)]
@@ -260,9 +260,12 @@ pub(crate) struct IndicatorsSubmit {
     pub(crate) exits_other: u32,
 }
 
-/// Parses a slug of one of the protocol's enums.
-fn code<T: Code + Send + Sync>(slug: &str) -> Result<T, String> {
-    T::from_slug(slug).ok_or_else(|| format!("expected one of {}", T::choices()))
+/// A parser for the slugs of one of the protocol's enums; `--help` and errors list the choices.
+fn code<T: Code + Clone + Send + Sync>() -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(T::ALL.iter().map(|(_, slug)| *slug))
+        // Every possible value is a slug of `T`, so the lookup cannot miss.
+        .map(|slug| T::from_slug(&slug).unwrap_or(T::ALL[0].0))
 }
 
 /// Parses a decimal with at most 2 decimals into hundredths, exactly (never through a float).

@@ -41,7 +41,8 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| err(&format!("creating {}", dir.display()), e))?;
         let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => StoreError(format!(
+            // sled reports its file lock as an `Other` I/O error carrying this text.
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => StoreError(format!(
                 "{} is in use by another process (is another passerelled running with this data_dir?)",
                 dir.display()
             )),
