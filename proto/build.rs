@@ -20,11 +20,8 @@ fn main() -> anyhow::Result<()> {
     let fds = protox::compile(&files, [include]).context("compiling the .proto files")?;
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(
-        out_dir.join("passerelle_descriptor.bin"),
-        prost::Message::encode_to_vec(&fds),
-    )
-    .context("writing the file descriptor set")?;
+    std::fs::write(out_dir.join("passerelle_descriptor.bin"), prost::Message::encode_to_vec(&fds))
+        .context("writing the file descriptor set")?;
 
     tonic_prost_build::configure()
         .build_client(true)

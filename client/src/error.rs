@@ -42,7 +42,12 @@ impl Error {
             Error::Unreachable { .. } => false,
             Error::Status(s) => matches!(
                 s.code(),
-                Code::InvalidArgument | Code::NotFound | Code::AlreadyExists | Code::FailedPrecondition | Code::Aborted | Code::OutOfRange
+                Code::InvalidArgument
+                    | Code::NotFound
+                    | Code::AlreadyExists
+                    | Code::FailedPrecondition
+                    | Code::Aborted
+                    | Code::OutOfRange
             ),
         }
     }

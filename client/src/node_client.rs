@@ -5,10 +5,10 @@ use std::time::Duration;
 use passerelle_proto::v1::structure_service_client::StructureServiceClient;
 use passerelle_proto::v1::{
     AddPersonRequest, CloseNeedRequest, Consent, CreateNeedRequest, DeletePersonRequest,
-    DeletePersonResponse, GetNeedRequest, GetPersonRequest, GetStructureRequest,
-    GrantConsentRequest, IndicatorFields, IndicatorReport, ListConsentsRequest,
-    ListIndicatorsRequest, ListNeedsRequest, ListPersonsRequest, NeedFields, NeedStatus, Person,
-    PersonFields, RecruitmentNeed, Structure, SubmitIndicatorsRequest, WithdrawConsentRequest,
+    DeletePersonResponse, GetNeedRequest, GetPersonRequest, GetStructureRequest, GrantConsentRequest,
+    IndicatorFields, IndicatorReport, ListConsentsRequest, ListIndicatorsRequest, ListNeedsRequest,
+    ListPersonsRequest, NeedFields, NeedStatus, Person, PersonFields, RecruitmentNeed, Structure,
+    SubmitIndicatorsRequest, WithdrawConsentRequest,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -71,7 +71,8 @@ impl NodeClient {
 
     /// Closes a need as filled or cancelled.
     pub async fn close_need(&mut self, id: &str, status: NeedStatus) -> Result<RecruitmentNeed> {
-        let reply = self.inner.close_need(CloseNeedRequest { id: id.to_string(), status: status as i32 }).await;
+        let reply =
+            self.inner.close_need(CloseNeedRequest { id: id.to_string(), status: status as i32 }).await;
         reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
     }
 
@@ -140,7 +141,11 @@ impl NodeClient {
     }
 
     /// Indicator reports in `from..=to` (months `YYYY-MM`).
-    pub async fn indicators(&mut self, from: Option<String>, to: Option<String>) -> Result<Vec<IndicatorReport>> {
+    pub async fn indicators(
+        &mut self,
+        from: Option<String>,
+        to: Option<String>,
+    ) -> Result<Vec<IndicatorReport>> {
         let reply = self.inner.list_indicators(ListIndicatorsRequest { from, to }).await;
         reply.map(|r| r.into_inner().reports).map_err(|s| self.status(s))
     }

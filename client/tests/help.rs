@@ -3,7 +3,11 @@
 use std::process::Command;
 
 fn help(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_passerelle")).args(args).arg("--help").output().expect("run passerelle");
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("run passerelle");
     assert!(out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -26,6 +30,9 @@ fn subcommand_help_lists_choices() {
 
 #[test]
 fn a_missing_argument_is_a_usage_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_passerelle")).args(["need", "show"]).output().expect("run passerelle");
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["need", "show"])
+        .output()
+        .expect("run passerelle");
     assert_eq!(out.status.code(), Some(2));
 }

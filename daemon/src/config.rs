@@ -96,7 +96,8 @@ impl Config {
     pub fn validate(self, text: &str, path: &Path) -> Result<ValidConfig> {
         let at = |field: &str, span: std::ops::Range<usize>, e: FieldError| {
             let located = FieldError { field: field.to_string(), ..e };
-            let line = if span.is_empty() { String::new() } else { format!(":{}", line_of(text, span.start)) };
+            let line =
+                if span.is_empty() { String::new() } else { format!(":{}", line_of(text, span.start)) };
             Error::Config(format!("{}{line}: {located}", path.display()))
         };
         let node = &self.node;
@@ -105,17 +106,26 @@ impl Config {
             at(
                 "node.kind",
                 node.kind.span(),
-                FieldError::new("kind", node.kind.get_ref(), format!("expected one of {}", StructureKind::choices())),
+                FieldError::new(
+                    "kind",
+                    node.kind.get_ref(),
+                    format!("expected one of {}", StructureKind::choices()),
+                ),
             )
         })?;
-        validate::line("name", node.name.get_ref(), 1, 200).map_err(|e| at("node.name", node.name.span(), e))?;
+        validate::line("name", node.name.get_ref(), 1, 200)
+            .map_err(|e| at("node.name", node.name.span(), e))?;
         validate::departement("departement", node.departement.get_ref())
             .map_err(|e| at("node.departement", node.departement.span(), e))?;
         let api_listen: SocketAddr = self.api.listen.get_ref().parse().map_err(|_| {
             at(
                 "api.listen",
                 self.api.listen.span(),
-                FieldError::new("listen", self.api.listen.get_ref(), "expected an address like 127.0.0.1:7401"),
+                FieldError::new(
+                    "listen",
+                    self.api.listen.get_ref(),
+                    "expected an address like 127.0.0.1:7401",
+                ),
             )
         })?;
         if !api_listen.ip().is_loopback() {
@@ -132,7 +142,11 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         let data_dir = base.join(self.data_dir.get_ref());
         if self.data_dir.get_ref().as_os_str().is_empty() {
-            return Err(at("data_dir", self.data_dir.span(), FieldError::rule("data_dir", "must not be empty")));
+            return Err(at(
+                "data_dir",
+                self.data_dir.span(),
+                FieldError::rule("data_dir", "must not be empty"),
+            ));
         }
         Ok(ValidConfig {
             data_dir,
@@ -184,12 +198,16 @@ listen = "127.0.0.1:0"
     fn bad_siret_names_line_and_field() {
         let text = GOOD.replace("73282932000074", "73282932000075");
         let err = check(&text).expect_err("bad checksum").to_string();
-        assert_eq!(err, "/etc/passerelle/node.toml:4: node.siret \"73282932000075\": Luhn checksum fails (check for a typing error)");
+        assert_eq!(
+            err,
+            "/etc/passerelle/node.toml:4: node.siret \"73282932000075\": Luhn checksum fails (check for a typing error)"
+        );
     }
 
     #[test]
     fn unknown_keys_and_kinds_are_errors() {
-        let err = check(&GOOD.replace("kind = \"ai\"", "kind = \"ai\"\nsirett = \"x\"")).expect_err("unknown key");
+        let err =
+            check(&GOOD.replace("kind = \"ai\"", "kind = \"ai\"\nsirett = \"x\"")).expect_err("unknown key");
         assert!(err.to_string().contains(":6: unknown field `sirett`"), "{err}");
         let err = check(&GOOD.replace("\"ai\"", "\"asso\"")).expect_err("bad kind");
         assert!(err.to_string().contains("node.kind \"asso\": expected one of ai|aci|ei|etti|eiti"), "{err}");

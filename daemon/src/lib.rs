@@ -47,7 +47,11 @@ impl Daemon {
 
     /// Serves the local API on `listener` until `shutdown` completes, then lets in-flight calls
     /// finish and syncs the store.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
         let addr = listener.local_addr().map_err(|e| Error::io("reading the listener address", e))?;
         tracing::info!(%addr, "local api listening");
         tonic::transport::Server::builder()

@@ -118,7 +118,8 @@ async fn serve(config: passerelle_daemon::ValidConfig) -> Result<(), Error> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         // Without signal handlers the daemon still stops on kill; never stop spontaneously.
         return std::future::pending().await;
     };

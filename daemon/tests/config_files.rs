@@ -28,7 +28,10 @@ fn check_config(text: &str) -> anyhow::Result<(i32, String, String)> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("node.toml");
     std::fs::write(&path, text)?;
-    let out = Command::new(env!("CARGO_BIN_EXE_passerelled")).args(["check-config", "--config"]).arg(&path).output()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelled"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()?;
     Ok((
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -46,7 +49,10 @@ fn check_config_accepts_the_example_and_reports_a_bad_siret() -> anyhow::Result<
     let (code, _, stderr) = check_config(&example.replace("73282932000074", "73282932000075"))?;
     assert_eq!(code, 2);
     let line = example.lines().position(|l| l.starts_with("siret")).map_or(0, |i| i + 1);
-    assert!(stderr.contains(&format!("node.toml:{line}: node.siret \"73282932000075\": Luhn checksum fails")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("node.toml:{line}: node.siret \"73282932000075\": Luhn checksum fails")),
+        "{stderr}"
+    );
 
     let (code, _, stderr) = check_config(&example.replace("[api]", "[api]\nport = 7401"))?;
     assert_eq!(code, 2);

@@ -78,8 +78,7 @@ impl Date {
         if s.len() != 10 || s.as_bytes()[7] != b'-' {
             return Err(DateError("expected a date YYYY-MM-DD"));
         }
-        let (year, month) =
-            parse_year_month(&s[..7]).map_err(|_| DateError("expected a date YYYY-MM-DD"))?;
+        let (year, month) = parse_year_month(&s[..7]).map_err(|_| DateError("expected a date YYYY-MM-DD"))?;
         let day = parse_digits(&s[8..]).ok_or(DateError("expected a date YYYY-MM-DD"))? as u8;
         if day == 0 || day > days_in_month(year, month) {
             return Err(DateError("no such day in the calendar"));
@@ -179,12 +178,7 @@ pub fn now_unix_ms() -> i64 {
 pub fn format_unix_ms(ms: i64) -> String {
     let date = Date::from_unix_ms(ms);
     let secs_of_day = ms.div_euclid(1000).rem_euclid(86_400);
-    format!(
-        "{date}T{:02}:{:02}:{:02}Z",
-        secs_of_day / 3600,
-        (secs_of_day / 60) % 60,
-        secs_of_day % 60
-    )
+    format!("{date}T{:02}:{:02}:{:02}Z", secs_of_day / 3600, (secs_of_day / 60) % 60, secs_of_day % 60)
 }
 
 #[cfg(test)]
@@ -204,7 +198,17 @@ mod tests {
 
     #[test]
     fn rejects_impossible_and_sloppy_dates() {
-        for bad in ["2026-02-29", "2026-13-01", "2026-00-10", "2026-1-01", "26-01-01", "2026/01/01", "2026-04-31", "", "2026-01-01 "] {
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-1-01",
+            "26-01-01",
+            "2026/01/01",
+            "2026-04-31",
+            "",
+            "2026-01-01 ",
+        ] {
             assert!(Date::parse(bad).is_err(), "{bad}");
         }
         assert!(Date::parse("2024-02-29").is_ok());

@@ -21,5 +21,4 @@ pub mod v1 {
 }
 
 /// The encoded `FileDescriptorSet` of every Passerelle proto file, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/passerelle_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/passerelle_descriptor.bin"));

@@ -10,8 +10,8 @@ use std::fmt;
 use crate::codes::Code;
 use crate::date::{Date, Month};
 use crate::v1::{
-    Barrier, ConsentPurpose, ContractType, Exits, GrantConsentRequest, IndicatorFields,
-    NeedFields, NeedStatus, PersonFields, Structure, StructureKind,
+    Barrier, ConsentPurpose, ContractType, Exits, GrantConsentRequest, IndicatorFields, NeedFields,
+    NeedStatus, PersonFields, Structure, StructureKind,
 };
 
 /// A rule that a field's value breaks.
@@ -88,7 +88,7 @@ pub fn siret(field: &str, value: &str) -> Result {
         .map(|(i, &d)| if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d })
         .sum();
     let la_poste = value.starts_with(LA_POSTE_SIREN) && digits.iter().sum::<u32>() % 5 == 0;
-    if luhn % 10 != 0 && !la_poste {
+    if !luhn.is_multiple_of(10) && !la_poste {
         return Err(FieldError::new(field, value, "Luhn checksum fails (check for a typing error)"));
     }
     Ok(())
@@ -144,14 +144,16 @@ pub fn departement_of_commune(commune: &str) -> Option<&str> {
 /// Checks an INSEE commune code and, if given, that it lies in `in_departement`.
 pub fn commune(field: &str, value: &str, in_departement: Option<&str>) -> Result {
     let dep = departement_of_commune(value).ok_or_else(|| {
-        FieldError::new(field, value, "expected an INSEE commune code: 5 characters starting with a département, e.g. 49007")
-    })?;
-    match in_departement {
-        Some(expected) if expected != dep => Err(FieldError::new(
+        FieldError::new(
             field,
             value,
-            format!("commune is in département {dep}, not in {expected}"),
-        )),
+            "expected an INSEE commune code: 5 characters starting with a département, e.g. 49007",
+        )
+    })?;
+    match in_departement {
+        Some(expected) if expected != dep => {
+            Err(FieldError::new(field, value, format!("commune is in département {dep}, not in {expected}")))
+        }
         _ => Ok(()),
     }
 }
@@ -167,7 +169,11 @@ pub fn hub_id(field: &str, value: &str) -> Result {
     if ok {
         Ok(())
     } else {
-        Err(FieldError::new(field, value, "expected 2-63 lowercase letters, digits or '-', starting with a letter"))
+        Err(FieldError::new(
+            field,
+            value,
+            "expected 2-63 lowercase letters, digits or '-', starting with a letter",
+        ))
     }
 }
 
@@ -214,7 +220,10 @@ fn text(field: &str, value: &str, min: usize, max: usize, multiline: bool) -> Re
         return Err(FieldError::rule(field, format!("at most {max} characters, got {chars}")));
     }
     if value.trim().chars().count() < min {
-        return Err(FieldError::rule(field, if min == 1 { "must not be empty".to_string() } else { format!("at least {min} characters") }));
+        return Err(FieldError::rule(
+            field,
+            if min == 1 { "must not be empty".to_string() } else { format!("at least {min} characters") },
+        ));
     }
     let bad = value.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
     if bad {
@@ -236,7 +245,9 @@ pub fn code<T: Code + TryFrom<i32> + PartialEq>(field: &str, raw: i32) -> Result
     match T::try_from(raw) {
         Ok(v) if v.slug() != "unspecified" => Ok(v),
         Ok(_) => Err(FieldError::rule(field, format!("a {} is required ({})", T::WHAT, T::choices()))),
-        Err(_) => Err(FieldError::new(field, raw.to_string(), format!("unknown {} ({})", T::WHAT, T::choices()))),
+        Err(_) => {
+            Err(FieldError::new(field, raw.to_string(), format!("unknown {} ({})", T::WHAT, T::choices())))
+        }
     }
 }
 
@@ -245,7 +256,11 @@ pub fn phone(field: &str, value: &str) -> Result {
     let allowed = value.chars().all(|c| c.is_ascii_digit() || " +.-()".contains(c));
     let digits = value.chars().filter(char::is_ascii_digit).count();
     if !allowed || !(6..=15).contains(&digits) {
-        return Err(FieldError::new(field, value, "expected a phone number: 6 to 15 digits, spaces and + . - ( )"));
+        return Err(FieldError::new(
+            field,
+            value,
+            "expected a phone number: 6 to 15 digits, spaces and + . - ( )",
+        ));
     }
     Ok(())
 }
@@ -264,7 +279,11 @@ pub fn email(field: &str, value: &str) -> Result {
             }
             None => false,
         };
-    if ok { Ok(()) } else { Err(FieldError::new(field, value, "expected an e-mail address like name@example.fr")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, value, "expected an e-mail address like name@example.fr"))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,7 +425,10 @@ mod tests {
         assert!(siret("siret", "73282932000074").is_ok());
         assert!(siret("siret", "35600000000048").is_ok(), "La Poste's exception");
         let err = siret("siret", "73282932000075").expect_err("bad checksum");
-        assert_eq!(err.to_string(), "siret \"73282932000075\": Luhn checksum fails (check for a typing error)");
+        assert_eq!(
+            err.to_string(),
+            "siret \"73282932000075\": Luhn checksum fails (check for a typing error)"
+        );
         assert!(siret("siret", "7328293200007").is_err());
         assert!(siret("siret", "7328293200007a").is_err());
     }
@@ -449,7 +471,9 @@ mod tests {
     fn exits_invariant_names_the_sum() {
         let e = Exits { total: 5, durable: 1, transition: 1, positive: 1, other: 1 };
         let err = exits_sum(&e).expect_err("4 != 5");
-        assert!(err.to_string().starts_with("exits: durable + transition + positive + other must equal total"));
+        assert!(
+            err.to_string().starts_with("exits: durable + transition + positive + other must equal total")
+        );
     }
 
     #[test]

@@ -181,24 +181,71 @@ pub async fn cli_async(endpoint: &str, args: &[&str]) -> CliOutput {
 /// Arguments of a valid `need add`.
 pub fn need_add_args() -> Vec<&'static str> {
     vec![
-        "need", "add", "--rome", "K2204", "--title", "Agent d'entretien", "--contract", "mise-a-disposition",
-        "--positions", "2", "--hours", "24", "--departement", "49", "--commune", "49007", "--start", "2026-12-01",
+        "need",
+        "add",
+        "--rome",
+        "K2204",
+        "--title",
+        "Agent d'entretien",
+        "--contract",
+        "mise-a-disposition",
+        "--positions",
+        "2",
+        "--hours",
+        "24",
+        "--departement",
+        "49",
+        "--commune",
+        "49007",
+        "--start",
+        "2026-12-01",
     ]
 }
 
 /// Arguments of a valid `person add`.
 pub fn person_add_args() -> Vec<&'static str> {
     vec![
-        "person", "add", "--first-name", "Camille", "--last-name", "Martin", "--birth-date", "1990-04-02",
-        "--commune", "49007", "--rome", "K2204,G1602", "--available-from", "2026-12-01",
+        "person",
+        "add",
+        "--first-name",
+        "Camille",
+        "--last-name",
+        "Martin",
+        "--birth-date",
+        "1990-04-02",
+        "--commune",
+        "49007",
+        "--rome",
+        "K2204,G1602",
+        "--available-from",
+        "2026-12-01",
     ]
 }
 
 /// Arguments of a valid `indicators submit`.
 pub fn indicators_submit_args(period: &'static str) -> Vec<&'static str> {
     vec![
-        "indicators", "submit", "--period", period, "--etp", "12.5", "--employees", "20", "--hours", "1700",
-        "--hires", "3", "--exits-total", "4", "--exits-durable", "1", "--exits-transition", "1",
-        "--exits-positive", "1", "--exits-other", "1",
+        "indicators",
+        "submit",
+        "--period",
+        period,
+        "--etp",
+        "12.5",
+        "--employees",
+        "20",
+        "--hours",
+        "1700",
+        "--hires",
+        "3",
+        "--exits-total",
+        "4",
+        "--exits-durable",
+        "1",
+        "--exits-transition",
+        "1",
+        "--exits-positive",
+        "1",
+        "--exits-other",
+        "1",
     ]
 }

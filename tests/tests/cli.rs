@@ -20,7 +20,14 @@ async fn needs_persons_consents_indicators_round_trip() -> anyhow::Result<()> {
 
     // Needs.
     let mut args = need_add_args();
-    args.extend(["--end", "2027-05-31", "--client", "Mme Dupont", "--description", "Entretien d'un jardin\nle mardi"]);
+    args.extend([
+        "--end",
+        "2027-05-31",
+        "--client",
+        "Mme Dupont",
+        "--description",
+        "Entretien d'un jardin\nle mardi",
+    ]);
     let need = json(ep, &args).await?;
     let id = need["id"].as_str().unwrap_or_default().to_string();
     assert_eq!(id.len(), 36);
@@ -46,7 +53,20 @@ async fn needs_persons_consents_indicators_round_trip() -> anyhow::Result<()> {
 
     // Persons.
     let mut args = person_add_args();
-    args.extend(["--hours", "24", "--mobility-km", "15", "--barriers", "mobilite,garde-enfants", "--phone", "06 12 34 56 78", "--email", "camille@example.fr", "--pass-iae-end", "2027-06-30"]);
+    args.extend([
+        "--hours",
+        "24",
+        "--mobility-km",
+        "15",
+        "--barriers",
+        "mobilite,garde-enfants",
+        "--phone",
+        "06 12 34 56 78",
+        "--email",
+        "camille@example.fr",
+        "--pass-iae-end",
+        "2027-06-30",
+    ]);
     let person = json(ep, &args).await?;
     let pid = person["id"].as_str().unwrap_or_default().to_string();
     assert_eq!(person["rome_codes"], serde_json::json!(["K2204", "G1602"]));
@@ -57,7 +77,20 @@ async fn needs_persons_consents_indicators_round_trip() -> anyhow::Result<()> {
 
     // Consents.
     let grant = |purpose: &'static str, hub: &'static str| {
-        vec!["consent", "grant", "--person", Box::leak(pid.clone().into_boxed_str()), "--purpose", purpose, "--hub", hub, "--text-version", "2026-01", "--collected-by", "Accueil Angers"]
+        vec![
+            "consent",
+            "grant",
+            "--person",
+            Box::leak(pid.clone().into_boxed_str()),
+            "--purpose",
+            purpose,
+            "--hub",
+            hub,
+            "--text-version",
+            "2026-01",
+            "--collected-by",
+            "Accueil Angers",
+        ]
     };
     let consent = json(ep, &grant("placement", "coorace-pdl")).await?;
     assert_eq!((consent["purpose"].as_str(), consent["in_force"].as_bool()), (Some("placement"), Some(true)));
@@ -65,8 +98,15 @@ async fn needs_persons_consents_indicators_round_trip() -> anyhow::Result<()> {
     json(ep, &grant("statistics", "fas-pdl")).await?;
     let twice = cli_async(ep, &grant("placement", "coorace-pdl")).await;
     assert_eq!(twice.code, 2, "{twice:?}");
-    assert!(twice.stderr.contains("already has a placement consent in force for hub coorace-pdl"), "{twice:?}");
-    let withdrawn = json(ep, &["consent", "withdraw", "--person", &pid, "--purpose", "placement", "--hub", "coorace-pdl"]).await?;
+    assert!(
+        twice.stderr.contains("already has a placement consent in force for hub coorace-pdl"),
+        "{twice:?}"
+    );
+    let withdrawn = json(
+        ep,
+        &["consent", "withdraw", "--person", &pid, "--purpose", "placement", "--hub", "coorace-pdl"],
+    )
+    .await?;
     assert_eq!(withdrawn["in_force"], false);
     assert!(withdrawn["withdrawn_at"].is_string());
     assert_eq!(json(ep, &["consent", "list", "--person", &pid]).await?.as_array().map(Vec::len), Some(2));
@@ -101,7 +141,10 @@ async fn table_and_csv_formats() -> anyhow::Result<()> {
     let empty = cli_async(ep, &["need", "list"]).await.ok()?;
     assert_eq!(empty.stdout.trim(), "no needs");
     let empty_csv = cli_async(ep, &["--format", "csv", "need", "list"]).await.ok()?;
-    assert!(empty_csv.stdout.starts_with("id,status,rome_code,"), "an empty CSV still has its header: {empty_csv:?}");
+    assert!(
+        empty_csv.stdout.starts_with("id,status,rome_code,"),
+        "an empty CSV still has its header: {empty_csv:?}"
+    );
     assert_eq!(cli_async(ep, &["--format", "json", "need", "list"]).await.ok()?.stdout.trim(), "[]");
 
     let mut args = need_add_args();

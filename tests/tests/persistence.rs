@@ -3,18 +3,40 @@
 use std::process::Command;
 
 use passerelle_tests::{
-    ChildDaemon, InProcessNode, bin, cli, cli_async, indicators_submit_args, need_add_args,
-    person_add_args, write_node_config, SIRET,
+    ChildDaemon, InProcessNode, SIRET, bin, cli, cli_async, indicators_submit_args, need_add_args,
+    person_add_args, write_node_config,
 };
 
 #[tokio::test(flavor = "multi_thread")]
 async fn records_survive_a_graceful_restart() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let node = InProcessNode::start(dir.path()).await?;
-    let need = cli_async(&node.endpoint, &[&["--format", "json"], need_add_args().as_slice()].concat()).await.ok()?.json()?;
-    let person = cli_async(&node.endpoint, &[&["--format", "json"], person_add_args().as_slice()].concat()).await.ok()?.json()?;
+    let need = cli_async(&node.endpoint, &[&["--format", "json"], need_add_args().as_slice()].concat())
+        .await
+        .ok()?
+        .json()?;
+    let person = cli_async(&node.endpoint, &[&["--format", "json"], person_add_args().as_slice()].concat())
+        .await
+        .ok()?
+        .json()?;
     let person_id = person["id"].as_str().unwrap_or_default().to_string();
-    cli_async(&node.endpoint, &["consent", "grant", "--person", &person_id, "--purpose", "statistics", "--hub", "coorace-pdl", "--text-version", "v1"]).await.ok()?;
+    cli_async(
+        &node.endpoint,
+        &[
+            "consent",
+            "grant",
+            "--person",
+            &person_id,
+            "--purpose",
+            "statistics",
+            "--hub",
+            "coorace-pdl",
+            "--text-version",
+            "v1",
+        ],
+    )
+    .await
+    .ok()?;
     cli_async(&node.endpoint, &indicators_submit_args("2026-10")).await.ok()?;
     node.stop().await?;
 
@@ -22,11 +44,13 @@ async fn records_survive_a_graceful_restart() -> anyhow::Result<()> {
     let needs = cli_async(&node.endpoint, &["--format", "json", "need", "list"]).await.ok()?.json()?;
     assert_eq!(needs.as_array().map(Vec::len), Some(1));
     assert_eq!(needs[0], need, "the need comes back identical");
-    let shown = cli_async(&node.endpoint, &["--format", "json", "person", "show", &person_id]).await.ok()?.json()?;
+    let shown =
+        cli_async(&node.endpoint, &["--format", "json", "person", "show", &person_id]).await.ok()?.json()?;
     assert_eq!(shown, person);
     let consents = cli_async(&node.endpoint, &["--format", "json", "consent", "list"]).await.ok()?.json()?;
     assert_eq!(consents[0]["person_id"], person_id.as_str());
-    let reports = cli_async(&node.endpoint, &["--format", "json", "indicators", "list"]).await.ok()?.json()?;
+    let reports =
+        cli_async(&node.endpoint, &["--format", "json", "indicators", "list"]).await.ok()?.json()?;
     assert_eq!(reports[0]["etp"], "12.50");
     node.stop().await
 }
@@ -41,13 +65,18 @@ fn acknowledged_writes_survive_kill_9() -> anyhow::Result<()> {
     for round in 0..3 {
         let daemon = ChildDaemon::spawn(&config)?;
         for _ in 0..5 {
-            let out = cli(&daemon.endpoint, &[&["--format", "json"], need_add_args().as_slice()].concat()).ok()?;
+            let out =
+                cli(&daemon.endpoint, &[&["--format", "json"], need_add_args().as_slice()].concat()).ok()?;
             acknowledged.push(out.json()?["id"].as_str().unwrap_or_default().to_string());
         }
         let period: &'static str = ["2026-07", "2026-08", "2026-09"][round];
         cli(&daemon.endpoint, &indicators_submit_args(period)).ok()?;
         // The very last acknowledged write, immediately before the kill.
-        let closed = cli(&daemon.endpoint, &["--format", "json", "need", "close", &acknowledged[0], "--status", "filled"]).ok()?;
+        let closed = cli(
+            &daemon.endpoint,
+            &["--format", "json", "need", "close", &acknowledged[0], "--status", "filled"],
+        )
+        .ok()?;
         assert_eq!(closed.json()?["status"], "filled");
         daemon.kill9()?;
     }
@@ -55,9 +84,16 @@ fn acknowledged_writes_survive_kill_9() -> anyhow::Result<()> {
     let daemon = ChildDaemon::spawn(&config)?;
     let needs = cli(&daemon.endpoint, &["--format", "json", "need", "list"]).ok()?.json()?;
     let ids: Vec<&str> = needs.as_array().into_iter().flatten().filter_map(|n| n["id"].as_str()).collect();
-    assert_eq!(ids, acknowledged.iter().map(String::as_str).collect::<Vec<_>>(), "every acknowledged need, in order, no duplicate");
+    assert_eq!(
+        ids,
+        acknowledged.iter().map(String::as_str).collect::<Vec<_>>(),
+        "every acknowledged need, in order, no duplicate"
+    );
     assert_eq!(needs[0]["status"], "filled");
-    assert_eq!(needs[0]["version"], 2, "closed once: the close acknowledged before each kill is kept, not replayed");
+    assert_eq!(
+        needs[0]["version"], 2,
+        "closed once: the close acknowledged before each kill is kept, not replayed"
+    );
     let reports = cli(&daemon.endpoint, &["--format", "json", "indicators", "list"]).ok()?.json()?;
     assert_eq!(reports.as_array().map(Vec::len), Some(3));
     daemon.kill9()
@@ -89,7 +125,10 @@ fn sigterm_stops_the_daemon_cleanly() -> anyhow::Result<()> {
     assert_eq!(status.code(), Some(0), "graceful stop exits 0");
     let unreachable = cli(&daemon.endpoint, &["need", "list"]);
     assert_eq!(unreachable.code, 1, "{unreachable:?}");
-    assert!(unreachable.stderr.contains(&format!("cannot reach node at {}", daemon.endpoint)), "{unreachable:?}");
+    assert!(
+        unreachable.stderr.contains(&format!("cannot reach node at {}", daemon.endpoint)),
+        "{unreachable:?}"
+    );
     Ok(())
 }
 

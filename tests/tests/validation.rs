@@ -3,10 +3,9 @@
 
 use passerelle_proto::v1::structure_service_client::StructureServiceClient;
 use passerelle_proto::v1::{
-    AddPersonRequest, Barrier, ConsentPurpose, ContractType, CreateNeedRequest, Exits,
-    GetNeedRequest, GrantConsentRequest, IndicatorFields, ListConsentsRequest,
-    ListIndicatorsRequest, ListNeedsRequest, ListPersonsRequest, NeedFields, PersonFields,
-    SubmitIndicatorsRequest,
+    AddPersonRequest, Barrier, ConsentPurpose, ContractType, CreateNeedRequest, Exits, GetNeedRequest,
+    GrantConsentRequest, IndicatorFields, ListConsentsRequest, ListIndicatorsRequest, ListNeedsRequest,
+    ListPersonsRequest, NeedFields, PersonFields, SubmitIndicatorsRequest,
 };
 use passerelle_tests::{InProcessNode, cli_async, indicators_submit_args, need_add_args, person_add_args};
 use tonic::Code;
@@ -54,7 +53,11 @@ fn indicators() -> IndicatorFields {
 /// (what is broken, the field the message must name, the broken need)
 fn bad_needs() -> Vec<(&'static str, &'static str, NeedFields)> {
     vec![
-        ("rome letter inside", "rome_code \"K22A4\": expected a letter A-N followed by 4 digits", NeedFields { rome_code: "K22A4".into(), ..need() }),
+        (
+            "rome letter inside",
+            "rome_code \"K22A4\": expected a letter A-N followed by 4 digits",
+            NeedFields { rome_code: "K22A4".into(), ..need() },
+        ),
         ("rome letter out of A-N", "rome_code", NeedFields { rome_code: "Z1234".into(), ..need() }),
         ("empty title", "title", NeedFields { title: "  ".into(), ..need() }),
         ("long title", "title", NeedFields { title: "x".repeat(201), ..need() }),
@@ -63,9 +66,17 @@ fn bad_needs() -> Vec<(&'static str, &'static str, NeedFields)> {
         ("zero positions", "open_positions", NeedFields { open_positions: 0, ..need() }),
         ("zero hours", "hours_per_week", NeedFields { hours_per_week: 0, ..need() }),
         ("49 hours", "hours_per_week", NeedFields { hours_per_week: 49, ..need() }),
-        ("département 20", "departement", NeedFields { departement: "20".into(), commune: "20004".into(), ..need() }),
+        (
+            "département 20",
+            "departement",
+            NeedFields { departement: "20".into(), commune: "20004".into(), ..need() },
+        ),
         ("malformed commune", "commune", NeedFields { commune: "4900".into(), ..need() }),
-        ("commune elsewhere", "commune \"44109\": commune is in département 44, not in 49", NeedFields { commune: "44109".into(), ..need() }),
+        (
+            "commune elsewhere",
+            "commune \"44109\": commune is in département 44, not in 49",
+            NeedFields { commune: "44109".into(), ..need() },
+        ),
         ("impossible start", "start_date", NeedFields { start_date: "2026-02-30".into(), ..need() }),
         ("end before start", "end_date", NeedFields { end_date: Some("2026-11-30".into()), ..need() }),
         ("long client", "client", NeedFields { client: Some("x".repeat(201)), ..need() }),
@@ -83,15 +94,38 @@ fn bad_persons() -> Vec<(&'static str, &'static str, PersonFields)> {
         ("bad phone", "phone", PersonFields { phone: Some("call me".into()), ..person() }),
         ("bad email", "email", PersonFields { email: Some("camille.example.fr".into()), ..person() }),
         ("no rome code", "rome_codes", PersonFields { rome_codes: vec![], ..person() }),
-        ("six rome codes", "rome_codes", PersonFields { rome_codes: ["A1101", "A1102", "A1103", "A1104", "A1105", "A1106"].map(String::from).to_vec(), ..person() }),
-        ("bad rome code", "rome_codes[1]", PersonFields { rome_codes: vec!["K2204".into(), "K22".into()], ..person() }),
-        ("duplicate rome code", "rome_codes[1]", PersonFields { rome_codes: vec!["K2204".into(), "K2204".into()], ..person() }),
+        (
+            "six rome codes",
+            "rome_codes",
+            PersonFields {
+                rome_codes: ["A1101", "A1102", "A1103", "A1104", "A1105", "A1106"].map(String::from).to_vec(),
+                ..person()
+            },
+        ),
+        (
+            "bad rome code",
+            "rome_codes[1]",
+            PersonFields { rome_codes: vec!["K2204".into(), "K22".into()], ..person() },
+        ),
+        (
+            "duplicate rome code",
+            "rome_codes[1]",
+            PersonFields { rome_codes: vec!["K2204".into(), "K2204".into()], ..person() },
+        ),
         ("bad available_from", "available_from", PersonFields { available_from: "soon".into(), ..person() }),
         ("zero hours", "hours_per_week", PersonFields { hours_per_week: Some(0), ..person() }),
         ("far mobility", "mobility_km", PersonFields { mobility_km: Some(501), ..person() }),
         ("unspecified barrier", "barriers[0]", PersonFields { barriers: vec![0], ..person() }),
-        ("duplicate barrier", "barriers[1]", PersonFields { barriers: vec![Barrier::Sante as i32, Barrier::Sante as i32], ..person() }),
-        ("bad pass iae end", "pass_iae_end", PersonFields { pass_iae_end: Some("2027-02-29".into()), ..person() }),
+        (
+            "duplicate barrier",
+            "barriers[1]",
+            PersonFields { barriers: vec![Barrier::Sante as i32, Barrier::Sante as i32], ..person() },
+        ),
+        (
+            "bad pass iae end",
+            "pass_iae_end",
+            PersonFields { pass_iae_end: Some("2027-02-29".into()), ..person() },
+        ),
     ]
 }
 
@@ -101,10 +135,14 @@ fn bad_reports() -> Vec<(&'static str, &'static str, IndicatorFields)> {
         ("period with day", "period", IndicatorFields { period: "2026-10-01".into(), ..indicators() }),
         ("absurd etp", "etp_hundredths", IndicatorFields { etp_hundredths: 10_000_001, ..indicators() }),
         ("missing exits", "exits", IndicatorFields { exits: None, ..indicators() }),
-        ("exits do not add up", "exits: durable + transition + positive + other must equal total", IndicatorFields {
-            exits: Some(Exits { total: 5, durable: 1, transition: 1, positive: 1, other: 1 }),
-            ..indicators()
-        }),
+        (
+            "exits do not add up",
+            "exits: durable + transition + positive + other must equal total",
+            IndicatorFields {
+                exits: Some(Exits { total: 5, durable: 1, transition: 1, positive: 1, other: 1 }),
+                ..indicators()
+            },
+        ),
     ]
 }
 
@@ -112,7 +150,11 @@ fn assert_invalid(what: &str, field: &str, result: Result<impl std::fmt::Debug, 
     match result {
         Err(status) => {
             assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
-            assert!(status.message().contains(field), "{what}: message {:?} does not name {field:?}", status.message());
+            assert!(
+                status.message().contains(field),
+                "{what}: message {:?} does not name {field:?}",
+                status.message()
+            );
         }
         Ok(reply) => panic!("{what}: accepted: {reply:?}"),
     }
@@ -135,12 +177,20 @@ async fn grpc_rejects_every_broken_rule_and_writes_nothing() -> anyhow::Result<(
     for (what, field, fields) in bad_needs() {
         assert_invalid(what, field, client.create_need(CreateNeedRequest { fields: Some(fields) }).await);
     }
-    assert_invalid("need without fields", "fields", client.create_need(CreateNeedRequest { fields: None }).await);
+    assert_invalid(
+        "need without fields",
+        "fields",
+        client.create_need(CreateNeedRequest { fields: None }).await,
+    );
     for (what, field, fields) in bad_persons() {
         assert_invalid(what, field, client.add_person(AddPersonRequest { fields: Some(fields) }).await);
     }
     for (what, field, fields) in bad_reports() {
-        assert_invalid(what, field, client.submit_indicators(SubmitIndicatorsRequest { fields: Some(fields) }).await);
+        assert_invalid(
+            what,
+            field,
+            client.submit_indicators(SubmitIndicatorsRequest { fields: Some(fields) }).await,
+        );
     }
     assert_invalid("malformed id", "id", client.get_need(GetNeedRequest { id: "42".into() }).await);
 
@@ -153,9 +203,21 @@ async fn grpc_rejects_every_broken_rule_and_writes_nothing() -> anyhow::Result<(
     };
     let someone = "01920000-0000-7000-8000-000000000000";
     assert_invalid("bad person id", "person_id", client.grant_consent(grant("me")).await);
-    assert_invalid("no purpose", "purpose", client.grant_consent(GrantConsentRequest { purpose: 0, ..grant(someone) }).await);
-    assert_invalid("bad hub id", "hub_id", client.grant_consent(GrantConsentRequest { hub_id: "Coorace PDL".into(), ..grant(someone) }).await);
-    assert_invalid("no text version", "text_version", client.grant_consent(GrantConsentRequest { text_version: String::new(), ..grant(someone) }).await);
+    assert_invalid(
+        "no purpose",
+        "purpose",
+        client.grant_consent(GrantConsentRequest { purpose: 0, ..grant(someone) }).await,
+    );
+    assert_invalid(
+        "bad hub id",
+        "hub_id",
+        client.grant_consent(GrantConsentRequest { hub_id: "Coorace PDL".into(), ..grant(someone) }).await,
+    );
+    assert_invalid(
+        "no text version",
+        "text_version",
+        client.grant_consent(GrantConsentRequest { text_version: String::new(), ..grant(someone) }).await,
+    );
     let missing = client.grant_consent(grant(someone)).await.expect_err("unknown person");
     assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
 
@@ -178,13 +240,19 @@ async fn cli_exits_2_naming_the_field_and_writes_nothing() -> anyhow::Result<()>
         args
     };
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (with(need_add_args(), "--rome", "K22A4"), "rome_code \"K22A4\": expected a letter A-N followed by 4 digits"),
+        (
+            with(need_add_args(), "--rome", "K22A4"),
+            "rome_code \"K22A4\": expected a letter A-N followed by 4 digits",
+        ),
         (with(need_add_args(), "--title", ""), "title"),
         (with(need_add_args(), "--contract", "cdi"), "--contract"),
         (with(need_add_args(), "--positions", "0"), "open_positions"),
         (with(need_add_args(), "--hours", "49"), "hours_per_week"),
         (with(need_add_args(), "--departement", "20"), "departement"),
-        (with(need_add_args(), "--commune", "44109"), "commune \"44109\": commune is in département 44, not in 49"),
+        (
+            with(need_add_args(), "--commune", "44109"),
+            "commune \"44109\": commune is in département 44, not in 49",
+        ),
         (with(need_add_args(), "--start", "2026-02-30"), "start_date"),
         (with(need_add_args(), "--end", "2026-01-01"), "end_date"),
         (with(need_add_args(), "--description", Box::leak("d".repeat(2001).into_boxed_str())), "description"),
@@ -200,9 +268,51 @@ async fn cli_exits_2_naming_the_field_and_writes_nothing() -> anyhow::Result<()>
         (with(indicators_submit_args("2026-10"), "--period", "2026-1"), "period"),
         (with(indicators_submit_args("2026-10"), "--etp", "12.555"), "--etp"),
         (with(indicators_submit_args("2026-10"), "--exits-total", "9"), "exits"),
-        (vec!["consent", "grant", "--person", "nobody", "--purpose", "placement", "--hub", "coorace-pdl", "--text-version", "v1"], "person_id"),
-        (vec!["consent", "grant", "--person", "01920000-0000-7000-8000-000000000000", "--purpose", "placement", "--hub", "Coorace", "--text-version", "v1"], "hub_id"),
-        (vec!["consent", "grant", "--person", "01920000-0000-7000-8000-000000000000", "--purpose", "everything", "--hub", "coorace-pdl", "--text-version", "v1"], "--purpose"),
+        (
+            vec![
+                "consent",
+                "grant",
+                "--person",
+                "nobody",
+                "--purpose",
+                "placement",
+                "--hub",
+                "coorace-pdl",
+                "--text-version",
+                "v1",
+            ],
+            "person_id",
+        ),
+        (
+            vec![
+                "consent",
+                "grant",
+                "--person",
+                "01920000-0000-7000-8000-000000000000",
+                "--purpose",
+                "placement",
+                "--hub",
+                "Coorace",
+                "--text-version",
+                "v1",
+            ],
+            "hub_id",
+        ),
+        (
+            vec![
+                "consent",
+                "grant",
+                "--person",
+                "01920000-0000-7000-8000-000000000000",
+                "--purpose",
+                "everything",
+                "--hub",
+                "coorace-pdl",
+                "--text-version",
+                "v1",
+            ],
+            "--purpose",
+        ),
         (vec!["need", "show", "42"], "id"),
         (vec!["need", "close", "01920000-0000-7000-8000-000000000000", "--status", "open"], "status"),
         (vec!["indicators", "list", "--from", "2026-10", "--to", "2026-09"], "to"),

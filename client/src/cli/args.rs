@@ -113,6 +113,8 @@ pub(crate) struct NeedAdd {
     pub(crate) description: Option<String>,
 }
 
+// Parsed once per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum PersonCommand {
     /// Record a person the structure supports.
@@ -272,7 +274,11 @@ fn code<T: Code + Clone + Send + Sync>() -> impl clap::builder::TypedValueParser
 pub(crate) fn hundredths(text: &str) -> Result<u64, String> {
     let err = || "expected a number with at most 2 decimals, e.g. 12.5".to_string();
     let (whole, frac) = text.split_once(['.', ',']).unwrap_or((text, ""));
-    if whole.is_empty() || frac.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if whole.is_empty()
+        || frac.len() > 2
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(err());
     }
     let whole: u64 = whole.parse().map_err(|_| err())?;

@@ -39,7 +39,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 render::list(format, &needs.into_iter().map(NeedView::from).collect::<Vec<_>>())
             }
             NeedCommand::Show { id } => render::one(format, &NeedView::from(node.need(&id).await?)),
-            NeedCommand::Close { id, status } => render::one(format, &NeedView::from(node.close_need(&id, status).await?)),
+            NeedCommand::Close { id, status } => {
+                render::one(format, &NeedView::from(node.close_need(&id, status).await?))
+            }
         },
         Command::Person(command) => match command {
             PersonCommand::Add(a) => {
@@ -86,7 +88,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 render::one(format, &ConsentView::from(node.grant_consent(request).await?))
             }
             ConsentCommand::Withdraw { person, purpose, hub } => {
-                let request = WithdrawConsentRequest { person_id: person, purpose: purpose as i32, hub_id: hub };
+                let request =
+                    WithdrawConsentRequest { person_id: person, purpose: purpose as i32, hub_id: hub };
                 render::one(format, &ConsentView::from(node.withdraw_consent(request).await?))
             }
             ConsentCommand::List { person } => {
@@ -119,10 +122,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
         },
     };
     // A closed pipe (`passerelle need list | head`) is not an error worth reporting.
-    if let Err(e) = printed {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("error: writing output: {e}");
-        }
+    if let Err(e) = printed
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: writing output: {e}");
     }
     Ok(())
 }

@@ -13,7 +13,11 @@ pub(crate) fn one<R: Record>(format: Format, record: &R) -> std::io::Result<()> 
     let fields = fields(record);
     match format {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(record)?),
-        Format::Csv => write_csv(&mut out, &fields.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), &[cells(&fields)]),
+        Format::Csv => write_csv(
+            &mut out,
+            &fields.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            &[cells(&fields)],
+        ),
         Format::Table => {
             let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
             for (key, value) in &fields {
@@ -45,16 +49,21 @@ pub(crate) fn list<R: Record>(format: Format, records: &[R]) -> std::io::Result<
                     let all = fields(r);
                     R::TABLE
                         .iter()
-                        .map(|col| all.iter().find(|(k, _)| k == col).map(|(_, v)| text(v)).unwrap_or_default())
+                        .map(|col| {
+                            all.iter().find(|(k, _)| k == col).map(|(_, v)| text(v)).unwrap_or_default()
+                        })
                         .collect()
                 })
                 .collect();
             let header: Vec<String> = R::TABLE.iter().map(|c| c.to_uppercase()).collect();
             let widths: Vec<usize> = (0..header.len())
-                .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
+                .map(|i| {
+                    rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)
+                })
                 .collect();
             for row in std::iter::once(&header).chain(&rows) {
-                let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+                let line: Vec<String> =
+                    row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
                 writeln!(out, "{}", line.join("  ").trim_end())?;
             }
             Ok(())

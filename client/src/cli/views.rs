@@ -6,8 +6,8 @@
 use passerelle_proto::codes::{Code, slug_of};
 use passerelle_proto::date::format_unix_ms;
 use passerelle_proto::v1::{
-    Barrier, Consent, ConsentPurpose, ContractType, IndicatorReport, NeedStatus, Person,
-    RecruitmentNeed, Structure, StructureKind,
+    Barrier, Consent, ConsentPurpose, ContractType, IndicatorReport, NeedStatus, Person, RecruitmentNeed,
+    Structure, StructureKind,
 };
 use serde::Serialize;
 
@@ -36,7 +36,13 @@ impl Record for StructureView {
 
 impl From<Structure> for StructureView {
     fn from(s: Structure) -> Self {
-        Self { id: s.siret.clone(), siret: s.siret, kind: slug_of::<StructureKind>(s.kind), name: s.name, departement: s.departement }
+        Self {
+            id: s.siret.clone(),
+            siret: s.siret,
+            kind: slug_of::<StructureKind>(s.kind),
+            name: s.name,
+            departement: s.departement,
+        }
     }
 }
 
@@ -63,8 +69,17 @@ pub(crate) struct NeedView {
 
 impl Record for NeedView {
     const PLURAL: &'static str = "needs";
-    const TABLE: &'static [&'static str] =
-        &["id", "status", "rome_code", "title", "contract_type", "open_positions", "hours_per_week", "commune", "start_date"];
+    const TABLE: &'static [&'static str] = &[
+        "id",
+        "status",
+        "rome_code",
+        "title",
+        "contract_type",
+        "open_positions",
+        "hours_per_week",
+        "commune",
+        "start_date",
+    ];
 }
 
 impl From<RecruitmentNeed> for NeedView {
@@ -114,8 +129,16 @@ pub(crate) struct PersonView {
 
 impl Record for PersonView {
     const PLURAL: &'static str = "persons";
-    const TABLE: &'static [&'static str] =
-        &["id", "first_name", "last_name", "birth_date", "commune", "rome_codes", "available_from", "barriers"];
+    const TABLE: &'static [&'static str] = &[
+        "id",
+        "first_name",
+        "last_name",
+        "birth_date",
+        "commune",
+        "rome_codes",
+        "available_from",
+        "barriers",
+    ];
 }
 
 impl From<Person> for PersonView {

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use passerelle_proto::v1::structure_service_server::StructureService;
 use passerelle_proto::v1::{
     AddPersonRequest, CloseNeedRequest, Consent, CreateNeedRequest, DeletePersonRequest,
-    DeletePersonResponse, GetNeedRequest, GetPersonRequest, GetStructureRequest,
-    GrantConsentRequest, IndicatorReport, ListConsentsRequest, ListConsentsResponse,
-    ListIndicatorsRequest, ListIndicatorsResponse, ListNeedsRequest, ListNeedsResponse,
-    ListPersonsRequest, ListPersonsResponse, Person, RecruitmentNeed, Structure,
-    SubmitIndicatorsRequest, UpdateNeedRequest, UpdatePersonRequest, WithdrawConsentRequest,
+    DeletePersonResponse, GetNeedRequest, GetPersonRequest, GetStructureRequest, GrantConsentRequest,
+    IndicatorReport, ListConsentsRequest, ListConsentsResponse, ListIndicatorsRequest,
+    ListIndicatorsResponse, ListNeedsRequest, ListNeedsResponse, ListPersonsRequest, ListPersonsResponse,
+    Person, RecruitmentNeed, Structure, SubmitIndicatorsRequest, UpdateNeedRequest, UpdatePersonRequest,
+    WithdrawConsentRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -85,7 +85,8 @@ impl StructureService for StructureApi {
     async fn delete_person(&self, request: Request<DeletePersonRequest>) -> Reply<DeletePersonResponse> {
         let (node, r) = (self.node.clone(), request.into_inner());
         blocking(move || {
-            node.delete_person(&r.id).map(|withdrawn_consents| DeletePersonResponse { id: r.id, withdrawn_consents })
+            node.delete_person(&r.id)
+                .map(|withdrawn_consents| DeletePersonResponse { id: r.id, withdrawn_consents })
         })
         .await
     }
@@ -102,8 +103,10 @@ impl StructureService for StructureApi {
 
     async fn list_consents(&self, request: Request<ListConsentsRequest>) -> Reply<ListConsentsResponse> {
         let (node, r) = (self.node.clone(), request.into_inner());
-        blocking(move || node.list_consents(r.person_id.as_deref()).map(|consents| ListConsentsResponse { consents }))
-            .await
+        blocking(move || {
+            node.list_consents(r.person_id.as_deref()).map(|consents| ListConsentsResponse { consents })
+        })
+        .await
     }
 
     async fn submit_indicators(&self, request: Request<SubmitIndicatorsRequest>) -> Reply<IndicatorReport> {
@@ -111,10 +114,14 @@ impl StructureService for StructureApi {
         blocking(move || node.submit_indicators(r.fields)).await
     }
 
-    async fn list_indicators(&self, request: Request<ListIndicatorsRequest>) -> Reply<ListIndicatorsResponse> {
+    async fn list_indicators(
+        &self,
+        request: Request<ListIndicatorsRequest>,
+    ) -> Reply<ListIndicatorsResponse> {
         let (node, r) = (self.node.clone(), request.into_inner());
         blocking(move || {
-            node.list_indicators(r.from.as_deref(), r.to.as_deref()).map(|reports| ListIndicatorsResponse { reports })
+            node.list_indicators(r.from.as_deref(), r.to.as_deref())
+                .map(|reports| ListIndicatorsResponse { reports })
         })
         .await
     }

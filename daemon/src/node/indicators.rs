@@ -33,10 +33,10 @@ impl Node {
     pub fn list_indicators(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<IndicatorReport>> {
         let from = from.map(|m| validate::month("from", m)).transpose()?;
         let to = to.map(|m| validate::month("to", m)).transpose()?;
-        if let (Some(f), Some(t)) = (from, to) {
-            if f > t {
-                return Err(FieldError::new("to", t.to_string(), format!("must not be before from {f}")).into());
-            }
+        if let (Some(f), Some(t)) = (from, to)
+            && f > t
+        {
+            return Err(FieldError::new("to", t.to_string(), format!("must not be before from {f}")).into());
         }
         let start = from.map(keys::month).unwrap_or_default();
         let end = to.map(|t| (t.ordinal() + 1).to_be_bytes());

@@ -77,11 +77,7 @@ impl Node {
     }
 
     fn load_all<M: Message + Default>(&self, tree: Tree) -> Result<Vec<M>> {
-        self.store
-            .scan(tree, &[], None, usize::MAX)?
-            .into_iter()
-            .map(|(_, raw)| decode(tree, &raw))
-            .collect()
+        self.store.scan(tree, &[], None, usize::MAX)?.into_iter().map(|(_, raw)| decode(tree, &raw)).collect()
     }
 }
 

@@ -87,7 +87,12 @@ impl Node {
     fn need_for_change(&self, key: &uuid::Uuid, id: &str, expected: Option<u64>) -> Result<RecruitmentNeed> {
         let need: RecruitmentNeed = self.load(Tree::Needs, &keys::id(key))?.ok_or_else(|| not_found(id))?;
         if let Some(expected) = expected.filter(|v| *v != need.version) {
-            return Err(Error::VersionConflict { what: "need", id: id.to_string(), expected, actual: need.version });
+            return Err(Error::VersionConflict {
+                what: "need",
+                id: id.to_string(),
+                expected,
+                actual: need.version,
+            });
         }
         Ok(need)
     }

@@ -15,7 +15,13 @@ impl Node {
         let fields = clean(required("fields", fields)?)?;
         let now = now_unix_ms();
         let id = uuid::Uuid::now_v7();
-        let person = Person { id: id.to_string(), fields: Some(fields), created_at_ms: now, updated_at_ms: now, version: 1 };
+        let person = Person {
+            id: id.to_string(),
+            fields: Some(fields),
+            created_at_ms: now,
+            updated_at_ms: now,
+            version: 1,
+        };
         let _writer = self.write_lock();
         let mut batch = WriteBatch::new();
         batch.put(Tree::Persons, keys::id(&id), person.encode_to_vec());
@@ -24,13 +30,23 @@ impl Node {
     }
 
     /// Replaces a person's fields, optionally only if still at `expected_version`.
-    pub fn update_person(&self, id: &str, fields: Option<PersonFields>, expected_version: Option<u64>) -> Result<Person> {
+    pub fn update_person(
+        &self,
+        id: &str,
+        fields: Option<PersonFields>,
+        expected_version: Option<u64>,
+    ) -> Result<Person> {
         let key = parse_id("id", id)?;
         let fields = clean(required("fields", fields)?)?;
         let _writer = self.write_lock();
         let mut person: Person = self.load(Tree::Persons, &keys::id(&key))?.ok_or_else(|| not_found(id))?;
         if let Some(expected) = expected_version.filter(|v| *v != person.version) {
-            return Err(Error::VersionConflict { what: "person", id: id.to_string(), expected, actual: person.version });
+            return Err(Error::VersionConflict {
+                what: "person",
+                id: id.to_string(),
+                expected,
+                actual: person.version,
+            });
         }
         person.fields = Some(fields);
         person.version += 1;

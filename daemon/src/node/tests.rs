@@ -1,8 +1,8 @@
 //! Domain rules that need state: versions, closing, consents in force, erasure.
 
 use passerelle_proto::v1::{
-    ConsentPurpose, ContractType, Exits, GrantConsentRequest, IndicatorFields, NeedFields,
-    NeedStatus, PersonFields, Structure, StructureKind,
+    ConsentPurpose, ContractType, Exits, GrantConsentRequest, IndicatorFields, NeedFields, NeedStatus,
+    PersonFields, Structure, StructureKind,
 };
 
 use super::Node;
@@ -62,7 +62,10 @@ fn need_versions_and_closing() -> anyhow::Result<()> {
     let closed = node.close_need(&created.id, NeedStatus::Filled as i32)?;
     assert_eq!((closed.status, closed.version), (NeedStatus::Filled as i32, 3));
     assert_eq!(node.close_need(&created.id, NeedStatus::Filled as i32)?.version, 3, "idempotent");
-    assert!(matches!(node.close_need(&created.id, NeedStatus::Cancelled as i32), Err(Error::FailedPrecondition(_))));
+    assert!(matches!(
+        node.close_need(&created.id, NeedStatus::Cancelled as i32),
+        Err(Error::FailedPrecondition(_))
+    ));
     assert!(matches!(node.close_need(&created.id, NeedStatus::Open as i32), Err(Error::Invalid(_))));
 
     assert_eq!(node.list_needs(NeedStatus::Open as i32)?.len(), 0);
@@ -99,7 +102,10 @@ fn one_consent_in_force_per_person_purpose_hub() -> anyhow::Result<()> {
 
     let unknown = uuid::Uuid::now_v7().to_string();
     let err = node
-        .grant_consent(GrantConsentRequest { person_id: unknown, ..grant(ConsentPurpose::Placement, "x-hub") })
+        .grant_consent(GrantConsentRequest {
+            person_id: unknown,
+            ..grant(ConsentPurpose::Placement, "x-hub")
+        })
         .expect_err("no such person");
     assert!(matches!(err, Error::NotFound { what: "person", .. }));
     Ok(())

@@ -34,14 +34,8 @@ pub enum Tree {
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 6] = [
-        Tree::Meta,
-        Tree::Needs,
-        Tree::Persons,
-        Tree::Consents,
-        Tree::ConsentsByPerson,
-        Tree::Indicators,
-    ];
+    pub const ALL: [Tree; 6] =
+        [Tree::Meta, Tree::Needs, Tree::Persons, Tree::Consents, Tree::ConsentsByPerson, Tree::Indicators];
 
     /// The tree's name on disk.
     pub fn name(self) -> &'static str {
@@ -56,6 +50,12 @@ impl Tree {
     }
 }
 
+/// A key and its value, as scans return them.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// One write of a batch: set (`Some`) or remove (`None`) a key of a tree.
+pub type WriteOp = (Tree, Vec<u8>, Option<Vec<u8>>);
+
 /// A failure of the storage engine.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -64,7 +64,7 @@ pub struct StoreError(pub String);
 /// A set of writes applied atomically by [`Store::commit`].
 #[derive(Debug, Default)]
 pub struct WriteBatch {
-    ops: Vec<(Tree, Vec<u8>, Option<Vec<u8>>)>,
+    ops: Vec<WriteOp>,
 }
 
 impl WriteBatch {
@@ -89,7 +89,7 @@ impl WriteBatch {
     }
 
     /// The writes, in order.
-    pub fn ops(&self) -> &[(Tree, Vec<u8>, Option<Vec<u8>>)] {
+    pub fn ops(&self) -> &[WriteOp] {
         &self.ops
     }
 }
@@ -107,7 +107,7 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    ) -> Result<Vec<KeyValue>, StoreError>;
 
     /// Applies every write of `batch` atomically, then makes it durable (flushed and fsynced)
     /// before returning.
@@ -118,11 +118,7 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
 }
 
 /// Every entry of `tree` whose key starts with `prefix`, in key order.
-pub fn scan_prefix(
-    store: &dyn Store,
-    tree: Tree,
-    prefix: &[u8],
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+pub fn scan_prefix(store: &dyn Store, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
     let end = keys::prefix_end(prefix);
     store.scan(tree, prefix, end.as_deref(), usize::MAX)
 }

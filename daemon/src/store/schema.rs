@@ -54,7 +54,9 @@ pub fn open_node_store(dir: &Path, owner: &str) -> Result<(Arc<dyn Store>, Ident
             if version > SCHEMA_VERSION {
                 return Err(data_dir_error(
                     dir,
-                    format!("written by a newer passerelle (schema {version}); this binary reads up to schema {SCHEMA_VERSION}"),
+                    format!(
+                        "written by a newer passerelle (schema {version}); this binary reads up to schema {SCHEMA_VERSION}"
+                    ),
                 ));
             }
             migrate(&store, version)?;
@@ -64,7 +66,10 @@ pub fn open_node_store(dir: &Path, owner: &str) -> Result<(Arc<dyn Store>, Ident
     if identity.owner != owner {
         return Err(data_dir_error(
             dir,
-            format!("belongs to {} but the configuration is for {owner}; point data_dir elsewhere", identity.owner),
+            format!(
+                "belongs to {} but the configuration is for {owner}; point data_dir elsewhere",
+                identity.owner
+            ),
         ));
     }
     Ok((Arc::new(store), identity))
@@ -73,7 +78,10 @@ pub fn open_node_store(dir: &Path, owner: &str) -> Result<(Arc<dyn Store>, Ident
 fn initialise(store: &SledStore, dir: &Path, owner: &str) -> Result<Identity> {
     for tree in Tree::ALL {
         if !store.scan(tree, &[], None, 1)?.is_empty() {
-            return Err(data_dir_error(dir, "holds data without a schema marker; refusing to guess its format"));
+            return Err(data_dir_error(
+                dir,
+                "holds data without a schema marker; refusing to guess its format",
+            ));
         }
     }
     let identity = Identity {

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use super::{Store, StoreError, Tree, WriteBatch};
+use super::{KeyValue, Store, StoreError, Tree, WriteBatch};
 
 /// A sled database in a directory, with one sled tree per [`Tree`].
 pub struct SledStore {
@@ -114,7 +114,7 @@ impl Store for SledStore {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<KeyValue>, StoreError> {
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         self.tree(tree)
             .range::<&[u8], _>((Bound::Included(start), upper))
@@ -199,7 +199,8 @@ mod tests {
             batch.put(Tree::Indicators, vec![k], vec![k]);
         }
         store.commit(batch)?;
-        let keys: Vec<u8> = store.scan(Tree::Indicators, &[2], Some(&[5]), 10)?.into_iter().map(|(k, _)| k[0]).collect();
+        let keys: Vec<u8> =
+            store.scan(Tree::Indicators, &[2], Some(&[5]), 10)?.into_iter().map(|(k, _)| k[0]).collect();
         assert_eq!(keys, vec![2, 3]);
         Ok(())
     }
