@@ -7,6 +7,7 @@
 
 mod error;
 mod node_client;
+pub mod pki;
 
 pub use error::{Error, Result};
 pub use node_client::{CALL_TIMEOUT, CONNECT_TIMEOUT, NodeClient};

@@ -7,11 +7,13 @@
 //!   checked at the edge by the daemon and, for early feedback, by the client;
 //! - [`codes`]: the stable lowercase slugs of the protocol's enums (`cddi`, `garde-enfants`…),
 //!   used by the CLI, the config files and JSON output;
-//! - [`date`]: the small civil-calendar arithmetic the rules need.
+//! - [`date`]: the small civil-calendar arithmetic the rules need;
+//! - [`identity`]: who a peer is (`passerelle://ROLE/ID` in its certificate).
 #![forbid(unsafe_code)]
 
 pub mod codes;
 pub mod date;
+pub mod identity;
 pub mod validate;
 
 /// Generated code for the `passerelle.v1` package.
