@@ -1,35 +1,49 @@
 //! The daemon's configuration file (TOML), parsed strictly and validated with precise messages.
 //!
-//! Unknown keys are errors (`deny_unknown_fields`), so a typo never silently falls back to a
-//! default. Validation errors name the file, the line and the field, e.g.
+//! One file describes one daemon: a structure's **node** (a `[node]` section) or a network **hub**
+//! (a `[hub]` section), never both. Unknown keys are errors (`deny_unknown_fields`), so a typo never
+//! silently falls back to a default. Validation errors name the file, the line and the field, e.g.
 //! `node.toml:4: node.siret "123": expected 14 digits`. Relative paths are resolved against the
-//! directory of the configuration file, so a config and its data can move together.
+//! directory of the configuration file, so a config, its certificates and its data move together.
+//! Certificate and key files are read during validation, so `check-config` reports a missing file
+//! or a key that does not match its certificate.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use passerelle_proto::codes::Code;
+use passerelle_proto::identity::normalize_serial;
 use passerelle_proto::v1::{Structure, StructureKind};
 use passerelle_proto::validate::{self, FieldError};
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Error, Result};
+use crate::limits::DEFAULT_MAX_MESSAGE_BYTES;
+use crate::tls::{self, ServerTlsFiles};
 
-/// Where the node's local API listens when the config does not say.
+/// Where the local API listens when the config does not say.
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7401";
 
 /// A daemon's configuration, as written in its TOML file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Directory holding the daemon's database. Created if missing; relative to the config file.
+    /// Directory holding the daemon's database. Created if missing.
     pub data_dir: Spanned<PathBuf>,
-    /// The structure this node belongs to.
-    pub node: NodeSection,
-    /// The local API.
+    /// Present on a structure's node: the structure's identity.
+    pub node: Option<NodeSection>,
+    /// Present on a network hub: the hub's identity and its TLS listener.
+    pub hub: Option<HubSection>,
+    /// The local API: the structure API on a node, the operator API on a hub.
     #[serde(default)]
     pub api: ApiSection,
+    /// On a node: the certificate it presents to hubs and the CAs it trusts for them.
+    pub tls: Option<ClientTlsSection>,
+    /// Limits against abuse, for every listener.
+    #[serde(default)]
+    pub limits: LimitsSection,
 }
 
 /// `[node]`: the identity of the structure running this node.
@@ -46,13 +60,63 @@ pub struct NodeSection {
     pub departement: Spanned<String>,
 }
 
-/// `[api]`: the structure's local API, used by the `passerelle` CLI.
+/// `[hub]`: a network hub.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubSection {
+    /// The hub's id, as in its certificate (`coorace-pdl`).
+    pub id: Spanned<String>,
+    /// The network it serves (`coorace`).
+    pub network: Spanned<String>,
+    /// INSEE code of its région (`52`).
+    pub region: Spanned<String>,
+    /// Address of the TLS-only listener members and consumers connect to.
+    pub listen: Spanned<String>,
+    /// Accept new members without an operator. Off by default: a new node is pending until an
+    /// operator runs `passerelle hub accept SIRET`.
+    #[serde(default)]
+    pub auto_accept: bool,
+    /// Certificate serials refused (hex, colons allowed). Re-read on SIGHUP and `passerelle hub reload`.
+    #[serde(default)]
+    pub denied_serials: Vec<Spanned<String>>,
+    /// The hub's certificate and the CAs whose certificates it accepts.
+    pub tls: ServerTlsSection,
+}
+
+/// A TLS server identity and the client CAs it accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsSection {
+    /// Certificate chain, PEM.
+    pub cert: Spanned<PathBuf>,
+    /// Private key, PEM.
+    pub key: Spanned<PathBuf>,
+    /// CA certificates (PEM) whose client certificates are accepted; one per trusted network.
+    pub client_cas: Vec<Spanned<PathBuf>>,
+}
+
+/// `[tls]` on a node: how it authenticates to hubs and which CAs it trusts for them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsSection {
+    /// CA certificate(s), PEM, that hubs' certificates must chain to.
+    pub ca: Spanned<PathBuf>,
+    /// The node's certificate, PEM.
+    pub cert: Spanned<PathBuf>,
+    /// The node's private key, PEM.
+    pub key: Spanned<PathBuf>,
+}
+
+/// `[api]`: the local API, used by the `passerelle` command line.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSection {
-    /// Address to listen on, e.g. `127.0.0.1:7401`. Port 0 picks a free port.
+    /// Address to listen on, e.g. `127.0.0.1:7401`. Port 0 picks a free port. Without `[api.tls]`
+    /// it must be a loopback address.
     #[serde(default = "default_api_listen")]
     pub listen: Spanned<String>,
+    /// Serve the API over TLS to operator certificates only (required off loopback).
+    pub tls: Option<ServerTlsSection>,
 }
 
 fn default_api_listen() -> Spanned<String> {
@@ -61,19 +125,159 @@ fn default_api_listen() -> Spanned<String> {
 
 impl Default for ApiSection {
     fn default() -> Self {
-        Self { listen: default_api_listen() }
+        Self { listen: default_api_listen(), tls: None }
     }
 }
 
-/// A configuration that passed validation, with its derived values.
+/// `[limits]`: protections every listener applies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Largest request message, in bytes; larger ones get `RESOURCE_EXHAUSTED`. Default 4 MiB.
+    pub max_message_bytes: usize,
+    /// Concurrent calls per connection. Default 64.
+    pub max_concurrent_calls_per_connection: usize,
+    /// A unary call taking longer is cancelled with `DEADLINE_EXCEEDED`. Default 30 s.
+    pub request_timeout_secs: u64,
+    /// Open connections per listener; more are closed at once. Default 1024.
+    pub max_connections: usize,
+    /// A TLS handshake taking longer is abandoned. Default 10 s.
+    pub handshake_timeout_secs: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_concurrent_calls_per_connection: 64,
+            request_timeout_secs: 30,
+            max_connections: 1024,
+            handshake_timeout_secs: 10,
+        }
+    }
+}
+
+/// Validated limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// See [`LimitsSection::max_message_bytes`].
+    pub max_message_bytes: usize,
+    /// See [`LimitsSection::max_concurrent_calls_per_connection`].
+    pub max_concurrent_calls_per_connection: usize,
+    /// See [`LimitsSection::request_timeout_secs`].
+    pub request_timeout: Duration,
+    /// See [`LimitsSection::max_connections`].
+    pub max_connections: usize,
+    /// See [`LimitsSection::handshake_timeout_secs`].
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        LimitsSection::default().into()
+    }
+}
+
+impl From<LimitsSection> for Limits {
+    fn from(s: LimitsSection) -> Self {
+        Self {
+            max_message_bytes: s.max_message_bytes,
+            max_concurrent_calls_per_connection: s.max_concurrent_calls_per_connection,
+            request_timeout: Duration::from_secs(s.request_timeout_secs),
+            max_connections: s.max_connections,
+            handshake_timeout: Duration::from_secs(s.handshake_timeout_secs),
+        }
+    }
+}
+
+/// A configuration that passed validation.
 #[derive(Debug, Clone)]
 pub struct ValidConfig {
-    /// The data directory, absolute or relative to the working directory.
+    /// The file it was read from (re-read on reload); `None` if built in memory.
+    pub source: Option<PathBuf>,
+    /// The data directory.
     pub data_dir: PathBuf,
+    /// What this daemon is.
+    pub role: RoleConfig,
+    /// The local API.
+    pub api: ApiConfig,
+    /// Limits for every listener.
+    pub limits: Limits,
+}
+
+/// What a daemon is.
+#[derive(Debug, Clone)]
+pub enum RoleConfig {
+    /// A structure's node.
+    Node(NodeConfig),
+    /// A network hub.
+    Hub(HubConfig),
+}
+
+/// A node's settings.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
     /// The structure's identity.
     pub structure: Structure,
-    /// The local API address.
-    pub api_listen: SocketAddr,
+    /// Its client identity towards hubs: (CA file, cert, key).
+    pub tls: Option<ClientTlsFiles>,
+}
+
+/// A node's TLS client files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTlsFiles {
+    /// CA(s) hubs must chain to.
+    pub ca: PathBuf,
+    /// The node's certificate.
+    pub cert: PathBuf,
+    /// The node's key.
+    pub key: PathBuf,
+}
+
+/// A hub's settings.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// The hub's id.
+    pub id: String,
+    /// Its network.
+    pub network: String,
+    /// Its région.
+    pub region: String,
+    /// Its TLS listener's address.
+    pub listen: SocketAddr,
+    /// Whether new members are accepted without an operator.
+    pub auto_accept: bool,
+    /// Refused certificate serials, normalised.
+    pub denied_serials: Vec<String>,
+    /// Its TLS files.
+    pub tls: ServerTlsFiles,
+}
+
+/// The local API's settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// TLS for operators, when set.
+    pub tls: Option<ServerTlsFiles>,
+}
+
+impl ValidConfig {
+    /// The hub settings, on a hub.
+    pub fn hub(&self) -> Option<&HubConfig> {
+        match &self.role {
+            RoleConfig::Hub(hub) => Some(hub),
+            RoleConfig::Node(_) => None,
+        }
+    }
+
+    /// The node settings, on a node.
+    pub fn node(&self) -> Option<&NodeConfig> {
+        match &self.role {
+            RoleConfig::Node(node) => Some(node),
+            RoleConfig::Hub(_) => None,
+        }
+    }
 }
 
 impl Config {
@@ -81,7 +285,9 @@ impl Config {
     pub fn load(path: &Path) -> Result<ValidConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
-        Self::parse(&text, path)?.validate(&text, path)
+        let mut valid = Self::parse(&text, path)?.validate(&text, path)?;
+        valid.source = Some(path.to_path_buf());
+        Ok(valid)
     }
 
     /// Parses TOML text; `path` is only used in messages.
@@ -92,72 +298,156 @@ impl Config {
         })
     }
 
-    /// Checks every field and resolves relative paths against `path`'s directory.
+    /// Checks every field, resolves relative paths against `path`'s directory and reads the TLS files.
     pub fn validate(self, text: &str, path: &Path) -> Result<ValidConfig> {
-        let at = |field: &str, span: std::ops::Range<usize>, e: FieldError| {
-            let located = FieldError { field: field.to_string(), ..e };
-            let line =
-                if span.is_empty() { String::new() } else { format!(":{}", line_of(text, span.start)) };
-            Error::Config(format!("{}{line}: {located}", path.display()))
+        let v = Validator { text, path, base: path.parent().unwrap_or(Path::new(".")) };
+        if self.data_dir.get_ref().as_os_str().is_empty() {
+            return Err(v.at("data_dir", self.data_dir.span(), FieldError::rule("data_dir", "must not be empty")));
+        }
+        let role = match (&self.node, &self.hub) {
+            (Some(node), None) => RoleConfig::Node(v.node(node, self.tls.as_ref())?),
+            (None, Some(hub)) => {
+                if let Some(tls) = &self.tls {
+                    return Err(v.at("tls", tls.ca.span(), FieldError::rule("tls", "is for nodes; a hub's TLS goes in [hub.tls]")));
+                }
+                RoleConfig::Hub(v.hub(hub)?)
+            }
+            (Some(_), Some(hub)) => {
+                return Err(v.at("hub", hub.id.span(), FieldError::rule("hub", "a daemon is a node or a hub: remove [node] or [hub]")));
+            }
+            (None, None) => return Err(Error::Config(format!("{}: missing a [node] or a [hub] section", path.display()))),
         };
-        let node = &self.node;
-        validate::siret("siret", node.siret.get_ref()).map_err(|e| at("node.siret", node.siret.span(), e))?;
-        let kind = StructureKind::from_slug(node.kind.get_ref()).ok_or_else(|| {
-            at(
-                "node.kind",
-                node.kind.span(),
-                FieldError::new(
-                    "kind",
-                    node.kind.get_ref(),
-                    format!("expected one of {}", StructureKind::choices()),
-                ),
-            )
-        })?;
-        validate::line("name", node.name.get_ref(), 1, 200)
-            .map_err(|e| at("node.name", node.name.span(), e))?;
-        validate::departement("departement", node.departement.get_ref())
-            .map_err(|e| at("node.departement", node.departement.span(), e))?;
-        let api_listen: SocketAddr = self.api.listen.get_ref().parse().map_err(|_| {
-            at(
+        let listen = v.addr("api.listen", &self.api.listen)?;
+        let api_tls = self.api.tls.as_ref().map(|t| v.server_tls("api.tls", t)).transpose()?;
+        if api_tls.is_none() && !listen.ip().is_loopback() {
+            return Err(v.at(
                 "api.listen",
                 self.api.listen.span(),
-                FieldError::new(
-                    "listen",
-                    self.api.listen.get_ref(),
-                    "expected an address like 127.0.0.1:7401",
-                ),
-            )
-        })?;
-        if !api_listen.ip().is_loopback() {
-            return Err(at(
-                "api.listen",
-                self.api.listen.span(),
-                FieldError::new(
-                    "listen",
-                    self.api.listen.get_ref(),
-                    "the local API is plaintext and must listen on a loopback address",
-                ),
+                FieldError::new("listen", self.api.listen.get_ref(), "off loopback the API requires [api.tls] with operator client certificates"),
             ));
         }
-        let base = path.parent().unwrap_or(Path::new("."));
-        let data_dir = base.join(self.data_dir.get_ref());
-        if self.data_dir.get_ref().as_os_str().is_empty() {
-            return Err(at(
-                "data_dir",
-                self.data_dir.span(),
-                FieldError::rule("data_dir", "must not be empty"),
-            ));
+        let limits = self.limits;
+        for (field, value) in [
+            ("limits.max_message_bytes", limits.max_message_bytes as u64),
+            ("limits.max_concurrent_calls_per_connection", limits.max_concurrent_calls_per_connection as u64),
+            ("limits.request_timeout_secs", limits.request_timeout_secs),
+            ("limits.max_connections", limits.max_connections as u64),
+            ("limits.handshake_timeout_secs", limits.handshake_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(Error::Config(format!("{}: {field}: must be at least 1", path.display())));
+            }
         }
         Ok(ValidConfig {
-            data_dir,
-            structure: Structure {
-                siret: node.siret.get_ref().clone(),
-                kind: kind as i32,
-                name: node.name.get_ref().clone(),
-                departement: node.departement.get_ref().clone(),
-            },
-            api_listen,
+            source: None,
+            data_dir: v.base.join(self.data_dir.get_ref()),
+            role,
+            api: ApiConfig { listen, tls: api_tls },
+            limits: limits.into(),
         })
+    }
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    path: &'a Path,
+    base: &'a Path,
+}
+
+impl Validator<'_> {
+    fn at(&self, field: &str, span: std::ops::Range<usize>, e: FieldError) -> Error {
+        let located = FieldError { field: field.to_string(), ..e };
+        let line = if span.is_empty() { String::new() } else { format!(":{}", line_of(self.text, span.start)) };
+        Error::Config(format!("{}{line}: {located}", self.path.display()))
+    }
+
+    fn check(&self, field: &str, value: &Spanned<String>, rule: impl Fn(&str, &str) -> validate::Result) -> Result<String> {
+        rule(field, value.get_ref()).map_err(|e| self.at(field, value.span(), e))?;
+        Ok(value.get_ref().clone())
+    }
+
+    fn addr(&self, field: &str, value: &Spanned<String>) -> Result<SocketAddr> {
+        value.get_ref().parse().map_err(|_| {
+            self.at(field, value.span(), FieldError::new(field, value.get_ref(), "expected an address like 127.0.0.1:7401"))
+        })
+    }
+
+    /// Resolves a path and checks the file can be read (its content is checked by the caller).
+    fn file(&self, field: &str, value: &Spanned<PathBuf>) -> Result<PathBuf> {
+        let path = self.base.join(value.get_ref());
+        std::fs::metadata(&path).map_err(|e| {
+            self.at(field, value.span(), FieldError::new(field, path.display().to_string(), format!("cannot read: {e}")))
+        })?;
+        Ok(path)
+    }
+
+    /// Re-locates a TLS loading error at the config line of `value`.
+    fn tls_error(&self, field: &str, value: &Spanned<PathBuf>, e: Error) -> Error {
+        self.at(field, value.span(), FieldError::rule(field, e.to_string()))
+    }
+
+    fn server_tls(&self, section: &str, t: &ServerTlsSection) -> Result<ServerTlsFiles> {
+        let cert = self.file(&format!("{section}.cert"), &t.cert)?;
+        let key = self.file(&format!("{section}.key"), &t.key)?;
+        tls::load_identity(&cert, &key).map_err(|e| self.tls_error(&format!("{section}.key"), &t.key, e))?;
+        if t.client_cas.is_empty() {
+            return Err(Error::Config(format!("{}: {section}.client_cas: at least one CA is required", self.path.display())));
+        }
+        let mut client_cas = Vec::new();
+        for ca in &t.client_cas {
+            let file = self.file(&format!("{section}.client_cas"), ca)?;
+            tls::load_roots(&[&file]).map_err(|e| self.tls_error(&format!("{section}.client_cas"), ca, e))?;
+            client_cas.push(file);
+        }
+        Ok(ServerTlsFiles { cert, key, client_cas })
+    }
+
+    fn node(&self, node: &NodeSection, tls: Option<&ClientTlsSection>) -> Result<NodeConfig> {
+        let siret = self.check("node.siret", &node.siret, validate::siret)?;
+        let kind = StructureKind::from_slug(node.kind.get_ref()).ok_or_else(|| {
+            self.at(
+                "node.kind",
+                node.kind.span(),
+                FieldError::new("kind", node.kind.get_ref(), format!("expected one of {}", StructureKind::choices())),
+            )
+        })?;
+        let name = self.check("node.name", &node.name, |f, v| validate::line(f, v, 1, 200))?;
+        let departement = self.check("node.departement", &node.departement, validate::departement)?;
+        let tls = match tls {
+            None => None,
+            Some(t) => {
+                let ca = self.file("tls.ca", &t.ca)?;
+                tls::load_roots(&[&ca]).map_err(|e| self.tls_error("tls.ca", &t.ca, e))?;
+                let cert = self.file("tls.cert", &t.cert)?;
+                let key = self.file("tls.key", &t.key)?;
+                tls::load_identity(&cert, &key).map_err(|e| self.tls_error("tls.key", &t.key, e))?;
+                Some(ClientTlsFiles { ca, cert, key })
+            }
+        };
+        Ok(NodeConfig { structure: Structure { siret, kind: kind as i32, name, departement }, tls })
+    }
+
+    fn hub(&self, hub: &HubSection) -> Result<HubConfig> {
+        let id = self.check("hub.id", &hub.id, validate::hub_id)?;
+        let network = self.check("hub.network", &hub.network, validate::hub_id)?;
+        let region = self.check("hub.region", &hub.region, |f, v| {
+            if passerelle_proto::geo::is_region(v) {
+                Ok(())
+            } else {
+                Err(FieldError::new(f, v, "expected a région INSEE code, e.g. 52 for Pays de la Loire"))
+            }
+        })?;
+        let listen = self.addr("hub.listen", &hub.listen)?;
+        let mut denied_serials = Vec::new();
+        for serial in &hub.denied_serials {
+            let normal = normalize_serial(serial.get_ref());
+            if !normal.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(self.at("hub.denied_serials", serial.span(), FieldError::new("denied_serials", serial.get_ref(), "expected a hexadecimal serial number")));
+            }
+            denied_serials.push(normal);
+        }
+        let tls = self.server_tls("hub.tls", &hub.tls)?;
+        Ok(HubConfig { id, network, region, listen, auto_accept: hub.auto_accept, denied_serials, tls })
     }
 }
 
@@ -190,7 +480,8 @@ listen = "127.0.0.1:0"
     fn good_config_resolves_data_dir_next_to_the_file() -> anyhow::Result<()> {
         let config = check(GOOD)?;
         assert_eq!(config.data_dir, PathBuf::from("/etc/passerelle/data"));
-        assert_eq!(config.structure.kind, StructureKind::Ai as i32);
+        assert_eq!(config.node().map(|n| n.structure.kind), Some(StructureKind::Ai as i32));
+        assert_eq!(config.limits, Limits::default());
         Ok(())
     }
 
@@ -206,16 +497,34 @@ listen = "127.0.0.1:0"
 
     #[test]
     fn unknown_keys_and_kinds_are_errors() {
-        let err =
-            check(&GOOD.replace("kind = \"ai\"", "kind = \"ai\"\nsirett = \"x\"")).expect_err("unknown key");
+        let err = check(&GOOD.replace("kind = \"ai\"", "kind = \"ai\"\nsirett = \"x\"")).expect_err("unknown key");
         assert!(err.to_string().contains(":6: unknown field `sirett`"), "{err}");
         let err = check(&GOOD.replace("\"ai\"", "\"asso\"")).expect_err("bad kind");
         assert!(err.to_string().contains("node.kind \"asso\": expected one of ai|aci|ei|etti|eiti"), "{err}");
     }
 
     #[test]
-    fn non_loopback_api_is_refused() {
+    fn non_loopback_api_needs_tls() {
         let err = check(&GOOD.replace("127.0.0.1:0", "0.0.0.0:7401")).expect_err("public plaintext");
-        assert!(err.to_string().contains("api.listen \"0.0.0.0:7401\": the local API is plaintext"), "{err}");
+        assert!(err.to_string().contains("api.listen \"0.0.0.0:7401\": off loopback the API requires [api.tls]"), "{err}");
+    }
+
+    #[test]
+    fn node_and_hub_are_exclusive_and_one_is_required() {
+        let err = check("data_dir = \"d\"\n").expect_err("neither");
+        assert!(err.to_string().contains("missing a [node] or a [hub] section"), "{err}");
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        let err = check(&format!("{GOOD}[limits]\nmax_connections = 0\n")).expect_err("zero");
+        assert!(err.to_string().contains("limits.max_connections: must be at least 1"), "{err}");
+    }
+
+    #[test]
+    fn missing_tls_files_are_reported_with_their_line() {
+        let text = format!("{GOOD}\n[api.tls]\ncert = \"certs/api.pem\"\nkey = \"certs/api.key\"\nclient_cas = [\"certs/ca.pem\"]\n");
+        let err = check(&text.replace("[api]\nlisten = \"127.0.0.1:0\"\n", "")).expect_err("no such file");
+        assert!(err.to_string().contains(":10: api.tls.cert \"/etc/passerelle/certs/api.pem\": cannot read"), "{err}");
     }
 }

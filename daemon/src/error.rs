@@ -42,6 +42,10 @@ pub enum Error {
         actual: u64,
     },
 
+    /// The caller may not do this (role, identity or membership).
+    #[error("{0}")]
+    PermissionDenied(String),
+
     /// The request is well formed but the current state forbids it.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -100,6 +104,7 @@ impl From<Error> for tonic::Status {
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::VersionConflict { .. } => Code::Aborted,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Config(_)
             | Error::Store(_)
             | Error::Io { .. }

@@ -1,76 +1,208 @@
-//! The Passerelle daemon as a library.
+//! The Passerelle daemon as a library: a structure's **node** or a network **hub**.
 //!
-//! [`run`] is the whole daemon: tests start it in-process on `127.0.0.1:0` with a temporary
-//! `data_dir`, and `passerelled` (a thin `main.rs`) starts it from a config file with signal
-//! handling. [`Daemon::open`] and [`Daemon::serve`] split it in two for callers that need to know
-//! the store is open before announcing readiness.
+//! [`run`] is the whole daemon: tests start it in-process with listeners on `127.0.0.1:0` and a
+//! temporary `data_dir`; `passerelled` (a thin `main.rs`) starts it from a config file with signal
+//! handling. [`Daemon::open`] and [`Daemon::serve`] split it in two for callers that must know the
+//! store is open before announcing readiness.
+//!
+//! Every listener goes through the same stack: the accept loop of [`tls::incoming`] (mutual TLS,
+//! or plaintext on loopback for the local operator), tonic's per-connection limits, then
+//! [`limits::MessageSizeLayer`] and [`authz::AuthzLayer`] before any handler.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod authz;
 pub mod config;
 pub mod error;
+pub mod hub;
+pub mod limits;
 pub mod node;
 pub mod store;
+pub mod tls;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use passerelle_proto::v1::hub_admin_server::HubAdminServer;
+use passerelle_proto::v1::hub_sync_server::HubSyncServer;
+use passerelle_proto::v1::statistics_service_server::StatisticsServiceServer;
 use passerelle_proto::v1::structure_service_server::StructureServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::Router;
+use tower::layer::util::{Identity, Stack};
 
-pub use config::{Config, ValidConfig};
+pub use config::{Config, RoleConfig, ValidConfig};
 pub use error::{Error, Result};
+
+/// The sockets a daemon serves on, bound before it starts so callers know the addresses.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The local API (structure API on a node, operator API on a hub).
+    pub api: TcpListener,
+    /// The hub's mutual-TLS listener, on a hub.
+    pub hub: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses `config` names (port 0 picks a free port).
+    pub async fn bind(config: &ValidConfig) -> Result<Self> {
+        let api = bind(config.api.listen, "api.listen").await?;
+        let hub = match config.hub() {
+            Some(hub) => Some(bind(hub.listen, "hub.listen").await?),
+            None => None,
+        };
+        Ok(Self { api, hub })
+    }
+
+    /// The bound address of the local API.
+    pub fn api_addr(&self) -> Result<SocketAddr> {
+        self.api.local_addr().map_err(|e| Error::io("reading the api address", e))
+    }
+
+    /// The bound address of the hub listener, on a hub.
+    pub fn hub_addr(&self) -> Result<Option<SocketAddr>> {
+        self.hub.as_ref().map(|l| l.local_addr().map_err(|e| Error::io("reading the hub address", e))).transpose()
+    }
+}
+
+async fn bind(addr: SocketAddr, field: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| Error::io(format!("binding {field} {addr}"), e))
+}
+
+/// What a daemon runs.
+#[derive(Debug, Clone)]
+enum Role {
+    Node(Arc<node::Node>),
+    Hub(Arc<hub::Hub>),
+}
 
 /// A daemon whose store is open, ready to serve.
 #[derive(Debug)]
 pub struct Daemon {
-    node: Arc<node::Node>,
+    role: Role,
+    config: ValidConfig,
+    denied: tls::DenyList,
 }
 
 impl Daemon {
     /// Opens the store described by `config` (blocking: run it off the async workers).
-    pub fn open(config: &ValidConfig) -> Result<Self> {
-        let node = node::Node::open(&config.data_dir, config.structure.clone())?;
-        tracing::info!(
-            siret = %node.structure().siret,
-            data_dir = %config.data_dir.display(),
-            "store open"
-        );
-        Ok(Self { node: Arc::new(node) })
+    pub fn open(config: ValidConfig) -> Result<Self> {
+        let denied = tls::DenyList::default();
+        let role = match &config.role {
+            RoleConfig::Node(node) => {
+                let node = node::Node::open(&config.data_dir, node.structure.clone())?;
+                tracing::info!(siret = %node.structure().siret, data_dir = %config.data_dir.display(), "node store open");
+                Role::Node(Arc::new(node))
+            }
+            RoleConfig::Hub(settings) => {
+                let hub = hub::Hub::open(&config.data_dir, settings.clone(), denied.clone(), config.source.clone())?;
+                tracing::info!(hub = %settings.id, data_dir = %config.data_dir.display(), "hub store open");
+                Role::Hub(Arc::new(hub))
+            }
+        };
+        Ok(Self { role, config, denied })
     }
 
-    /// The node's domain layer (for tests and tools in the same process).
-    pub fn node(&self) -> &Arc<node::Node> {
-        &self.node
+    /// The node's domain layer, on a node (for tests and tools in the same process).
+    pub fn node(&self) -> Option<&Arc<node::Node>> {
+        match &self.role {
+            Role::Node(node) => Some(node),
+            Role::Hub(_) => None,
+        }
     }
 
-    /// Serves the local API on `listener` until `shutdown` completes, then lets in-flight calls
-    /// finish and syncs the store.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<()> {
-        let addr = listener.local_addr().map_err(|e| Error::io("reading the listener address", e))?;
-        tracing::info!(%addr, "local api listening");
-        tonic::transport::Server::builder()
-            .add_service(StructureServiceServer::new(api::StructureApi::new(self.node.clone())))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-            .await?;
-        let node = self.node.clone();
-        tokio::task::spawn_blocking(move || node.sync()).await??;
+    /// The hub, on a hub (for reloads on SIGHUP and for tests).
+    pub fn hub(&self) -> Option<&Arc<hub::Hub>> {
+        match &self.role {
+            Role::Hub(hub) => Some(hub),
+            Role::Node(_) => None,
+        }
+    }
+
+    /// Serves on `listeners` until `shutdown` completes, then lets in-flight calls finish and
+    /// syncs the store.
+    pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let limits = &self.config.limits;
+        let max = limits.max_message_bytes;
+        let api_policy = self.accept_policy(self.config.api.tls.as_ref())?;
+        tracing::info!(addr = %listeners.api_addr()?, tls = api_policy.tls.is_some(), "api listening");
+        let api = tls::incoming::serve_incoming(listeners.api, api_policy);
+        match &self.role {
+            Role::Node(node) => {
+                let router = self
+                    .server()
+                    .add_service(StructureServiceServer::new(api::StructureApi::new(node.clone())).max_decoding_message_size(max));
+                router.serve_with_incoming_shutdown(api, stopped()).await?;
+            }
+            Role::Hub(hub) => {
+                let settings = self.config.hub().ok_or_else(|| Error::Config("hub settings missing".into()))?;
+                let hub_listener = listeners.hub.ok_or_else(|| Error::Config("hub listener missing".into()))?;
+                let hub_policy = self.accept_policy(Some(&settings.tls))?;
+                tracing::info!(addr = %hub_listener.local_addr().map_err(|e| Error::io("hub address", e))?, "hub listening (mutual tls)");
+                let hub_incoming = tls::incoming::serve_incoming(hub_listener, hub_policy);
+                let service = api::HubApi::new(hub.clone());
+                let admin = || HubAdminServer::new(service.clone()).max_decoding_message_size(max);
+                let public: Router<_> = self
+                    .server()
+                    .add_service(HubSyncServer::new(service.clone()).max_decoding_message_size(max))
+                    .add_service(StatisticsServiceServer::new(service.clone()).max_decoding_message_size(max))
+                    .add_service(admin());
+                let operator: Router<_> = self.server().add_service(admin());
+                tokio::try_join!(
+                    public.serve_with_incoming_shutdown(hub_incoming, stopped()),
+                    operator.serve_with_incoming_shutdown(api, stopped()),
+                )?;
+            }
+        }
+        let role = self.role.clone();
+        tokio::task::spawn_blocking(move || match role {
+            Role::Node(node) => node.sync(),
+            Role::Hub(hub) => hub.sync(),
+        })
+        .await??;
         tracing::info!("stopped cleanly");
         Ok(())
     }
+
+    /// A tonic server with this daemon's limits and its authorization layer.
+    fn server(&self) -> tonic::transport::Server<Stack<authz::AuthzLayer, Stack<limits::MessageSizeLayer, Identity>>> {
+        let limits = &self.config.limits;
+        tonic::transport::Server::builder()
+            .timeout(limits.request_timeout)
+            .concurrency_limit_per_connection(limits.max_concurrent_calls_per_connection)
+            .max_concurrent_streams(u32::try_from(limits.max_concurrent_calls_per_connection).unwrap_or(u32::MAX))
+            .layer(limits::MessageSizeLayer::new(limits.max_message_bytes))
+            .layer(authz::AuthzLayer::new(self.denied.clone()))
+    }
+
+    fn accept_policy(&self, tls_files: Option<&tls::ServerTlsFiles>) -> Result<tls::incoming::AcceptPolicy> {
+        let tls = tls_files.map(|files| tls::server_config(files, self.denied.clone())).transpose()?;
+        Ok(tls::incoming::AcceptPolicy {
+            tls,
+            max_connections: self.config.limits.max_connections,
+            handshake_timeout: self.config.limits.handshake_timeout,
+        })
+    }
 }
 
-/// Runs a daemon: opens its store, serves on `listener` until `shutdown` completes.
+/// Runs a daemon: opens its store, serves on `listeners` until `shutdown` completes.
 pub async fn run(
     config: ValidConfig,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let daemon = tokio::task::spawn_blocking(move || Daemon::open(&config)).await??;
-    daemon.serve(listener, shutdown).await
+    let daemon = tokio::task::spawn_blocking(move || Daemon::open(config)).await??;
+    daemon.serve(listeners, shutdown).await
 }

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use passerelle_daemon::{Config, Daemon, Error};
+use passerelle_daemon::{Config, Daemon, Error, Listeners, RoleConfig, ValidConfig};
 
 /// How long in-flight calls get to finish after SIGINT/SIGTERM before the daemon exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Passerelle daemon: runs a structure's node.
+/// Passerelle daemon: runs a structure's node or a network hub.
 #[derive(Debug, Parser)]
 #[command(name = "passerelled", version, about, long_about = None)]
 struct Cli {
@@ -21,13 +21,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the daemon described by a config file until SIGINT or SIGTERM.
+    /// Run the node or hub described by a config file until SIGINT or SIGTERM (SIGHUP reloads a
+    /// hub's revocation list).
     Run {
-        /// The TOML config file (see config/node.example.toml).
+        /// The TOML config file (see config/node.example.toml and config/hub.example.toml).
         #[arg(long, short, env = "PASSERELLE_CONFIG")]
         config: PathBuf,
     },
-    /// Check a config file and print what is wrong with it (exit 2 if anything is).
+    /// Check a config file, its certificates and keys; print what is wrong (exit 2 if anything is).
     CheckConfig {
         /// The TOML config file to check.
         #[arg(long, short, env = "PASSERELLE_CONFIG")]
@@ -40,14 +41,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(valid) => {
-                println!(
-                    "{}: ok (node {} \"{}\", data_dir {}, api {})",
-                    config.display(),
-                    valid.structure.siret,
-                    valid.structure.name,
-                    valid.data_dir.display(),
-                    valid.api_listen
-                );
+                println!("{}: ok ({})", config.display(), describe(&valid));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -83,15 +77,55 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: passerelle_daemon::ValidConfig) -> Result<(), Error> {
-    let listen = config.api_listen;
-    let daemon = tokio::task::spawn_blocking(move || Daemon::open(&config)).await??;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| Error::io(format!("binding api.listen {listen}"), e))?;
-    let addr = listener.local_addr().map_err(|e| Error::io("reading the listener address", e))?;
-    // The one line on stdout: scripts (and the end-to-end tests) wait for it.
-    println!("passerelled: node api listening on {addr}");
+fn describe(config: &ValidConfig) -> String {
+    match &config.role {
+        RoleConfig::Node(node) => format!(
+            "node {} \"{}\", data_dir {}, api {}{}",
+            node.structure.siret,
+            node.structure.name,
+            config.data_dir.display(),
+            config.api.listen,
+            if node.tls.is_some() { ", tls to hubs configured" } else { "" }
+        ),
+        RoleConfig::Hub(hub) => format!(
+            "hub {} (network {}, région {}), data_dir {}, listen {} (mutual tls, {} client ca), api {}",
+            hub.id,
+            hub.network,
+            hub.region,
+            config.data_dir.display(),
+            hub.listen,
+            hub.tls.client_cas.len(),
+            config.api.listen
+        ),
+    }
+}
+
+async fn serve(config: ValidConfig) -> Result<(), Error> {
+    let kind = if config.hub().is_some() { "hub" } else { "node" };
+    let listeners = Listeners::bind(&config).await?;
+    let daemon = tokio::task::spawn_blocking(move || Daemon::open(config)).await??;
+    // Scripts (and the end-to-end tests) read these lines; logs go to stderr.
+    println!("passerelled: {kind} api listening on {}", listeners.api_addr()?);
+    if let Some(addr) = listeners.hub_addr()? {
+        println!("passerelled: hub listening on {addr}");
+    }
+    println!("passerelled: ready");
+
+    if let Some(hub) = daemon.hub().cloned() {
+        tokio::spawn(async move {
+            let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                let hub = hub.clone();
+                match tokio::task::spawn_blocking(move || hub.reload()).await {
+                    Ok(Ok(serials)) => tracing::info!(denied = serials.len(), "SIGHUP: revocation list reloaded"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "SIGHUP: reload failed, keeping the current list"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+                }
+            }
+        });
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut deadline_rx = stop_rx.clone();
@@ -105,7 +139,7 @@ async fn serve(config: passerelle_daemon::ValidConfig) -> Result<(), Error> {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     tokio::select! {
-        served = daemon.serve(listener, shutdown) => served,
+        served = daemon.serve(listeners, shutdown) => served,
         _ = async {
             let _ = deadline_rx.wait_for(|stop| *stop).await;
             tokio::time::sleep(SHUTDOWN_DEADLINE).await;
@@ -118,8 +152,7 @@ async fn serve(config: passerelle_daemon::ValidConfig) -> Result<(), Error> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         // Without signal handlers the daemon still stops on kill; never stop spontaneously.
         return std::future::pending().await;
     };

@@ -60,7 +60,7 @@ fn check_config_accepts_the_example_and_reports_a_bad_siret() -> anyhow::Result<
 
     let (code, _, stderr) = check_config("data_dir = \"x\"\n")?;
     assert_eq!(code, 2);
-    assert!(stderr.contains("missing field `node`"), "{stderr}");
+    assert!(stderr.contains("missing a [node] or a [hub] section"), "{stderr}");
     Ok(())
 }
 

@@ -166,6 +166,12 @@ pub fn inspect_certificate(der: &[u8]) -> Result<CertificateInfo, String> {
     })
 }
 
+/// The DER `SubjectPublicKeyInfo` of a certificate, to check that a key file belongs to it.
+pub fn public_key_of_certificate(der: &[u8]) -> Result<Vec<u8>, String> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    Ok(cert.public_key().raw.to_vec())
+}
+
 /// The identity and serial of a verified peer certificate, or why it carries none.
 pub fn peer_of_certificate(der: &[u8]) -> Result<(PeerId, String), String> {
     let info = inspect_certificate(der)?;

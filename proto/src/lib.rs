@@ -13,6 +13,7 @@
 
 pub mod codes;
 pub mod date;
+pub mod geo;
 pub mod identity;
 pub mod validate;
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, bail};
-use passerelle_daemon::{Config, ValidConfig};
+use passerelle_daemon::{Config, Listeners, ValidConfig};
 
 /// A valid SIRET (Luhn) for the structure most tests use.
 pub const SIRET: &str = "73282932000074";
@@ -42,31 +42,47 @@ pub fn write_node_config(dir: &Path, siret: &str, listen: &str) -> anyhow::Resul
     Ok(path)
 }
 
-/// A node daemon running inside the test process, on a free loopback port.
-pub struct InProcessNode {
-    /// `http://127.0.0.1:PORT`.
+/// A daemon (node or hub) running inside the test process, on free loopback ports.
+pub struct InProcessDaemon {
+    /// `http://127.0.0.1:PORT` of the local API (plaintext loopback).
     pub endpoint: String,
-    /// The config the node runs with (data in `dir/data`).
+    /// `127.0.0.1:PORT` of the hub's mutual-TLS listener, on a hub.
+    pub hub_addr: Option<std::net::SocketAddr>,
+    /// The config it runs with.
     pub config: ValidConfig,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<passerelle_daemon::Result<()>>>,
 }
 
-impl InProcessNode {
+/// The node most tests use.
+pub type InProcessNode = InProcessDaemon;
+
+impl InProcessDaemon {
     /// Starts a node whose data lives in `dir` (reuse the same `dir` to restart on the same data).
     pub async fn start(dir: &Path) -> anyhow::Result<Self> {
         let config_path = write_node_config(dir, SIRET, "127.0.0.1:0")?;
-        let config = Config::load(&config_path)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(passerelle_daemon::run(config.clone(), listener, async {
-            let _ = stopped.await;
-        }));
-        Ok(Self { endpoint, config, stop: Some(stop), task: Some(task) })
+        Self::start_config(&config_path).await
     }
 
-    /// Stops the node gracefully and waits until its store is closed.
+    /// Starts the daemon a config file describes (its listen addresses should use port 0).
+    pub async fn start_config(config_path: &Path) -> anyhow::Result<Self> {
+        let config = Config::load(config_path)?;
+        let listeners = Listeners::bind(&config).await?;
+        let endpoint = format!("http://{}", listeners.api_addr()?);
+        let hub_addr = listeners.hub_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(passerelle_daemon::run(config.clone(), listeners, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { endpoint, hub_addr, config, stop: Some(stop), task: Some(task) })
+    }
+
+    /// `https://localhost:PORT` of the hub listener.
+    pub fn hub_endpoint(&self) -> String {
+        format!("https://localhost:{}", self.hub_addr.map(|a| a.port()).unwrap_or_default())
+    }
+
+    /// Stops the daemon gracefully and waits until its store is closed.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -82,12 +98,14 @@ impl InProcessNode {
 pub struct ChildDaemon {
     /// The process.
     pub child: Child,
-    /// `http://ADDR` announced on its stdout.
+    /// `http://ADDR` of the local API announced on its stdout.
     pub endpoint: String,
+    /// The hub listener's address, on a hub.
+    pub hub_addr: Option<String>,
 }
 
 impl ChildDaemon {
-    /// Starts `passerelled run --config CONFIG` and waits for its "listening on" line.
+    /// Starts `passerelled run --config CONFIG` and waits for its `ready` line.
     pub fn spawn(config: &Path) -> anyhow::Result<Self> {
         let mut child = Command::new(bin("passerelled"))
             .args(["run", "--config"])
@@ -98,17 +116,26 @@ impl ChildDaemon {
             .spawn()
             .context("spawning passerelled")?;
         let stdout = child.stdout.take().context("stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let Some(addr) = line.trim().strip_prefix("passerelled: node api listening on ") else {
-            let status = child.wait()?;
-            let mut stderr = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                std::io::Read::read_to_string(&mut e, &mut stderr)?;
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut endpoint, mut hub_addr) = (None, None);
+        loop {
+            let line = lines.next().transpose()?.unwrap_or_default();
+            if let Some(addr) = line.split(" api listening on ").nth(1) {
+                endpoint = Some(format!("http://{addr}"));
+            } else if let Some(addr) = line.strip_prefix("passerelled: hub listening on ") {
+                hub_addr = Some(addr.to_string());
+            } else if line == "passerelled: ready" {
+                break;
+            } else {
+                let status = child.wait()?;
+                let mut stderr = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    std::io::Read::read_to_string(&mut e, &mut stderr)?;
+                }
+                bail!("passerelled did not start ({status}): {line}{stderr}");
             }
-            bail!("passerelled did not start ({status}): {line}{stderr}");
-        };
-        Ok(Self { endpoint: format!("http://{addr}"), child })
+        }
+        Ok(Self { endpoint: endpoint.context("no api line")?, hub_addr, child })
     }
 
     /// SIGKILL: no chance to flush or clean up.

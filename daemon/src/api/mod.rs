@@ -1,11 +1,13 @@
-//! The gRPC surface of the daemon: one module per service, all thin.
+//! The gRPC surface of the daemon: one module per daemon kind, all thin.
 //!
 //! Handlers only move values between the wire and the domain layer ([`crate::node::Node`]); they
 //! run the domain's blocking, fsyncing calls on tokio's blocking pool so the async workers keep
 //! serving other connections.
 
+mod hub;
 mod structure;
 
+pub use hub::{DOMINANCE_PERCENT, HubApi, MIN_PERSONS, MIN_STRUCTURES};
 pub use structure::StructureApi;
 
 use tonic::{Response, Status};

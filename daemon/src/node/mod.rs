@@ -43,7 +43,7 @@ impl Node {
     /// Opens the node's store in `data_dir` for `structure` (whose identity must be valid).
     pub fn open(data_dir: &std::path::Path, structure: Structure) -> Result<Self> {
         validate::structure(&structure)?;
-        let (store, identity) = store::open_node_store(data_dir, &format!("node:{}", structure.siret))?;
+        let (store, identity) = store::open_store(data_dir, &format!("node:{}", structure.siret))?;
         Ok(Self { store, structure, identity, writer: Mutex::new(()) })
     }
 

@@ -11,7 +11,7 @@ pub mod keys;
 mod schema;
 mod sled_store;
 
-pub use schema::{Identity, SCHEMA_VERSION, open_node_store};
+pub use schema::{Identity, SCHEMA_VERSION, open_store};
 pub use sled_store::SledStore;
 
 /// The trees of a node's store. Adding a tree is adding a variant (and a migration if existing
@@ -30,12 +30,21 @@ pub enum Tree {
     ConsentsByPerson,
     /// Indicator reports by month ordinal.
     Indicators,
+    /// On a hub: members by `ROLE/ID`.
+    Members,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 6] =
-        [Tree::Meta, Tree::Needs, Tree::Persons, Tree::Consents, Tree::ConsentsByPerson, Tree::Indicators];
+    pub const ALL: [Tree; 7] = [
+        Tree::Meta,
+        Tree::Needs,
+        Tree::Persons,
+        Tree::Consents,
+        Tree::ConsentsByPerson,
+        Tree::Indicators,
+        Tree::Members,
+    ];
 
     /// The tree's name on disk.
     pub fn name(self) -> &'static str {
@@ -46,6 +55,7 @@ impl Tree {
             Tree::Consents => "consents",
             Tree::ConsentsByPerson => "consents_by_person",
             Tree::Indicators => "indicators",
+            Tree::Members => "members",
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - The **schema version** lets a newer binary migrate old data (the `MIGRATIONS` hook) and
 //!   stops an older binary from misreading newer data.
-//! - The **owner** (`node:SIRET`, later `hub:ID`) stops a configuration from being pointed at
+//! - The **owner** (`node:SIRET` or `hub:ID`) stops a configuration from being pointed at
 //!   another structure's data by mistake.
 //! - The **epoch** is random bytes created at first open. It changes only when the store is
 //!   recreated, so a peer that sees a new epoch knows the store was reset (as Syncthing's index id).
@@ -31,7 +31,7 @@ const KEY_CREATED: &[u8] = b"created_at_ms";
 /// Who a store belongs to and which incarnation of it this is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// `node:SIRET` for a structure's node.
+    /// `node:SIRET` for a structure's node, `hub:ID` for a hub.
     pub owner: String,
     /// Random bytes set when the store was created.
     pub epoch: [u8; 16],
@@ -45,7 +45,7 @@ fn data_dir_error(dir: &Path, reason: impl Into<String>) -> Error {
 
 /// Opens the store in `dir` for `owner`, creating it on first use, migrating it if it is older,
 /// and refusing it if it is newer or belongs to someone else.
-pub fn open_node_store(dir: &Path, owner: &str) -> Result<(Arc<dyn Store>, Identity)> {
+pub fn open_store(dir: &Path, owner: &str) -> Result<(Arc<dyn Store>, Identity)> {
     let store = SledStore::open(dir).map_err(|e| data_dir_error(dir, e.0))?;
     let identity = match store.get(Tree::Meta, KEY_SCHEMA)? {
         None => initialise(&store, dir, owner)?,
@@ -137,11 +137,11 @@ mod tests {
     #[test]
     fn identity_is_stable_across_opens_and_owner_is_enforced() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let (_, first) = open_node_store(dir.path(), "node:73282932000074")?;
-        let (store, again) = open_node_store(dir.path(), "node:73282932000074")?;
+        let (_, first) = open_store(dir.path(), "node:73282932000074")?;
+        let (store, again) = open_store(dir.path(), "node:73282932000074")?;
         assert_eq!(first, again);
         drop(store);
-        let err = open_node_store(dir.path(), "node:35600000000048").expect_err("other owner");
+        let err = open_store(dir.path(), "node:35600000000048").expect_err("other owner");
         assert!(err.to_string().contains("belongs to node:73282932000074"), "{err}");
         Ok(())
     }
@@ -150,12 +150,12 @@ mod tests {
     fn newer_schema_is_refused() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         {
-            let (store, _) = open_node_store(dir.path(), "node:73282932000074")?;
+            let (store, _) = open_store(dir.path(), "node:73282932000074")?;
             let mut batch = WriteBatch::new();
             batch.put(Tree::Meta, KEY_SCHEMA, (SCHEMA_VERSION + 1).to_be_bytes());
             store.commit(batch)?;
         }
-        let err = open_node_store(dir.path(), "node:73282932000074").expect_err("newer schema");
+        let err = open_store(dir.path(), "node:73282932000074").expect_err("newer schema");
         assert!(err.to_string().contains("written by a newer passerelle"), "{err}");
         Ok(())
     }

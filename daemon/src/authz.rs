@@ -1,0 +1,182 @@
+//! Who may call what: the role matrix, enforced in one place for every listener.
+//!
+//! Every connection carries a [`Peer`] (see `tls::incoming`). [`AuthzLayer`] runs before any
+//! handler: it refuses calls whose service the peer's role may not use, and calls from a
+//! certificate revoked since the connection was opened, with `PERMISSION_DENIED` naming the role
+//! and the method. Handlers then read the [`Peer`] from the request (see [`peer`]) to act *as* it —
+//! a node only ever for its own SIRET.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use passerelle_proto::identity::{PeerId, Role};
+use tonic::Status;
+
+use crate::tls::DenyList;
+use crate::tls::incoming::ConnInfo;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its identity, from its certificate.
+    pub id: PeerId,
+    /// Its certificate's serial (lowercase hex); `None` for the local operator on a plaintext
+    /// loopback listener.
+    pub serial: Option<String>,
+}
+
+impl Peer {
+    /// Whoever connects to a plaintext loopback listener: someone with a shell on this machine.
+    pub fn local_operator() -> Self {
+        Self { id: PeerId { role: Role::Operator, id: "local".into() }, serial: None }
+    }
+}
+
+/// The roles that may call a gRPC service. This table is the role matrix.
+pub fn roles_allowed(service: &str) -> &'static [Role] {
+    match service {
+        "passerelle.v1.HubSync" => &[Role::Node, Role::Hub],
+        "passerelle.v1.StatisticsService" => &[Role::Consumer],
+        "passerelle.v1.HubAdmin" | "passerelle.v1.StructureService" => &[Role::Operator],
+        // Standard probes (health, reflection) reveal nothing and help every party.
+        "grpc.health.v1.Health" | "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection" => {
+            &Role::ALL
+        }
+        _ => &[],
+    }
+}
+
+/// Decides a call to `path` (`/package.Service/Method`) on a connection.
+pub fn authorize(path: &str, conn: Option<&ConnInfo>, denied: &DenyList) -> Result<Peer, Status> {
+    let Some(conn) = conn else {
+        // Every listener attaches a peer; a request without one is refused, never assumed.
+        return Err(Status::unauthenticated("no authenticated peer on this connection"));
+    };
+    let peer = &conn.peer;
+    if let Some(serial) = &peer.serial {
+        let revoked = denied.read().map(|d| d.contains(serial)).unwrap_or(true);
+        if revoked {
+            return Err(Status::permission_denied(format!("certificate serial {serial} of {} is revoked", peer.id)));
+        }
+    }
+    let service = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+    if !roles_allowed(service).contains(&peer.id.role) {
+        return Err(Status::permission_denied(format!("role {} may not call {path}", peer.id.role)));
+    }
+    Ok(peer.clone())
+}
+
+/// The authenticated peer of a request that passed [`AuthzLayer`].
+pub fn peer<T>(request: &tonic::Request<T>) -> Result<Peer, Status> {
+    request.extensions().get::<Peer>().cloned().ok_or_else(|| Status::unauthenticated("no authenticated peer"))
+}
+
+/// Tower layer applying [`authorize`] to every request.
+#[derive(Debug, Clone)]
+pub struct AuthzLayer {
+    denied: DenyList,
+}
+
+impl AuthzLayer {
+    /// Checks calls against the role matrix and `denied`.
+    pub fn new(denied: DenyList) -> Self {
+        Self { denied }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthzLayer {
+    type Service = Authz<S>;
+
+    fn layer(&self, inner: S) -> Authz<S> {
+        Authz { inner, denied: self.denied.clone() }
+    }
+}
+
+/// The service made by [`AuthzLayer`].
+#[derive(Debug, Clone)]
+pub struct Authz<S> {
+    inner: S,
+    denied: DenyList,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for Authz<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        let path = request.uri().path().to_string();
+        match authorize(&path, request.extensions().get::<ConnInfo>(), &self.denied) {
+            Ok(peer) => {
+                request.extensions_mut().insert(peer);
+                // Take the service that was made ready, leave a fresh clone for the next call.
+                let clone = self.inner.clone();
+                let mut ready = std::mem::replace(&mut self.inner, clone);
+                Box::pin(ready.call(request))
+            }
+            Err(status) => {
+                tracing::info!(%path, code = ?status.code(), reason = status.message(), "call refused");
+                Box::pin(std::future::ready(Ok(status.into_http())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(role: Role, id: &str, serial: Option<&str>) -> ConnInfo {
+        ConnInfo { remote: None, peer: Peer { id: PeerId { role, id: id.into() }, serial: serial.map(String::from) } }
+    }
+
+    #[test]
+    fn matrix_cells() {
+        let denied = DenyList::default();
+        let cases = [
+            (Role::Node, "/passerelle.v1.HubSync/Hello", true),
+            (Role::Hub, "/passerelle.v1.HubSync/Hello", true),
+            (Role::Consumer, "/passerelle.v1.HubSync/Hello", false),
+            (Role::Operator, "/passerelle.v1.HubSync/Hello", false),
+            (Role::Consumer, "/passerelle.v1.StatisticsService/ListTables", true),
+            (Role::Node, "/passerelle.v1.StatisticsService/ListTables", false),
+            (Role::Operator, "/passerelle.v1.HubAdmin/ListMembers", true),
+            (Role::Hub, "/passerelle.v1.HubAdmin/ListMembers", false),
+            (Role::Operator, "/passerelle.v1.StructureService/ListNeeds", true),
+            (Role::Node, "/passerelle.v1.StructureService/ListNeeds", false),
+            (Role::Operator, "/unknown.Service/Method", false),
+        ];
+        for (role, path, allowed) in cases {
+            let result = authorize(path, Some(&conn(role, "x1", Some("ab"))), &denied);
+            assert_eq!(result.is_ok(), allowed, "{role} {path}");
+            if let Err(status) = result {
+                assert_eq!(status.code(), tonic::Code::PermissionDenied);
+                assert_eq!(status.message(), format!("role {role} may not call {path}"));
+            }
+        }
+    }
+
+    #[test]
+    fn revoked_serials_and_missing_peers_are_refused() {
+        let denied = DenyList::default();
+        denied.write().map(|mut d| d.insert("ab".into())).ok();
+        let err = authorize("/passerelle.v1.HubSync/Hello", Some(&conn(Role::Node, "x1", Some("ab"))), &denied);
+        assert_eq!(err.map_err(|s| s.code()), Err(tonic::Code::PermissionDenied));
+        let err = authorize("/passerelle.v1.HubSync/Hello", None, &denied);
+        assert_eq!(err.map_err(|s| s.code()), Err(tonic::Code::Unauthenticated));
+    }
+}

@@ -1,0 +1,218 @@
+//! A network hub's own state: its identity and its members.
+//!
+//! Membership is the hub's decision, recorded in its store. A peer with a valid certificate that
+//! is not yet a member is recorded as *pending* at its first contact and refused until an operator
+//! accepts it (or the hub's config says `auto_accept = true`). Invariant: a member's key is the
+//! identity of its certificate (`node/SIRET`, `hub/ID`), never something the peer wrote.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use passerelle_proto::date::now_unix_ms;
+use passerelle_proto::identity::Role;
+use passerelle_proto::v1::{Member, MemberState, Structure};
+use passerelle_proto::validate::{self, FieldError};
+use prost::Message;
+
+use crate::authz::Peer;
+use crate::config::{Config, HubConfig};
+use crate::error::{Error, Result};
+use crate::store::{self, Identity, Store, StoreError, Tree, WriteBatch};
+use crate::tls::DenyList;
+
+/// A hub and its members.
+pub struct Hub {
+    store: Arc<dyn Store>,
+    config: HubConfig,
+    identity: Identity,
+    denied: DenyList,
+    source: Option<PathBuf>,
+    writer: Mutex<()>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("id", &self.config.id).finish_non_exhaustive()
+    }
+}
+
+fn member_key(role: Role, id: &str) -> Vec<u8> {
+    format!("{role}/{id}").into_bytes()
+}
+
+impl Hub {
+    /// Opens the hub's store. `denied` is the revocation list shared with the TLS verifier;
+    /// `source` is the config file re-read by [`Hub::reload`].
+    pub fn open(data_dir: &std::path::Path, config: HubConfig, denied: DenyList, source: Option<PathBuf>) -> Result<Self> {
+        let (store, identity) = store::open_store(data_dir, &format!("hub:{}", config.id))?;
+        set_denied(&denied, &config.denied_serials);
+        Ok(Self { store, config, identity, denied, source, writer: Mutex::new(()) })
+    }
+
+    /// The hub's settings.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// The store's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The revocation list in force.
+    pub fn denied_serials(&self) -> Vec<String> {
+        let mut serials: Vec<String> = self.denied.read().map(|d| d.iter().cloned().collect()).unwrap_or_default();
+        serials.sort();
+        serials
+    }
+
+    fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn load(&self, key: &[u8]) -> Result<Option<Member>> {
+        self.store
+            .get(Tree::Members, key)?
+            .map(|raw| Member::decode(raw.as_slice()).map_err(|e| Error::Store(StoreError(format!("corrupt member: {e}")))))
+            .transpose()
+    }
+
+    fn save(&self, member: &Member) -> Result<()> {
+        let role = Role::parse(&member.role).unwrap_or(Role::Node);
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Members, member_key(role, &member.id), member.encode_to_vec());
+        Ok(self.store.commit(batch)?)
+    }
+
+    /// Checks that `peer` may sync with this hub, recording its visit. A node must introduce
+    /// itself with its own SIRET; an unknown peer becomes pending; a pending one is refused.
+    pub fn admit(&self, peer: &Peer, structure: Option<Structure>) -> Result<Member> {
+        if peer.id.role == Role::Node {
+            match &structure {
+                Some(s) if s.siret != peer.id.id => {
+                    return Err(Error::PermissionDenied(format!(
+                        "node certificate for SIRET {} cannot act as SIRET {}",
+                        peer.id.id, s.siret
+                    )));
+                }
+                Some(s) => validate::structure(s)?,
+                None => return Err(FieldError::rule("structure", "a node must introduce its structure").into()),
+            }
+        }
+        let key = member_key(peer.id.role, &peer.id.id);
+        let now = now_unix_ms();
+        let _writer = self.write_lock();
+        let mut member = match self.load(&key)? {
+            Some(member) => member,
+            None => {
+                let accepted = self.config.auto_accept;
+                tracing::info!(peer = %peer.id, auto_accepted = accepted, "new member");
+                Member {
+                    role: peer.id.role.to_string(),
+                    id: peer.id.id.clone(),
+                    state: if accepted { MemberState::Accepted } else { MemberState::Pending } as i32,
+                    first_seen_at_ms: now,
+                    accepted_at_ms: if accepted { now } else { 0 },
+                    ..Default::default()
+                }
+            }
+        };
+        member.last_seen_at_ms = now;
+        member.certificate_serial = peer.serial.clone().unwrap_or_default();
+        if structure.is_some() {
+            member.structure = structure;
+        }
+        self.save(&member)?;
+        if member.state != MemberState::Accepted as i32 {
+            let what = if peer.id.role == Role::Node { "structure" } else { "hub" };
+            return Err(Error::PermissionDenied(format!(
+                "{what} {} is pending approval on hub {}",
+                peer.id.id, self.config.id
+            )));
+        }
+        Ok(member)
+    }
+
+    /// Every member, by role then id.
+    pub fn list_members(&self) -> Result<Vec<Member>> {
+        self.store
+            .scan(Tree::Members, &[], None, usize::MAX)?
+            .into_iter()
+            .map(|(_, raw)| Member::decode(raw.as_slice()).map_err(|e| Error::Store(StoreError(format!("corrupt member: {e}")))))
+            .collect()
+    }
+
+    /// Accepts a member by SIRET (a node) or hub id; one never seen is pre-accepted.
+    pub fn accept_member(&self, id: &str) -> Result<Member> {
+        let role = member_role(id)?;
+        let key = member_key(role, id);
+        let now = now_unix_ms();
+        let _writer = self.write_lock();
+        let mut member = self.load(&key)?.unwrap_or_else(|| Member {
+            role: role.to_string(),
+            id: id.to_string(),
+            first_seen_at_ms: 0,
+            ..Default::default()
+        });
+        if member.state != MemberState::Accepted as i32 {
+            member.state = MemberState::Accepted as i32;
+            member.accepted_at_ms = now;
+            self.save(&member)?;
+            tracing::info!(role = %role, id, "member accepted");
+        }
+        Ok(member)
+    }
+
+    /// Removes a member; its next contact makes it pending again.
+    pub fn remove_member(&self, id: &str) -> Result<Member> {
+        let role = member_role(id)?;
+        let key = member_key(role, id);
+        let _writer = self.write_lock();
+        let member = self.load(&key)?.ok_or_else(|| Error::NotFound { what: "member", id: id.to_string() })?;
+        let mut batch = WriteBatch::new();
+        batch.delete(Tree::Members, key);
+        self.store.commit(batch)?;
+        tracing::info!(role = %role, id, "member removed");
+        Ok(member)
+    }
+
+    /// Re-reads the revocation list from the config file. An invalid file changes nothing.
+    pub fn reload(&self) -> Result<Vec<String>> {
+        let Some(source) = &self.source else {
+            return Err(Error::FailedPrecondition("this hub was not started from a config file".into()));
+        };
+        let config = Config::load(source).map_err(|e| Error::FailedPrecondition(format!("reload refused: {e}")))?;
+        let Some(hub) = config.hub() else {
+            return Err(Error::FailedPrecondition(format!("reload refused: {} no longer describes a hub", source.display())));
+        };
+        if hub.id != self.config.id {
+            return Err(Error::FailedPrecondition(format!("reload refused: hub.id changed to {}", hub.id)));
+        }
+        set_denied(&self.denied, &hub.denied_serials);
+        let serials = self.denied_serials();
+        tracing::info!(denied = serials.len(), "revocation list reloaded");
+        Ok(serials)
+    }
+
+    /// Makes everything durable; called at shutdown.
+    pub fn sync(&self) -> Result<()> {
+        Ok(self.store.sync()?)
+    }
+}
+
+fn set_denied(denied: &DenyList, serials: &[String]) {
+    if let Ok(mut set) = denied.write() {
+        *set = serials.iter().cloned().collect();
+    }
+}
+
+/// A member id is a SIRET (a node) or a hub id.
+fn member_role(id: &str) -> Result<Role> {
+    if id.bytes().all(|b| b.is_ascii_digit()) {
+        validate::siret("id", id)?;
+        Ok(Role::Node)
+    } else {
+        validate::hub_id("id", id)?;
+        Ok(Role::Hub)
+    }
+}

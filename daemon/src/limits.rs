@@ -1,0 +1,159 @@
+//! Limits against abuse that tonic does not express the way gRPC clients expect.
+//!
+//! tonic refuses an oversized message with `OUT_OF_RANGE`; gRPC's convention (grpc-go, grpc-java)
+//! is `RESOURCE_EXHAUSTED`. [`MessageSizeLayer`] reads the 5-byte gRPC frame headers as request
+//! bytes stream in and fails the call with `RESOURCE_EXHAUSTED` as soon as a frame announces more
+//! than the limit — before the payload is buffered. tonic surfaces a `Status` found in a body error
+//! unchanged.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tonic::Status;
+
+/// Default largest decoded message: 4 MiB, as gRPC's default.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Tower layer enforcing a maximum gRPC message size on requests.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageSizeLayer {
+    limit: usize,
+}
+
+impl MessageSizeLayer {
+    /// Refuses request messages larger than `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self { limit }
+    }
+}
+
+impl<S> tower::Layer<S> for MessageSizeLayer {
+    type Service = MessageSize<S>;
+
+    fn layer(&self, inner: S) -> MessageSize<S> {
+        MessageSize { inner, limit: self.limit }
+    }
+}
+
+/// The service made by [`MessageSizeLayer`].
+#[derive(Debug, Clone)]
+pub struct MessageSize<S> {
+    inner: S,
+    limit: usize,
+}
+
+impl<S> tower::Service<http::Request<tonic::body::Body>> for MessageSize<S>
+where
+    S: tower::Service<http::Request<tonic::body::Body>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let limit = self.limit;
+        self.inner.call(request.map(|body| tonic::body::Body::new(LimitedBody::new(body, limit))))
+    }
+}
+
+/// A request body that fails as soon as a gRPC frame header announces more than `limit` bytes.
+struct LimitedBody {
+    inner: tonic::body::Body,
+    limit: usize,
+    header: [u8; 5],
+    header_len: usize,
+    payload_left: usize,
+}
+
+impl LimitedBody {
+    fn new(inner: tonic::body::Body, limit: usize) -> Self {
+        Self { inner, limit, header: [0; 5], header_len: 0, payload_left: 0 }
+    }
+
+    /// Follows the gRPC framing (1 flag byte, 4 length bytes, payload) across chunks.
+    fn scan(&mut self, mut data: &[u8]) -> Result<(), Status> {
+        while !data.is_empty() {
+            if self.payload_left > 0 {
+                let skip = self.payload_left.min(data.len());
+                self.payload_left -= skip;
+                data = &data[skip..];
+                continue;
+            }
+            self.header[self.header_len] = data[0];
+            self.header_len += 1;
+            data = &data[1..];
+            if self.header_len == self.header.len() {
+                self.header_len = 0;
+                let len = u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]) as usize;
+                if len > self.limit {
+                    return Err(Status::resource_exhausted(format!(
+                        "message of {len} bytes exceeds the limit of {} bytes (limits.max_message_bytes)",
+                        self.limit
+                    )));
+                }
+                self.payload_left = len;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Body for LimitedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.get_mut();
+        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref()
+                    && let Err(status) = this.scan(data)
+                {
+                    return Poll::Ready(Some(Err(status)));
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(status)) => Poll::Ready(Some(Err(status))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: u32) -> Vec<u8> {
+        let mut f = vec![0u8];
+        f.extend(len.to_be_bytes());
+        f.extend(std::iter::repeat_n(7u8, len as usize));
+        f
+    }
+
+    #[test]
+    fn frames_split_across_chunks_are_followed() {
+        let mut body = LimitedBody::new(tonic::body::Body::empty(), 10);
+        let stream: Vec<u8> = [frame(10), frame(3), frame(0)].concat();
+        for chunk in stream.chunks(3) {
+            body.scan(chunk).expect("within the limit");
+        }
+        let mut body = LimitedBody::new(tonic::body::Body::empty(), 10);
+        let big = frame(11);
+        let err = body.scan(&big[..2]).and_then(|()| body.scan(&big[2..])).expect_err("too big");
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    }
+}
