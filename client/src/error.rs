@@ -15,8 +15,10 @@ pub enum Error {
     },
 
     /// No connection could be made.
-    #[error("cannot reach node at {endpoint}: {detail}")]
+    #[error("cannot reach {what} at {endpoint}: {detail}")]
     Unreachable {
+        /// What was being reached ("node", "hub").
+        what: &'static str,
         /// The URL tried.
         endpoint: String,
         /// The cause, with its chain.
@@ -27,9 +29,13 @@ pub enum Error {
     #[error(transparent)]
     Invalid(#[from] FieldError),
 
-    /// The node answered with an error status.
+    /// The peer answered with an error status.
     #[error("{}", .0.message())]
     Status(tonic::Status),
+
+    /// A PKI operation failed.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
 }
 
 impl Error {
@@ -40,6 +46,7 @@ impl Error {
         match self {
             Error::InvalidEndpoint { .. } | Error::Invalid(_) => true,
             Error::Unreachable { .. } => false,
+            Error::Pki(e) => matches!(e, crate::pki::PkiError::Invalid(_) | crate::pki::PkiError::Exists(_)),
             Error::Status(s) => matches!(
                 s.code(),
                 Code::InvalidArgument
@@ -50,6 +57,26 @@ impl Error {
                     | Code::OutOfRange
             ),
         }
+    }
+
+    /// A status from `what` at `endpoint`: `UNAVAILABLE` means it could not be reached.
+    pub fn from_status(status: tonic::Status, what: &'static str, endpoint: &str) -> Self {
+        use std::error::Error as _;
+        // A status the server sent has no source; one made on this side from a transport failure
+        // (a refused TLS handshake, a reset connection) has. With TLS 1.3 the server checks the
+        // client certificate after the client is done, so a refusal surfaces on the first call.
+        if status.code() != tonic::Code::Unavailable && status.source().is_none() {
+            return Error::Status(status);
+        }
+        let mut detail =
+            if status.source().is_some() { chain(&status) } else { status.message().to_string() };
+        if endpoint.starts_with("http://")
+            && (detail.contains("h2 protocol error") || detail.contains("http2 error"))
+        {
+            // What a plaintext client sees when it talks to a TLS port.
+            detail.push_str(" (is this a TLS port? use https:// with --ca, --cert and --key)");
+        }
+        Error::Unreachable { what, endpoint: endpoint.to_string(), detail }
     }
 
     /// The gRPC code of a server error, if it is one.

@@ -1,13 +1,19 @@
-//! A typed client for a Passerelle node, and the building blocks of the `passerelle` CLI.
+//! Typed clients for Passerelle nodes and hubs, the network PKI, and the building blocks of the
+//! `passerelle` CLI.
 //!
-//! [`NodeClient`] wraps the generated tonic stub with one method per RPC, taking and returning the
-//! protocol's types, and turns connection failures into [`Error::Unreachable`] so every caller
-//! reports "cannot reach node at URL" the same way.
+//! [`NodeClient`] and [`HubClient`] wrap the generated tonic stubs with one method per RPC, taking
+//! and returning the protocol's types, and turn connection failures into [`Error::Unreachable`] so
+//! every caller reports "cannot reach node at URL" the same way. [`connect`] speaks plaintext to
+//! `http://` endpoints and mutual TLS to `https://` ones.
 #![forbid(unsafe_code)]
 
+mod channel;
 mod error;
+mod hub_client;
 mod node_client;
 pub mod pki;
 
+pub use channel::{CALL_TIMEOUT, CONNECT_TIMEOUT, TlsFiles, connect};
 pub use error::{Error, Result};
-pub use node_client::{CALL_TIMEOUT, CONNECT_TIMEOUT, NodeClient};
+pub use hub_client::HubClient;
+pub use node_client::NodeClient;

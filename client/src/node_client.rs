@@ -1,7 +1,5 @@
 //! [`NodeClient`]: one typed method per `StructureService` RPC.
 
-use std::time::Duration;
-
 use passerelle_proto::v1::structure_service_client::StructureServiceClient;
 use passerelle_proto::v1::{
     AddPersonRequest, CloseNeedRequest, Consent, CreateNeedRequest, DeletePersonRequest,
@@ -10,14 +8,10 @@ use passerelle_proto::v1::{
     ListPersonsRequest, NeedFields, NeedStatus, Person, PersonFields, RecruitmentNeed, Structure,
     SubmitIndicatorsRequest, WithdrawConsentRequest,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use crate::error::{Error, Result, chain};
-
-/// How long to wait for a connection before calling the node unreachable.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one call may take.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::channel::{TlsFiles, connect};
+use crate::error::{Error, Result};
 
 /// A connection to a node's local API.
 #[derive(Debug, Clone)]
@@ -27,19 +21,9 @@ pub struct NodeClient {
 }
 
 impl NodeClient {
-    /// Connects to the node at `endpoint` (`http://127.0.0.1:7401`).
-    pub async fn connect(endpoint: &str) -> Result<Self> {
-        let invalid = |reason: String| Error::InvalidEndpoint { endpoint: endpoint.to_string(), reason };
-        if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
-            return Err(invalid("expected a URL starting with http:// or https://".into()));
-        }
-        let channel = Endpoint::from_shared(endpoint.to_string())
-            .map_err(|e| invalid(chain(&e)))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT)
-            .connect()
-            .await
-            .map_err(|e| Error::Unreachable { endpoint: endpoint.to_string(), detail: chain(&e) })?;
+    /// Connects to the node at `endpoint` (`http://127.0.0.1:7401`; `https://` needs `tls`).
+    pub async fn connect(endpoint: &str, tls: Option<&TlsFiles>) -> Result<Self> {
+        let channel = connect(endpoint, tls, "node").await?;
         Ok(Self { inner: StructureServiceClient::new(channel), endpoint: endpoint.to_string() })
     }
 
@@ -49,11 +33,7 @@ impl NodeClient {
     }
 
     fn status(&self, status: tonic::Status) -> Error {
-        if status.code() == tonic::Code::Unavailable {
-            Error::Unreachable { endpoint: self.endpoint.clone(), detail: status.message().to_string() }
-        } else {
-            Error::Status(status)
-        }
+        Error::from_status(status, "node", &self.endpoint)
     }
 
     /// The structure this node belongs to.

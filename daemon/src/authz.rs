@@ -40,9 +40,9 @@ pub fn roles_allowed(service: &str) -> &'static [Role] {
         "passerelle.v1.StatisticsService" => &[Role::Consumer],
         "passerelle.v1.HubAdmin" | "passerelle.v1.StructureService" => &[Role::Operator],
         // Standard probes (health, reflection) reveal nothing and help every party.
-        "grpc.health.v1.Health" | "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection" => {
-            &Role::ALL
-        }
+        "grpc.health.v1.Health"
+        | "grpc.reflection.v1.ServerReflection"
+        | "grpc.reflection.v1alpha.ServerReflection" => &Role::ALL,
         _ => &[],
     }
 }
@@ -57,7 +57,10 @@ pub fn authorize(path: &str, conn: Option<&ConnInfo>, denied: &DenyList) -> Resu
     if let Some(serial) = &peer.serial {
         let revoked = denied.read().map(|d| d.contains(serial)).unwrap_or(true);
         if revoked {
-            return Err(Status::permission_denied(format!("certificate serial {serial} of {} is revoked", peer.id)));
+            return Err(Status::permission_denied(format!(
+                "certificate serial {serial} of {} is revoked",
+                peer.id
+            )));
         }
     }
     let service = path.trim_start_matches('/').split('/').next().unwrap_or_default();
@@ -69,7 +72,11 @@ pub fn authorize(path: &str, conn: Option<&ConnInfo>, denied: &DenyList) -> Resu
 
 /// The authenticated peer of a request that passed [`AuthzLayer`].
 pub fn peer<T>(request: &tonic::Request<T>) -> Result<Peer, Status> {
-    request.extensions().get::<Peer>().cloned().ok_or_else(|| Status::unauthenticated("no authenticated peer"))
+    request
+        .extensions()
+        .get::<Peer>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no authenticated peer"))
 }
 
 /// Tower layer applying [`authorize`] to every request.
@@ -141,7 +148,10 @@ mod tests {
     use super::*;
 
     fn conn(role: Role, id: &str, serial: Option<&str>) -> ConnInfo {
-        ConnInfo { remote: None, peer: Peer { id: PeerId { role, id: id.into() }, serial: serial.map(String::from) } }
+        ConnInfo {
+            remote: None,
+            peer: Peer { id: PeerId { role, id: id.into() }, serial: serial.map(String::from) },
+        }
     }
 
     #[test]
@@ -174,7 +184,8 @@ mod tests {
     fn revoked_serials_and_missing_peers_are_refused() {
         let denied = DenyList::default();
         denied.write().map(|mut d| d.insert("ab".into())).ok();
-        let err = authorize("/passerelle.v1.HubSync/Hello", Some(&conn(Role::Node, "x1", Some("ab"))), &denied);
+        let err =
+            authorize("/passerelle.v1.HubSync/Hello", Some(&conn(Role::Node, "x1", Some("ab"))), &denied);
         assert_eq!(err.map_err(|s| s.code()), Err(tonic::Code::PermissionDenied));
         let err = authorize("/passerelle.v1.HubSync/Hello", None, &denied);
         assert_eq!(err.map_err(|s| s.code()), Err(tonic::Code::Unauthenticated));

@@ -302,20 +302,34 @@ impl Config {
     pub fn validate(self, text: &str, path: &Path) -> Result<ValidConfig> {
         let v = Validator { text, path, base: path.parent().unwrap_or(Path::new(".")) };
         if self.data_dir.get_ref().as_os_str().is_empty() {
-            return Err(v.at("data_dir", self.data_dir.span(), FieldError::rule("data_dir", "must not be empty")));
+            return Err(v.at(
+                "data_dir",
+                self.data_dir.span(),
+                FieldError::rule("data_dir", "must not be empty"),
+            ));
         }
         let role = match (&self.node, &self.hub) {
             (Some(node), None) => RoleConfig::Node(v.node(node, self.tls.as_ref())?),
             (None, Some(hub)) => {
                 if let Some(tls) = &self.tls {
-                    return Err(v.at("tls", tls.ca.span(), FieldError::rule("tls", "is for nodes; a hub's TLS goes in [hub.tls]")));
+                    return Err(v.at(
+                        "tls",
+                        tls.ca.span(),
+                        FieldError::rule("tls", "is for nodes; a hub's TLS goes in [hub.tls]"),
+                    ));
                 }
                 RoleConfig::Hub(v.hub(hub)?)
             }
             (Some(_), Some(hub)) => {
-                return Err(v.at("hub", hub.id.span(), FieldError::rule("hub", "a daemon is a node or a hub: remove [node] or [hub]")));
+                return Err(v.at(
+                    "hub",
+                    hub.id.span(),
+                    FieldError::rule("hub", "a daemon is a node or a hub: remove [node] or [hub]"),
+                ));
             }
-            (None, None) => return Err(Error::Config(format!("{}: missing a [node] or a [hub] section", path.display()))),
+            (None, None) => {
+                return Err(Error::Config(format!("{}: missing a [node] or a [hub] section", path.display())));
+            }
         };
         let listen = v.addr("api.listen", &self.api.listen)?;
         let api_tls = self.api.tls.as_ref().map(|t| v.server_tls("api.tls", t)).transpose()?;
@@ -323,7 +337,11 @@ impl Config {
             return Err(v.at(
                 "api.listen",
                 self.api.listen.span(),
-                FieldError::new("listen", self.api.listen.get_ref(), "off loopback the API requires [api.tls] with operator client certificates"),
+                FieldError::new(
+                    "listen",
+                    self.api.listen.get_ref(),
+                    "off loopback the API requires [api.tls] with operator client certificates",
+                ),
             ));
         }
         let limits = self.limits;
@@ -357,18 +375,28 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn at(&self, field: &str, span: std::ops::Range<usize>, e: FieldError) -> Error {
         let located = FieldError { field: field.to_string(), ..e };
-        let line = if span.is_empty() { String::new() } else { format!(":{}", line_of(self.text, span.start)) };
+        let line =
+            if span.is_empty() { String::new() } else { format!(":{}", line_of(self.text, span.start)) };
         Error::Config(format!("{}{line}: {located}", self.path.display()))
     }
 
-    fn check(&self, field: &str, value: &Spanned<String>, rule: impl Fn(&str, &str) -> validate::Result) -> Result<String> {
+    fn check(
+        &self,
+        field: &str,
+        value: &Spanned<String>,
+        rule: impl Fn(&str, &str) -> validate::Result,
+    ) -> Result<String> {
         rule(field, value.get_ref()).map_err(|e| self.at(field, value.span(), e))?;
         Ok(value.get_ref().clone())
     }
 
     fn addr(&self, field: &str, value: &Spanned<String>) -> Result<SocketAddr> {
         value.get_ref().parse().map_err(|_| {
-            self.at(field, value.span(), FieldError::new(field, value.get_ref(), "expected an address like 127.0.0.1:7401"))
+            self.at(
+                field,
+                value.span(),
+                FieldError::new(field, value.get_ref(), "expected an address like 127.0.0.1:7401"),
+            )
         })
     }
 
@@ -376,7 +404,11 @@ impl Validator<'_> {
     fn file(&self, field: &str, value: &Spanned<PathBuf>) -> Result<PathBuf> {
         let path = self.base.join(value.get_ref());
         std::fs::metadata(&path).map_err(|e| {
-            self.at(field, value.span(), FieldError::new(field, path.display().to_string(), format!("cannot read: {e}")))
+            self.at(
+                field,
+                value.span(),
+                FieldError::new(field, path.display().to_string(), format!("cannot read: {e}")),
+            )
         })?;
         Ok(path)
     }
@@ -391,7 +423,10 @@ impl Validator<'_> {
         let key = self.file(&format!("{section}.key"), &t.key)?;
         tls::load_identity(&cert, &key).map_err(|e| self.tls_error(&format!("{section}.key"), &t.key, e))?;
         if t.client_cas.is_empty() {
-            return Err(Error::Config(format!("{}: {section}.client_cas: at least one CA is required", self.path.display())));
+            return Err(Error::Config(format!(
+                "{}: {section}.client_cas: at least one CA is required",
+                self.path.display()
+            )));
         }
         let mut client_cas = Vec::new();
         for ca in &t.client_cas {
@@ -408,7 +443,11 @@ impl Validator<'_> {
             self.at(
                 "node.kind",
                 node.kind.span(),
-                FieldError::new("kind", node.kind.get_ref(), format!("expected one of {}", StructureKind::choices())),
+                FieldError::new(
+                    "kind",
+                    node.kind.get_ref(),
+                    format!("expected one of {}", StructureKind::choices()),
+                ),
             )
         })?;
         let name = self.check("node.name", &node.name, |f, v| validate::line(f, v, 1, 200))?;
@@ -442,7 +481,15 @@ impl Validator<'_> {
         for serial in &hub.denied_serials {
             let normal = normalize_serial(serial.get_ref());
             if !normal.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(self.at("hub.denied_serials", serial.span(), FieldError::new("denied_serials", serial.get_ref(), "expected a hexadecimal serial number")));
+                return Err(self.at(
+                    "hub.denied_serials",
+                    serial.span(),
+                    FieldError::new(
+                        "denied_serials",
+                        serial.get_ref(),
+                        "expected a hexadecimal serial number",
+                    ),
+                ));
             }
             denied_serials.push(normal);
         }
@@ -497,7 +544,8 @@ listen = "127.0.0.1:0"
 
     #[test]
     fn unknown_keys_and_kinds_are_errors() {
-        let err = check(&GOOD.replace("kind = \"ai\"", "kind = \"ai\"\nsirett = \"x\"")).expect_err("unknown key");
+        let err =
+            check(&GOOD.replace("kind = \"ai\"", "kind = \"ai\"\nsirett = \"x\"")).expect_err("unknown key");
         assert!(err.to_string().contains(":6: unknown field `sirett`"), "{err}");
         let err = check(&GOOD.replace("\"ai\"", "\"asso\"")).expect_err("bad kind");
         assert!(err.to_string().contains("node.kind \"asso\": expected one of ai|aci|ei|etti|eiti"), "{err}");
@@ -506,7 +554,10 @@ listen = "127.0.0.1:0"
     #[test]
     fn non_loopback_api_needs_tls() {
         let err = check(&GOOD.replace("127.0.0.1:0", "0.0.0.0:7401")).expect_err("public plaintext");
-        assert!(err.to_string().contains("api.listen \"0.0.0.0:7401\": off loopback the API requires [api.tls]"), "{err}");
+        assert!(
+            err.to_string().contains("api.listen \"0.0.0.0:7401\": off loopback the API requires [api.tls]"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -523,8 +574,13 @@ listen = "127.0.0.1:0"
 
     #[test]
     fn missing_tls_files_are_reported_with_their_line() {
-        let text = format!("{GOOD}\n[api.tls]\ncert = \"certs/api.pem\"\nkey = \"certs/api.key\"\nclient_cas = [\"certs/ca.pem\"]\n");
+        let text = format!(
+            "{GOOD}\n[api.tls]\ncert = \"certs/api.pem\"\nkey = \"certs/api.key\"\nclient_cas = [\"certs/ca.pem\"]\n"
+        );
         let err = check(&text.replace("[api]\nlisten = \"127.0.0.1:0\"\n", "")).expect_err("no such file");
-        assert!(err.to_string().contains(":10: api.tls.cert \"/etc/passerelle/certs/api.pem\": cannot read"), "{err}");
+        assert!(
+            err.to_string().contains(":10: api.tls.cert \"/etc/passerelle/certs/api.pem\": cannot read"),
+            "{err}"
+        );
     }
 }

@@ -62,7 +62,10 @@ impl Listeners {
 
     /// The bound address of the hub listener, on a hub.
     pub fn hub_addr(&self) -> Result<Option<SocketAddr>> {
-        self.hub.as_ref().map(|l| l.local_addr().map_err(|e| Error::io("reading the hub address", e))).transpose()
+        self.hub
+            .as_ref()
+            .map(|l| l.local_addr().map_err(|e| Error::io("reading the hub address", e)))
+            .transpose()
     }
 }
 
@@ -96,7 +99,12 @@ impl Daemon {
                 Role::Node(Arc::new(node))
             }
             RoleConfig::Hub(settings) => {
-                let hub = hub::Hub::open(&config.data_dir, settings.clone(), denied.clone(), config.source.clone())?;
+                let hub = hub::Hub::open(
+                    &config.data_dir,
+                    settings.clone(),
+                    denied.clone(),
+                    config.source.clone(),
+                )?;
                 tracing::info!(hub = %settings.id, data_dir = %config.data_dir.display(), "hub store open");
                 Role::Hub(Arc::new(hub))
             }
@@ -122,7 +130,11 @@ impl Daemon {
 
     /// Serves on `listeners` until `shutdown` completes, then lets in-flight calls finish and
     /// syncs the store.
-    pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
@@ -141,14 +153,17 @@ impl Daemon {
         let api = tls::incoming::serve_incoming(listeners.api, api_policy);
         match &self.role {
             Role::Node(node) => {
-                let router = self
-                    .server()
-                    .add_service(StructureServiceServer::new(api::StructureApi::new(node.clone())).max_decoding_message_size(max));
+                let router = self.server().add_service(
+                    StructureServiceServer::new(api::StructureApi::new(node.clone()))
+                        .max_decoding_message_size(max),
+                );
                 router.serve_with_incoming_shutdown(api, stopped()).await?;
             }
             Role::Hub(hub) => {
-                let settings = self.config.hub().ok_or_else(|| Error::Config("hub settings missing".into()))?;
-                let hub_listener = listeners.hub.ok_or_else(|| Error::Config("hub listener missing".into()))?;
+                let settings =
+                    self.config.hub().ok_or_else(|| Error::Config("hub settings missing".into()))?;
+                let hub_listener =
+                    listeners.hub.ok_or_else(|| Error::Config("hub listener missing".into()))?;
                 let hub_policy = self.accept_policy(Some(&settings.tls))?;
                 tracing::info!(addr = %hub_listener.local_addr().map_err(|e| Error::io("hub address", e))?, "hub listening (mutual tls)");
                 let hub_incoming = tls::incoming::serve_incoming(hub_listener, hub_policy);
@@ -177,12 +192,16 @@ impl Daemon {
     }
 
     /// A tonic server with this daemon's limits and its authorization layer.
-    fn server(&self) -> tonic::transport::Server<Stack<authz::AuthzLayer, Stack<limits::MessageSizeLayer, Identity>>> {
+    fn server(
+        &self,
+    ) -> tonic::transport::Server<Stack<authz::AuthzLayer, Stack<limits::MessageSizeLayer, Identity>>> {
         let limits = &self.config.limits;
         tonic::transport::Server::builder()
             .timeout(limits.request_timeout)
             .concurrency_limit_per_connection(limits.max_concurrent_calls_per_connection)
-            .max_concurrent_streams(u32::try_from(limits.max_concurrent_calls_per_connection).unwrap_or(u32::MAX))
+            .max_concurrent_streams(
+                u32::try_from(limits.max_concurrent_calls_per_connection).unwrap_or(u32::MAX),
+            )
             .layer(limits::MessageSizeLayer::new(limits.max_message_bytes))
             .layer(authz::AuthzLayer::new(self.denied.clone()))
     }

@@ -90,7 +90,8 @@ impl LimitedBody {
             data = &data[1..];
             if self.header_len == self.header.len() {
                 self.header_len = 0;
-                let len = u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]) as usize;
+                let len = u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]])
+                    as usize;
                 if len > self.limit {
                     return Err(Status::resource_exhausted(format!(
                         "message of {len} bytes exceeds the limit of {} bytes (limits.max_message_bytes)",

@@ -113,14 +113,19 @@ async fn serve(config: ValidConfig) -> Result<(), Error> {
 
     if let Some(hub) = daemon.hub().cloned() {
         tokio::spawn(async move {
-            let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
                 return;
             };
             while hangups.recv().await.is_some() {
                 let hub = hub.clone();
                 match tokio::task::spawn_blocking(move || hub.reload()).await {
-                    Ok(Ok(serials)) => tracing::info!(denied = serials.len(), "SIGHUP: revocation list reloaded"),
-                    Ok(Err(e)) => tracing::error!(error = %e, "SIGHUP: reload failed, keeping the current list"),
+                    Ok(Ok(serials)) => {
+                        tracing::info!(denied = serials.len(), "SIGHUP: revocation list reloaded")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "SIGHUP: reload failed, keeping the current list")
+                    }
                     Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
                 }
             }
@@ -152,7 +157,8 @@ async fn serve(config: ValidConfig) -> Result<(), Error> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         // Without signal handlers the daemon still stops on kill; never stop spontaneously.
         return std::future::pending().await;
     };

@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, bail};
 use passerelle_daemon::{Config, Listeners, ValidConfig};
 
+pub mod pki;
+
 /// A valid SIRET (Luhn) for the structure most tests use.
 pub const SIRET: &str = "73282932000074";
 

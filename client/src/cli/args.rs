@@ -1,6 +1,8 @@
 //! The command line, as clap parses it. This is a contract: acceptance tests and users' scripts
 //! drive exactly these commands and flags.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use passerelle_proto::codes::Code;
 use passerelle_proto::v1::{Barrier, ConsentPurpose, ContractType, NeedStatus};
@@ -13,6 +15,18 @@ pub(crate) struct Cli {
     /// URL of the node's local API.
     #[arg(long, global = true, env = "PASSERELLE_ENDPOINT", default_value = "http://127.0.0.1:7401")]
     pub(crate) endpoint: String,
+
+    /// CA certificate(s) the server must chain to, for https:// endpoints.
+    #[arg(long, global = true, env = "PASSERELLE_CA")]
+    pub(crate) ca: Option<PathBuf>,
+
+    /// Your certificate (from `passerelle pki issue`), for https:// endpoints.
+    #[arg(long, global = true, env = "PASSERELLE_CERT")]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// Your private key, for https:// endpoints.
+    #[arg(long, global = true, env = "PASSERELLE_KEY")]
+    pub(crate) key: Option<PathBuf>,
 
     /// Output format: an aligned table, one JSON document, or CSV with a header row.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
@@ -49,6 +63,75 @@ pub(crate) enum Command {
     /// Monthly indicator reports.
     #[command(subcommand)]
     Indicators(IndicatorsCommand),
+    /// A network's certificates: create its CA, issue certificates, inspect them.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// Administer a hub (over its operator API: --endpoint http://127.0.0.1:7502).
+    #[command(subcommand)]
+    Hub(HubCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PkiCommand {
+    /// Create a network CA (ca.pem, ca.key) in DIR; refuses to overwrite one.
+    Init {
+        /// The network, e.g. coorace-pdl.
+        #[arg(long)]
+        network: String,
+        /// Directory to write ca.pem and ca.key into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Issue a key and certificate signed by a CA, into DIR/ROLE.pem and DIR/ROLE.key.
+    Issue {
+        /// The CA directory (from `pki init`).
+        #[arg(long)]
+        ca: PathBuf,
+        /// What the certificate is for.
+        #[arg(long, value_parser = ["node", "hub", "consumer", "operator"])]
+        role: String,
+        /// Who: a SIRET for a node, the hub id for a hub, an organisation id (dreets-52) for a consumer.
+        #[arg(long)]
+        id: String,
+        /// Directory to write the key, the certificate and a copy of ca.pem into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = passerelle_client::pki::DEFAULT_VALIDITY_DAYS,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(passerelle_client::pki::MAX_VALIDITY_DAYS)))]
+        days: u32,
+        /// DNS name the server answers to (hub and node certificates; default localhost).
+        #[arg(long)]
+        dns: Vec<String>,
+        /// IP address the server answers on (hub and node certificates; default 127.0.0.1).
+        #[arg(long)]
+        ip: Vec<std::net::IpAddr>,
+    },
+    /// Print a certificate's role, id, serial, validity and issuer.
+    Show {
+        /// A PEM certificate file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum HubCommand {
+    /// The hub's identity and settings.
+    Info,
+    /// List members, pending and accepted.
+    Members,
+    /// Accept a member: a SIRET (a structure's node) or a hub id.
+    Accept {
+        /// SIRET or hub id.
+        id: String,
+    },
+    /// Remove a member; its next contact makes it pending again.
+    Remove {
+        /// SIRET or hub id.
+        id: String,
+    },
+    /// Re-read the hub's revocation list (denied_serials) from its config file.
+    Reload,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,18 +4,140 @@ pub(crate) mod args;
 mod render;
 mod views;
 
-use args::{Cli, Command, ConsentCommand, IndicatorsCommand, NeedCommand, PersonCommand};
-use passerelle_client::{Error, NodeClient};
+use args::{
+    Cli, Command, ConsentCommand, HubCommand, IndicatorsCommand, NeedCommand, PersonCommand, PkiCommand,
+};
+use passerelle_client::pki::{self, IssueRequest};
+use passerelle_client::{Error, HubClient, NodeClient, TlsFiles};
+use passerelle_proto::identity::{PeerId, Role};
 use passerelle_proto::v1::{
     Exits, GrantConsentRequest, IndicatorFields, NeedFields, PersonFields, WithdrawConsentRequest,
 };
-use views::{ConsentView, ErasureView, IndicatorView, NeedView, PersonView, StructureView};
+use views::{
+    CertificateView, ConsentView, ErasureView, HubView, IndicatorView, MemberView, NeedView, PersonView,
+    StructureView, WrittenView,
+};
 
-/// Runs one command against the node at `cli.endpoint`.
+/// Runs one command: PKI commands work on files, the others call the node or hub at `cli.endpoint`.
 pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
     let format = cli.format;
-    let mut node = NodeClient::connect(&cli.endpoint).await?;
+    // `pki` works on files only (and its `issue --ca DIR` is the CA directory, not a TLS flag).
+    if let Command::Pki(command) = cli.command {
+        return report(pki_command(format, command)?);
+    }
+    let tls = match (cli.ca, cli.cert, cli.key) {
+        (Some(ca), Some(cert), Some(key)) => Some(TlsFiles { ca, cert, key }),
+        (None, None, None) => None,
+        _ => {
+            return Err(Error::InvalidEndpoint {
+                endpoint: cli.endpoint,
+                reason: "--ca, --cert and --key go together".into(),
+            });
+        }
+    };
     let printed = match cli.command {
+        Command::Hub(command) => hub_command(format, command, &cli.endpoint, tls.as_ref()).await?,
+        command => node_command(format, command, &cli.endpoint, tls.as_ref()).await?,
+    };
+    report(printed)
+}
+
+/// Reports an output failure; a closed pipe (`passerelle need list | head`) is not worth one.
+fn report(printed: std::io::Result<()>) -> Result<(), Error> {
+    if let Err(e) = printed
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: writing output: {e}");
+    }
+    Ok(())
+}
+
+fn pki_command(format: args::Format, command: PkiCommand) -> Result<std::io::Result<()>, Error> {
+    Ok(match command {
+        PkiCommand::Init { network, out } => {
+            let written = pki::init(&network, &out)?;
+            eprintln!(
+                "created the CA of network {network}: keep {} secret and offline",
+                written.key.display()
+            );
+            render::one(format, &written_view(&network, written))
+        }
+        PkiCommand::Issue { ca, role, id, out, days, dns, ip } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                passerelle_proto::validate::FieldError::new(
+                    "role",
+                    &role,
+                    "expected node, hub, consumer or operator",
+                )
+            })?;
+            let peer = PeerId::new(role, &id).map_err(pki::PkiError::from)?;
+            let mut request = IssueRequest::new(peer.clone(), days);
+            request.dns = dns;
+            request.ips = ip;
+            let written = pki::issue(&ca, &request, &out)?;
+            render::one(format, &written_view(&peer.uri(), written))
+        }
+        PkiCommand::Show { file } => render::one(format, &CertificateView::from(pki::show(&file)?)),
+    })
+}
+
+fn written_view(id: &str, written: pki::Written) -> WrittenView {
+    WrittenView {
+        id: id.into(),
+        certificate: written.cert.display().to_string(),
+        key: written.key.display().to_string(),
+    }
+}
+
+async fn hub_command(
+    format: args::Format,
+    command: HubCommand,
+    endpoint: &str,
+    tls: Option<&TlsFiles>,
+) -> Result<std::io::Result<()>, Error> {
+    let hub = HubClient::connect(endpoint, tls).await?;
+    Ok(match command {
+        HubCommand::Info => {
+            let info = hub.info().await?;
+            let view = HubView {
+                id: info.id,
+                network: info.network,
+                region: info.region,
+                auto_accept: info.auto_accept,
+                denied_serials: info.denied_serials,
+            };
+            render::one(format, &view)
+        }
+        HubCommand::Members => {
+            let members = hub.members().await?;
+            render::list(format, &members.into_iter().map(MemberView::from).collect::<Vec<_>>())
+        }
+        HubCommand::Accept { id } => render::one(format, &MemberView::from(hub.accept(&id).await?)),
+        HubCommand::Remove { id } => render::one(format, &MemberView::from(hub.remove(&id).await?)),
+        HubCommand::Reload => {
+            let serials = hub.reload().await?;
+            let info = hub.info().await?;
+            let view = HubView {
+                id: info.id,
+                network: info.network,
+                region: info.region,
+                auto_accept: info.auto_accept,
+                denied_serials: serials,
+            };
+            render::one(format, &view)
+        }
+    })
+}
+
+async fn node_command(
+    format: args::Format,
+    command: Command,
+    endpoint: &str,
+    tls: Option<&TlsFiles>,
+) -> Result<std::io::Result<()>, Error> {
+    let mut node = NodeClient::connect(endpoint, tls).await?;
+    Ok(match command {
+        Command::Pki(_) | Command::Hub(_) => unreachable_command(),
         Command::Structure => render::one(format, &StructureView::from(node.structure().await?)),
         Command::Need(command) => match command {
             NeedCommand::Add(a) => {
@@ -120,14 +242,12 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 render::list(format, &reports.into_iter().map(IndicatorView::from).collect::<Vec<_>>())
             }
         },
-    };
-    // A closed pipe (`passerelle need list | head`) is not an error worth reporting.
-    if let Err(e) = printed
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        eprintln!("error: writing output: {e}");
-    }
-    Ok(())
+    })
+}
+
+/// `run` dispatches PKI and hub commands before connecting to a node.
+fn unreachable_command() -> std::io::Result<()> {
+    Err(std::io::Error::other("internal: command dispatched to the wrong handler"))
 }
 
 /// Who collected a consent when `--collected-by` is not given: the logged-in user.

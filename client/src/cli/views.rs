@@ -310,3 +310,122 @@ mod tests {
         assert_eq!(decimal2(1205), "12.05");
     }
 }
+
+/// A certificate, as `pki show` prints it.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct CertificateView {
+    pub(crate) id: String,
+    pub(crate) role: String,
+    pub(crate) identity_error: Option<String>,
+    pub(crate) serial: String,
+    pub(crate) not_before: String,
+    pub(crate) not_after: String,
+    pub(crate) expired: bool,
+    pub(crate) issuer: String,
+    pub(crate) subject: String,
+    pub(crate) is_ca: bool,
+    pub(crate) dns_names: Vec<String>,
+    pub(crate) ip_addresses: Vec<String>,
+}
+
+impl Record for CertificateView {
+    const PLURAL: &'static str = "certificates";
+    const TABLE: &'static [&'static str] = &["role", "id", "serial", "not_before", "not_after", "issuer"];
+}
+
+impl From<passerelle_proto::identity::CertificateInfo> for CertificateView {
+    fn from(c: passerelle_proto::identity::CertificateInfo) -> Self {
+        let (role, id, identity_error) = match c.peer {
+            Ok(peer) => (peer.role.to_string(), peer.id, None),
+            Err(e) => (String::new(), String::new(), Some(e)),
+        };
+        let now = passerelle_proto::date::now_unix_ms() / 1000;
+        Self {
+            id,
+            role,
+            identity_error,
+            serial: c.serial,
+            not_before: format_unix_ms(c.not_before.saturating_mul(1000)),
+            not_after: format_unix_ms(c.not_after.saturating_mul(1000)),
+            expired: c.not_after < now,
+            issuer: c.issuer,
+            subject: c.subject,
+            is_ca: c.is_ca,
+            dns_names: c.dns_names,
+            ip_addresses: c.ip_addresses,
+        }
+    }
+}
+
+/// A hub member.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct MemberView {
+    id: String,
+    role: String,
+    state: &'static str,
+    name: Option<String>,
+    kind: Option<&'static str>,
+    departement: Option<String>,
+    first_seen: Option<String>,
+    last_seen: Option<String>,
+    accepted_at: Option<String>,
+    certificate_serial: String,
+}
+
+impl Record for MemberView {
+    const PLURAL: &'static str = "members";
+    const TABLE: &'static [&'static str] =
+        &["role", "id", "state", "name", "departement", "last_seen", "accepted_at"];
+}
+
+impl From<passerelle_proto::v1::Member> for MemberView {
+    fn from(m: passerelle_proto::v1::Member) -> Self {
+        use passerelle_proto::v1::MemberState;
+        let when = |ms: i64| (ms > 0).then(|| format_unix_ms(ms));
+        let state = match MemberState::try_from(m.state) {
+            Ok(MemberState::Accepted) => "accepted",
+            Ok(MemberState::Pending) => "pending",
+            _ => "unknown",
+        };
+        Self {
+            id: m.id,
+            role: m.role,
+            state,
+            name: m.structure.as_ref().map(|s| s.name.clone()),
+            kind: m.structure.as_ref().map(|s| slug_of::<StructureKind>(s.kind)),
+            departement: m.structure.as_ref().map(|s| s.departement.clone()),
+            first_seen: when(m.first_seen_at_ms),
+            last_seen: when(m.last_seen_at_ms),
+            accepted_at: when(m.accepted_at_ms),
+            certificate_serial: m.certificate_serial,
+        }
+    }
+}
+
+/// A hub's identity and settings.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct HubView {
+    pub(crate) id: String,
+    pub(crate) network: String,
+    pub(crate) region: String,
+    pub(crate) auto_accept: bool,
+    pub(crate) denied_serials: Vec<String>,
+}
+
+impl Record for HubView {
+    const PLURAL: &'static str = "hubs";
+    const TABLE: &'static [&'static str] = &["id", "network", "region", "auto_accept"];
+}
+
+/// Files written by `pki init` / `pki issue`.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct WrittenView {
+    pub(crate) id: String,
+    pub(crate) certificate: String,
+    pub(crate) key: String,
+}
+
+impl Record for WrittenView {
+    const PLURAL: &'static str = "files";
+    const TABLE: &'static [&'static str] = &["id", "certificate", "key"];
+}

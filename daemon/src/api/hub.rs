@@ -8,8 +8,8 @@ use passerelle_proto::v1::hub_sync_server::HubSync;
 use passerelle_proto::v1::statistics_service_server::StatisticsService;
 use passerelle_proto::v1::{
     AcceptMemberRequest, GetHubRequest, HelloRequest, HelloResponse, HubInfo, ListMembersRequest,
-    ListMembersResponse, ListTablesRequest, ListTablesResponse, Member, ReloadRequest,
-    ReloadResponse, RemoveMemberRequest, RemoveMemberResponse, TableDescriptor,
+    ListMembersResponse, ListTablesRequest, ListTablesResponse, Member, ReloadRequest, ReloadResponse,
+    RemoveMemberRequest, RemoveMemberResponse, TableDescriptor,
 };
 use tonic::{Request, Response, Status};
 
@@ -72,7 +72,15 @@ impl StatisticsService for HubApi {
                     "indicators",
                     "monthly indicators of member structures, by period",
                     &["period", "departement", "region", "kind", "network"],
-                    &["structures", "etp", "employees_in_insertion", "hours_worked", "hires", "exits", "dynamic_exit_rate"],
+                    &[
+                        "structures",
+                        "etp",
+                        "employees_in_insertion",
+                        "hours_worked",
+                        "hires",
+                        "exits",
+                        "dynamic_exit_rate",
+                    ],
                 ),
                 table(
                     "needs",
@@ -121,7 +129,10 @@ impl HubAdmin for HubApi {
     async fn remove_member(&self, request: Request<RemoveMemberRequest>) -> Reply<RemoveMemberResponse> {
         let hub = self.hub.clone();
         let id = request.into_inner().id;
-        blocking(move || hub.remove_member(&id).map(|removed| RemoveMemberResponse { removed: Some(removed) })).await
+        blocking(move || {
+            hub.remove_member(&id).map(|removed| RemoveMemberResponse { removed: Some(removed) })
+        })
+        .await
     }
 
     async fn reload(&self, _: Request<ReloadRequest>) -> Reply<ReloadResponse> {
@@ -129,4 +140,3 @@ impl HubAdmin for HubApi {
         blocking(move || hub.reload().map(|denied_serials| ReloadResponse { denied_serials })).await
     }
 }
-

@@ -43,7 +43,12 @@ fn member_key(role: Role, id: &str) -> Vec<u8> {
 impl Hub {
     /// Opens the hub's store. `denied` is the revocation list shared with the TLS verifier;
     /// `source` is the config file re-read by [`Hub::reload`].
-    pub fn open(data_dir: &std::path::Path, config: HubConfig, denied: DenyList, source: Option<PathBuf>) -> Result<Self> {
+    pub fn open(
+        data_dir: &std::path::Path,
+        config: HubConfig,
+        denied: DenyList,
+        source: Option<PathBuf>,
+    ) -> Result<Self> {
         let (store, identity) = store::open_store(data_dir, &format!("hub:{}", config.id))?;
         set_denied(&denied, &config.denied_serials);
         Ok(Self { store, config, identity, denied, source, writer: Mutex::new(()) })
@@ -61,7 +66,8 @@ impl Hub {
 
     /// The revocation list in force.
     pub fn denied_serials(&self) -> Vec<String> {
-        let mut serials: Vec<String> = self.denied.read().map(|d| d.iter().cloned().collect()).unwrap_or_default();
+        let mut serials: Vec<String> =
+            self.denied.read().map(|d| d.iter().cloned().collect()).unwrap_or_default();
         serials.sort();
         serials
     }
@@ -73,7 +79,10 @@ impl Hub {
     fn load(&self, key: &[u8]) -> Result<Option<Member>> {
         self.store
             .get(Tree::Members, key)?
-            .map(|raw| Member::decode(raw.as_slice()).map_err(|e| Error::Store(StoreError(format!("corrupt member: {e}")))))
+            .map(|raw| {
+                Member::decode(raw.as_slice())
+                    .map_err(|e| Error::Store(StoreError(format!("corrupt member: {e}"))))
+            })
             .transpose()
     }
 
@@ -96,7 +105,9 @@ impl Hub {
                     )));
                 }
                 Some(s) => validate::structure(s)?,
-                None => return Err(FieldError::rule("structure", "a node must introduce its structure").into()),
+                None => {
+                    return Err(FieldError::rule("structure", "a node must introduce its structure").into());
+                }
             }
         }
         let key = member_key(peer.id.role, &peer.id.id);
@@ -138,7 +149,10 @@ impl Hub {
         self.store
             .scan(Tree::Members, &[], None, usize::MAX)?
             .into_iter()
-            .map(|(_, raw)| Member::decode(raw.as_slice()).map_err(|e| Error::Store(StoreError(format!("corrupt member: {e}")))))
+            .map(|(_, raw)| {
+                Member::decode(raw.as_slice())
+                    .map_err(|e| Error::Store(StoreError(format!("corrupt member: {e}"))))
+            })
             .collect()
     }
 
@@ -168,7 +182,8 @@ impl Hub {
         let role = member_role(id)?;
         let key = member_key(role, id);
         let _writer = self.write_lock();
-        let member = self.load(&key)?.ok_or_else(|| Error::NotFound { what: "member", id: id.to_string() })?;
+        let member =
+            self.load(&key)?.ok_or_else(|| Error::NotFound { what: "member", id: id.to_string() })?;
         let mut batch = WriteBatch::new();
         batch.delete(Tree::Members, key);
         self.store.commit(batch)?;
@@ -181,9 +196,13 @@ impl Hub {
         let Some(source) = &self.source else {
             return Err(Error::FailedPrecondition("this hub was not started from a config file".into()));
         };
-        let config = Config::load(source).map_err(|e| Error::FailedPrecondition(format!("reload refused: {e}")))?;
+        let config =
+            Config::load(source).map_err(|e| Error::FailedPrecondition(format!("reload refused: {e}")))?;
         let Some(hub) = config.hub() else {
-            return Err(Error::FailedPrecondition(format!("reload refused: {} no longer describes a hub", source.display())));
+            return Err(Error::FailedPrecondition(format!(
+                "reload refused: {} no longer describes a hub",
+                source.display()
+            )));
         };
         if hub.id != self.config.id {
             return Err(Error::FailedPrecondition(format!("reload refused: hub.id changed to {}", hub.id)));

@@ -49,7 +49,11 @@ impl Connected for PeerStream {
 }
 
 impl AsyncRead for PeerStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match &mut self.io {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -58,7 +62,11 @@ impl AsyncRead for PeerStream {
 }
 
 impl AsyncWrite for PeerStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match &mut self.io {
             Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -111,13 +119,20 @@ pub struct AcceptPolicy {
 
 /// The connections of `listener`, as a stream for `serve_with_incoming`. The accept loop stops when
 /// the stream is dropped.
-pub fn serve_incoming(listener: TcpListener, policy: AcceptPolicy) -> ReceiverStream<std::io::Result<PeerStream>> {
+pub fn serve_incoming(
+    listener: TcpListener,
+    policy: AcceptPolicy,
+) -> ReceiverStream<std::io::Result<PeerStream>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(accept_loop(listener, policy, tx));
     ReceiverStream::new(rx)
 }
 
-async fn accept_loop(listener: TcpListener, policy: AcceptPolicy, tx: mpsc::Sender<std::io::Result<PeerStream>>) {
+async fn accept_loop(
+    listener: TcpListener,
+    policy: AcceptPolicy,
+    tx: mpsc::Sender<std::io::Result<PeerStream>>,
+) {
     let permits = Arc::new(Semaphore::new(policy.max_connections));
     let acceptor = policy.tls.map(TlsAcceptor::from);
     loop {
@@ -156,7 +171,11 @@ async fn accept_loop(listener: TcpListener, policy: AcceptPolicy, tx: mpsc::Send
                             return;
                         };
                         tracing::debug!(%remote, peer = %peer.id, "tls connection");
-                        PeerStream { io: Io::Tls(Box::new(tls)), info: ConnInfo { remote: Some(remote), peer }, _permit: permit }
+                        PeerStream {
+                            io: Io::Tls(Box::new(tls)),
+                            info: ConnInfo { remote: Some(remote), peer },
+                            _permit: permit,
+                        }
                     }
                     Ok(Err(e)) => {
                         tracing::info!(%remote, error = %e, "tls handshake refused");

@@ -9,13 +9,13 @@
 pub mod incoming;
 mod verifier;
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
-use std::collections::HashSet;
 
 use rustls::RootCertStore;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 
 use crate::error::{Error, Result};
@@ -43,7 +43,10 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
 }
 
 /// A certificate chain and its key, checked to belong together.
-pub fn load_identity(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+pub fn load_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let chain = load_certs(cert)?;
     let private = load_key(key)?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&private)

@@ -1,0 +1,78 @@
+//! [`HubClient`]: a hub's services, for operators (administration), members and consumers.
+
+use passerelle_proto::v1::hub_admin_client::HubAdminClient;
+use passerelle_proto::v1::hub_sync_client::HubSyncClient;
+use passerelle_proto::v1::statistics_service_client::StatisticsServiceClient;
+use passerelle_proto::v1::{
+    AcceptMemberRequest, GetHubRequest, HelloRequest, HelloResponse, HubInfo, ListMembersRequest,
+    ListTablesRequest, ListTablesResponse, Member, ReloadRequest, RemoveMemberRequest, Structure,
+};
+use tonic::transport::Channel;
+
+use crate::channel::{TlsFiles, connect};
+use crate::error::{Error, Result};
+
+/// A connection to a hub (its operator API, or its mutual-TLS listener).
+#[derive(Debug, Clone)]
+pub struct HubClient {
+    channel: Channel,
+    endpoint: String,
+}
+
+impl HubClient {
+    /// Connects to the hub at `endpoint`.
+    pub async fn connect(endpoint: &str, tls: Option<&TlsFiles>) -> Result<Self> {
+        Ok(Self { channel: connect(endpoint, tls, "hub").await?, endpoint: endpoint.to_string() })
+    }
+
+    fn status(&self, status: tonic::Status) -> Error {
+        Error::from_status(status, "hub", &self.endpoint)
+    }
+
+    /// The hub's identity and settings.
+    pub async fn info(&self) -> Result<HubInfo> {
+        let reply = HubAdminClient::new(self.channel.clone()).get_hub(GetHubRequest {}).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Every member.
+    pub async fn members(&self) -> Result<Vec<Member>> {
+        let reply = HubAdminClient::new(self.channel.clone()).list_members(ListMembersRequest {}).await;
+        reply.map(|r| r.into_inner().members).map_err(|s| self.status(s))
+    }
+
+    /// Accepts a member (SIRET or hub id).
+    pub async fn accept(&self, id: &str) -> Result<Member> {
+        let reply = HubAdminClient::new(self.channel.clone())
+            .accept_member(AcceptMemberRequest { id: id.into() })
+            .await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Removes a member.
+    pub async fn remove(&self, id: &str) -> Result<Member> {
+        let reply = HubAdminClient::new(self.channel.clone())
+            .remove_member(RemoveMemberRequest { id: id.into() })
+            .await;
+        reply.map(|r| r.into_inner().removed.unwrap_or_default()).map_err(|s| self.status(s))
+    }
+
+    /// Re-reads the hub's revocation list; returns the list now in force.
+    pub async fn reload(&self) -> Result<Vec<String>> {
+        let reply = HubAdminClient::new(self.channel.clone()).reload(ReloadRequest {}).await;
+        reply.map(|r| r.into_inner().denied_serials).map_err(|s| self.status(s))
+    }
+
+    /// As a member: introduces a structure (or, with `None`, a downstream hub).
+    pub async fn hello(&self, structure: Option<Structure>) -> Result<HelloResponse> {
+        let reply = HubSyncClient::new(self.channel.clone()).hello(HelloRequest { structure }).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// As a consumer: the published tables.
+    pub async fn tables(&self) -> Result<ListTablesResponse> {
+        let reply =
+            StatisticsServiceClient::new(self.channel.clone()).list_tables(ListTablesRequest {}).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+}

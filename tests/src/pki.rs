@@ -1,0 +1,101 @@
+//! A test network's PKI, made with `passerelle pki`'s library: a trusted CA with every kind of
+//! party, and the certificates an attacker or a mistake would bring.
+
+use std::path::{Path, PathBuf};
+
+use passerelle_client::TlsFiles;
+use passerelle_client::pki::{self, CertificateAuthority, IssueRequest};
+use passerelle_proto::identity::{PeerId, Role};
+
+/// SIRETs with a valid Luhn checksum, for several structures.
+pub const SIRETS: [&str; 5] =
+    ["73282932000074", "44306184100047", "52104378900010", "77503216600016", "33039120200018"];
+
+/// The certificates of a test network, in `dir`.
+pub struct TestPki {
+    /// The directory holding everything.
+    pub dir: PathBuf,
+    /// The trusted network CA's directory (`ca.pem`, `ca.key`).
+    pub ca_dir: PathBuf,
+}
+
+impl TestPki {
+    /// Creates the network CA `coorace-pdl` in `dir/ca`.
+    pub fn new(dir: &Path) -> anyhow::Result<Self> {
+        let ca_dir = dir.join("ca");
+        pki::init("coorace-pdl", &ca_dir)?;
+        Ok(Self { dir: dir.to_path_buf(), ca_dir })
+    }
+
+    /// The CA certificate file.
+    pub fn ca_pem(&self) -> PathBuf {
+        self.ca_dir.join("ca.pem")
+    }
+
+    /// Issues a certificate for `role`/`id` (valid 30 days) into `dir/ROLE-ID/`.
+    pub fn issue(&self, role: Role, id: &str) -> anyhow::Result<TlsFiles> {
+        let out = self.dir.join(format!("{role}-{id}"));
+        let written = pki::issue(&self.ca_dir, &IssueRequest::new(PeerId::new(role, id)?, 30), &out)?;
+        Ok(TlsFiles { ca: self.ca_pem(), cert: written.cert, key: written.key })
+    }
+
+    /// A certificate of this CA whose validity ended yesterday.
+    pub fn issue_expired(&self, role: Role, id: &str) -> anyhow::Result<TlsFiles> {
+        let mut request = IssueRequest::new(PeerId::new(role, id)?, 1);
+        let now = time::OffsetDateTime::now_utc();
+        request.not_before = now - time::Duration::days(30);
+        request.not_after = now - time::Duration::days(1);
+        let out = self.dir.join(format!("expired-{role}-{id}"));
+        let written = pki::issue(&self.ca_dir, &request, &out)?;
+        Ok(TlsFiles { ca: self.ca_pem(), cert: written.cert, key: written.key })
+    }
+
+    /// A certificate of another network's CA, which this network does not trust.
+    pub fn issue_foreign(&self, role: Role, id: &str) -> anyhow::Result<TlsFiles> {
+        let foreign = self.dir.join("foreign-ca");
+        if !foreign.join("ca.pem").exists() {
+            pki::init("foreign-net", &foreign)?;
+        }
+        let out = self.dir.join(format!("foreign-{role}-{id}"));
+        let written = pki::issue(&foreign, &IssueRequest::new(PeerId::new(role, id)?, 30), &out)?;
+        Ok(TlsFiles { ca: self.ca_pem(), cert: written.cert, key: written.key })
+    }
+
+    /// A certificate of the trusted CA that carries no `passerelle://` identity.
+    pub fn issue_without_identity(&self) -> anyhow::Result<TlsFiles> {
+        let ca = CertificateAuthority::load(&self.ca_dir)?;
+        let ca_key = rcgen::KeyPair::from_pem(&ca.key_pem())?;
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&ca.cert_pem, &ca_key)?;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &issuer)?;
+        let out = self.dir.join("anonymous");
+        std::fs::create_dir_all(&out)?;
+        std::fs::write(out.join("anon.pem"), cert.pem())?;
+        std::fs::write(out.join("anon.key"), key.serialize_pem())?;
+        Ok(TlsFiles { ca: self.ca_pem(), cert: out.join("anon.pem"), key: out.join("anon.key") })
+    }
+
+    /// The serial of a certificate file, as the hub's deny-list wants it.
+    pub fn serial(files: &TlsFiles) -> anyhow::Result<String> {
+        Ok(pki::show(&files.cert)?.serial)
+    }
+
+    /// Writes a hub config (`hub.toml`) for hub `id`, listening on free loopback ports, with
+    /// `extra` appended to the `[hub]` section (e.g. `auto_accept = true`).
+    pub fn write_hub_config(&self, id: &str, hub_extra: &str, tail: &str) -> anyhow::Result<PathBuf> {
+        let hub = self.issue(Role::Hub, id)?;
+        let path = self.dir.join(format!("{id}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "data_dir = \"{id}-data\"\n\n[hub]\nid = \"{id}\"\nnetwork = \"coorace\"\nregion = \"52\"\nlisten = \"127.0.0.1:0\"\n{hub_extra}\n\n[hub.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_cas = [\"{}\"]\n\n[api]\nlisten = \"127.0.0.1:0\"\n{tail}\n",
+                hub.cert.display(),
+                hub.key.display(),
+                self.ca_pem().display()
+            ),
+        )?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,305 @@
+//! Identity and security through the real path: certificates made by `passerelle pki`'s library,
+//! real hubs and nodes on loopback, mutual TLS, the role matrix cell by cell, membership,
+//! revocation, and limits.
+
+use passerelle_client::{Error, HubClient, NodeClient, TlsFiles};
+use passerelle_proto::identity::Role;
+use passerelle_proto::v1::{Structure, StructureKind};
+use passerelle_tests::pki::{SIRETS, TestPki};
+use passerelle_tests::{InProcessDaemon, cli_async};
+use tonic::Code;
+
+fn structure(siret: &str) -> Structure {
+    Structure {
+        siret: siret.into(),
+        kind: StructureKind::Aci as i32,
+        name: "Atelier du Bocage".into(),
+        departement: "85".into(),
+    }
+}
+
+fn code_of<T: std::fmt::Debug>(result: &Result<T, Error>) -> Option<Code> {
+    match result {
+        Ok(_) => None,
+        Err(e) => Some(e.code().unwrap_or(Code::Unavailable)),
+    }
+}
+
+fn assert_denied<T: std::fmt::Debug>(result: Result<T, Error>, needle: &str) {
+    match result {
+        Err(Error::Status(status)) => {
+            assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+            assert!(status.message().contains(needle), "{:?} does not contain {needle:?}", status.message());
+        }
+        other => panic!("expected PERMISSION_DENIED ({needle}), got {other:?}"),
+    }
+}
+
+/// Every role against every hub method, and every role against the node API served over TLS.
+#[tokio::test(flavor = "multi_thread")]
+async fn role_matrix_cell_by_cell() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub = InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "", "")?).await?;
+    let operator_local = HubClient::connect(&hub.endpoint, None).await?;
+    operator_local.accept(SIRETS[0]).await?;
+    operator_local.accept("fas-pdl").await?;
+
+    let identities: Vec<(Role, TlsFiles)> = vec![
+        (Role::Node, pki.issue(Role::Node, SIRETS[0])?),
+        (Role::Hub, pki.issue(Role::Hub, "fas-pdl")?),
+        (Role::Consumer, pki.issue(Role::Consumer, "dreets-52")?),
+        (Role::Operator, pki.issue(Role::Operator, "ops-coorace")?),
+    ];
+    for (role, files) in &identities {
+        let client = HubClient::connect(&hub.hub_endpoint(), Some(files)).await?;
+        let hello = client.hello((*role == Role::Node).then(|| structure(SIRETS[0]))).await;
+        let tables = client.tables().await;
+        let members = client.members().await;
+        let info = client.info().await;
+        let accept = client.accept(SIRETS[4]).await;
+        let reload = client.reload().await;
+        let cells = [
+            ("/passerelle.v1.HubSync/Hello", code_of(&hello), matches!(role, Role::Node | Role::Hub)),
+            ("/passerelle.v1.StatisticsService/ListTables", code_of(&tables), *role == Role::Consumer),
+            ("/passerelle.v1.HubAdmin/ListMembers", code_of(&members), *role == Role::Operator),
+            ("/passerelle.v1.HubAdmin/GetHub", code_of(&info), *role == Role::Operator),
+            ("/passerelle.v1.HubAdmin/AcceptMember", code_of(&accept), *role == Role::Operator),
+        ];
+        for (method, code, allowed) in cells {
+            if allowed {
+                assert_eq!(code, None, "{role} should be allowed {method}");
+            } else {
+                assert_eq!(code, Some(Code::PermissionDenied), "{role} should be refused {method}");
+            }
+        }
+        // The message names the role and the method.
+        if *role != Role::Operator {
+            assert_denied(members, &format!("role {role} may not call /passerelle.v1.HubAdmin/ListMembers"));
+        }
+        // Reload is operator-only too (and this hub was started in memory, without a file).
+        match role {
+            Role::Operator => assert_eq!(code_of(&reload), None),
+            _ => assert_eq!(code_of(&reload), Some(Code::PermissionDenied)),
+        }
+    }
+
+    // The node's own API, served over TLS off the plaintext default: only operators.
+    let node_dir = dir.path().join("node");
+    std::fs::create_dir_all(&node_dir)?;
+    let api = pki.issue(Role::Node, SIRETS[1])?;
+    let node_config = node_dir.join("node.toml");
+    std::fs::write(
+        &node_config,
+        format!(
+            "data_dir = \"data\"\n[node]\nsiret = \"{}\"\nkind = \"ei\"\nname = \"Envie\"\ndepartement = \"44\"\n[api]\nlisten = \"127.0.0.1:0\"\n[api.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_cas = [\"{}\"]\n",
+            SIRETS[1],
+            api.cert.display(),
+            api.key.display(),
+            pki.ca_pem().display()
+        ),
+    )?;
+    let node = InProcessDaemon::start_config(&node_config).await?;
+    let node_tls_endpoint = node.endpoint.replace("http://127.0.0.1", "https://localhost");
+    for (role, files) in &identities {
+        let mut client = NodeClient::connect(&node_tls_endpoint, Some(files)).await?;
+        let listed = client.needs(None).await;
+        if *role == Role::Operator {
+            assert!(listed.is_ok(), "operator reads the node API: {listed:?}");
+        } else {
+            assert_denied(
+                listed,
+                &format!("role {role} may not call /passerelle.v1.StructureService/ListNeeds"),
+            );
+        }
+    }
+    let plaintext = NodeClient::connect(&node.endpoint, None).await;
+    match plaintext {
+        Ok(mut c) => assert!(c.needs(None).await.is_err(), "a TLS API has no plaintext access"),
+        Err(e) => assert!(matches!(e, Error::Unreachable { .. }), "{e:?}"),
+    }
+    node.stop().await?;
+    hub.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_cannot_act_as_another_siret() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub =
+        InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?)
+            .await?;
+    let a = HubClient::connect(&hub.hub_endpoint(), Some(&pki.issue(Role::Node, SIRETS[0])?)).await?;
+    assert_denied(
+        a.hello(Some(structure(SIRETS[1]))).await,
+        &format!("node certificate for SIRET {} cannot act as SIRET {}", SIRETS[0], SIRETS[1]),
+    );
+    assert!(a.hello(Some(structure(SIRETS[0]))).await.is_ok());
+    let members = HubClient::connect(&hub.endpoint, None).await?.members().await?;
+    let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, vec![SIRETS[0]], "the impersonated SIRET was never recorded");
+    hub.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_member_is_refused_until_an_operator_accepts_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub = InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "", "")?).await?;
+    let node = HubClient::connect(&hub.hub_endpoint(), Some(&pki.issue(Role::Node, SIRETS[2])?)).await?;
+    let pending = format!("structure {} is pending approval on hub coorace-pdl", SIRETS[2]);
+    assert_denied(node.hello(Some(structure(SIRETS[2]))).await, &pending);
+    assert_denied(node.hello(Some(structure(SIRETS[2]))).await, &pending);
+
+    let members = cli_async(&hub.endpoint, &["--format", "json", "hub", "members"]).await.ok()?.json()?;
+    assert_eq!(members[0]["id"], SIRETS[2]);
+    assert_eq!(members[0]["state"], "pending");
+    assert_eq!(members[0]["name"], "Atelier du Bocage");
+
+    let accepted =
+        cli_async(&hub.endpoint, &["--format", "json", "hub", "accept", SIRETS[2]]).await.ok()?.json()?;
+    assert_eq!(accepted["state"], "accepted");
+    let hello = node.hello(Some(structure(SIRETS[2]))).await?;
+    assert_eq!((hello.hub_id.as_str(), hello.region.as_str()), ("coorace-pdl", "52"));
+
+    let removed =
+        cli_async(&hub.endpoint, &["--format", "json", "hub", "remove", SIRETS[2]]).await.ok()?.json()?;
+    assert_eq!(removed["id"], SIRETS[2]);
+    assert_denied(node.hello(Some(structure(SIRETS[2]))).await, &pending);
+    let bad = cli_async(&hub.endpoint, &["hub", "accept", "12345678901234"]).await;
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("Luhn"), "{bad:?}");
+    hub.stop().await
+}
+
+/// Certificates the hub must refuse at the handshake, and clients without TLS or without a
+/// certificate. The hub keeps serving legitimate peers throughout.
+#[tokio::test(flavor = "multi_thread")]
+async fn untrusted_clients_are_refused_and_the_hub_keeps_serving() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub =
+        InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?)
+            .await?;
+    let endpoint = hub.hub_endpoint();
+
+    let refused = [
+        ("foreign CA", pki.issue_foreign(Role::Node, SIRETS[0])?),
+        ("expired", pki.issue_expired(Role::Node, SIRETS[0])?),
+        ("no passerelle identity", pki.issue_without_identity()?),
+    ];
+    for (what, files) in &refused {
+        let outcome = match HubClient::connect(&endpoint, Some(files)).await {
+            Ok(client) => client.hello(Some(structure(SIRETS[0]))).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        assert!(
+            matches!(outcome, Err(Error::Unreachable { .. })),
+            "{what}: expected the handshake to fail, got {outcome:?}"
+        );
+    }
+
+    // No client certificate at all: TLS with the right CA, but nothing to present.
+    let ca = tonic::transport::Certificate::from_pem(std::fs::read(pki.ca_pem())?);
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())?
+        .tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(ca).domain_name("localhost"))?
+        .connect()
+        .await;
+    if let Ok(channel) = channel {
+        let mut client =
+            passerelle_proto::v1::statistics_service_client::StatisticsServiceClient::new(channel);
+        assert!(
+            client.list_tables(passerelle_proto::v1::ListTablesRequest {}).await.is_err(),
+            "no certificate, no answer"
+        );
+    }
+
+    // Plaintext gRPC against the TLS port.
+    let plain = endpoint.replace("https://localhost", "http://127.0.0.1");
+    let outcome = match HubClient::connect(&plain, None).await {
+        Ok(client) => client.tables().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(matches!(outcome, Err(Error::Unreachable { .. })), "plaintext refused: {outcome:?}");
+    let cli = cli_async(&plain, &["hub", "members"]).await;
+    assert_eq!(cli.code, 1, "{cli:?}");
+    assert!(cli.stderr.contains("is this a TLS port?"), "{cli:?}");
+
+    // Still serving.
+    let good = HubClient::connect(&endpoint, Some(&pki.issue(Role::Node, SIRETS[0])?)).await?;
+    good.hello(Some(structure(SIRETS[0]))).await?;
+    hub.stop().await
+}
+
+/// A revoked serial is refused at the next handshake and, on a connection opened before the
+/// revocation, at the next call.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_serial_is_refused_after_reload() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let config = pki.write_hub_config("coorace-pdl", "auto_accept = true\ndenied_serials = []", "")?;
+    let hub = InProcessDaemon::start_config(&config).await?;
+    let victim = pki.issue(Role::Node, SIRETS[3])?;
+    let serial = TestPki::serial(&victim)?;
+
+    let before = HubClient::connect(&hub.hub_endpoint(), Some(&victim)).await?;
+    before.hello(Some(structure(SIRETS[3]))).await?;
+
+    let text = std::fs::read_to_string(&config)?;
+    // Written the way a person copies it from `pki show`, in upper case with colons.
+    let pretty: String = serial
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    std::fs::write(
+        &config,
+        text.replace("denied_serials = []", &format!("denied_serials = [\"{pretty}\"]")),
+    )?;
+    let reloaded = cli_async(&hub.endpoint, &["--format", "json", "hub", "reload"]).await.ok()?.json()?;
+    assert_eq!(reloaded["denied_serials"][0], serial.as_str());
+
+    assert_denied(before.hello(Some(structure(SIRETS[3]))).await, &format!("certificate serial {serial}"));
+    let after = match HubClient::connect(&hub.hub_endpoint(), Some(&victim)).await {
+        Ok(client) => client.hello(Some(structure(SIRETS[3]))).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(matches!(after, Err(Error::Unreachable { .. })), "refused at the handshake: {after:?}");
+
+    // Others are unaffected.
+    let other = HubClient::connect(&hub.hub_endpoint(), Some(&pki.issue(Role::Node, SIRETS[4])?)).await?;
+    other.hello(Some(structure(SIRETS[4]))).await?;
+
+    // A broken config is refused and keeps the list in force.
+    std::fs::write(&config, "this is not toml")?;
+    let broken = cli_async(&hub.endpoint, &["hub", "reload"]).await;
+    assert_eq!(broken.code, 2, "{broken:?}");
+    assert!(broken.stderr.contains("reload refused"), "{broken:?}");
+    let info = HubClient::connect(&hub.endpoint, None).await?.info().await?;
+    assert_eq!(info.denied_serials, vec![serial]);
+    hub.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_message_is_resource_exhausted_and_harmless() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let config =
+        pki.write_hub_config("coorace-pdl", "auto_accept = true", "[limits]\nmax_message_bytes = 1024\n")?;
+    let hub = InProcessDaemon::start_config(&config).await?;
+    let node = HubClient::connect(&hub.hub_endpoint(), Some(&pki.issue(Role::Node, SIRETS[0])?)).await?;
+    let mut big = structure(SIRETS[0]);
+    big.name = "x".repeat(4096);
+    match node.hello(Some(big)).await {
+        Err(Error::Status(status)) => {
+            assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+            assert!(status.message().contains("exceeds the limit of 1024 bytes"), "{status:?}");
+        }
+        other => panic!("expected RESOURCE_EXHAUSTED, got {other:?}"),
+    }
+    // Same connection, same daemon: still fine.
+    node.hello(Some(structure(SIRETS[0]))).await?;
+    hub.stop().await
+}
