@@ -328,7 +328,10 @@ impl Config {
                 ));
             }
             (None, None) => {
-                return Err(Error::Config(format!("{}: missing a [node] or a [hub] section", path.display())));
+                return Err(Error::Config(format!(
+                    "{}: missing a [node] or a [hub] section",
+                    path.display()
+                )));
             }
         };
         let listen = v.addr("api.listen", &self.api.listen)?;

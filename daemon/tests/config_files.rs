@@ -10,23 +10,50 @@ fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
 }
 
+/// Test certificates for the relative `certs/` paths the examples use: a CA, a hub and a node
+/// certificate, made with rcgen as `passerelle pki` would.
+fn write_certs(dir: &Path) -> anyhow::Result<()> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs)?;
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    std::fs::write(certs.join("ca.pem"), ca_cert.pem())?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    for (name, uri) in [("hub", "passerelle://hub/coorace-pdl"), ("node", "passerelle://node/73282932000074")]
+    {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
+        params.subject_alt_names.push(SanType::URI(uri.try_into()?));
+        std::fs::write(certs.join(format!("{name}.pem")), params.signed_by(&key, &issuer)?.pem())?;
+        std::fs::write(certs.join(format!("{name}.key")), key.serialize_pem())?;
+    }
+    Ok(())
+}
+
 #[test]
 fn every_example_config_is_valid() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    write_certs(dir.path())?;
     let mut checked = 0;
     for entry in std::fs::read_dir(config_dir())? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "toml") {
-            Config::load(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            // Validated next to the test certificates, as an operator would place them.
+            let copy = dir.path().join(path.file_name().unwrap_or_default());
+            std::fs::copy(&path, &copy)?;
+            Config::load(&copy).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             checked += 1;
         }
     }
-    assert!(checked >= 1, "no example config found in {}", config_dir().display());
+    assert!(checked >= 3, "expected the node, hub and dev examples in {}", config_dir().display());
     Ok(())
 }
 
-fn check_config(text: &str) -> anyhow::Result<(i32, String, String)> {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("node.toml");
+fn check_config(dir: &Path, text: &str) -> anyhow::Result<(i32, String, String)> {
+    let path = dir.join("node.toml");
     std::fs::write(&path, text)?;
     let out = Command::new(env!("CARGO_BIN_EXE_passerelled"))
         .args(["check-config", "--config"])
@@ -41,12 +68,14 @@ fn check_config(text: &str) -> anyhow::Result<(i32, String, String)> {
 
 #[test]
 fn check_config_accepts_the_example_and_reports_a_bad_siret() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    write_certs(dir.path())?;
     let example = std::fs::read_to_string(config_dir().join("node.example.toml"))?;
-    let (code, stdout, _) = check_config(&example)?;
-    assert_eq!(code, 0);
+    let (code, stdout, stderr) = check_config(dir.path(), &example)?;
+    assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("ok (node 73282932000074"), "{stdout}");
 
-    let (code, _, stderr) = check_config(&example.replace("73282932000074", "73282932000075"))?;
+    let (code, _, stderr) = check_config(dir.path(), &example.replace("73282932000074", "73282932000075"))?;
     assert_eq!(code, 2);
     let line = example.lines().position(|l| l.starts_with("siret")).map_or(0, |i| i + 1);
     assert!(
@@ -54,13 +83,48 @@ fn check_config_accepts_the_example_and_reports_a_bad_siret() -> anyhow::Result<
         "{stderr}"
     );
 
-    let (code, _, stderr) = check_config(&example.replace("[api]", "[api]\nport = 7401"))?;
+    let (code, _, stderr) = check_config(dir.path(), &example.replace("[api]", "[api]\nport = 7401"))?;
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown field `port`"), "{stderr}");
 
-    let (code, _, stderr) = check_config("data_dir = \"x\"\n")?;
+    let (code, _, stderr) = check_config(dir.path(), "data_dir = \"x\"\n")?;
     assert_eq!(code, 2);
     assert!(stderr.contains("missing a [node] or a [hub] section"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn check_config_reports_missing_certificates_and_mismatched_keys() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    write_certs(dir.path())?;
+    let example = std::fs::read_to_string(config_dir().join("hub.example.toml"))?;
+    let copy = dir.path().join("hub.toml");
+    let check = |text: &str| -> anyhow::Result<(i32, String)> {
+        std::fs::write(&copy, text)?;
+        let out = Command::new(env!("CARGO_BIN_EXE_passerelled"))
+            .args(["check-config", "--config"])
+            .arg(&copy)
+            .output()?;
+        Ok((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned()))
+    };
+    let (code, stderr) = check(&example)?;
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, stderr) = check(&example.replace("certs/hub.pem", "certs/missing.pem"))?;
+    assert_eq!(code, 2);
+    let line = example.lines().position(|l| l.starts_with("cert = ")).map_or(0, |i| i + 1);
+    assert!(
+        stderr.contains(&format!("hub.toml:{line}: hub.tls.cert")) && stderr.contains("cannot read"),
+        "{stderr}"
+    );
+
+    let (code, stderr) = check(&example.replace("certs/hub.key", "certs/node.key"))?;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("hub.tls.key") && stderr.contains("does not match the certificate"), "{stderr}");
+
+    let (code, stderr) = check(&example.replace("region = \"52\"", "region = \"20\""))?;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("hub.region \"20\": expected a région INSEE code"), "{stderr}");
     Ok(())
 }
 

@@ -303,3 +303,33 @@ async fn an_oversized_message_is_resource_exhausted_and_harmless() -> anyhow::Re
     node.hello(Some(structure(SIRETS[0]))).await?;
     hub.stop().await
 }
+
+/// SIGHUP on a real hub process re-reads the revocation list.
+#[test]
+fn sighup_reloads_the_revocation_list() -> anyhow::Result<()> {
+    use passerelle_tests::{ChildDaemon, cli};
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let config = pki.write_hub_config("coorace-pdl", "denied_serials = []", "")?;
+    let hub = ChildDaemon::spawn(&config)?;
+    let victim = pki.issue(Role::Node, SIRETS[1])?;
+    let serial = TestPki::serial(&victim)?;
+    let text = std::fs::read_to_string(&config)?;
+    std::fs::write(
+        &config,
+        text.replace("denied_serials = []", &format!("denied_serials = [\"{serial}\"]")),
+    )?;
+    let status = std::process::Command::new("kill").args(["-HUP", &hub.child.id().to_string()]).status()?;
+    assert!(status.success());
+    // The reload happens on the daemon's own schedule: poll its state, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let info = cli(&hub.endpoint, &["--format", "json", "hub", "info"]).ok()?.json()?;
+        if info["denied_serials"][0] == serial.as_str() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "SIGHUP did not reload: {info}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    hub.kill9()
+}
