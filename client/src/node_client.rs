@@ -8,6 +8,10 @@ use passerelle_proto::v1::{
     ListPersonsRequest, NeedFields, NeedStatus, Person, PersonFields, RecruitmentNeed, Structure,
     SubmitIndicatorsRequest, WithdrawConsentRequest,
 };
+use passerelle_proto::v1::{
+    DeleteNeedRequest, ListNetworkNeedsRequest, PooledNeed, SyncNowRequest, SyncStatusRequest,
+    SyncStatusResponse,
+};
 use tonic::transport::Channel;
 
 use crate::channel::{TlsFiles, connect};
@@ -66,6 +70,44 @@ impl NodeClient {
     pub async fn needs(&mut self, status: Option<NeedStatus>) -> Result<Vec<RecruitmentNeed>> {
         let request = ListNeedsRequest { status: status.map_or(0, |s| s as i32) };
         let reply = self.inner.list_needs(request).await;
+        reply.map(|r| r.into_inner().needs).map_err(|s| self.status(s))
+    }
+
+    /// Deletes a need.
+    pub async fn delete_need(&mut self, id: &str) -> Result<()> {
+        let reply = self.inner.delete_need(DeleteNeedRequest { id: id.to_string() }).await;
+        reply.map(|_| ()).map_err(|s| self.status(s))
+    }
+
+    /// Where sync with each hub stands.
+    pub async fn sync_status(&mut self) -> Result<SyncStatusResponse> {
+        let reply = self.inner.sync_status(SyncStatusRequest {}).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Pushes now; with `wait`, until every hub acknowledged everything (or `timeout`).
+    pub async fn sync_now(&mut self, wait: bool, timeout: std::time::Duration) -> Result<SyncStatusResponse> {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut request = tonic::Request::new(SyncNowRequest { wait, timeout_ms });
+        request.set_timeout(timeout + std::time::Duration::from_secs(5));
+        let reply = self.inner.sync_now(request).await;
+        match reply {
+            Ok(r) => Ok(r.into_inner()),
+            // The node answered that a hub did not acknowledge: report the node's reason as is.
+            Err(s) if s.code() == tonic::Code::Unavailable && std::error::Error::source(&s).is_none() => {
+                Err(Error::Status(s))
+            }
+            Err(s) => Err(self.status(s)),
+        }
+    }
+
+    /// The pooled open needs of the networks (from the node's local copy).
+    pub async fn network_needs(
+        &mut self,
+        rome_prefix: Option<String>,
+        departement: Option<String>,
+    ) -> Result<Vec<PooledNeed>> {
+        let reply = self.inner.list_network_needs(ListNetworkNeedsRequest { rome_prefix, departement }).await;
         reply.map(|r| r.into_inner().needs).map_err(|s| self.status(s))
     }
 

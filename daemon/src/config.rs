@@ -41,6 +41,9 @@ pub struct Config {
     pub api: ApiSection,
     /// On a node: the certificate it presents to hubs and the CAs it trusts for them.
     pub tls: Option<ClientTlsSection>,
+    /// On a node: the hubs it syncs with and what it shares with each.
+    #[serde(default)]
+    pub hubs: Vec<HubLinkSection>,
     /// Limits against abuse, for every listener.
     #[serde(default)]
     pub limits: LimitsSection,
@@ -58,6 +61,18 @@ pub struct NodeSection {
     pub name: Spanned<String>,
     /// Département of the structure's main site, e.g. `49`.
     pub departement: Spanned<String>,
+}
+
+/// `[[hubs]]` on a node: one network hub and the sharing agreement with it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubLinkSection {
+    /// The hub's id, as in its certificate (`coorace-pdl`).
+    pub id: Spanned<String>,
+    /// The hub's address, `https://HOST:PORT`; HOST must be a name in the hub's certificate.
+    pub endpoint: Spanned<String>,
+    /// The datasets the structure agrees to share with this hub: `needs`, `indicators`.
+    pub share: Vec<Spanned<String>>,
 }
 
 /// `[hub]`: a network hub.
@@ -221,6 +236,19 @@ pub struct NodeConfig {
     pub structure: Structure,
     /// Its client identity towards hubs: (CA file, cert, key).
     pub tls: Option<ClientTlsFiles>,
+    /// The hubs it syncs with.
+    pub hubs: Vec<HubLink>,
+}
+
+/// A hub a node syncs with, and the sharing agreement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubLink {
+    /// The hub's id; its certificate must say `passerelle://hub/ID`.
+    pub id: String,
+    /// `https://HOST:PORT`.
+    pub endpoint: String,
+    /// Datasets shared, sorted and without duplicates.
+    pub datasets: Vec<String>,
 }
 
 /// A node's TLS client files.
@@ -309,8 +337,15 @@ impl Config {
             ));
         }
         let role = match (&self.node, &self.hub) {
-            (Some(node), None) => RoleConfig::Node(v.node(node, self.tls.as_ref())?),
+            (Some(node), None) => RoleConfig::Node(v.node(node, self.tls.as_ref(), &self.hubs)?),
             (None, Some(hub)) => {
+                if let Some(link) = self.hubs.first() {
+                    return Err(v.at(
+                        "hubs",
+                        link.id.span(),
+                        FieldError::rule("hubs", "is for nodes; a hub's upstreams come later"),
+                    ));
+                }
                 if let Some(tls) = &self.tls {
                     return Err(v.at(
                         "tls",
@@ -440,7 +475,12 @@ impl Validator<'_> {
         Ok(ServerTlsFiles { cert, key, client_cas })
     }
 
-    fn node(&self, node: &NodeSection, tls: Option<&ClientTlsSection>) -> Result<NodeConfig> {
+    fn node(
+        &self,
+        node: &NodeSection,
+        tls: Option<&ClientTlsSection>,
+        links: &[HubLinkSection],
+    ) -> Result<NodeConfig> {
         let siret = self.check("node.siret", &node.siret, validate::siret)?;
         let kind = StructureKind::from_slug(node.kind.get_ref()).ok_or_else(|| {
             self.at(
@@ -466,7 +506,47 @@ impl Validator<'_> {
                 Some(ClientTlsFiles { ca, cert, key })
             }
         };
-        Ok(NodeConfig { structure: Structure { siret, kind: kind as i32, name, departement }, tls })
+        let mut hubs: Vec<HubLink> = Vec::new();
+        for link in links {
+            let id = self.check("hubs.id", &link.id, validate::hub_id)?;
+            if hubs.iter().any(|h| h.id == id) {
+                return Err(self.at("hubs.id", link.id.span(), FieldError::new("id", &id, "listed twice")));
+            }
+            let endpoint = self.check("hubs.endpoint", &link.endpoint, |f, v| {
+                let ok = v.strip_prefix("https://").is_some_and(|rest| !rest.is_empty());
+                if ok {
+                    Ok(())
+                } else {
+                    Err(FieldError::new(f, v, "expected https://HOST:PORT (hubs speak mutual TLS only)"))
+                }
+            })?;
+            let mut datasets = Vec::new();
+            for dataset in &link.share {
+                let name = self.check("hubs.share", dataset, |f, v| {
+                    if passerelle_proto::datasets::is_dataset(v) {
+                        Ok(())
+                    } else {
+                        Err(FieldError::new(
+                            f,
+                            v,
+                            format!("expected one of {}", passerelle_proto::datasets::ALL.join(", ")),
+                        ))
+                    }
+                })?;
+                if !datasets.contains(&name) {
+                    datasets.push(name);
+                }
+            }
+            datasets.sort();
+            hubs.push(HubLink { id, endpoint, datasets });
+        }
+        if !hubs.is_empty() && tls.is_none() {
+            return Err(Error::Config(format!(
+                "{}: [[hubs]] needs a [tls] section with the node's certificate (passerelle pki issue --role node)",
+                self.path.display()
+            )));
+        }
+        Ok(NodeConfig { structure: Structure { siret, kind: kind as i32, name, departement }, tls, hubs })
     }
 
     fn hub(&self, hub: &HubSection) -> Result<HubConfig> {

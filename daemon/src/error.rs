@@ -50,6 +50,10 @@ pub enum Error {
     #[error("{0}")]
     FailedPrecondition(String),
 
+    /// A peer could not be reached or did not answer in time.
+    #[error("{0}")]
+    Unavailable(String),
+
     /// The configuration is invalid; the message names the file, line and field.
     #[error("{0}")]
     Config(String),
@@ -105,6 +109,7 @@ impl From<Error> for tonic::Status {
             Error::VersionConflict { .. } => Code::Aborted,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::Unavailable(_) => Code::Unavailable,
             Error::Config(_)
             | Error::Store(_)
             | Error::Io { .. }

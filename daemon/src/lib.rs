@@ -18,6 +18,7 @@ pub mod hub;
 pub mod limits;
 pub mod node;
 pub mod store;
+pub mod sync;
 pub mod tls;
 
 use std::future::Future;
@@ -76,7 +77,7 @@ async fn bind(addr: SocketAddr, field: &str) -> Result<TcpListener> {
 /// What a daemon runs.
 #[derive(Debug, Clone)]
 enum Role {
-    Node(Arc<node::Node>),
+    Node(Arc<node::Node>, Arc<sync::SyncEngine>),
     Hub(Arc<hub::Hub>),
 }
 
@@ -93,10 +94,11 @@ impl Daemon {
     pub fn open(config: ValidConfig) -> Result<Self> {
         let denied = tls::DenyList::default();
         let role = match &config.role {
-            RoleConfig::Node(node) => {
-                let node = node::Node::open(&config.data_dir, node.structure.clone())?;
+            RoleConfig::Node(settings) => {
+                let node = Arc::new(node::Node::open(&config.data_dir, settings.structure.clone())?);
                 tracing::info!(siret = %node.structure().siret, data_dir = %config.data_dir.display(), "node store open");
-                Role::Node(Arc::new(node))
+                let engine = sync::SyncEngine::new(node.clone(), &settings.hubs, settings.tls.clone())?;
+                Role::Node(node, engine)
             }
             RoleConfig::Hub(settings) => {
                 let hub = hub::Hub::open(
@@ -115,7 +117,7 @@ impl Daemon {
     /// The node's domain layer, on a node (for tests and tools in the same process).
     pub fn node(&self) -> Option<&Arc<node::Node>> {
         match &self.role {
-            Role::Node(node) => Some(node),
+            Role::Node(node, _) => Some(node),
             Role::Hub(_) => None,
         }
     }
@@ -124,7 +126,7 @@ impl Daemon {
     pub fn hub(&self) -> Option<&Arc<hub::Hub>> {
         match &self.role {
             Role::Hub(hub) => Some(hub),
-            Role::Node(_) => None,
+            Role::Node(..) => None,
         }
     }
 
@@ -140,6 +142,7 @@ impl Daemon {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        let stop_rx_for_streams = stop_rx.clone();
         let stopped = move || {
             let mut rx = stop_rx.clone();
             async move {
@@ -152,9 +155,10 @@ impl Daemon {
         tracing::info!(addr = %listeners.api_addr()?, tls = api_policy.tls.is_some(), "api listening");
         let api = tls::incoming::serve_incoming(listeners.api, api_policy);
         match &self.role {
-            Role::Node(node) => {
+            Role::Node(node, engine) => {
+                engine.start(stop_rx_for_streams.clone());
                 let router = self.server().add_service(
-                    StructureServiceServer::new(api::StructureApi::new(node.clone()))
+                    StructureServiceServer::new(api::StructureApi::new(node.clone(), engine.clone()))
                         .max_decoding_message_size(max),
                 );
                 router.serve_with_incoming_shutdown(api, stopped()).await?;
@@ -167,7 +171,7 @@ impl Daemon {
                 let hub_policy = self.accept_policy(Some(&settings.tls))?;
                 tracing::info!(addr = %hub_listener.local_addr().map_err(|e| Error::io("hub address", e))?, "hub listening (mutual tls)");
                 let hub_incoming = tls::incoming::serve_incoming(hub_listener, hub_policy);
-                let service = api::HubApi::new(hub.clone());
+                let service = api::HubApi::new(hub.clone(), stop_rx_for_streams.clone());
                 let admin = || HubAdminServer::new(service.clone()).max_decoding_message_size(max);
                 let public: Router<_> = self
                     .server()
@@ -183,7 +187,7 @@ impl Daemon {
         }
         let role = self.role.clone();
         tokio::task::spawn_blocking(move || match role {
-            Role::Node(node) => node.sync(),
+            Role::Node(node, _) => node.sync(),
             Role::Hub(hub) => hub.sync(),
         })
         .await??;

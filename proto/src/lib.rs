@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codes;
+pub mod datasets;
 pub mod date;
 pub mod geo;
 pub mod identity;

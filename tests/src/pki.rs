@@ -77,6 +77,33 @@ impl TestPki {
         Ok(TlsFiles { ca: self.ca_pem(), cert: out.join("anon.pem"), key: out.join("anon.key") })
     }
 
+    /// Writes a node config (`node-SIRET.toml`) for a structure syncing with `hubs`
+    /// (id, `https://localhost:PORT`, datasets), its API on a free loopback port.
+    pub fn write_node_config(
+        &self,
+        siret: &str,
+        departement: &str,
+        hubs: &[(&str, String, &[&str])],
+    ) -> anyhow::Result<PathBuf> {
+        let files = self.issue(Role::Node, siret)?;
+        let mut text = format!(
+            "data_dir = \"node-{siret}-data\"\n\n[node]\nsiret = \"{siret}\"\nkind = \"aci\"\nname = \"Structure {siret}\"\ndepartement = \"{departement}\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            files.ca.display(),
+            files.cert.display(),
+            files.key.display()
+        );
+        for (id, endpoint, share) in hubs {
+            let share: Vec<String> = share.iter().map(|d| format!("\"{d}\"")).collect();
+            text.push_str(&format!(
+                "\n[[hubs]]\nid = \"{id}\"\nendpoint = \"{endpoint}\"\nshare = [{}]\n",
+                share.join(", ")
+            ));
+        }
+        let path = self.dir.join(format!("node-{siret}.toml"));
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
     /// The serial of a certificate file, as the hub's deny-list wants it.
     pub fn serial(files: &TlsFiles) -> anyhow::Result<String> {
         Ok(pki::show(&files.cert)?.serial)

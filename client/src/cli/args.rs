@@ -63,12 +63,56 @@ pub(crate) enum Command {
     /// Monthly indicator reports.
     #[command(subcommand)]
     Indicators(IndicatorsCommand),
+    /// Sync with the network hubs this node is configured for.
+    #[command(subcommand)]
+    Sync(SyncCommand),
+    /// What the networks share: the pooled needs of other structures.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// A network's certificates: create its CA, issue certificates, inspect them.
     #[command(subcommand)]
     Pki(PkiCommand),
     /// Administer a hub (over its operator API: --endpoint http://127.0.0.1:7502).
     #[command(subcommand)]
     Hub(HubCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SyncCommand {
+    /// Per hub: connected or not, last acknowledgement, pending changes, last error.
+    Status,
+    /// Push now, skipping any retry delay.
+    Now {
+        /// Return only when every hub has acknowledged everything pending (exit 1 otherwise).
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, in seconds (`30` or `30s`).
+        #[arg(long, default_value = "30", value_parser = seconds)]
+        timeout: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NetworkCommand {
+    /// The open needs of other structures, pooled from every hub, readable offline.
+    Needs {
+        /// Only this ROME grand domaine (K), domaine (K22) or fiche (K2204).
+        #[arg(long)]
+        rome: Option<String>,
+        /// Only this département.
+        #[arg(long)]
+        departement: Option<String>,
+    },
+}
+
+/// Parses `30` or `30s`.
+fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.trim_end_matches('s')
+        .parse::<u64>()
+        .ok()
+        .filter(|s| *s > 0)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| "expected a number of seconds, e.g. 30".to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +164,8 @@ pub(crate) enum HubCommand {
     Info,
     /// List members, pending and accepted.
     Members,
+    /// Member structures with their sync state: last seen, lag, records held.
+    Structures,
     /// Accept a member: a SIRET (a structure's node) or a hub id.
     Accept {
         /// SIRET or hub id.
@@ -146,6 +192,11 @@ pub(crate) enum NeedCommand {
     },
     /// Show one need.
     Show {
+        /// The need's id.
+        id: String,
+    },
+    /// Delete a need (hubs that received it are told to drop it).
+    Delete {
         /// The need's id.
         id: String,
     },

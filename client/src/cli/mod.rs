@@ -5,7 +5,8 @@ mod render;
 mod views;
 
 use args::{
-    Cli, Command, ConsentCommand, HubCommand, IndicatorsCommand, NeedCommand, PersonCommand, PkiCommand,
+    Cli, Command, ConsentCommand, HubCommand, IndicatorsCommand, NeedCommand, NetworkCommand, PersonCommand,
+    PkiCommand, SyncCommand,
 };
 use passerelle_client::pki::{self, IssueRequest};
 use passerelle_client::{Error, HubClient, NodeClient, TlsFiles};
@@ -17,6 +18,7 @@ use views::{
     CertificateView, ConsentView, ErasureView, HubView, IndicatorView, MemberView, NeedView, PersonView,
     StructureView, WrittenView,
 };
+use views::{DeletedView, PooledNeedView, StructureSyncView, SyncHubView};
 
 /// Runs one command: PKI commands work on files, the others call the node or hub at `cli.endpoint`.
 pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
@@ -108,6 +110,12 @@ async fn hub_command(
             };
             render::one(format, &view)
         }
+        HubCommand::Structures => {
+            let members = hub.members().await?;
+            let structures: Vec<StructureSyncView> =
+                members.into_iter().filter(|m| m.role == "node").map(StructureSyncView::from).collect();
+            render::list(format, &structures)
+        }
         HubCommand::Members => {
             let members = hub.members().await?;
             render::list(format, &members.into_iter().map(MemberView::from).collect::<Vec<_>>())
@@ -138,6 +146,18 @@ async fn node_command(
     let mut node = NodeClient::connect(endpoint, tls).await?;
     Ok(match command {
         Command::Pki(_) | Command::Hub(_) => unreachable_command(),
+        Command::Sync(SyncCommand::Status) => {
+            let status = node.sync_status().await?;
+            render::list(format, &status.hubs.into_iter().map(SyncHubView::from).collect::<Vec<_>>())
+        }
+        Command::Sync(SyncCommand::Now { wait, timeout }) => {
+            let status = node.sync_now(wait, timeout).await?;
+            render::list(format, &status.hubs.into_iter().map(SyncHubView::from).collect::<Vec<_>>())
+        }
+        Command::Network(NetworkCommand::Needs { rome, departement }) => {
+            let needs = node.network_needs(rome, departement).await?;
+            render::list(format, &needs.into_iter().map(PooledNeedView::from).collect::<Vec<_>>())
+        }
         Command::Structure => render::one(format, &StructureView::from(node.structure().await?)),
         Command::Need(command) => match command {
             NeedCommand::Add(a) => {
@@ -161,6 +181,10 @@ async fn node_command(
                 render::list(format, &needs.into_iter().map(NeedView::from).collect::<Vec<_>>())
             }
             NeedCommand::Show { id } => render::one(format, &NeedView::from(node.need(&id).await?)),
+            NeedCommand::Delete { id } => {
+                node.delete_need(&id).await?;
+                render::one(format, &DeletedView { id, deleted: true })
+            }
             NeedCommand::Close { id, status } => {
                 render::one(format, &NeedView::from(node.close_need(&id, status).await?))
             }

@@ -429,3 +429,146 @@ impl Record for WrittenView {
     const PLURAL: &'static str = "files";
     const TABLE: &'static [&'static str] = &["id", "certificate", "key"];
 }
+
+/// Sync with one hub, as the node sees it.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct SyncHubView {
+    pub(crate) id: String,
+    pub(crate) endpoint: String,
+    pub(crate) datasets: Vec<String>,
+    pub(crate) connected: bool,
+    pub(crate) last_ack_at: Option<String>,
+    pub(crate) pending: u64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) network_needs: u64,
+}
+
+impl Record for SyncHubView {
+    const PLURAL: &'static str = "hubs configured (add [[hubs]] to the node's config)";
+    const TABLE: &'static [&'static str] =
+        &["id", "connected", "last_ack_at", "pending", "network_needs", "last_error"];
+}
+
+impl From<passerelle_proto::v1::HubSyncStatus> for SyncHubView {
+    fn from(h: passerelle_proto::v1::HubSyncStatus) -> Self {
+        Self {
+            id: h.hub_id,
+            endpoint: h.endpoint,
+            datasets: h.datasets,
+            connected: h.connected,
+            last_ack_at: (h.last_ack_at_ms > 0).then(|| format_unix_ms(h.last_ack_at_ms)),
+            pending: h.pending,
+            last_error: (!h.last_error.is_empty()).then_some(h.last_error),
+            network_needs: h.network_needs,
+        }
+    }
+}
+
+/// A need of another structure, pooled from the networks.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct PooledNeedView {
+    id: String,
+    structure_name: String,
+    structure_kind: &'static str,
+    origin_siret: String,
+    rome_code: String,
+    contract_type: &'static str,
+    open_positions: u32,
+    hours_per_week: u32,
+    departement: String,
+    start_date: String,
+    end_date: Option<String>,
+    hubs: Vec<String>,
+}
+
+impl Record for PooledNeedView {
+    const PLURAL: &'static str = "needs in the network view (yet)";
+    const TABLE: &'static [&'static str] = &[
+        "structure_name",
+        "rome_code",
+        "contract_type",
+        "open_positions",
+        "hours_per_week",
+        "departement",
+        "start_date",
+        "hubs",
+    ];
+}
+
+impl From<passerelle_proto::v1::PooledNeed> for PooledNeedView {
+    fn from(p: passerelle_proto::v1::PooledNeed) -> Self {
+        let n = p.need.unwrap_or_default();
+        Self {
+            id: format!("{}/{}", n.origin_siret, n.need_id),
+            structure_name: p.structure_name,
+            structure_kind: slug_of::<StructureKind>(p.structure_kind),
+            origin_siret: n.origin_siret,
+            rome_code: n.rome_code,
+            contract_type: slug_of::<ContractType>(n.contract_type),
+            open_positions: n.open_positions,
+            hours_per_week: n.hours_per_week,
+            departement: n.departement,
+            start_date: n.start_date,
+            end_date: n.end_date,
+            hubs: p.hubs,
+        }
+    }
+}
+
+/// A member structure with its sync state, as a hub sees it.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct StructureSyncView {
+    id: String,
+    name: Option<String>,
+    state: &'static str,
+    last_seen: Option<String>,
+    last_sync: Option<String>,
+    lag: u64,
+    records_held: u64,
+    last_acked_seq: u64,
+    head_seq: u64,
+    digest_mismatches: u64,
+    epoch: String,
+}
+
+impl Record for StructureSyncView {
+    const PLURAL: &'static str = "member structures";
+    const TABLE: &'static [&'static str] =
+        &["id", "name", "state", "last_seen", "lag", "records_held", "digest_mismatches"];
+}
+
+impl From<passerelle_proto::v1::Member> for StructureSyncView {
+    fn from(m: passerelle_proto::v1::Member) -> Self {
+        let when = |ms: i64| (ms > 0).then(|| format_unix_ms(ms));
+        let state = if m.state == passerelle_proto::v1::MemberState::Accepted as i32 {
+            "accepted"
+        } else {
+            "pending"
+        };
+        Self {
+            id: m.id,
+            name: m.structure.map(|s| s.name),
+            state,
+            last_seen: when(m.last_seen_at_ms),
+            last_sync: when(m.last_sync_at_ms),
+            lag: m.head_seq.saturating_sub(m.last_acked_seq),
+            records_held: m.records_held,
+            last_acked_seq: m.last_acked_seq,
+            head_seq: m.head_seq,
+            digest_mismatches: m.digest_mismatches,
+            epoch: m.epoch,
+        }
+    }
+}
+
+/// A deleted record.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct DeletedView {
+    pub(crate) id: String,
+    pub(crate) deleted: bool,
+}
+
+impl Record for DeletedView {
+    const PLURAL: &'static str = "deletions";
+    const TABLE: &'static [&'static str] = &["id", "deleted"];
+}

@@ -1,7 +1,14 @@
 //! The hub's services: `HubSync` (members), `StatisticsService` (consumers), `HubAdmin` (operators).
 //! Who may call which is decided by `crate::authz` before any of this runs.
 
+use std::pin::Pin;
 use std::sync::Arc;
+
+use passerelle_proto::v1::{PushMessage, PushReply, SubscribeRequest, ViewBatch, push_message, push_reply};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
 
 use passerelle_proto::v1::hub_admin_server::HubAdmin;
 use passerelle_proto::v1::hub_sync_server::HubSync;
@@ -28,13 +35,24 @@ pub const DOMINANCE_PERCENT: u32 = 85;
 #[derive(Debug, Clone)]
 pub struct HubApi {
     hub: Arc<Hub>,
+    /// Becomes `true` at shutdown: long streams end then.
+    stop: watch::Receiver<bool>,
 }
 
 impl HubApi {
-    /// Serves `hub`.
-    pub fn new(hub: Arc<Hub>) -> Self {
-        Self { hub }
+    /// Serves `hub`; streams end when `stop` becomes `true`.
+    pub fn new(hub: Arc<Hub>, stop: watch::Receiver<bool>) -> Self {
+        Self { hub, stop }
     }
+}
+
+type ReplyStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Runs a blocking hub call and maps its error to a status.
+async fn run_blocking<T: Send + 'static>(
+    call: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(call).await.map_err(crate::Error::from)?.map_err(Status::from)
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -54,6 +72,110 @@ impl HubSync for HubApi {
             })
         })
         .await
+    }
+
+    type PushStream = ReplyStream<PushReply>;
+
+    async fn push(&self, request: Request<Streaming<PushMessage>>) -> Reply<Self::PushStream> {
+        let peer = authz::peer(&request)?;
+        let mut inbound = request.into_inner();
+        let open = match inbound.message().await? {
+            Some(PushMessage { kind: Some(push_message::Kind::Open(open)) }) => open,
+            _ => return Err(Status::invalid_argument("kind: the first message of a push must be open")),
+        };
+        let hub = self.hub.clone();
+        let (session, accepted) = run_blocking(move || hub.open_push(&peer, open)).await?;
+        let session = Arc::new(session);
+        let (tx, rx) = mpsc::channel(64);
+        let _ = tx.send(Ok(PushReply { kind: Some(push_reply::Kind::Accepted(accepted)) })).await;
+        let hub = self.hub.clone();
+        let mut stop = self.stop.clone();
+        let span = tracing::info_span!("push session", origin = session.origin());
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                loop {
+                    let message = tokio::select! {
+                        message = inbound.message() => message,
+                        _ = stop.wait_for(|s| *s) => break,
+                    };
+                    let message = match message {
+                        Ok(Some(m)) => m,
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::debug!(?status, "push stream ended");
+                            break;
+                        }
+                    };
+                    let (hub, session) = (hub.clone(), session.clone());
+                    let outcome = match message.kind {
+                        Some(push_message::Kind::Batch(batch)) => {
+                            let seq = batch.seq;
+                            run_blocking(move || hub.apply_batch(&session, batch)).await.map(|()| seq)
+                        }
+                        Some(push_message::Kind::SnapshotDone(done)) => {
+                            run_blocking(move || hub.finish_snapshot(&session, &done.dataset))
+                                .await
+                                .map(|_| 0)
+                        }
+                        _ => Err(Status::invalid_argument(
+                            "kind: expected a batch or snapshot_done after open",
+                        )),
+                    };
+                    let reply = outcome.map(|seq| PushReply {
+                        kind: Some(push_reply::Kind::Ack(passerelle_proto::v1::Ack { seq })),
+                    });
+                    let failed = reply.is_err();
+                    if tx.send(reply).await.is_err() || failed {
+                        break;
+                    }
+                }
+            },
+            span,
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type SubscribeStream = ReplyStream<ViewBatch>;
+
+    async fn subscribe(&self, request: Request<SubscribeRequest>) -> Reply<Self::SubscribeStream> {
+        let peer = authz::peer(&request)?;
+        let hub = self.hub.clone();
+        run_blocking(move || hub.require_member(&peer)).await?;
+        let SubscribeRequest { mut hub_epoch, after } = request.into_inner();
+        let mut position = after;
+        let (tx, rx) = mpsc::channel(8);
+        let hub = self.hub.clone();
+        let mut stop = self.stop.clone();
+        tokio::spawn(async move {
+            let mut feed = hub.watch_feed();
+            let mut first = true;
+            loop {
+                feed.borrow_and_update();
+                let (h, epoch) = (hub.clone(), hub_epoch.clone());
+                let batch = match run_blocking(move || h.view_batch(&epoch, position)).await {
+                    Ok(batch) => batch,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+                let progressed = first || batch.reset || batch.position != position;
+                first = false;
+                hub_epoch.clone_from(&batch.hub_epoch);
+                position = batch.position;
+                if progressed && tx.send(Ok(batch)).await.is_err() {
+                    return;
+                }
+                if position >= hub.feed_head() {
+                    tokio::select! {
+                        changed = feed.changed() => if changed.is_err() { return },
+                        _ = stop.wait_for(|s| *s) => return,
+                        () = tx.closed() => return,
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 

@@ -1,6 +1,12 @@
 //! `passerelle.v1.StructureService`: the structure's local API.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use passerelle_proto::v1::{
+    DeleteNeedRequest, DeleteNeedResponse, ListNetworkNeedsRequest, ListNetworkNeedsResponse, SyncNowRequest,
+    SyncStatusRequest, SyncStatusResponse,
+};
 
 use passerelle_proto::v1::structure_service_server::StructureService;
 use passerelle_proto::v1::{
@@ -15,19 +21,24 @@ use tonic::{Request, Response, Status};
 
 use super::blocking;
 use crate::node::Node;
+use crate::sync::SyncEngine;
 
-/// The implementation of `StructureService` over a [`Node`].
+/// The implementation of `StructureService` over a [`Node`] and its sync engine.
 #[derive(Debug, Clone)]
 pub struct StructureApi {
     node: Arc<Node>,
+    sync: Arc<SyncEngine>,
 }
 
 impl StructureApi {
-    /// Serves `node`'s records.
-    pub fn new(node: Arc<Node>) -> Self {
-        Self { node }
+    /// Serves `node`'s records and the state of its sync with hubs.
+    pub fn new(node: Arc<Node>, sync: Arc<SyncEngine>) -> Self {
+        Self { node, sync }
     }
 }
+
+/// How long `sync now --wait` waits by default.
+const DEFAULT_SYNC_WAIT: Duration = Duration::from_secs(30);
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -60,6 +71,35 @@ impl StructureService for StructureApi {
     async fn list_needs(&self, request: Request<ListNeedsRequest>) -> Reply<ListNeedsResponse> {
         let (node, r) = (self.node.clone(), request.into_inner());
         blocking(move || node.list_needs(r.status).map(|needs| ListNeedsResponse { needs })).await
+    }
+
+    async fn delete_need(&self, request: Request<DeleteNeedRequest>) -> Reply<DeleteNeedResponse> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.delete_need(&r.id).map(|()| DeleteNeedResponse { id: r.id })).await
+    }
+
+    async fn sync_status(&self, _: Request<SyncStatusRequest>) -> Reply<SyncStatusResponse> {
+        let sync = self.sync.clone();
+        blocking(move || sync.status()).await
+    }
+
+    async fn sync_now(&self, request: Request<SyncNowRequest>) -> Reply<SyncStatusResponse> {
+        let r = request.into_inner();
+        let timeout = if r.timeout_ms == 0 { DEFAULT_SYNC_WAIT } else { Duration::from_millis(r.timeout_ms) };
+        let status = self.sync.sync_now(r.wait, timeout).await.map_err(Status::from)?;
+        Ok(Response::new(status))
+    }
+
+    async fn list_network_needs(
+        &self,
+        request: Request<ListNetworkNeedsRequest>,
+    ) -> Reply<ListNetworkNeedsResponse> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || {
+            node.list_network_needs(r.rome_prefix.as_deref(), r.departement.as_deref())
+                .map(|needs| ListNetworkNeedsResponse { needs })
+        })
+        .await
     }
 
     async fn add_person(&self, request: Request<AddPersonRequest>) -> Reply<Person> {

@@ -5,6 +5,9 @@
 //! accepts it (or the hub's config says `auto_accept = true`). Invariant: a member's key is the
 //! identity of its certificate (`node/SIRET`, `hub/ID`), never something the peer wrote.
 
+pub mod ingest;
+pub mod view;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -28,6 +31,8 @@ pub struct Hub {
     denied: DenyList,
     source: Option<PathBuf>,
     writer: Mutex<()>,
+    /// The view feed's head, watched by subscribers.
+    feed: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -51,7 +56,16 @@ impl Hub {
     ) -> Result<Self> {
         let (store, identity) = store::open_store(data_dir, &format!("hub:{}", config.id))?;
         set_denied(&denied, &config.denied_serials);
-        Ok(Self { store, config, identity, denied, source, writer: Mutex::new(()) })
+        let head = match store.get(Tree::Meta, view::FEED_HEAD)? {
+            Some(raw) => u64::from_be_bytes(
+                raw.as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Store(StoreError("corrupt feed head".into())))?,
+            ),
+            None => 0,
+        };
+        let (feed, _) = tokio::sync::watch::channel(head);
+        Ok(Self { store, config, identity, denied, source, writer: Mutex::new(()), feed })
     }
 
     /// The hub's settings.
@@ -142,6 +156,21 @@ impl Hub {
             )));
         }
         Ok(member)
+    }
+
+    /// Checks that `peer` is an accepted member (for calls that do not introduce it again).
+    pub fn require_member(&self, peer: &Peer) -> Result<Member> {
+        let member = self.load(&member_key(peer.id.role, &peer.id.id))?;
+        match member {
+            Some(m) if m.state == MemberState::Accepted as i32 => Ok(m),
+            _ => {
+                let what = if peer.id.role == Role::Node { "structure" } else { "hub" };
+                Err(Error::PermissionDenied(format!(
+                    "{what} {} is pending approval on hub {}",
+                    peer.id.id, self.config.id
+                )))
+            }
+        }
     }
 
     /// Every member, by role then id.

@@ -25,7 +25,9 @@ impl Node {
         };
         let mut batch = WriteBatch::new();
         batch.put(Tree::Indicators, key, report.encode_to_vec());
-        self.commit(batch)?;
+        let period = report.fields.as_ref().map(|f| f.period.clone()).unwrap_or_default();
+        let seq = self.log_change(&mut batch, passerelle_proto::datasets::INDICATORS, &period);
+        self.commit_change(batch, seq)?;
         Ok(report)
     }
 

@@ -13,7 +13,10 @@
 mod consents;
 mod indicators;
 mod needs;
+pub mod network;
+pub mod outbox;
 mod persons;
+pub mod projection;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -31,6 +34,8 @@ pub struct Node {
     structure: Structure,
     identity: Identity,
     writer: Mutex<()>,
+    /// The outbox head, watched by sync tasks.
+    head: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Node {
@@ -44,7 +49,16 @@ impl Node {
     pub fn open(data_dir: &std::path::Path, structure: Structure) -> Result<Self> {
         validate::structure(&structure)?;
         let (store, identity) = store::open_store(data_dir, &format!("node:{}", structure.siret))?;
-        Ok(Self { store, structure, identity, writer: Mutex::new(()) })
+        let head = match store.get(Tree::Meta, outbox::HEAD_KEY)? {
+            Some(raw) => u64::from_be_bytes(
+                raw.as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Store(StoreError("corrupt outbox head".into())))?,
+            ),
+            None => 0,
+        };
+        let (head, _) = tokio::sync::watch::channel(head);
+        Ok(Self { store, structure, identity, writer: Mutex::new(()), head })
     }
 
     /// The structure this node belongs to.
@@ -74,6 +88,11 @@ impl Node {
 
     fn load<M: Message + Default>(&self, tree: Tree, key: &[u8]) -> Result<Option<M>> {
         self.store.get(tree, key)?.map(|raw| decode(tree, &raw)).transpose()
+    }
+
+    /// The store, for the sync engine's own state.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     fn load_all<M: Message + Default>(&self, tree: Tree) -> Result<Vec<M>> {

@@ -1,5 +1,6 @@
 //! Recruitment needs: create, update, close, read.
 
+use passerelle_proto::datasets;
 use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::v1::{NeedFields, NeedStatus, RecruitmentNeed};
 use passerelle_proto::validate;
@@ -26,7 +27,8 @@ impl Node {
         let _writer = self.write_lock();
         let mut batch = WriteBatch::new();
         batch.put(Tree::Needs, keys::id(&id), need.encode_to_vec());
-        self.commit(batch)?;
+        let seq = self.log_change(&mut batch, datasets::NEEDS, &need.id);
+        self.commit_change(batch, seq)?;
         Ok(need)
     }
 
@@ -102,7 +104,25 @@ impl Node {
         need.updated_at_ms = now_unix_ms().max(need.updated_at_ms);
         let mut batch = WriteBatch::new();
         batch.put(Tree::Needs, keys::id(key), need.encode_to_vec());
-        self.commit(batch)
+        let seq = self.log_change(&mut batch, datasets::NEEDS, &need.id);
+        self.commit_change(batch, seq)
+    }
+
+    /// Deletes a need. Its last version + 1 is kept as a tombstone, so hubs that received it
+    /// get a deletion that outranks every version they may hold.
+    pub fn delete_need(&self, id: &str) -> Result<()> {
+        let key = parse_id("id", id)?;
+        let _writer = self.write_lock();
+        let need = self.need_for_change(&key, id, None)?;
+        let mut batch = WriteBatch::new();
+        batch.delete(Tree::Needs, keys::id(&key));
+        batch.put(
+            Tree::Tombstones,
+            super::projection::tombstone_key(datasets::NEEDS, id),
+            (need.version + 1).to_be_bytes(),
+        );
+        let seq = self.log_change(&mut batch, datasets::NEEDS, id);
+        self.commit_change(batch, seq)
     }
 }
 

@@ -32,11 +32,23 @@ pub enum Tree {
     Indicators,
     /// On a hub: members by `ROLE/ID`.
     Members,
+    /// On a node: change log, sequence number → (dataset, key).
+    Outbox,
+    /// On a node: deleted records' last versions, `dataset/key` → version.
+    Tombstones,
+    /// On a node: sync state per hub (agreement, checkpoint, pending resends).
+    SyncState,
+    /// On a node: the network view held from each hub, `hub/origin/need_id` → need.
+    NetworkView,
+    /// On a hub: members' records, `origin/dataset/key` → record.
+    Records,
+    /// On a hub: the view feed, position → `origin/need_id`.
+    Feed,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 7] = [
+    pub const ALL: [Tree; 13] = [
         Tree::Meta,
         Tree::Needs,
         Tree::Persons,
@@ -44,6 +56,12 @@ impl Tree {
         Tree::ConsentsByPerson,
         Tree::Indicators,
         Tree::Members,
+        Tree::Outbox,
+        Tree::Tombstones,
+        Tree::SyncState,
+        Tree::NetworkView,
+        Tree::Records,
+        Tree::Feed,
     ];
 
     /// The tree's name on disk.
@@ -56,6 +74,12 @@ impl Tree {
             Tree::ConsentsByPerson => "consents_by_person",
             Tree::Indicators => "indicators",
             Tree::Members => "members",
+            Tree::Outbox => "outbox",
+            Tree::Tombstones => "tombstones",
+            Tree::SyncState => "sync_state",
+            Tree::NetworkView => "network_view",
+            Tree::Records => "records",
+            Tree::Feed => "feed",
         }
     }
 }

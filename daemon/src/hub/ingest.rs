@@ -1,0 +1,384 @@
+//! Applying members' pushes: sessions, batches, full resends, and the view feed.
+//!
+//! Invariants:
+//! - a record is keyed by (origin SIRET, dataset, key), all three from the certificate and the
+//!   change's routing keys, checked against each other;
+//! - a change is applied only if it is newer: another epoch of the origin (its store was reset,
+//!   and the new epoch is authoritative), or a higher version in the same epoch. Applying the same
+//!   change twice, or an older one after a newer one, changes nothing;
+//! - a batch is one durable commit, with the member's stats and the feed entries it causes, and
+//!   is acknowledged only after it;
+//! - a tombstone drops the payload at once; the tombstone itself is kept so an older version
+//!   arriving late cannot resurrect the record, until a full resend of the dataset sweeps it.
+
+use std::collections::{HashMap, HashSet};
+
+use passerelle_proto::datasets::{self, Digest};
+use passerelle_proto::date::now_unix_ms;
+use passerelle_proto::identity::Role;
+use passerelle_proto::v1::{
+    Batch, Change, IndicatorReport, Member, NeedStatus, PushAccepted, PushOpen, SharedNeed, change,
+};
+use passerelle_proto::validate::{self, FieldError};
+use prost::Message;
+
+use super::{Hub, member_key};
+use crate::authz::Peer;
+use crate::error::{Error, Result};
+use crate::store::{StoreError, Tree, WriteBatch, scan_prefix};
+
+/// A record as the hub holds it.
+#[derive(Clone, PartialEq, Message)]
+pub struct HubRecord {
+    /// Origin version.
+    #[prost(uint64, tag = "1")]
+    pub version: u64,
+    /// The origin's store epoch the version belongs to.
+    #[prost(bytes = "vec", tag = "2")]
+    pub epoch: Vec<u8>,
+    /// The push session that last wrote or confirmed it (for the sweep after a full resend).
+    #[prost(uint64, tag = "3")]
+    pub session: u64,
+    /// The need, for the `needs` dataset.
+    #[prost(message, optional, tag = "4")]
+    pub need: Option<SharedNeed>,
+    /// The report, for the `indicators` dataset.
+    #[prost(message, optional, tag = "5")]
+    pub indicators: Option<IndicatorReport>,
+    /// A tombstone: no payload.
+    #[prost(bool, tag = "6")]
+    pub deleted: bool,
+    /// When the hub applied it.
+    #[prost(int64, tag = "7")]
+    pub received_at_ms: i64,
+}
+
+impl HubRecord {
+    /// Whether the record is live (not a tombstone).
+    pub fn is_live(&self) -> bool {
+        !self.deleted
+    }
+}
+
+/// `origin/dataset/key`.
+pub fn record_key(origin: &str, dataset: &str, key: &str) -> Vec<u8> {
+    format!("{origin}/{dataset}/{key}").into_bytes()
+}
+
+/// An open push session.
+#[derive(Debug)]
+pub struct PushSession {
+    peer: Peer,
+    epoch: Vec<u8>,
+    datasets: HashSet<String>,
+    /// Random id stamped on every record this session writes or confirms.
+    id: u64,
+}
+
+impl PushSession {
+    /// The origin (the member's id).
+    pub fn origin(&self) -> &str {
+        &self.peer.id.id
+    }
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::Store(StoreError(format!("corrupt {what}")))
+}
+
+impl Hub {
+    fn load_record(&self, key: &[u8]) -> Result<Option<HubRecord>> {
+        self.store
+            .get(Tree::Records, key)?
+            .map(|raw| HubRecord::decode(raw.as_slice()).map_err(|_| corrupt("record")))
+            .transpose()
+    }
+
+    /// Live records of one origin's dataset, as (key, record).
+    pub fn records_of(&self, origin: &str, dataset: &str) -> Result<Vec<(String, HubRecord)>> {
+        let prefix = record_key(origin, dataset, "");
+        scan_prefix(self.store.as_ref(), Tree::Records, &prefix)?
+            .into_iter()
+            .map(|(k, v)| {
+                let key = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                Ok((key, HubRecord::decode(v.as_slice()).map_err(|_| corrupt("record"))?))
+            })
+            .collect()
+    }
+
+    fn member_for(&self, peer: &Peer) -> Result<Member> {
+        let key = member_key(peer.id.role, &peer.id.id);
+        self.load(&key)?.ok_or_else(|| {
+            Error::PermissionDenied(format!("{} is not a member of hub {}", peer.id, self.config.id))
+        })
+    }
+
+    /// Opens a push session: checks membership, the epoch and the digests, and says which
+    /// datasets the member must resend in full.
+    pub fn open_push(&self, peer: &Peer, open: PushOpen) -> Result<(PushSession, PushAccepted)> {
+        if peer.id.role != Role::Node {
+            return Err(Error::PermissionDenied(format!(
+                "role {} cannot push records to hub {}",
+                peer.id.role, self.config.id
+            )));
+        }
+        self.admit(peer, open.structure.clone())?;
+        for dataset in &open.datasets {
+            if !datasets::is_dataset(dataset) {
+                return Err(FieldError::new(
+                    "datasets",
+                    dataset,
+                    format!("expected one of {}", datasets::ALL.join(", ")),
+                )
+                .into());
+            }
+        }
+        if open.epoch.len() != 16 {
+            return Err(FieldError::rule("epoch", "expected 16 bytes").into());
+        }
+        let _writer = self.write_lock();
+        let mut member = self.member_for(peer)?;
+        let known_epoch = hex(&open.epoch) == member.epoch;
+        let mut resend: Vec<String> = Vec::new();
+        if !known_epoch {
+            if !member.epoch.is_empty() {
+                tracing::warn!(peer = %peer.id, old = %member.epoch, new = %hex(&open.epoch), "member store was reset: full resend");
+            }
+            resend.extend(open.datasets.iter().cloned());
+            member.epoch = hex(&open.epoch);
+            member.last_acked_seq = 0;
+        } else {
+            for digest in &open.digests {
+                if !open.datasets.contains(&digest.dataset) {
+                    continue;
+                }
+                let mut ours = Digest::default();
+                for (key, record) in self.records_of(&peer.id.id, &digest.dataset)? {
+                    if record.is_live() {
+                        ours.add(&key, record.version);
+                    }
+                }
+                if ours.count != digest.count || ours.hash.as_slice() != digest.hash.as_slice() {
+                    tracing::warn!(
+                        peer = %peer.id, dataset = %digest.dataset, ours = ours.count, theirs = digest.count,
+                        "digest mismatch: full resend of the dataset"
+                    );
+                    member.digest_mismatches += 1;
+                    resend.push(digest.dataset.clone());
+                }
+            }
+        }
+        member.head_seq = open.head_seq;
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Members, member_key(Role::Node, &peer.id.id), member.encode_to_vec());
+        self.store.commit(batch)?;
+        let session = PushSession {
+            peer: peer.clone(),
+            epoch: open.epoch,
+            datasets: open.datasets.into_iter().collect(),
+            id: u64::from_be_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default()),
+        };
+        Ok((session, PushAccepted { resend, last_acked_seq: member.last_acked_seq }))
+    }
+
+    /// Applies a batch in one durable commit; returns once it is durable.
+    pub fn apply_batch(&self, session: &PushSession, batch: Batch) -> Result<()> {
+        let origin = session.origin().to_string();
+        let now = now_unix_ms();
+        let _writer = self.write_lock();
+        let mut member = self.member_for(&session.peer)?;
+        let mut pending: HashMap<Vec<u8>, Option<HubRecord>> = HashMap::new();
+        let mut feed: Vec<String> = Vec::new();
+        for change in batch.changes {
+            self.check_change(session, &change)?;
+            if change.key.is_empty() {
+                // A whole dataset withdrawn (no longer shared): drop every record of it.
+                for (key, record) in self.records_of(&origin, &change.dataset)? {
+                    let rk = record_key(&origin, &change.dataset, &key);
+                    let current = pending.get(&rk).cloned().unwrap_or(Some(record));
+                    if current.as_ref().is_some_and(HubRecord::is_live) {
+                        member.records_held = member.records_held.saturating_sub(1);
+                    }
+                    if change.dataset == datasets::NEEDS {
+                        feed.push(format!("{origin}/{key}"));
+                    }
+                    pending.insert(rk, None);
+                }
+                continue;
+            }
+            let rk = record_key(&origin, &change.dataset, &change.key);
+            let existing = match pending.get(&rk) {
+                Some(staged) => staged.clone(),
+                None => self.load_record(&rk)?,
+            };
+            let newer = match &existing {
+                None => true,
+                Some(old) => old.epoch != session.epoch || change.version > old.version,
+            };
+            if !newer {
+                // Same or older: nothing changes but the confirmation stamp.
+                if let Some(mut old) = existing
+                    && old.version == change.version
+                    && old.session != session.id
+                {
+                    old.session = session.id;
+                    pending.insert(rk, Some(old));
+                }
+                continue;
+            }
+            let was_live = existing.as_ref().is_some_and(HubRecord::is_live);
+            let mut record = HubRecord {
+                version: change.version,
+                epoch: session.epoch.clone(),
+                session: session.id,
+                received_at_ms: now,
+                ..Default::default()
+            };
+            match change.payload {
+                Some(change::Payload::Need(need)) => record.need = Some(need),
+                Some(change::Payload::Indicators(report)) => record.indicators = Some(report),
+                Some(change::Payload::Tombstone(_)) | None => record.deleted = true,
+            }
+            match (was_live, record.is_live()) {
+                (false, true) => member.records_held += 1,
+                (true, false) => member.records_held = member.records_held.saturating_sub(1),
+                _ => {}
+            }
+            if change.dataset == datasets::NEEDS {
+                feed.push(format!("{origin}/{}", change.key));
+            }
+            pending.insert(rk, Some(record));
+        }
+        let mut write = WriteBatch::new();
+        for (key, record) in pending {
+            match record {
+                Some(record) => write.put(Tree::Records, key, record.encode_to_vec()),
+                None => write.delete(Tree::Records, key),
+            }
+        }
+        let head = self.stage_feed(&mut write, feed);
+        if batch.seq > member.last_acked_seq {
+            member.last_acked_seq = batch.seq;
+        }
+        member.head_seq = member.head_seq.max(batch.head_seq);
+        member.last_sync_at_ms = now;
+        write.put(Tree::Members, member_key(Role::Node, &origin), member.encode_to_vec());
+        self.store.commit(write)?;
+        self.publish_feed(head);
+        Ok(())
+    }
+
+    /// Ends a full resend: records of the dataset this session neither wrote nor confirmed are
+    /// stale (the member no longer has them) and are removed.
+    pub fn finish_snapshot(&self, session: &PushSession, dataset: &str) -> Result<usize> {
+        if !session.datasets.contains(dataset) {
+            return Err(FieldError::new("dataset", dataset, "not declared when the session opened").into());
+        }
+        let origin = session.origin().to_string();
+        let _writer = self.write_lock();
+        let mut member = self.member_for(&session.peer)?;
+        let mut write = WriteBatch::new();
+        let mut feed = Vec::new();
+        let mut swept = 0;
+        for (key, record) in self.records_of(&origin, dataset)? {
+            if record.session != session.id {
+                if record.is_live() {
+                    member.records_held = member.records_held.saturating_sub(1);
+                }
+                write.delete(Tree::Records, record_key(&origin, dataset, &key));
+                if dataset == datasets::NEEDS {
+                    feed.push(format!("{origin}/{key}"));
+                }
+                swept += 1;
+            }
+        }
+        if swept > 0 {
+            tracing::info!(origin, dataset, swept, "full resend complete: stale records removed");
+        }
+        write.put(Tree::Members, member_key(Role::Node, &origin), member.encode_to_vec());
+        let head = self.stage_feed(&mut write, feed);
+        self.store.commit(write)?;
+        self.publish_feed(head);
+        Ok(swept)
+    }
+
+    /// A change must be for a dataset declared at open, and its routing keys must be the
+    /// session's origin and this hub; its payload must be valid and match its dataset.
+    fn check_change(&self, session: &PushSession, change: &Change) -> Result<()> {
+        let origin = session.origin();
+        let withdrawal =
+            change.key.is_empty() && matches!(change.payload, Some(change::Payload::Tombstone(_)));
+        if withdrawal && !datasets::is_dataset(&change.dataset) {
+            return Err(FieldError::new("dataset", &change.dataset, "unknown dataset").into());
+        }
+        if !withdrawal && !session.datasets.contains(&change.dataset) {
+            return Err(
+                FieldError::new("dataset", &change.dataset, "not declared when the session opened").into()
+            );
+        }
+        let impersonation = |claimed: &str| {
+            Error::PermissionDenied(format!(
+                "node certificate for SIRET {origin} cannot act as SIRET {claimed}"
+            ))
+        };
+        match (&change.payload, change.dataset.as_str()) {
+            (Some(change::Payload::Need(need)), datasets::NEEDS) => {
+                if need.origin_siret != origin {
+                    return Err(impersonation(&need.origin_siret));
+                }
+                if need.need_id != change.key || need.origin_version != change.version {
+                    return Err(FieldError::rule(
+                        "need",
+                        "need_id and origin_version must match the change's key and version",
+                    )
+                    .into());
+                }
+                validate::record_id("need_id", &need.need_id)?;
+                validate::rome_code("rome_code", &need.rome_code)?;
+                validate::departement("departement", &need.departement)?;
+                validate::date("start_date", &need.start_date)?;
+                validate::code::<NeedStatus>("status", need.status)?;
+            }
+            (Some(change::Payload::Indicators(report)), datasets::INDICATORS) => {
+                if report.siret != origin {
+                    return Err(impersonation(&report.siret));
+                }
+                let fields =
+                    report.fields.as_ref().ok_or_else(|| FieldError::rule("fields", "is required"))?;
+                validate::indicator_fields(fields)?;
+                if fields.period != change.key || report.version != change.version {
+                    return Err(FieldError::rule(
+                        "indicators",
+                        "period and version must match the change's key and version",
+                    )
+                    .into());
+                }
+            }
+            (Some(change::Payload::Tombstone(t)), _) => {
+                if t.origin_siret != origin {
+                    return Err(impersonation(&t.origin_siret));
+                }
+                if t.hub_id != self.config.id {
+                    return Err(FieldError::new(
+                        "hub_id",
+                        &t.hub_id,
+                        format!("this is hub {}", self.config.id),
+                    )
+                    .into());
+                }
+            }
+            (None, _) => return Err(FieldError::rule("payload", "is required").into()),
+            (_, dataset) => {
+                return Err(
+                    FieldError::new("dataset", dataset, "payload does not belong to this dataset").into()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

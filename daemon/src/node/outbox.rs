@@ -1,0 +1,101 @@
+//! The outbox: every change to a shared record gets the next sequence number, in the same commit
+//! as the record itself. Sync reads it in order; nothing is found by scanning records for changes.
+//!
+//! Invariant: entries are written only under the node's write lock, so sequence numbers are
+//! strictly increasing and `head` is the highest committed one. An entry says *which* record
+//! changed (dataset, key); its state is read when it is sent, so several changes to one record
+//! collapse into its latest version.
+
+use prost::Message;
+
+use super::Node;
+use crate::error::{Error, Result};
+use crate::store::{StoreError, Tree, WriteBatch};
+
+/// Meta key of the highest committed sequence number.
+pub(super) const HEAD_KEY: &[u8] = b"outbox_head";
+
+/// One outbox entry.
+#[derive(Clone, PartialEq, Message)]
+pub struct OutboxEntry {
+    /// The dataset of the changed record.
+    #[prost(string, tag = "1")]
+    pub dataset: String,
+    /// The record's key in its dataset.
+    #[prost(string, tag = "2")]
+    pub key: String,
+}
+
+impl Node {
+    /// Adds an outbox entry for a change of `dataset`/`key` to `batch`; returns its sequence
+    /// number. Call under the write lock and pass the number to [`Node::commit_change`].
+    pub(super) fn log_change(&self, batch: &mut WriteBatch, dataset: &str, key: &str) -> u64 {
+        let seq = self.head_seq() + 1;
+        let entry = OutboxEntry { dataset: dataset.to_string(), key: key.to_string() };
+        batch.put(Tree::Outbox, seq.to_be_bytes(), entry.encode_to_vec());
+        batch.put(Tree::Meta, HEAD_KEY, seq.to_be_bytes());
+        seq
+    }
+
+    /// Commits a batch holding an outbox entry, then tells sync tasks (push on change).
+    pub(super) fn commit_change(&self, batch: WriteBatch, seq: u64) -> Result<()> {
+        self.commit(batch)?;
+        self.head.send_replace(seq);
+        Ok(())
+    }
+
+    /// The highest committed sequence number.
+    pub fn head_seq(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    /// A receiver that wakes whenever a change is committed.
+    pub fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    /// Up to `limit` entries after `after`, in order.
+    pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxEntry)>> {
+        let start = (after.saturating_add(1)).to_be_bytes();
+        self.store
+            .scan(Tree::Outbox, &start, None, limit)?
+            .into_iter()
+            .map(|(k, v)| {
+                let seq = u64::from_be_bytes(k.as_slice().try_into().map_err(|_| corrupt())?);
+                Ok((seq, OutboxEntry::decode(v.as_slice()).map_err(|_| corrupt())?))
+            })
+            .collect()
+    }
+
+    /// Deletes entries up to `upto` included (every hub has acknowledged them).
+    pub fn compact_outbox(&self, upto: u64) -> Result<usize> {
+        let entries =
+            self.store.scan(Tree::Outbox, &[], Some(&(upto.saturating_add(1)).to_be_bytes()), usize::MAX)?;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = WriteBatch::new();
+        for (key, _) in &entries {
+            batch.delete(Tree::Outbox, key.clone());
+        }
+        self.commit(batch)?;
+        Ok(entries.len())
+    }
+
+    /// Whether any entry after `after` concerns `dataset`.
+    pub fn has_pending(&self, after: u64, dataset: &str) -> Result<bool> {
+        let mut cursor = after;
+        loop {
+            let page = self.outbox_after(cursor, 1024)?;
+            let Some((last, _)) = page.last() else { return Ok(false) };
+            if page.iter().any(|(_, e)| e.dataset == dataset) {
+                return Ok(true);
+            }
+            cursor = *last;
+        }
+    }
+}
+
+fn corrupt() -> Error {
+    Error::Store(StoreError("corrupt outbox entry".into()))
+}

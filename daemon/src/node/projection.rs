@@ -1,0 +1,178 @@
+//! What a hub receives of the node's records: one projection per dataset.
+//!
+//! A dataset is a function from a record's current state to a [`Change`]: adding a dataset
+//! (profiles, with the consent issue) is adding a projection here, not a new engine. The
+//! projections are where local-only fields are left behind: a `SharedNeed` is built field by
+//! field from the structured fields of a need, so the client, the description and the title
+//! cannot travel, and the commune becomes its département.
+
+use passerelle_proto::datasets::{self, Digest};
+use passerelle_proto::v1::{Change, Tombstone};
+use passerelle_proto::v1::{IndicatorReport, RecruitmentNeed, SharedNeed, change};
+use prost::Message;
+
+use super::Node;
+use super::outbox::OutboxEntry;
+use crate::error::{Error, Result};
+use crate::store::{StoreError, Tree, keys};
+
+/// The key of a local tombstone.
+pub(super) fn tombstone_key(dataset: &str, key: &str) -> Vec<u8> {
+    format!("{dataset}/{key}").into_bytes()
+}
+
+/// The shared, anonymised shape of a need.
+pub fn share_need(origin_siret: &str, need: &RecruitmentNeed) -> SharedNeed {
+    let fields = need.fields.clone().unwrap_or_default();
+    SharedNeed {
+        origin_siret: origin_siret.to_string(),
+        need_id: need.id.clone(),
+        origin_version: need.version,
+        rome_code: fields.rome_code,
+        contract_type: fields.contract_type,
+        open_positions: fields.open_positions,
+        hours_per_week: fields.hours_per_week,
+        departement: fields.departement,
+        start_date: fields.start_date,
+        end_date: fields.end_date,
+        status: need.status,
+        updated_at_ms: need.updated_at_ms,
+    }
+}
+
+impl Node {
+    /// The change a hub must receive for an outbox entry: the record's current state, or its
+    /// tombstone. `None` if the entry's dataset is unknown to this binary.
+    pub fn change_for(&self, entry: &OutboxEntry, hub_id: &str) -> Result<Option<Change>> {
+        let siret = &self.structure.siret;
+        let payload = match entry.dataset.as_str() {
+            datasets::NEEDS => {
+                let id = super::parse_id("key", &entry.key)?;
+                self.load::<RecruitmentNeed>(Tree::Needs, &keys::id(&id))?
+                    .map(|need| (need.version, change::Payload::Need(share_need(siret, &need))))
+            }
+            datasets::INDICATORS => {
+                let month = passerelle_proto::validate::month("key", &entry.key)?;
+                self.load::<IndicatorReport>(Tree::Indicators, &keys::month(month))?
+                    .map(|report| (report.version, change::Payload::Indicators(report)))
+            }
+            _ => return Ok(None),
+        };
+        let (version, payload) = match payload {
+            Some(found) => found,
+            None => {
+                let version = self
+                    .store
+                    .get(Tree::Tombstones, &tombstone_key(&entry.dataset, &entry.key))?
+                    .and_then(|raw| raw.as_slice().try_into().ok().map(u64::from_be_bytes))
+                    .ok_or_else(|| {
+                        Error::Store(StoreError(format!(
+                            "{} {} has neither record nor tombstone",
+                            entry.dataset, entry.key
+                        )))
+                    })?;
+                (version, change::Payload::Tombstone(self.tombstone(hub_id, "deleted")))
+            }
+        };
+        Ok(Some(Change {
+            dataset: entry.dataset.clone(),
+            key: entry.key.clone(),
+            version,
+            payload: Some(payload),
+        }))
+    }
+
+    /// A tombstone with this node's routing keys.
+    pub fn tombstone(&self, hub_id: &str, reason: &str) -> Tombstone {
+        Tombstone {
+            origin_siret: self.structure.siret.clone(),
+            hub_id: hub_id.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Every record of a dataset as changes (live records and tombstones), for a full resend.
+    pub fn snapshot(&self, dataset: &str, hub_id: &str) -> Result<Vec<Change>> {
+        let mut entries: Vec<OutboxEntry> = self
+            .keys_of(dataset)?
+            .into_iter()
+            .map(|(key, _)| OutboxEntry { dataset: dataset.to_string(), key })
+            .collect();
+        let prefix = tombstone_key(dataset, "");
+        for (key, _) in crate::store::scan_prefix(self.store.as_ref(), Tree::Tombstones, &prefix)? {
+            let key = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            entries.push(OutboxEntry { dataset: dataset.to_string(), key });
+        }
+        let mut changes = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            if let Some(change) = self.change_for(entry, hub_id)? {
+                changes.push(change);
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The digest of a dataset's live records: what a hub that is up to date holds of this node.
+    pub fn digest(&self, dataset: &str) -> Result<Digest> {
+        let mut digest = Digest::default();
+        for (key, version) in self.keys_of(dataset)? {
+            digest.add(&key, version);
+        }
+        Ok(digest)
+    }
+
+    /// (key, version) of every live record of a dataset.
+    fn keys_of(&self, dataset: &str) -> Result<Vec<(String, u64)>> {
+        Ok(match dataset {
+            datasets::NEEDS => self
+                .load_all::<RecruitmentNeed>(Tree::Needs)?
+                .into_iter()
+                .map(|n| (n.id, n.version))
+                .collect(),
+            datasets::INDICATORS => self
+                .load_all::<IndicatorReport>(Tree::Indicators)?
+                .into_iter()
+                .map(|r| (r.fields.map(|f| f.period).unwrap_or_default(), r.version))
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+}
+
+/// The size a change takes on the wire, for batching.
+pub fn encoded_len(change: &Change) -> usize {
+    change.encoded_len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use passerelle_proto::v1::{NeedFields, NeedStatus};
+
+    /// The shared shape cannot carry the local-only fields: they are not copied, and the encoded
+    /// bytes contain none of them.
+    #[test]
+    fn shared_need_leaves_local_fields_behind() {
+        let need = RecruitmentNeed {
+            id: "01920000-0000-7000-8000-000000000000".into(),
+            fields: Some(NeedFields {
+                rome_code: "K2204".into(),
+                title: "Ménage chez Mme Dupont".into(),
+                commune: "49007".into(),
+                departement: "49".into(),
+                client: Some("Mme Dupont, 3 rue des Lilas".into()),
+                description: Some("Le mardi, clés chez la voisine".into()),
+                ..Default::default()
+            }),
+            status: NeedStatus::Open as i32,
+            version: 3,
+            ..Default::default()
+        };
+        let shared = share_need("73282932000074", &need);
+        let bytes = shared.encode_to_vec();
+        for secret in ["Dupont", "Lilas", "voisine", "49007", "Ménage"] {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} leaked");
+        }
+        assert_eq!((shared.departement.as_str(), shared.origin_version), ("49", 3));
+    }
+}

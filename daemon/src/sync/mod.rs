@@ -1,0 +1,295 @@
+//! The node's sync engine: one task per configured hub that keeps a push session and a view
+//! subscription open, and reconnects with exponential backoff and jitter (capped at 60 s).
+//!
+//! Push (see [`push`]): the outbox is sent in order, in batches, several in flight; the
+//! checkpoint advances only when the hub acknowledges a batch it made durable. A new agreement,
+//! a reset hub or a digest mismatch triggers a full resend of the datasets concerned; a dataset no
+//! longer shared is withdrawn with a tombstone. A committed change wakes the session at once
+//! (push on change, no polling).
+//!
+//! Pull (see [`pull`]): the hub's network view is streamed from the node's view checkpoint and
+//! stored locally, so it can be read offline.
+
+mod push;
+pub mod state;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use passerelle_proto::date::now_unix_ms;
+use passerelle_proto::v1::hub_sync_client::HubSyncClient;
+use passerelle_proto::v1::{HelloRequest, HubSyncStatus, SubscribeRequest, SyncStatusResponse};
+use tokio::sync::{Notify, watch};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::config::{ClientTlsFiles, HubLink};
+use crate::error::{Error, Result};
+use crate::node::Node;
+
+/// First retry delay after a failure.
+const BACKOFF_START: Duration = Duration::from_millis(250);
+/// Longest retry delay.
+const BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+/// What the engine knows about one hub right now (the durable part is in [`state`]).
+#[derive(Debug, Clone, Default)]
+pub struct LinkStatus {
+    /// A push session is open.
+    pub connected: bool,
+    /// Highest acknowledged sequence number.
+    pub checkpoint: u64,
+    /// Full resends or withdrawals still owed.
+    pub owed: usize,
+    /// Last acknowledgement time.
+    pub last_ack_at_ms: i64,
+    /// Last error, empty after a successful session start.
+    pub last_error: String,
+}
+
+/// One hub's task handle.
+#[derive(Debug)]
+struct Link {
+    config: HubLink,
+    status: Mutex<LinkStatus>,
+    /// `sync now`: skip the current retry delay.
+    wake: Notify,
+}
+
+/// The sync engine of a node.
+#[derive(Debug)]
+pub struct SyncEngine {
+    node: Arc<Node>,
+    links: Vec<Arc<Link>>,
+    tls: Option<ClientTlsFiles>,
+    /// Notified on every acknowledgement or error, for `sync now --wait`.
+    progress: Arc<Notify>,
+}
+
+impl SyncEngine {
+    /// An engine for `hubs`; nothing runs until [`SyncEngine::start`].
+    pub fn new(node: Arc<Node>, hubs: &[HubLink], tls: Option<ClientTlsFiles>) -> Result<Arc<Self>> {
+        let mut links = Vec::new();
+        for hub in hubs {
+            let state = state::reconcile(&node, hub)?;
+            let status = LinkStatus {
+                checkpoint: state.checkpoint,
+                owed: state.snapshot_pending.len() + state.withdraw_pending.len(),
+                last_ack_at_ms: state.last_ack_at_ms,
+                ..Default::default()
+            };
+            links.push(Arc::new(Link {
+                config: hub.clone(),
+                status: Mutex::new(status),
+                wake: Notify::new(),
+            }));
+        }
+        if links.is_empty() {
+            // No hub will ever read the outbox: keep it empty.
+            node.compact_outbox(node.head_seq())?;
+        }
+        Ok(Arc::new(Self { node, links, tls, progress: Arc::new(Notify::new()) }))
+    }
+
+    /// Starts one task per hub; they stop when `stop` becomes `true`.
+    pub fn start(self: &Arc<Self>, stop: watch::Receiver<bool>) {
+        for link in &self.links {
+            let (engine, link, stop) = (self.clone(), link.clone(), stop.clone());
+            let span = tracing::info_span!("sync", hub = %link.config.id);
+            tokio::spawn(tracing::Instrument::instrument(engine.run_link(link, stop), span));
+        }
+    }
+
+    async fn run_link(self: Arc<Self>, link: Arc<Link>, mut stop: watch::Receiver<bool>) {
+        let mut delay = BACKOFF_START;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let outcome = self.session(&link, stop.clone()).await;
+            self.update(&link, |s| s.connected = false);
+            match outcome {
+                Ok(()) => return, // Stopped.
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "sync session ended");
+                    let message = e.to_string();
+                    self.update(&link, |s| s.last_error = message);
+                    if self.started_ok(&link) {
+                        delay = BACKOFF_START;
+                    }
+                }
+            }
+            // Full jitter: anywhere between half the delay and the delay.
+            let jittered = delay.mul_f64(0.5 + 0.5 * random_unit());
+            tokio::select! {
+                () = tokio::time::sleep(jittered) => {}
+                () = link.wake.notified() => { delay = BACKOFF_START; }
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            delay = (delay * 2).min(BACKOFF_CAP);
+        }
+    }
+
+    /// Whether the last session got as far as the hub accepting it.
+    fn started_ok(&self, link: &Link) -> bool {
+        link.status.lock().map(|s| s.last_ack_at_ms > now_unix_ms() - 60_000).unwrap_or(false)
+    }
+
+    fn update(&self, link: &Link, change: impl FnOnce(&mut LinkStatus)) {
+        if let Ok(mut status) = link.status.lock() {
+            change(&mut status);
+        }
+        self.progress.notify_waiters();
+    }
+
+    /// One connection: hello, then push and pull until either fails or `stop`.
+    async fn session(&self, link: &Arc<Link>, stop: watch::Receiver<bool>) -> Result<()> {
+        let channel = self.connect(&link.config).await?;
+        let mut client = HubSyncClient::new(channel.clone());
+        let hello = client
+            .hello(HelloRequest { structure: Some(self.node.structure().clone()) })
+            .await
+            .map_err(|s| Error::FailedPrecondition(status_text(&s)))?
+            .into_inner();
+        if hello.hub_id != link.config.id {
+            return Err(Error::PermissionDenied(format!(
+                "{} answered as hub {}, not {}",
+                link.config.endpoint, hello.hub_id, link.config.id
+            )));
+        }
+        tracing::info!(network = %hello.network, "connected");
+        let push = push::PushSession::new(self, link.clone(), channel.clone());
+        tokio::try_join!(push.run(stop.clone()), self.pull(link, channel, stop))?;
+        Ok(())
+    }
+
+    async fn connect(&self, hub: &HubLink) -> Result<Channel> {
+        let tls = self.tls.as_ref().ok_or_else(|| Error::Config("[[hubs]] needs [tls]".into()))?;
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))
+        };
+        let endpoint = Endpoint::from_shared(hub.endpoint.clone())
+            .map_err(|e| Error::Config(format!("hubs.endpoint: {e}")))?;
+        let host = endpoint.uri().host().unwrap_or("localhost").to_string();
+        let config = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(&tls.ca)?))
+            .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?))
+            .domain_name(host);
+        let endpoint = endpoint
+            .tls_config(config)?
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        Ok(endpoint.connect().await?)
+    }
+
+    async fn pull(&self, link: &Link, channel: Channel, mut stop: watch::Receiver<bool>) -> Result<()> {
+        let hub = link.config.id.clone();
+        let node = self.node.clone();
+        let view = {
+            let (node, hub) = (node.clone(), hub.clone());
+            tokio::task::spawn_blocking(move || state::load_view(&node, &hub)).await??
+        };
+        let mut stream = HubSyncClient::new(channel)
+            .subscribe(SubscribeRequest { hub_epoch: view.hub_epoch, after: view.position })
+            .await
+            .map_err(|s| Error::FailedPrecondition(status_text(&s)))?
+            .into_inner();
+        loop {
+            let batch = tokio::select! {
+                batch = stream.message() => batch.map_err(|s| Error::FailedPrecondition(status_text(&s)))?,
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            };
+            let Some(batch) = batch else {
+                return Err(Error::FailedPrecondition("the hub closed the view stream".into()));
+            };
+            let (node, hub) = (node.clone(), hub.clone());
+            tokio::task::spawn_blocking(move || node.apply_view(&hub, &batch)).await??;
+        }
+    }
+
+    /// Status of every hub.
+    pub fn status(&self) -> Result<SyncStatusResponse> {
+        let head = self.node.head_seq();
+        let mut hubs = Vec::new();
+        for link in &self.links {
+            let status = link.status.lock().map(|s| s.clone()).unwrap_or_default();
+            let pending = self.node.outbox_after(status.checkpoint, usize::MAX)?.len() as u64;
+            hubs.push(HubSyncStatus {
+                hub_id: link.config.id.clone(),
+                endpoint: link.config.endpoint.clone(),
+                datasets: link.config.datasets.clone(),
+                connected: status.connected,
+                last_ack_at_ms: status.last_ack_at_ms,
+                pending,
+                last_error: status.last_error,
+                network_needs: self.node.network_needs_from(&link.config.id)? as u64,
+            });
+        }
+        Ok(SyncStatusResponse { hubs, head_seq: head })
+    }
+
+    /// Pushes now; with `wait`, until every hub acknowledged everything committed before the
+    /// call, or `timeout`.
+    pub async fn sync_now(&self, wait: bool, timeout: Duration) -> Result<SyncStatusResponse> {
+        let target = self.node.head_seq();
+        for link in &self.links {
+            link.wake.notify_one();
+        }
+        if wait {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let progress = self.progress.notified();
+                let behind: Vec<(String, String)> = self
+                    .links
+                    .iter()
+                    .filter_map(|l| {
+                        let s = l.status.lock().ok()?;
+                        (s.checkpoint < target || s.owed > 0)
+                            .then(|| (l.config.id.clone(), s.last_error.clone()))
+                    })
+                    .collect();
+                if behind.is_empty() {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, progress).await.is_err() {
+                    let detail: Vec<String> = behind
+                        .into_iter()
+                        .map(|(hub, e)| {
+                            if e.is_empty() {
+                                format!("{hub}: not acknowledged yet")
+                            } else {
+                                format!("{hub}: {e}")
+                            }
+                        })
+                        .collect();
+                    return Err(Error::Unavailable(format!(
+                        "not every hub acknowledged within {} s: {}",
+                        timeout.as_secs(),
+                        detail.join("; ")
+                    )));
+                }
+            }
+        }
+        self.status()
+    }
+}
+
+/// A status as a one-line reason.
+fn status_text(status: &tonic::Status) -> String {
+    use std::error::Error as _;
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut source = status.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+/// A random number in [0, 1), from the OS generator behind UUIDv4.
+fn random_unit() -> f64 {
+    let bytes = uuid::Uuid::new_v4();
+    let n = u64::from_be_bytes(bytes.as_bytes()[..8].try_into().unwrap_or_default());
+    (n >> 11) as f64 / (1u64 << 53) as f64
+}

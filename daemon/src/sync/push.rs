@@ -1,0 +1,337 @@
+//! One push session with one hub.
+//!
+//! Everything sent after `open` is acknowledged by the hub in order, so the session keeps a FIFO
+//! of what is in flight and acts on each acknowledgement: an outbox batch advances the durable
+//! checkpoint; the end of a full resend or a withdrawal clears what was owed. At most
+//! [`WINDOW`] messages are in flight.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use passerelle_proto::date::now_unix_ms;
+use passerelle_proto::v1::hub_sync_client::HubSyncClient;
+use passerelle_proto::v1::{
+    Batch, Change, DatasetDigest, PushMessage, PushOpen, SnapshotDone, change, push_message, push_reply,
+};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use super::state::{self, PushState};
+use super::{Link, SyncEngine, status_text};
+use crate::error::{Error, Result};
+use crate::node::Node;
+
+/// Messages in flight at most.
+pub(super) const WINDOW: usize = 8;
+/// Most changes in one batch.
+const MAX_CHANGES: usize = 1000;
+/// Most bytes of changes in one batch (well under the 4 MiB default message limit).
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// What an acknowledgement confirms.
+#[derive(Debug)]
+enum InFlight {
+    /// Outbox entries up to this sequence number.
+    Outbox(u64),
+    /// Part of a full resend (nothing to record until it is done).
+    Snapshot,
+    /// A full resend of a dataset is complete.
+    SnapshotDone(String),
+    /// A dataset was withdrawn.
+    Withdrawn(String),
+}
+
+pub(super) struct PushSession<'a> {
+    engine: &'a SyncEngine,
+    link: Arc<Link>,
+    channel: Channel,
+}
+
+impl<'a> PushSession<'a> {
+    pub(super) fn new(engine: &'a SyncEngine, link: Arc<Link>, channel: Channel) -> Self {
+        Self { engine, link, channel }
+    }
+
+    fn node(&self) -> Arc<Node> {
+        self.engine.node.clone()
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Node) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let node = self.node();
+        tokio::task::spawn_blocking(move || call(&node)).await?
+    }
+
+    pub(super) async fn run(self, mut stop: watch::Receiver<bool>) -> Result<()> {
+        let hub = self.link.config.clone();
+        let mut state = {
+            let hub = hub.clone();
+            self.blocking(move |node| state::reconcile(node, &hub)).await?
+        };
+        let digests = {
+            let (datasets, skip, checkpoint) =
+                (hub.datasets.clone(), state.snapshot_pending.clone(), state.checkpoint);
+            self.blocking(move |node| {
+                let mut digests = Vec::new();
+                for dataset in datasets {
+                    // A dataset with changes not yet acknowledged legitimately differs from the
+                    // hub's copy; it is compared at a later session, once caught up.
+                    if skip.contains(&dataset) || node.has_pending(checkpoint, &dataset)? {
+                        continue;
+                    }
+                    let d = node.digest(&dataset)?;
+                    digests.push(DatasetDigest { dataset, count: d.count, hash: d.hash.to_vec() });
+                }
+                Ok(digests)
+            })
+            .await?
+        };
+        let node = self.node();
+        let (tx, rx) = mpsc::channel::<PushMessage>(WINDOW + 2);
+        let open = PushOpen {
+            structure: Some(node.structure().clone()),
+            epoch: node.identity().epoch.to_vec(),
+            datasets: hub.datasets.clone(),
+            digests,
+            head_seq: node.head_seq(),
+        };
+        let _ = tx.send(PushMessage { kind: Some(push_message::Kind::Open(open)) }).await;
+        let mut replies = HubSyncClient::new(self.channel.clone())
+            .push(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| Error::FailedPrecondition(status_text(&s)))?
+            .into_inner();
+        let accepted = match replies
+            .message()
+            .await
+            .map_err(|s| Error::FailedPrecondition(status_text(&s)))?
+        {
+            Some(reply) => match reply.kind {
+                Some(push_reply::Kind::Accepted(accepted)) => accepted,
+                _ => return Err(Error::FailedPrecondition("the hub did not accept the push session".into())),
+            },
+            None => return Err(Error::FailedPrecondition("the hub closed the push session".into())),
+        };
+        for dataset in accepted.resend {
+            if !state.snapshot_pending.contains(&dataset) {
+                tracing::info!(%dataset, "the hub asks for a full resend");
+                state.snapshot_pending.push(dataset);
+            }
+        }
+        {
+            let (id, s) = (hub.id.clone(), state.clone());
+            self.blocking(move |node| state::save_push(node, &id, &s)).await?;
+        }
+        self.engine.update(&self.link, |s| {
+            s.connected = true;
+            s.last_error.clear();
+            s.owed = state.snapshot_pending.len() + state.withdraw_pending.len();
+        });
+
+        // Acknowledgements, in order, on their own task.
+        let in_flight: Arc<Mutex<VecDeque<InFlight>>> = Arc::default();
+        let window = Arc::new(Semaphore::new(WINDOW));
+        let shared_state = Arc::new(Mutex::new(state.clone()));
+        let acks = {
+            let (in_flight, window, shared_state) = (in_flight.clone(), window.clone(), shared_state.clone());
+            let (node, link, engine_progress) =
+                (self.node(), self.link.clone(), self.engine.progress.clone());
+            let min_checkpoint = {
+                let links = self.engine.links.clone();
+                move || {
+                    links.iter().filter_map(|l| l.status.lock().ok().map(|s| s.checkpoint)).min().unwrap_or(0)
+                }
+            };
+            tokio::spawn(async move {
+                let mut compacted = 0u64;
+                loop {
+                    let reply = match replies.message().await {
+                        Ok(Some(reply)) => reply,
+                        Ok(None) => {
+                            return Err(Error::FailedPrecondition("the hub closed the push session".into()));
+                        }
+                        Err(s) => return Err(Error::FailedPrecondition(status_text(&s))),
+                    };
+                    if !matches!(reply.kind, Some(push_reply::Kind::Ack(_))) {
+                        return Err(Error::FailedPrecondition("unexpected reply from the hub".into()));
+                    }
+                    let Some(item) = in_flight.lock().ok().and_then(|mut q| q.pop_front()) else {
+                        return Err(Error::FailedPrecondition(
+                            "the hub acknowledged more than was sent".into(),
+                        ));
+                    };
+                    let snapshot = {
+                        let Ok(mut st) = shared_state.lock() else {
+                            return Err(Error::FailedPrecondition("state lock".into()));
+                        };
+                        match &item {
+                            InFlight::Outbox(seq) => st.checkpoint = st.checkpoint.max(*seq),
+                            InFlight::Snapshot => {}
+                            InFlight::SnapshotDone(d) => st.snapshot_pending.retain(|x| x != d),
+                            InFlight::Withdrawn(d) => st.withdraw_pending.retain(|x| x != d),
+                        }
+                        st.last_ack_at_ms = now_unix_ms();
+                        st.clone()
+                    };
+                    window.add_permits(1);
+                    if matches!(item, InFlight::Snapshot) {
+                        continue;
+                    }
+                    let (n, id, s) = (node.clone(), link.config.id.clone(), snapshot.clone());
+                    tokio::task::spawn_blocking(move || state::save_push(&n, &id, &s)).await??;
+                    if let Ok(mut status) = link.status.lock() {
+                        status.checkpoint = snapshot.checkpoint;
+                        status.owed = snapshot.snapshot_pending.len() + snapshot.withdraw_pending.len();
+                        status.last_ack_at_ms = snapshot.last_ack_at_ms;
+                    }
+                    engine_progress.notify_waiters();
+                    let floor = min_checkpoint();
+                    if floor >= compacted + 1000 {
+                        let n = node.clone();
+                        tokio::task::spawn_blocking(move || n.compact_outbox(floor)).await??;
+                        compacted = floor;
+                    }
+                }
+            })
+        };
+        let sender = self.send_all(state, tx, in_flight, window, &mut stop);
+        tokio::pin!(acks);
+        tokio::select! {
+            sent = sender => sent,
+            acked = &mut acks => acked?,
+        }
+    }
+
+    /// Sends withdrawals, full resends, then the outbox forever (waking on each commit).
+    async fn send_all(
+        &self,
+        state: PushState,
+        tx: mpsc::Sender<PushMessage>,
+        in_flight: Arc<Mutex<VecDeque<InFlight>>>,
+        window: Arc<Semaphore>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<()> {
+        let hub = self.link.config.clone();
+        let send = |message: push_message::Kind, item: InFlight| {
+            let (tx, in_flight, window) = (tx.clone(), in_flight.clone(), window.clone());
+            async move {
+                let permit =
+                    window.acquire().await.map_err(|_| Error::FailedPrecondition("window closed".into()))?;
+                permit.forget();
+                if let Ok(mut q) = in_flight.lock() {
+                    q.push_back(item);
+                }
+                tx.send(PushMessage { kind: Some(message) })
+                    .await
+                    .map_err(|_| Error::FailedPrecondition("the push stream closed".into()))
+            }
+        };
+        let node = self.node();
+        for dataset in &state.withdraw_pending {
+            let change = Change {
+                dataset: dataset.clone(),
+                key: String::new(),
+                version: 0,
+                payload: Some(change::Payload::Tombstone(node.tombstone(&hub.id, "unshared"))),
+            };
+            let batch = Batch { seq: 0, changes: vec![change], head_seq: node.head_seq() };
+            send(push_message::Kind::Batch(batch), InFlight::Withdrawn(dataset.clone())).await?;
+            tracing::info!(%dataset, "withdrawing a dataset no longer shared");
+        }
+        for dataset in &state.snapshot_pending {
+            let changes = {
+                let (dataset, hub_id) = (dataset.clone(), hub.id.clone());
+                self.blocking(move |node| node.snapshot(&dataset, &hub_id)).await?
+            };
+            tracing::info!(%dataset, records = changes.len(), "full resend");
+            for chunk in chunks(changes) {
+                let batch = Batch { seq: 0, changes: chunk, head_seq: node.head_seq() };
+                send(push_message::Kind::Batch(batch), InFlight::Snapshot).await?;
+            }
+            send(
+                push_message::Kind::SnapshotDone(SnapshotDone { dataset: dataset.clone() }),
+                InFlight::SnapshotDone(dataset.clone()),
+            )
+            .await?;
+        }
+        let mut head = node.watch_head();
+        let mut sent = state.checkpoint;
+        loop {
+            head.borrow_and_update();
+            let (hub_id, datasets) = (hub.id.clone(), hub.datasets.clone());
+            let page = self
+                .blocking(move |node| {
+                    let entries = node.outbox_after(sent, MAX_CHANGES)?;
+                    let Some(&(last, _)) = entries.last() else { return Ok(None) };
+                    // Several changes of one record collapse into its current state.
+                    let mut latest: HashMap<(String, String), usize> = HashMap::new();
+                    let mut changes: Vec<Change> = Vec::new();
+                    for (_, entry) in entries {
+                        if !datasets.contains(&entry.dataset) {
+                            continue;
+                        }
+                        let Some(change) = node.change_for(&entry, &hub_id)? else { continue };
+                        match latest.get(&(entry.dataset.clone(), entry.key.clone())) {
+                            Some(&i) => changes[i] = change,
+                            None => {
+                                latest.insert((entry.dataset, entry.key), changes.len());
+                                changes.push(change);
+                            }
+                        }
+                    }
+                    Ok(Some((last, changes)))
+                })
+                .await?;
+            match page {
+                Some((last, changes)) => {
+                    let mut parts = chunks(changes).into_iter().peekable();
+                    if parts.peek().is_none() {
+                        // Nothing for this hub in these entries: still move the checkpoint.
+                        let batch = Batch { seq: last, changes: Vec::new(), head_seq: node.head_seq() };
+                        send(push_message::Kind::Batch(batch), InFlight::Outbox(last)).await?;
+                    }
+                    while let Some(part) = parts.next() {
+                        // Only the last part completes the entries up to `last`.
+                        let (seq, item) = if parts.peek().is_none() {
+                            (last, InFlight::Outbox(last))
+                        } else {
+                            (0, InFlight::Snapshot)
+                        };
+                        let batch = Batch { seq, changes: part, head_seq: node.head_seq() };
+                        send(push_message::Kind::Batch(batch), item).await?;
+                    }
+                    sent = last;
+                }
+                None => {
+                    tokio::select! {
+                        changed = head.changed() => if changed.is_err() { return Ok(()) },
+                        _ = stop.wait_for(|s| *s) => return Ok(()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Splits changes into batches bounded in count and bytes.
+fn chunks(changes: Vec<Change>) -> Vec<Vec<Change>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0;
+    for change in changes {
+        let len = crate::node::projection::encoded_len(&change);
+        if !current.is_empty() && (current.len() >= MAX_CHANGES || bytes + len > MAX_BATCH_BYTES) {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += len;
+        current.push(change);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}

@@ -1,0 +1,160 @@
+//! The sync engine end to end: real hubs and nodes over mutual TLS, real sled stores.
+
+use std::time::{Duration, Instant};
+
+use passerelle_client::{HubClient, NodeClient};
+use passerelle_proto::v1::{ContractType, Exits, IndicatorFields, NeedFields, NeedStatus, PooledNeed};
+use passerelle_tests::InProcessDaemon;
+use passerelle_tests::pki::{SIRETS, TestPki};
+
+fn need(rome: &str, dep: &str, commune: &str) -> NeedFields {
+    NeedFields {
+        rome_code: rome.into(),
+        title: "Poste".into(),
+        contract_type: ContractType::Cddi as i32,
+        open_positions: 2,
+        hours_per_week: 26,
+        departement: dep.into(),
+        commune: commune.into(),
+        start_date: "2027-01-04".into(),
+        client: Some("Mme Dupont".into()),
+        description: Some("détails privés".into()),
+        ..Default::default()
+    }
+}
+
+fn report(period: &str) -> IndicatorFields {
+    IndicatorFields {
+        period: period.into(),
+        etp_hundredths: 1250,
+        employees_in_insertion: 20,
+        hours_worked: 1700,
+        hires: 3,
+        exits: Some(Exits { total: 4, durable: 1, transition: 1, positive: 1, other: 1 }),
+    }
+}
+
+/// Polls `check` until it holds or 15 s pass (sync is asynchronous by design).
+async fn eventually<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn network(node: &mut NodeClient) -> anyhow::Result<Vec<PooledNeed>> {
+    Ok(node.network_needs(None, None).await?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_two_hubs_converge_to_their_projections() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let coorace =
+        InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?)
+            .await?;
+    let fas =
+        InProcessDaemon::start_config(&pki.write_hub_config("fas-pdl", "auto_accept = true", "")?).await?;
+
+    // A is in both networks, and shares only its needs with FAS; B is in Coorace only.
+    let a = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[0],
+        "49",
+        &[
+            ("coorace-pdl", coorace.hub_endpoint(), &["needs", "indicators"]),
+            ("fas-pdl", fas.hub_endpoint(), &["needs"]),
+        ],
+    )?)
+    .await?;
+    let b = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[1],
+        "85",
+        &[("coorace-pdl", coorace.hub_endpoint(), &["needs", "indicators"])],
+    )?)
+    .await?;
+    let mut na = NodeClient::connect(&a.endpoint, None).await?;
+    let mut nb = NodeClient::connect(&b.endpoint, None).await?;
+
+    let a1 = na.create_need(need("K2204", "49", "49007")).await?;
+    let a2 = na.create_need(need("N1103", "49", "49099")).await?;
+    na.submit_indicators(report("2026-10")).await?;
+    let b1 = nb.create_need(need("A1203", "85", "85191")).await?;
+    let b2 = nb.create_need(need("F1701", "85", "85191")).await?;
+    nb.submit_indicators(report("2026-10")).await?;
+    nb.submit_indicators(report("2026-11")).await?;
+    for node in [&mut na, &mut nb] {
+        let status = node.sync_now(true, Duration::from_secs(20)).await?;
+        assert!(status.hubs.iter().all(|h| h.pending == 0 && h.last_error.is_empty()), "{status:?}");
+    }
+
+    // Each hub holds exactly its projection.
+    let held = |members: Vec<passerelle_proto::v1::Member>, siret: &str| {
+        members.into_iter().find(|m| m.id == siret).map(|m| m.records_held)
+    };
+    let coorace_admin = HubClient::connect(&coorace.endpoint, None).await?;
+    let fas_admin = HubClient::connect(&fas.endpoint, None).await?;
+    assert_eq!(held(coorace_admin.members().await?, SIRETS[0]), Some(3), "A: 2 needs + 1 report at Coorace");
+    assert_eq!(held(coorace_admin.members().await?, SIRETS[1]), Some(4), "B: 2 needs + 2 reports at Coorace");
+    assert_eq!(held(fas_admin.members().await?, SIRETS[0]), Some(2), "A: needs only at FAS");
+    assert_eq!(held(fas_admin.members().await?, SIRETS[1]), None, "B is not a FAS member");
+
+    // Each node sees the other's open needs, not its own.
+    eventually("A to see B's needs", || async {
+        let view = NodeClient::connect(&a.endpoint, None).await?.network_needs(None, None).await?;
+        Ok(view.len() == 2)
+    })
+    .await?;
+    let view_a = network(&mut na).await?;
+    let ids: Vec<&str> = view_a.iter().filter_map(|p| p.need.as_ref().map(|n| n.need_id.as_str())).collect();
+    assert!(ids.contains(&b1.id.as_str()) && ids.contains(&b2.id.as_str()), "{view_a:?}");
+    assert_eq!(view_a[0].structure_name, format!("Structure {}", SIRETS[1]));
+    assert_eq!(view_a[0].hubs, vec!["coorace-pdl".to_string()]);
+    eventually("B to see A's needs", || async {
+        let view = NodeClient::connect(&b.endpoint, None).await?.network_needs(None, None).await?;
+        Ok(view.len() == 2)
+    })
+    .await?;
+    let filtered = nb.network_needs(Some("K22".into()), Some("49".into())).await?;
+    assert_eq!(filtered.len(), 1);
+    assert_eq!(filtered[0].need.as_ref().map(|n| n.need_id.clone()), Some(a1.id.clone()));
+    let shared = filtered[0].need.clone().unwrap_or_default();
+    assert_eq!(shared.departement, "49", "the view carries the département, never the commune");
+
+    // A closed need and a deleted need leave the hubs' views and the other node's copy.
+    nb.close_need(&b1.id, NeedStatus::Filled).await?;
+    nb.delete_need(&b2.id).await?;
+    na.delete_need(&a2.id).await?;
+    nb.sync_now(true, Duration::from_secs(20)).await?;
+    na.sync_now(true, Duration::from_secs(20)).await?;
+    eventually("A's view to drop B's closed and deleted needs", || async {
+        Ok(NodeClient::connect(&a.endpoint, None).await?.network_needs(None, None).await?.is_empty())
+    })
+    .await?;
+    eventually("B's view to drop A's deleted need", || async {
+        Ok(NodeClient::connect(&b.endpoint, None).await?.network_needs(None, None).await?.len() == 1)
+    })
+    .await?;
+    assert_eq!(
+        held(coorace_admin.members().await?, SIRETS[1]),
+        Some(3),
+        "B: 1 (filled) need + 2 reports; the deleted one is a tombstone"
+    );
+    assert_eq!(held(fas_admin.members().await?, SIRETS[0]), Some(1));
+
+    let status = na.sync_status().await?;
+    assert_eq!(status.hubs.len(), 2);
+    assert!(status.hubs.iter().all(|h| h.connected && h.pending == 0 && h.last_ack_at_ms > 0), "{status:?}");
+
+    for daemon in [a, b, coorace, fas] {
+        daemon.stop().await?;
+    }
+    Ok(())
+}
