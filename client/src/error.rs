@@ -68,12 +68,14 @@ impl Error {
         if status.code() != tonic::Code::Unavailable && status.source().is_none() {
             return Error::Status(status);
         }
-        let mut detail =
-            if status.source().is_some() { chain(&status) } else { status.message().to_string() };
-        if endpoint.starts_with("http://")
-            && (detail.contains("h2 protocol error") || detail.contains("http2 error"))
-        {
-            // What a plaintext client sees when it talks to a TLS port.
+        let mut detail = match status.source() {
+            Some(source) => format!("{}: {}", status.message(), chain(source)),
+            None => status.message().to_string(),
+        };
+        let connected = !detail.contains("tcp connect error") && !detail.contains("Connection refused");
+        if endpoint.starts_with("http://") && status.source().is_some() && connected {
+            // TCP worked but the exchange broke: typically a plaintext client on a TLS port, which
+            // shows as an HTTP/2 error, a broken pipe or a reset depending on timing.
             detail.push_str(" (is this a TLS port? use https:// with --ca, --cert and --key)");
         }
         Error::Unreachable { what, endpoint: endpoint.to_string(), detail }
