@@ -14,6 +14,13 @@ use passerelle_daemon::{Config, Listeners, ValidConfig};
 
 pub mod pki;
 
+/// A free loopback port, for a daemon a test must restart at the same address. (The port is
+/// released before the daemon binds it; another process could take it in between, which on a
+/// test machine does not happen in practice.)
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 /// A valid SIRET (Luhn) for the structure most tests use.
 pub const SIRET: &str = "73282932000074";
 
@@ -277,4 +284,17 @@ pub fn indicators_submit_args(period: &'static str) -> Vec<&'static str> {
         "--exits-other",
         "1",
     ]
+}
+
+/// The records a stopped hub holds of `origin` in `dataset`, read from its sled store on disk:
+/// (key, version, live).
+pub fn hub_records_on_disk(
+    hub_config: &Path,
+    origin: &str,
+    dataset: &str,
+) -> anyhow::Result<Vec<(String, u64, bool)>> {
+    let config = Config::load(hub_config)?;
+    let settings = config.hub().context("not a hub config")?.clone();
+    let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default(), None)?;
+    Ok(hub.records_of(origin, dataset)?.into_iter().map(|(k, r)| (k, r.version, r.is_live())).collect())
 }

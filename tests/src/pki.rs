@@ -32,9 +32,14 @@ impl TestPki {
         self.ca_dir.join("ca.pem")
     }
 
-    /// Issues a certificate for `role`/`id` (valid 30 days) into `dir/ROLE-ID/`.
+    /// Issues a certificate for `role`/`id` (valid 30 days) into `dir/ROLE-ID/`, or returns the
+    /// one issued before.
     pub fn issue(&self, role: Role, id: &str) -> anyhow::Result<TlsFiles> {
         let out = self.dir.join(format!("{role}-{id}"));
+        let existing = out.join(format!("{role}.pem"));
+        if existing.exists() {
+            return Ok(TlsFiles { ca: self.ca_pem(), cert: existing, key: out.join(format!("{role}.key")) });
+        }
         let written = pki::issue(&self.ca_dir, &IssueRequest::new(PeerId::new(role, id)?, 30), &out)?;
         Ok(TlsFiles { ca: self.ca_pem(), cert: written.cert, key: written.key })
     }
@@ -112,12 +117,23 @@ impl TestPki {
     /// Writes a hub config (`hub.toml`) for hub `id`, listening on free loopback ports, with
     /// `extra` appended to the `[hub]` section (e.g. `auto_accept = true`).
     pub fn write_hub_config(&self, id: &str, hub_extra: &str, tail: &str) -> anyhow::Result<PathBuf> {
+        self.write_hub_config_on(id, 0, hub_extra, tail)
+    }
+
+    /// [`TestPki::write_hub_config`] with a fixed TLS port, for hubs restarted by a test.
+    pub fn write_hub_config_on(
+        &self,
+        id: &str,
+        port: u16,
+        hub_extra: &str,
+        tail: &str,
+    ) -> anyhow::Result<PathBuf> {
         let hub = self.issue(Role::Hub, id)?;
         let path = self.dir.join(format!("{id}.toml"));
         std::fs::write(
             &path,
             format!(
-                "data_dir = \"{id}-data\"\n\n[hub]\nid = \"{id}\"\nnetwork = \"coorace\"\nregion = \"52\"\nlisten = \"127.0.0.1:0\"\n{hub_extra}\n\n[hub.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_cas = [\"{}\"]\n\n[api]\nlisten = \"127.0.0.1:0\"\n{tail}\n",
+                "data_dir = \"{id}-data\"\n\n[hub]\nid = \"{id}\"\nnetwork = \"coorace\"\nregion = \"52\"\nlisten = \"127.0.0.1:{port}\"\n{hub_extra}\n\n[hub.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_cas = [\"{}\"]\n\n[api]\nlisten = \"127.0.0.1:0\"\n{tail}\n",
                 hub.cert.display(),
                 hub.key.display(),
                 self.ca_pem().display()

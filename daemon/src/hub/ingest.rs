@@ -295,6 +295,18 @@ impl Hub {
         if swept > 0 {
             tracing::info!(origin, dataset, swept, "full resend complete: stale records removed");
         }
+        // A full resend is also when the incremental count is made exact again.
+        let mut live = 0;
+        for name in datasets::ALL {
+            live += self
+                .records_of(&origin, name)?
+                .iter()
+                .filter(|(key, r)| {
+                    r.is_live() && !(*name == dataset && r.session != session.id && !key.is_empty())
+                })
+                .count() as u64;
+        }
+        member.records_held = live;
         write.put(Tree::Members, member_key(Role::Node, &origin), member.encode_to_vec());
         let head = self.stage_feed(&mut write, feed);
         self.store.commit(write)?;
@@ -381,4 +393,18 @@ impl Hub {
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Hub {
+    /// Deletes `count` live records of an origin's dataset without telling anyone, to simulate a
+    /// damaged or partially restored store. For anti-entropy tests only.
+    #[doc(hidden)]
+    pub fn damage_for_tests(&self, origin: &str, dataset: &str, count: usize) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        for (key, _) in self.records_of(origin, dataset)?.into_iter().filter(|(_, r)| r.is_live()).take(count)
+        {
+            batch.delete(Tree::Records, record_key(origin, dataset, &key));
+        }
+        Ok(self.store.commit(batch)?)
+    }
 }

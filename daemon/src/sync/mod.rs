@@ -229,8 +229,8 @@ impl SyncEngine {
         Ok(SyncStatusResponse { hubs, head_seq: head })
     }
 
-    /// Pushes now; with `wait`, until every hub acknowledged everything committed before the
-    /// call, or `timeout`.
+    /// Pushes now; with `wait`, until every hub has an accepted session and acknowledged
+    /// everything committed before the call, or `timeout`.
     pub async fn sync_now(&self, wait: bool, timeout: Duration) -> Result<SyncStatusResponse> {
         let target = self.node.head_seq();
         for link in &self.links {
@@ -245,7 +245,9 @@ impl SyncEngine {
                     .iter()
                     .filter_map(|l| {
                         let s = l.status.lock().ok()?;
-                        (s.checkpoint < target || s.owed > 0)
+                        // In sync means: a session the hub accepted (so digests were compared),
+                        // nothing owed, everything up to the call acknowledged.
+                        (!s.connected || s.checkpoint < target || s.owed > 0)
                             .then(|| (l.config.id.clone(), s.last_error.clone()))
                     })
                     .collect();
