@@ -32,6 +32,44 @@ impl Node {
         Ok(need)
     }
 
+    /// Records many open needs in one atomic, durable commit: all of them or none (the first
+    /// invalid one is reported with its index). Used by imports and by the benchmarks.
+    pub fn create_needs(&self, all: Vec<NeedFields>) -> Result<Vec<RecruitmentNeed>> {
+        let mut cleaned = Vec::with_capacity(all.len());
+        for (i, fields) in all.into_iter().enumerate() {
+            cleaned.push(clean(fields).map_err(|e| match e {
+                Error::Invalid(f) => Error::Invalid(passerelle_proto::validate::FieldError {
+                    field: format!("needs[{i}].{}", f.field),
+                    ..f
+                }),
+                other => other,
+            })?);
+        }
+        let now = now_unix_ms();
+        let _writer = self.write_lock();
+        let mut batch = WriteBatch::new();
+        let mut needs = Vec::with_capacity(cleaned.len());
+        let mut last_seq = self.head_seq();
+        for fields in cleaned {
+            let id = uuid::Uuid::now_v7();
+            let need = RecruitmentNeed {
+                id: id.to_string(),
+                fields: Some(fields),
+                status: NeedStatus::Open as i32,
+                created_at_ms: now,
+                updated_at_ms: now,
+                version: 1,
+            };
+            batch.put(Tree::Needs, keys::id(&id), need.encode_to_vec());
+            last_seq = self.log_change_at(&mut batch, last_seq + 1, datasets::NEEDS, &need.id);
+            needs.push(need);
+        }
+        if !needs.is_empty() {
+            self.commit_change(batch, last_seq)?;
+        }
+        Ok(needs)
+    }
+
     /// Replaces a need's fields, optionally only if it is still at `expected_version`.
     pub fn update_need(
         &self,

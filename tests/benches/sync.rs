@@ -1,0 +1,266 @@
+//! Sync throughput and latency, against a bare baseline measured in the same run.
+//!
+//! Run: `cargo bench -p passerelle-tests --bench sync` (env `BENCH_RECORDS`, default 50000;
+//! `BENCH_RUNS`, default 3). Prints a Markdown table for BENCHMARKS.md.
+//!
+//! - (a) baseline: a tonic mutual-TLS bidirectional stream of batches of 1,000 records into sled,
+//!   `apply_batch` + `flush` + `fdatasync` per batch, then ack; 8 batches in flight; no product logic.
+//! - (b) Passerelle: a node whose outbox holds the same records catches up with a real hub (TLS
+//!   handshake, hello, session, projection from the store, validation, last-writer-wins, feed,
+//!   member stats, durable commit per batch, ack-driven durable checkpoints).
+//! - latency: a need written at a node, until a subscriber of the hub's view receives it.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use passerelle_client::NodeClient;
+use passerelle_daemon::node::Node;
+use passerelle_proto::identity::Role;
+use passerelle_proto::v1::hub_sync_client::HubSyncClient;
+use passerelle_proto::v1::hub_sync_server::{HubSync, HubSyncServer};
+use passerelle_proto::v1::{
+    Ack, Batch, Change, ContractType, HelloRequest, HelloResponse, NeedFields, PushMessage, PushReply, Structure,
+    StructureKind, SubscribeRequest, ViewBatch, push_message, push_reply,
+};
+use passerelle_tests::InProcessDaemon;
+use passerelle_tests::pki::{SIRETS, TestPki};
+use prost::Message;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig};
+use tonic::{Request, Response, Status, Streaming};
+
+const WINDOW: usize = 8;
+const BATCH: usize = 1000;
+
+fn need(i: usize) -> NeedFields {
+    NeedFields {
+        rome_code: format!("K{:04}", 2000 + i % 500),
+        title: format!("Agent polyvalent {i}"),
+        contract_type: ContractType::Cddi as i32,
+        open_positions: 1 + (i % 3) as u32,
+        hours_per_week: 20 + (i % 15) as u32,
+        departement: "49".into(),
+        commune: "49007".into(),
+        start_date: "2027-01-04".into(),
+        end_date: Some("2027-06-30".into()),
+        client: Some("Client local".into()),
+        description: Some("Description locale qui ne quitte pas le nœud".into()),
+    }
+}
+
+/// The bare baseline server: batches into sled, durable, then ack.
+struct Baseline {
+    db: sled::Db,
+    tree: sled::Tree,
+    file: Arc<std::fs::File>,
+}
+
+type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl HubSync for Baseline {
+    async fn hello(&self, _: Request<HelloRequest>) -> Result<Response<HelloResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+
+    type PushStream = Stream<PushReply>;
+
+    async fn push(&self, request: Request<Streaming<PushMessage>>) -> Result<Response<Self::PushStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let (db, tree, file) = (self.db.clone(), self.tree.clone(), self.file.clone());
+        tokio::spawn(async move {
+            while let Ok(Some(message)) = inbound.message().await {
+                let Some(push_message::Kind::Batch(batch)) = message.kind else { continue };
+                let (db, tree, file) = (db.clone(), tree.clone(), file.clone());
+                let seq = batch.seq;
+                let done = tokio::task::spawn_blocking(move || {
+                    let mut write = sled::Batch::default();
+                    for change in batch.changes {
+                        write.insert(change.key.as_bytes(), change.encode_to_vec());
+                    }
+                    tree.apply_batch(write)?;
+                    db.flush()?;
+                    file.sync_data()?;
+                    anyhow::Ok(())
+                })
+                .await;
+                if !matches!(done, Ok(Ok(()))) {
+                    return;
+                }
+                let ack = PushReply { kind: Some(push_reply::Kind::Ack(Ack { seq })) };
+                if tx.send(Ok(ack)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type SubscribeStream = Stream<ViewBatch>;
+
+    async fn subscribe(&self, _: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+}
+
+async fn baseline(pki: &TestPki, dir: &Path, changes: &[Change]) -> anyhow::Result<Duration> {
+    let hub = pki.issue(Role::Hub, "baseline-hub")?;
+    let node = pki.issue(Role::Node, SIRETS[0])?;
+    let db = sled::open(dir)?;
+    let tree = db.open_tree("records")?;
+    let file = Arc::new(std::fs::File::open(dir.join("db"))?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(std::fs::read(&hub.cert)?, std::fs::read(&hub.key)?))
+        .client_ca_root(Certificate::from_pem(std::fs::read(pki.ca_pem())?));
+    let server = tokio::spawn(
+        Server::builder().tls_config(tls)?.add_service(HubSyncServer::new(Baseline { db, tree, file })).serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let channel = Endpoint::from_shared(format!("https://localhost:{port}"))?
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(std::fs::read(&node.ca)?))
+                .identity(Identity::from_pem(std::fs::read(&node.cert)?, std::fs::read(&node.key)?))
+                .domain_name("localhost"),
+        )?
+        .connect()
+        .await?;
+    let batches: Vec<Batch> = changes
+        .chunks(BATCH)
+        .enumerate()
+        .map(|(i, c)| Batch { seq: i as u64 + 1, changes: c.to_vec(), head_seq: 0 })
+        .collect();
+    let started = Instant::now();
+    let (tx, rx) = tokio::sync::mpsc::channel(WINDOW + 1);
+    let mut replies = HubSyncClient::new(channel).push(ReceiverStream::new(rx)).await?.into_inner();
+    let mut in_flight = VecDeque::new();
+    let mut pending = batches.into_iter();
+    let mut done = 0;
+    let total = changes.len().div_ceil(BATCH);
+    while done < total {
+        while in_flight.len() < WINDOW {
+            let Some(batch) = pending.next() else { break };
+            in_flight.push_back(batch.seq);
+            tx.send(PushMessage { kind: Some(push_message::Kind::Batch(batch)) }).await?;
+        }
+        replies.message().await?.ok_or_else(|| anyhow::anyhow!("baseline closed"))?;
+        in_flight.pop_front();
+        done += 1;
+    }
+    let elapsed = started.elapsed();
+    server.abort();
+    Ok(elapsed)
+}
+
+struct PasserelleRun {
+    catch_up: Duration,
+    latencies: Vec<Duration>,
+    record_bytes: usize,
+    changes: Vec<Change>,
+}
+
+async fn passerelle(pki: &TestPki, records: usize, measure_latency: bool) -> anyhow::Result<PasserelleRun> {
+    let hub = InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?).await?;
+    let node_config = pki.write_node_config(SIRETS[1], "49", &[("coorace-pdl", hub.hub_endpoint(), &["needs"])])?;
+    // First start registers the hub (its checkpoint starts at the empty outbox).
+    let node = InProcessDaemon::start_config(&node_config).await?;
+    NodeClient::connect(&node.endpoint, None).await?.sync_now(true, Duration::from_secs(30)).await?;
+    let data_dir = node.config.data_dir.clone();
+    let structure = node.config.node().map(|n| n.structure.clone()).unwrap_or_default();
+    node.stop().await?;
+
+    // The backlog: written while the node is offline, in bulk.
+    let changes = tokio::task::spawn_blocking(move || {
+        let node = Node::open(&data_dir, structure)?;
+        for start in (0..records).step_by(10_000) {
+            node.create_needs((start..(start + 10_000).min(records)).map(need).collect())?;
+        }
+        anyhow::Ok(node.snapshot("needs", "coorace-pdl")?)
+    })
+    .await??;
+    let record_bytes = changes.iter().map(|c| c.encoded_len()).sum::<usize>() / changes.len().max(1);
+
+    let started = Instant::now();
+    let node = InProcessDaemon::start_config(&node_config).await?;
+    let mut client = NodeClient::connect(&node.endpoint, None).await?;
+    client.sync_now(true, Duration::from_secs(600)).await?;
+    let catch_up = started.elapsed();
+
+    let mut latencies = Vec::new();
+    if measure_latency {
+        let watcher = pki.issue(Role::Node, SIRETS[2])?;
+        let channel = passerelle_client::connect(&hub.hub_endpoint(), Some(&watcher), "hub").await?;
+        let mut sync = HubSyncClient::new(channel);
+        let me = Structure { siret: SIRETS[2].into(), kind: StructureKind::Ai as i32, name: "Observateur".into(), departement: "49".into() };
+        sync.hello(HelloRequest { structure: Some(me) }).await?;
+        let mut view = sync.subscribe(SubscribeRequest { hub_epoch: Vec::new(), after: 0 }).await?.into_inner();
+        view.message().await?; // The initial full view.
+        for i in 0..200 {
+            let t0 = Instant::now();
+            let created = client.create_need(need(records + i)).await?;
+            loop {
+                let batch = view.message().await?.ok_or_else(|| anyhow::anyhow!("view closed"))?;
+                if batch.upserts.iter().any(|u| u.need.as_ref().is_some_and(|n| n.need_id == created.id)) {
+                    break;
+                }
+            }
+            latencies.push(t0.elapsed());
+        }
+    }
+    node.stop().await?;
+    hub.stop().await?;
+    Ok(PasserelleRun { catch_up, latencies, record_bytes, changes })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+fn percentile(values: &[Duration], p: f64) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() -> anyhow::Result<()> {
+    let records: usize = std::env::var("BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
+    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let (mut base, mut ours, mut latencies, mut bytes) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        for run in 0..runs {
+            let dir = tempfile::tempdir()?;
+            let pki = TestPki::new(dir.path())?;
+            let result = passerelle(&pki, records, run == 0).await?;
+            let b = baseline(&pki, &dir.path().join("baseline"), &result.changes).await?;
+            bytes = result.record_bytes;
+            let (rb, rp) = (records as f64 / b.as_secs_f64(), records as f64 / result.catch_up.as_secs_f64());
+            eprintln!("run {}: baseline {:.0} records/s, passerelle {:.0} records/s (catch-up {:.2} s)", run + 1, rb, rp, result.catch_up.as_secs_f64());
+            base.push(rb);
+            ours.push(rp);
+            latencies.extend(result.latencies);
+        }
+        let (b, p) = (median(base), median(ours));
+        println!("| measure | value |");
+        println!("|---|---|");
+        println!("| records | {records} needs, {bytes} bytes each on the wire (a `Change` with its `SharedNeed`) |");
+        println!("| (a) baseline: mTLS stream → sled apply_batch + flush + fdatasync, 1,000/batch, 8 in flight | {b:.0} records/s |");
+        println!("| (b) Passerelle node → hub catch-up of a {records}-change backlog | {p:.0} records/s |");
+        println!("| ratio (b) / (a) | {:.2} |", p / b);
+        println!("| catch-up time for the {records}-change backlog (median of {runs}) | {:.2} s |", records as f64 / p);
+        if !latencies.is_empty() {
+            println!(
+                "| write at node → visible in the hub's view, push on change ({} writes) | p50 {:.1} ms, p99 {:.1} ms |",
+                latencies.len(),
+                percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+                percentile(&latencies, 0.99).as_secs_f64() * 1e3
+            );
+        }
+        anyhow::Ok(())
+    })
+}
