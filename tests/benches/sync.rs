@@ -21,8 +21,8 @@ use passerelle_proto::identity::Role;
 use passerelle_proto::v1::hub_sync_client::HubSyncClient;
 use passerelle_proto::v1::hub_sync_server::{HubSync, HubSyncServer};
 use passerelle_proto::v1::{
-    Ack, Batch, Change, ContractType, HelloRequest, HelloResponse, NeedFields, PushMessage, PushReply, Structure,
-    StructureKind, SubscribeRequest, ViewBatch, push_message, push_reply,
+    Ack, Batch, Change, ContractType, HelloRequest, HelloResponse, NeedFields, PushMessage, PushReply,
+    Structure, StructureKind, SubscribeRequest, ViewBatch, push_message, push_reply,
 };
 use passerelle_tests::InProcessDaemon;
 use passerelle_tests::pki::{SIRETS, TestPki};
@@ -67,7 +67,10 @@ impl HubSync for Baseline {
 
     type PushStream = Stream<PushReply>;
 
-    async fn push(&self, request: Request<Streaming<PushMessage>>) -> Result<Response<Self::PushStream>, Status> {
+    async fn push(
+        &self,
+        request: Request<Streaming<PushMessage>>,
+    ) -> Result<Response<Self::PushStream>, Status> {
         let mut inbound = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let (db, tree, file) = (self.db.clone(), self.tree.clone(), self.file.clone());
@@ -101,7 +104,10 @@ impl HubSync for Baseline {
 
     type SubscribeStream = Stream<ViewBatch>;
 
-    async fn subscribe(&self, _: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+    async fn subscribe(
+        &self,
+        _: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
         Err(Status::unimplemented("baseline"))
     }
 }
@@ -118,7 +124,10 @@ async fn baseline(pki: &TestPki, dir: &Path, changes: &[Change]) -> anyhow::Resu
         .identity(Identity::from_pem(std::fs::read(&hub.cert)?, std::fs::read(&hub.key)?))
         .client_ca_root(Certificate::from_pem(std::fs::read(pki.ca_pem())?));
     let server = tokio::spawn(
-        Server::builder().tls_config(tls)?.add_service(HubSyncServer::new(Baseline { db, tree, file })).serve_with_incoming(TcpListenerStream::new(listener)),
+        Server::builder()
+            .tls_config(tls)?
+            .add_service(HubSyncServer::new(Baseline { db, tree, file }))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     let channel = Endpoint::from_shared(format!("https://localhost:{port}"))?
         .tls_config(
@@ -164,8 +173,11 @@ struct PasserelleRun {
 }
 
 async fn passerelle(pki: &TestPki, records: usize, measure_latency: bool) -> anyhow::Result<PasserelleRun> {
-    let hub = InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?).await?;
-    let node_config = pki.write_node_config(SIRETS[1], "49", &[("coorace-pdl", hub.hub_endpoint(), &["needs"])])?;
+    let hub =
+        InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?)
+            .await?;
+    let node_config =
+        pki.write_node_config(SIRETS[1], "49", &[("coorace-pdl", hub.hub_endpoint(), &["needs"])])?;
     // First start registers the hub (its checkpoint starts at the empty outbox).
     let node = InProcessDaemon::start_config(&node_config).await?;
     NodeClient::connect(&node.endpoint, None).await?.sync_now(true, Duration::from_secs(30)).await?;
@@ -195,9 +207,15 @@ async fn passerelle(pki: &TestPki, records: usize, measure_latency: bool) -> any
         let watcher = pki.issue(Role::Node, SIRETS[2])?;
         let channel = passerelle_client::connect(&hub.hub_endpoint(), Some(&watcher), "hub").await?;
         let mut sync = HubSyncClient::new(channel);
-        let me = Structure { siret: SIRETS[2].into(), kind: StructureKind::Ai as i32, name: "Observateur".into(), departement: "49".into() };
+        let me = Structure {
+            siret: SIRETS[2].into(),
+            kind: StructureKind::Ai as i32,
+            name: "Observateur".into(),
+            departement: "49".into(),
+        };
         sync.hello(HelloRequest { structure: Some(me) }).await?;
-        let mut view = sync.subscribe(SubscribeRequest { hub_epoch: Vec::new(), after: 0 }).await?.into_inner();
+        let mut view =
+            sync.subscribe(SubscribeRequest { hub_epoch: Vec::new(), after: 0 }).await?.into_inner();
         view.message().await?; // The initial full view.
         for i in 0..200 {
             let t0 = Instant::now();

@@ -140,6 +140,7 @@ impl HubSync for HubApi {
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Reply<Self::SubscribeStream> {
         let peer = authz::peer(&request)?;
         let hub = self.hub.clone();
+        let viewer = peer.id.id.clone();
         run_blocking(move || hub.require_member(&peer)).await?;
         let SubscribeRequest { mut hub_epoch, after } = request.into_inner();
         let mut position = after;
@@ -151,20 +152,28 @@ impl HubSync for HubApi {
             let mut first = true;
             loop {
                 feed.borrow_and_update();
-                let (h, epoch) = (hub.clone(), hub_epoch.clone());
-                let batch = match run_blocking(move || h.view_batch(&epoch, position)).await {
-                    Ok(batch) => batch,
+                let (h, epoch, viewer) = (hub.clone(), hub_epoch.clone(), viewer.clone());
+                let batches = match run_blocking(move || h.view_batches(&epoch, position, &viewer)).await {
+                    Ok(batches) => batches,
                     Err(status) => {
                         let _ = tx.send(Err(status)).await;
                         return;
                     }
                 };
-                let progressed = first || batch.reset || batch.position != position;
-                first = false;
-                hub_epoch.clone_from(&batch.hub_epoch);
-                position = batch.position;
-                if progressed && tx.send(Ok(batch)).await.is_err() {
-                    return;
+                for batch in batches {
+                    let progressed = first
+                        || batch.reset
+                        || batch.position != position
+                        || !batch.upserts.is_empty()
+                        || !batch.removals.is_empty();
+                    first = false;
+                    if !batch.hub_epoch.is_empty() {
+                        hub_epoch.clone_from(&batch.hub_epoch);
+                        position = batch.position;
+                    }
+                    if progressed && tx.send(Ok(batch)).await.is_err() {
+                        return;
+                    }
                 }
                 if position >= hub.feed_head() {
                     tokio::select! {

@@ -22,6 +22,8 @@ pub(super) const FEED_HEAD: &[u8] = b"feed_head";
 
 /// Most feed entries one `ViewBatch` covers.
 const FEED_PAGE: usize = 1000;
+/// Most needs in one page of a full view (a need is ~200 bytes: pages stay far below 4 MiB).
+const VIEW_PAGE: usize = 2000;
 
 impl Hub {
     /// Appends feed entries to `batch`; returns the new head to publish after the commit.
@@ -55,12 +57,39 @@ impl Hub {
         self.feed.subscribe()
     }
 
-    /// The next changes of the view for a subscriber at `after` in epoch `hub_epoch`.
-    pub fn view_batch(&self, hub_epoch: &[u8], after: u64) -> Result<ViewBatch> {
+    /// The next changes of the view for a subscriber at `after` in epoch `hub_epoch`, as one or
+    /// more batches. A reset (full view) is paged: only the first page says `reset`, and only the
+    /// last carries the epoch and position, so a subscriber cut off mid-way gets a new reset.
+    pub fn view_batches(&self, hub_epoch: &[u8], after: u64, viewer: &str) -> Result<Vec<ViewBatch>> {
+        let batch = self.view_batch(hub_epoch, after, viewer)?;
+        if !batch.reset || batch.upserts.len() <= VIEW_PAGE {
+            return Ok(vec![batch]);
+        }
+        let ViewBatch { hub_epoch, upserts, position, .. } = batch;
+        let pages: Vec<Vec<NetworkNeed>> = upserts.chunks(VIEW_PAGE).map(<[NetworkNeed]>::to_vec).collect();
+        let last = pages.len() - 1;
+        Ok(pages
+            .into_iter()
+            .enumerate()
+            .map(|(i, upserts)| ViewBatch {
+                hub_epoch: if i == last { hub_epoch.clone() } else { Vec::new() },
+                reset: i == 0,
+                upserts,
+                removals: Vec::new(),
+                position: if i == last { position } else { 0 },
+            })
+            .collect())
+    }
+
+    /// The next changes of the view, unpaged (see [`Hub::view_batches`]).
+    /// A member's own needs are not part of its view: it has them.
+    fn view_batch(&self, hub_epoch: &[u8], after: u64, viewer: &str) -> Result<ViewBatch> {
         let head = self.feed_head();
         let names = self.structures()?;
         let view_need = |record: HubRecord| -> Option<NetworkNeed> {
-            let need = record.need.filter(|n| !record.deleted && n.status == NeedStatus::Open as i32)?;
+            let need = record.need.filter(|n| {
+                !record.deleted && n.status == NeedStatus::Open as i32 && n.origin_siret != viewer
+            })?;
             let structure = names.get(&need.origin_siret).cloned().unwrap_or_default();
             Some(NetworkNeed {
                 need: Some(need),
@@ -99,6 +128,9 @@ impl Hub {
                 continue;
             }
             let Some((origin, need_id)) = key.split_once('/') else { continue };
+            if origin == viewer {
+                continue;
+            }
             match self.store.get(Tree::Records, &record_key(origin, datasets::NEEDS, need_id))? {
                 Some(raw) => {
                     match <HubRecord as prost::Message>::decode(raw.as_slice()).ok().and_then(&view_need) {

@@ -40,7 +40,9 @@ impl Node {
         }
         let state = ViewState { hub_epoch: batch.hub_epoch.clone(), position: batch.position };
         write.put(Tree::SyncState, view_key(hub), state.encode_to_vec());
-        self.commit(write)
+        // A copy of the hub's view: if a crash loses the latest batches, they are fetched again
+        // from the older position, which lands atomically with them.
+        self.store.commit_relaxed(write).map_err(Into::into)
     }
 
     /// How many needs of the network view are held from `hub`.

@@ -64,6 +64,11 @@ impl Tree {
         Tree::Feed,
     ];
 
+    /// The tree's one-byte key prefix in the single sled keyspace.
+    pub fn tag(self) -> u8 {
+        Tree::ALL.iter().position(|t| *t == self).map_or(u8::MAX, |i| i as u8)
+    }
+
     /// The tree's name on disk.
     pub fn name(self) -> &'static str {
         match self {
@@ -146,6 +151,12 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     /// Applies every write of `batch` atomically, then makes it durable (flushed and fsynced)
     /// before returning.
     fn commit(&self, batch: WriteBatch) -> Result<(), StoreError>;
+
+    /// Applies every write of `batch` atomically, without waiting for it to be durable. Only for
+    /// state whose loss in a crash is harmless because it is recomputed or re-fetched (a sync
+    /// checkpoint that may lag behind, never run ahead); it becomes durable with the next
+    /// [`Store::commit`] or [`Store::sync`].
+    fn commit_relaxed(&self, batch: WriteBatch) -> Result<(), StoreError>;
 
     /// Makes everything written so far durable (used at shutdown).
     fn sync(&self) -> Result<(), StoreError>;

@@ -208,6 +208,11 @@ impl SyncEngine {
         }
     }
 
+    /// Lowest checkpoint over every hub: outbox entries up to it are no longer needed.
+    fn min_checkpoint(&self) -> u64 {
+        self.links.iter().filter_map(|l| l.status.lock().ok().map(|s| s.checkpoint)).min().unwrap_or(0)
+    }
+
     /// Status of every hub.
     pub fn status(&self) -> Result<SyncStatusResponse> {
         let head = self.node.head_seq();

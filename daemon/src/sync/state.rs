@@ -97,11 +97,20 @@ pub fn reconcile(node: &Node, link: &HubLink) -> Result<PushState> {
     Ok(state)
 }
 
-/// Saves a hub's push state durably.
+/// Saves a hub's push state durably (agreement changes, owed resends).
 pub fn save_push(node: &Node, hub: &str, state: &PushState) -> Result<()> {
     let mut batch = WriteBatch::new();
     batch.put(Tree::SyncState, push_key(hub), state.encode_to_vec());
     Ok(node.store().commit(batch)?)
+}
+
+/// Saves a hub's push state after an acknowledgement, without an fsync: a checkpoint lost in a
+/// crash only lags behind the hub's, and resending what the hub already has changes nothing
+/// there (idempotent apply). It never runs ahead of an acknowledgement.
+pub fn save_push_relaxed(node: &Node, hub: &str, state: &PushState) -> Result<()> {
+    let mut batch = WriteBatch::new();
+    batch.put(Tree::SyncState, push_key(hub), state.encode_to_vec());
+    Ok(node.store().commit_relaxed(batch)?)
 }
 
 /// Loads a hub's view state.
