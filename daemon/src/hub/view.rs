@@ -1,8 +1,8 @@
 //! The network view a hub serves to its members: every open need of every member, with the
 //! owning structure's name, as a checkpointed change feed.
 //!
-//! Each applied change to a need appends `origin/need_id` to the feed in the same commit; a
-//! subscriber reads the feed after its position and gets each need's *current* state (open: an
+//! Each applied batch that changes needs appends one feed entry listing their `origin/need_id`, in
+//! the same commit; a subscriber reads the feed after its position and gets each need's *current* state (open: an
 //! upsert; closed, deleted or withdrawn: a removal). A subscriber from another hub epoch, or ahead
 //! of the feed, gets a reset and the full view.
 
@@ -20,22 +20,20 @@ use crate::store::{Tree, WriteBatch};
 /// Meta key of the feed's last position.
 pub(super) const FEED_HEAD: &[u8] = b"feed_head";
 
-/// Most feed entries one `ViewBatch` covers.
-const FEED_PAGE: usize = 1000;
+/// Most changed needs one `ViewBatch` covers (feed entries are read whole until this is reached).
+const FEED_PAGE: usize = 2000;
 /// Most needs in one page of a full view (a need is ~200 bytes: pages stay far below 4 MiB).
 const VIEW_PAGE: usize = 2000;
 
 impl Hub {
-    /// Appends feed entries to `batch`; returns the new head to publish after the commit.
+    /// Appends one feed entry listing `keys` to `batch` (one per applied batch, not per change);
+    /// returns the new head to publish after the commit.
     pub(super) fn stage_feed(&self, batch: &mut WriteBatch, keys: Vec<String>) -> Option<u64> {
         if keys.is_empty() {
             return None;
         }
-        let mut head = self.feed_head();
-        for key in keys {
-            head += 1;
-            batch.put(Tree::Feed, head.to_be_bytes(), key.into_bytes());
-        }
+        let head = self.feed_head() + 1;
+        batch.put(Tree::Feed, head.to_be_bytes(), keys.join("\n").into_bytes());
         batch.put(Tree::Meta, FEED_HEAD, head.to_be_bytes());
         Some(head)
     }
@@ -115,15 +113,24 @@ impl Hub {
                 position: head,
             });
         }
-        let entries = self.store.scan(Tree::Feed, &(after + 1).to_be_bytes(), None, FEED_PAGE)?;
-        let position = entries
-            .last()
-            .and_then(|(k, _)| k.as_slice().try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(after);
+        let mut keys: Vec<String> = Vec::new();
+        let mut position = after;
+        while keys.len() < FEED_PAGE {
+            let entries = self.store.scan(Tree::Feed, &(position + 1).to_be_bytes(), None, 16)?;
+            if entries.is_empty() {
+                break;
+            }
+            for (k, value) in entries {
+                position = k.as_slice().try_into().map(u64::from_be_bytes).unwrap_or(position);
+                keys.extend(String::from_utf8_lossy(&value).split('\n').map(str::to_string));
+                if keys.len() >= FEED_PAGE {
+                    break;
+                }
+            }
+        }
         let mut seen = HashSet::new();
         let (mut upserts, mut removals) = (Vec::new(), Vec::new());
-        for (_, value) in entries {
-            let key = String::from_utf8_lossy(&value).into_owned();
+        for key in keys {
             if !seen.insert(key.clone()) {
                 continue;
             }

@@ -42,7 +42,7 @@ pub enum Tree {
     NetworkView,
     /// On a hub: members' records, `origin/dataset/key` → record.
     Records,
-    /// On a hub: the view feed, position → `origin/need_id`.
+    /// On a hub: the view feed, position → the `origin/need_id` changed by one batch, one a line.
     Feed,
 }
 
