@@ -26,6 +26,8 @@ use crate::node::Node;
 pub(super) const WINDOW: usize = 8;
 /// Most changes in one batch.
 const MAX_CHANGES: usize = 1000;
+/// Most outbox entries deleted at once when idle.
+const COMPACT_STEP: u64 = 5000;
 /// Most bytes of changes in one batch (well under the 4 MiB default message limit).
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
@@ -246,7 +248,10 @@ impl<'a> PushSession<'a> {
         }
         let mut head = node.watch_head();
         let mut sent = state.checkpoint;
-        let mut compacted = 0u64;
+        // Where the outbox begins (earlier entries were compacted by a previous session).
+        let mut compacted = self
+            .blocking(|node| Ok(node.outbox_after(0, 1)?.first().map_or(node.head_seq(), |(seq, _)| seq - 1)))
+            .await?;
         loop {
             head.borrow_and_update();
             let (hub_id, datasets) = (hub.id.clone(), hub.datasets.clone());
@@ -294,10 +299,11 @@ impl<'a> PushSession<'a> {
                     sent = last;
                 }
                 None => {
-                    // Caught up: a good moment to drop entries every hub has acknowledged
-                    // (deleting them during a catch-up would compete with it).
-                    let floor = self.engine.min_checkpoint();
-                    if floor >= compacted + 1000 {
+                    // Caught up and nothing in flight: a good moment to drop, a slice at a time,
+                    // entries every hub has acknowledged (during a catch-up it would compete).
+                    let idle = in_flight.lock().map(|q| q.is_empty()).unwrap_or(false);
+                    let floor = self.engine.min_checkpoint().min(compacted + COMPACT_STEP);
+                    if idle && floor >= compacted + 1000 {
                         self.blocking(move |node| node.compact_outbox(floor)).await?;
                         compacted = floor;
                     }
