@@ -158,3 +158,79 @@ async fn two_nodes_two_hubs_converge_to_their_projections() -> anyhow::Result<()
     }
     Ok(())
 }
+
+/// A node checks that the hub it reaches is the hub it is configured for, from the hub's
+/// certificate, before sending anything.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_refuses_a_hub_that_is_not_the_one_configured() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let coorace =
+        InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?)
+            .await?;
+    // Configured for FAS, but the endpoint is Coorace's (a typo, or a hijacked DNS name).
+    let node = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[0],
+        "49",
+        &[("fas-pdl", coorace.hub_endpoint(), &["needs"])],
+    )?)
+    .await?;
+    let mut client = NodeClient::connect(&node.endpoint, None).await?;
+    client.create_need(need("K2204", "49", "49007")).await?;
+    assert!(client.sync_now(true, Duration::from_secs(2)).await.is_err());
+    let status = client.sync_status().await?;
+    assert!(
+        status.hubs[0].last_error.contains("passerelle://hub/coorace-pdl, not passerelle://hub/fas-pdl"),
+        "{status:?}"
+    );
+    let members = HubClient::connect(&coorace.endpoint, None).await?.members().await?;
+    assert!(members.is_empty(), "nothing reached the wrong hub: {members:?}");
+    node.stop().await?;
+    coorace.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hub_structures_and_sync_status_through_the_cli() -> anyhow::Result<()> {
+    use passerelle_tests::cli_async;
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub =
+        InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?)
+            .await?;
+    let node = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[1],
+        "85",
+        &[("coorace-pdl", hub.hub_endpoint(), &["needs", "indicators"])],
+    )?)
+    .await?;
+    let mut client = NodeClient::connect(&node.endpoint, None).await?;
+    client.create_need(need("A1203", "85", "85191")).await?;
+    client.submit_indicators(report("2026-10")).await?;
+
+    let synced = cli_async(&node.endpoint, &["--format", "json", "sync", "now", "--wait", "--timeout", "20"])
+        .await
+        .ok()?
+        .json()?;
+    assert_eq!(synced[0]["id"], "coorace-pdl");
+    assert_eq!(synced[0]["pending"], 0);
+    assert_eq!(synced[0]["connected"], true);
+    let status = cli_async(&node.endpoint, &["sync", "status"]).await.ok()?;
+    assert!(status.stdout.contains("coorace-pdl"), "{status:?}");
+
+    let structures =
+        cli_async(&hub.endpoint, &["--format", "json", "hub", "structures"]).await.ok()?.json()?;
+    assert_eq!(structures[0]["id"], SIRETS[1]);
+    assert_eq!(structures[0]["records_held"], 2);
+    assert_eq!(structures[0]["lag"], 0);
+    assert_eq!(structures[0]["name"], format!("Structure {}", SIRETS[1]));
+    let csv = cli_async(&hub.endpoint, &["--format", "csv", "hub", "structures"]).await.ok()?;
+    assert!(csv.stdout.starts_with("id,name,state,last_seen"), "{csv:?}");
+
+    let empty = cli_async(&node.endpoint, &["network", "needs", "--rome", "K22"]).await.ok()?;
+    assert!(empty.stdout.starts_with("no needs"), "{empty:?}");
+    let bad = cli_async(&node.endpoint, &["network", "needs", "--rome", "K2"]).await;
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("rome \"K2\""), "{bad:?}");
+    node.stop().await?;
+    hub.stop().await
+}

@@ -10,6 +10,7 @@
 //! Pull (see [`pull`]): the hub's network view is streamed from the node's view checkpoint and
 //! stored locally, so it can be read offline.
 
+mod connect;
 mod push;
 pub mod state;
 
@@ -20,7 +21,7 @@ use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::v1::hub_sync_client::HubSyncClient;
 use passerelle_proto::v1::{HelloRequest, HubSyncStatus, SubscribeRequest, SyncStatusResponse};
 use tokio::sync::{Notify, watch};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::Channel;
 
 use crate::config::{ClientTlsFiles, HubLink};
 use crate::error::{Error, Result};
@@ -164,23 +165,7 @@ impl SyncEngine {
 
     async fn connect(&self, hub: &HubLink) -> Result<Channel> {
         let tls = self.tls.as_ref().ok_or_else(|| Error::Config("[[hubs]] needs [tls]".into()))?;
-        let read = |path: &std::path::Path| {
-            std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))
-        };
-        let endpoint = Endpoint::from_shared(hub.endpoint.clone())
-            .map_err(|e| Error::Config(format!("hubs.endpoint: {e}")))?;
-        let host = endpoint.uri().host().unwrap_or("localhost").to_string();
-        let config = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read(&tls.ca)?))
-            .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?))
-            .domain_name(host);
-        let endpoint = endpoint
-            .tls_config(config)?
-            .connect_timeout(Duration::from_secs(5))
-            .http2_keep_alive_interval(Duration::from_secs(20))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true);
-        Ok(endpoint.connect().await?)
+        connect::connect(hub, tls).await
     }
 
     async fn pull(&self, link: &Link, channel: Channel, mut stop: watch::Receiver<bool>) -> Result<()> {
