@@ -7,6 +7,8 @@ use passerelle_proto::identity::Role;
 use passerelle_proto::v1::{Structure, StructureKind};
 use passerelle_tests::pki::{SIRETS, TestPki};
 use passerelle_tests::{InProcessDaemon, cli_async};
+use std::time::Duration;
+
 use tonic::Code;
 
 fn structure(siret: &str) -> Structure {
@@ -332,4 +334,56 @@ fn sighup_reloads_the_revocation_list() -> anyhow::Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     hub.kill9()
+}
+
+/// A client that opens a TCP connection and never speaks TLS is dropped after the handshake
+/// timeout; connections beyond the cap are closed at once; neither stops the hub from serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_and_excess_connections_are_dropped() -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let config = pki.write_hub_config(
+        "coorace-pdl",
+        "auto_accept = true",
+        "[limits]\nhandshake_timeout_secs = 1\nmax_connections = 2\n",
+    )?;
+    let hub = InProcessDaemon::start_config(&config).await?;
+    let addr = hub.hub_addr.ok_or_else(|| anyhow::anyhow!("hub address"))?;
+
+    let started = std::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(addr).await?;
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buf)).await?;
+    assert!(matches!(read, Ok(0) | Err(_)), "closed by the hub: {read:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "after ~1 s: {waited:?}"
+    );
+
+    // Two silent connections take the two slots; a further one is closed at once. (Retried: the
+    // hub may not have accepted the first two yet when the next one arrives.)
+    let _a = tokio::net::TcpStream::connect(addr).await?;
+    let _b = tokio::net::TcpStream::connect(addr).await?;
+    let mut closed_at_once = false;
+    for _ in 0..20 {
+        let mut extra = tokio::net::TcpStream::connect(addr).await?;
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(300), extra.read(&mut buf)).await
+        {
+            closed_at_once = true;
+            break;
+        }
+    }
+    assert!(closed_at_once, "a connection beyond max_connections is closed before the handshake timeout");
+    drop((_a, _b));
+
+    // Service resumes once the slots are free again.
+    let node = HubClient::connect(&hub.hub_endpoint(), Some(&pki.issue(Role::Node, SIRETS[0])?)).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while node.hello(Some(structure(SIRETS[0]))).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the hub did not recover");
+    }
+    hub.stop().await
 }
