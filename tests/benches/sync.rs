@@ -21,10 +21,11 @@ use passerelle_proto::identity::Role;
 use passerelle_proto::v1::hub_sync_client::HubSyncClient;
 use passerelle_proto::v1::hub_sync_server::{HubSync, HubSyncServer};
 use passerelle_proto::v1::{
-    Ack, Batch, Change, ContractType, HelloRequest, HelloResponse, NeedFields, PushMessage, PushReply,
-    Structure, StructureKind, SubscribeRequest, ViewBatch, push_message, push_reply,
+    Ack, Batch, Change, HelloRequest, HelloResponse, PushMessage, PushReply, Structure, StructureKind,
+    SubscribeRequest, ViewBatch, push_message, push_reply,
 };
 use passerelle_tests::InProcessDaemon;
+use passerelle_tests::fixtures::need;
 use passerelle_tests::pki::{SIRETS, TestPki};
 use prost::Message;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -33,22 +34,6 @@ use tonic::{Request, Response, Status, Streaming};
 
 const WINDOW: usize = 8;
 const BATCH: usize = 1000;
-
-fn need(i: usize) -> NeedFields {
-    NeedFields {
-        rome_code: format!("K{:04}", 2000 + i % 500),
-        title: format!("Agent polyvalent {i}"),
-        contract_type: ContractType::Cddi as i32,
-        open_positions: 1 + (i % 3) as u32,
-        hours_per_week: 20 + (i % 15) as u32,
-        departement: "49".into(),
-        commune: "49007".into(),
-        start_date: "2027-01-04".into(),
-        end_date: Some("2027-06-30".into()),
-        client: Some("Client local".into()),
-        description: Some("Description locale qui ne quitte pas le nœud".into()),
-    }
-}
 
 /// The bare baseline server: batches into sled, durable, then ack.
 struct Baseline {

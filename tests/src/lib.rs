@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, bail};
 use passerelle_daemon::{Config, Listeners, ValidConfig};
 
+pub mod fixtures;
 pub mod pki;
 
 /// A free loopback port, for a daemon a test must restart at the same address. (The port is

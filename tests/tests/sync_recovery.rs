@@ -7,23 +7,10 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use passerelle_client::{HubClient, NodeClient};
-use passerelle_proto::v1::{ContractType, Member, NeedFields};
+use passerelle_proto::v1::Member;
+use passerelle_tests::fixtures::{need, report};
 use passerelle_tests::pki::{SIRETS, TestPki};
 use passerelle_tests::{ChildDaemon, InProcessDaemon, free_port, hub_records_on_disk};
-
-fn need(i: usize) -> NeedFields {
-    NeedFields {
-        rome_code: format!("K{:04}", 2000 + i % 500),
-        title: format!("Poste {i}"),
-        contract_type: ContractType::Cddi as i32,
-        open_positions: 1 + (i % 3) as u32,
-        hours_per_week: 20 + (i % 15) as u32,
-        departement: "49".into(),
-        commune: "49007".into(),
-        start_date: "2027-01-04".into(),
-        ..Default::default()
-    }
-}
 
 async fn member(admin_endpoint: &str, siret: &str) -> anyhow::Result<Option<Member>> {
     Ok(HubClient::connect(admin_endpoint, None).await?.members().await?.into_iter().find(|m| m.id == siret))
@@ -196,7 +183,7 @@ async fn a_wiped_node_re_registers_without_duplicates() -> anyhow::Result<()> {
     create_needs(&node.endpoint, 10).await?;
     let mut client = NodeClient::connect(&node.endpoint, None).await?;
     for _ in 0..3 {
-        client.submit_indicators(report("2026-10", 9)).await?;
+        client.submit_indicators(report("2026-10")).await?;
     }
     client.sync_now(true, Duration::from_secs(30)).await?;
     assert_eq!(member(&hub.endpoint, SIRETS[3]).await?.map(|m| m.records_held), Some(11));
@@ -206,7 +193,7 @@ async fn a_wiped_node_re_registers_without_duplicates() -> anyhow::Result<()> {
     let node = InProcessDaemon::start_config(&node_config).await?;
     let ids = create_needs(&node.endpoint, 3).await?;
     let mut client = NodeClient::connect(&node.endpoint, None).await?;
-    client.submit_indicators(report("2026-10", 2)).await?;
+    client.submit_indicators(report("2026-10")).await?;
     client.sync_now(true, Duration::from_secs(30)).await?;
     let m = member(&hub.endpoint, SIRETS[3]).await?.unwrap_or_default();
     assert_eq!(m.records_held, 4, "the old epoch's records are gone, the new ones are there once");
@@ -260,21 +247,4 @@ async fn anti_entropy_repairs_a_damaged_hub_store() -> anyhow::Result<()> {
     hub.stop().await?;
     assert_same_set(&ids, &hub_records_on_disk(&hub_config, SIRETS[4], "needs")?);
     Ok(())
-}
-
-fn report(period: &str, _hires: u32) -> passerelle_proto::v1::IndicatorFields {
-    passerelle_proto::v1::IndicatorFields {
-        period: period.into(),
-        etp_hundredths: 1250,
-        employees_in_insertion: 20,
-        hours_worked: 1700,
-        hires: 3,
-        exits: Some(passerelle_proto::v1::Exits {
-            total: 4,
-            durable: 1,
-            transition: 1,
-            positive: 1,
-            other: 1,
-        }),
-    }
 }

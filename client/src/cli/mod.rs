@@ -99,17 +99,7 @@ async fn hub_command(
 ) -> Result<std::io::Result<()>, Error> {
     let hub = HubClient::connect(endpoint, tls).await?;
     Ok(match command {
-        HubCommand::Info => {
-            let info = hub.info().await?;
-            let view = HubView {
-                id: info.id,
-                network: info.network,
-                region: info.region,
-                auto_accept: info.auto_accept,
-                denied_serials: info.denied_serials,
-            };
-            render::one(format, &view)
-        }
+        HubCommand::Info => render::one(format, &HubView::from(hub.info().await?)),
         HubCommand::Structures => {
             let members = hub.members().await?;
             let structures: Vec<StructureSyncView> =
@@ -118,21 +108,13 @@ async fn hub_command(
         }
         HubCommand::Members => {
             let members = hub.members().await?;
-            render::list(format, &members.into_iter().map(MemberView::from).collect::<Vec<_>>())
+            render::list_of::<_, MemberView>(format, members)
         }
         HubCommand::Accept { id } => render::one(format, &MemberView::from(hub.accept(&id).await?)),
         HubCommand::Remove { id } => render::one(format, &MemberView::from(hub.remove(&id).await?)),
         HubCommand::Reload => {
             let serials = hub.reload().await?;
-            let info = hub.info().await?;
-            let view = HubView {
-                id: info.id,
-                network: info.network,
-                region: info.region,
-                auto_accept: info.auto_accept,
-                denied_serials: serials,
-            };
-            render::one(format, &view)
+            render::one(format, &HubView { denied_serials: serials, ..HubView::from(hub.info().await?) })
         }
     })
 }
@@ -148,15 +130,15 @@ async fn node_command(
         Command::Pki(_) | Command::Hub(_) => unreachable_command(),
         Command::Sync(SyncCommand::Status) => {
             let status = node.sync_status().await?;
-            render::list(format, &status.hubs.into_iter().map(SyncHubView::from).collect::<Vec<_>>())
+            render::list_of::<_, SyncHubView>(format, status.hubs)
         }
         Command::Sync(SyncCommand::Now { wait, timeout }) => {
             let status = node.sync_now(wait, timeout).await?;
-            render::list(format, &status.hubs.into_iter().map(SyncHubView::from).collect::<Vec<_>>())
+            render::list_of::<_, SyncHubView>(format, status.hubs)
         }
         Command::Network(NetworkCommand::Needs { rome, departement }) => {
             let needs = node.network_needs(rome, departement).await?;
-            render::list(format, &needs.into_iter().map(PooledNeedView::from).collect::<Vec<_>>())
+            render::list_of::<_, PooledNeedView>(format, needs)
         }
         Command::Structure => render::one(format, &StructureView::from(node.structure().await?)),
         Command::Need(command) => match command {
@@ -178,7 +160,7 @@ async fn node_command(
             }
             NeedCommand::List { status } => {
                 let needs = node.needs(status).await?;
-                render::list(format, &needs.into_iter().map(NeedView::from).collect::<Vec<_>>())
+                render::list_of::<_, NeedView>(format, needs)
             }
             NeedCommand::Show { id } => render::one(format, &NeedView::from(node.need(&id).await?)),
             NeedCommand::Delete { id } => {
@@ -209,7 +191,7 @@ async fn node_command(
             }
             PersonCommand::List => {
                 let persons = node.persons().await?;
-                render::list(format, &persons.into_iter().map(PersonView::from).collect::<Vec<_>>())
+                render::list_of::<_, PersonView>(format, persons)
             }
             PersonCommand::Show { id } => render::one(format, &PersonView::from(node.person(&id).await?)),
             PersonCommand::Delete { id } => {
@@ -240,7 +222,7 @@ async fn node_command(
             }
             ConsentCommand::List { person } => {
                 let consents = node.consents(person).await?;
-                render::list(format, &consents.into_iter().map(ConsentView::from).collect::<Vec<_>>())
+                render::list_of::<_, ConsentView>(format, consents)
             }
         },
         Command::Indicators(command) => match command {
@@ -263,7 +245,7 @@ async fn node_command(
             }
             IndicatorsCommand::List { from, to } => {
                 let reports = node.indicators(from, to).await?;
-                render::list(format, &reports.into_iter().map(IndicatorView::from).collect::<Vec<_>>())
+                render::list_of::<_, IndicatorView>(format, reports)
             }
         },
     })

@@ -71,6 +71,11 @@ pub(crate) fn list<R: Record>(format: Format, records: &[R]) -> std::io::Result<
     }
 }
 
+/// Prints a list of protocol messages through their view.
+pub(crate) fn list_of<T, R: Record + From<T>>(format: Format, items: Vec<T>) -> std::io::Result<()> {
+    list(format, &items.into_iter().map(R::from).collect::<Vec<R>>())
+}
+
 /// The record's fields in declaration order, as JSON values.
 fn fields<R: Record>(record: &R) -> Vec<(String, Value)> {
     match serde_json::to_value(record) {

@@ -412,6 +412,18 @@ pub(crate) struct HubView {
     pub(crate) denied_serials: Vec<String>,
 }
 
+impl From<passerelle_proto::v1::HubInfo> for HubView {
+    fn from(info: passerelle_proto::v1::HubInfo) -> Self {
+        Self {
+            id: info.id,
+            network: info.network,
+            region: info.region,
+            auto_accept: info.auto_accept,
+            denied_serials: info.denied_serials,
+        }
+    }
+}
+
 impl Record for HubView {
     const PLURAL: &'static str = "hubs";
     const TABLE: &'static [&'static str] = &["id", "network", "region", "auto_accept"];
