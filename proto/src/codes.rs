@@ -3,7 +3,9 @@
 //! Slugs are what people type and read (`--contract cddi`, `kind = "ai"`, JSON `"status": "open"`);
 //! they are part of the CLI and config contracts, so they never change once published.
 
-use crate::v1::{Barrier, ConsentPurpose, ContractType, NeedStatus, StructureKind};
+use crate::v1::{
+    AgeBand, Barrier, ConsentPurpose, ContractType, HoursBand, MobilityBand, NeedStatus, StructureKind,
+};
 
 /// An enum of the protocol with a human slug for each meaningful value.
 pub trait Code: Sized + Copy + 'static {
@@ -77,6 +79,24 @@ codes!(ConsentPurpose, "consent purpose", {
     Placement => "placement",
     PlacementSensitive => "placement-sensitive",
     Statistics => "statistics",
+});
+
+codes!(AgeBand, "age band", {
+    Under26 => "<26",
+    AgeBand2649 => "26-49",
+    AgeBand50Plus => "50+",
+});
+
+codes!(HoursBand, "hours band", {
+    UpTo20 => "<=20h",
+    HoursBand2134 => "21-34h",
+    HoursBand35Plus => "35h+",
+});
+
+codes!(MobilityBand, "mobility band", {
+    UpTo10Km => "<=10km",
+    MobilityBand1130Km => "11-30km",
+    Over30Km => ">30km",
 });
 
 /// The slug of a raw enum number as found in a message, or `"unknown"`.

@@ -11,8 +11,11 @@ pub const NEEDS: &str = "needs";
 /// Monthly indicator reports (`IndicatorReport`).
 pub const INDICATORS: &str = "indicators";
 
+/// Anonymised profiles of persons available for work (`AnonymizedProfile`), under consent.
+pub const PROFILES: &str = "profiles";
+
 /// Every dataset a sharing agreement may name today.
-pub const ALL: &[&str] = &[NEEDS, INDICATORS];
+pub const ALL: &[&str] = &[NEEDS, INDICATORS, PROFILES];
 
 /// Whether `name` is a known dataset.
 pub fn is_dataset(name: &str) -> bool {

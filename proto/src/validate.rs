@@ -388,6 +388,39 @@ pub fn grant_consent(r: &GrantConsentRequest) -> Result {
     line("collected_by", &r.collected_by, 0, 100)
 }
 
+/// Checks an anonymised profile as a hub receives it: only codes and bands, each valid.
+pub fn anonymized_profile(p: &crate::v1::AnonymizedProfile) -> Result {
+    use crate::v1::{AgeBand, HoursBand, MobilityBand};
+    let hex = p.pseudonym.len() == 32
+        && p.pseudonym.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex {
+        return Err(FieldError::new("pseudonym", &p.pseudonym, "expected 32 lowercase hex characters"));
+    }
+    siret("holding_siret", &p.holding_siret)?;
+    code::<AgeBand>("age_band", p.age_band)?;
+    departement("departement", &p.departement)?;
+    if p.rome_codes.is_empty() || p.rome_codes.len() > MAX_SOUGHT_ROME_CODES {
+        return Err(FieldError::rule(
+            "rome_codes",
+            format!("expected 1 to {MAX_SOUGHT_ROME_CODES} ROME codes"),
+        ));
+    }
+    for (i, c) in p.rome_codes.iter().enumerate() {
+        rome_code(&format!("rome_codes[{i}]"), c)?;
+    }
+    month("available_from", &p.available_from)?;
+    if p.hours_band != 0 {
+        code::<HoursBand>("hours_band", p.hours_band)?;
+    }
+    if p.mobility_band != 0 {
+        code::<MobilityBand>("mobility_band", p.mobility_band)?;
+    }
+    for (i, &b) in p.barriers.iter().enumerate() {
+        code::<Barrier>(&format!("barriers[{i}]"), b)?;
+    }
+    Ok(())
+}
+
 /// Largest ETP a single structure may report, in hundredths (100,000 ETP).
 pub const MAX_ETP_HUNDREDTHS: u64 = 10_000_000;
 

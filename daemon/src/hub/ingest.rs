@@ -17,7 +17,8 @@ use passerelle_proto::datasets::{self, Digest};
 use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::identity::Role;
 use passerelle_proto::v1::{
-    Batch, Change, IndicatorReport, Member, NeedStatus, PushAccepted, PushOpen, SharedNeed, change,
+    AnonymizedProfile, Batch, Change, IndicatorReport, Member, NeedStatus, PushAccepted, PushOpen,
+    SharedNeed, change,
 };
 use passerelle_proto::validate::{self, FieldError};
 use prost::Message;
@@ -51,6 +52,9 @@ pub struct HubRecord {
     /// When the hub applied it.
     #[prost(int64, tag = "7")]
     pub received_at_ms: i64,
+    /// The profile, for the `profiles` dataset.
+    #[prost(message, optional, tag = "8")]
+    pub profile: Option<AnonymizedProfile>,
 }
 
 impl HubRecord {
@@ -237,6 +241,7 @@ impl Hub {
             match change.payload {
                 Some(change::Payload::Need(need)) => record.need = Some(need),
                 Some(change::Payload::Indicators(report)) => record.indicators = Some(report),
+                Some(change::Payload::Profile(profile)) => record.profile = Some(profile),
                 Some(change::Payload::Tombstone(_)) | None => record.deleted = true,
             }
             match (was_live, record.is_live()) {
@@ -365,6 +370,19 @@ impl Hub {
                     )
                     .into());
                 }
+            }
+            (Some(change::Payload::Profile(profile)), datasets::PROFILES) => {
+                if profile.holding_siret != origin {
+                    return Err(impersonation(&profile.holding_siret));
+                }
+                if profile.pseudonym != change.key || profile.origin_version != change.version {
+                    return Err(FieldError::rule(
+                        "profile",
+                        "pseudonym and origin_version must match the change's key and version",
+                    )
+                    .into());
+                }
+                validate::anonymized_profile(profile)?;
             }
             (Some(change::Payload::Tombstone(t)), _) => {
                 if t.origin_siret != origin {

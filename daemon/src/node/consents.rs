@@ -41,7 +41,12 @@ impl Node {
         let mut batch = WriteBatch::new();
         batch.put(Tree::Consents, keys::id(&id), consent.encode_to_vec());
         batch.put(Tree::ConsentsByPerson, keys::pair(&person, &id), Vec::new());
-        self.commit(batch)?;
+        if affects_profiles(consent.purpose) {
+            let seq = self.bump_profile(&mut batch, &consent.person_id)?;
+            self.commit_change(batch, seq)?;
+        } else {
+            self.commit(batch)?;
+        }
         Ok(consent)
     }
 
@@ -62,7 +67,15 @@ impl Node {
         let key = parse_id("consent_id", &consent.id)?;
         let mut batch = WriteBatch::new();
         batch.put(Tree::Consents, keys::id(&key), consent.encode_to_vec());
-        self.commit(batch)?;
+        if affects_profiles(purpose) {
+            if purpose == ConsentPurpose::Placement as i32 {
+                self.request_purges(&mut batch, person_id, Some(hub_id), "placement consent withdrawn")?;
+            }
+            let seq = self.bump_profile(&mut batch, person_id)?;
+            self.commit_change(batch, seq)?;
+        } else {
+            self.commit(batch)?;
+        }
         Ok(consent)
     }
 
@@ -91,4 +104,9 @@ impl Node {
             .into_iter()
             .find(|c| c.purpose == purpose && c.hub_id == hub_id && c.withdrawn_at_ms.is_none()))
     }
+}
+
+/// Placement consents decide what hubs receive of a person; statistics consents do not.
+fn affects_profiles(purpose: i32) -> bool {
+    purpose == ConsentPurpose::Placement as i32 || purpose == ConsentPurpose::PlacementSensitive as i32
 }

@@ -10,12 +10,14 @@
 //! - a record and its index entries are written in the same batch;
 //! - a call returns only after its batch is durable.
 
+pub mod audit;
 mod consents;
 mod indicators;
 mod needs;
 pub mod network;
 pub mod outbox;
 mod persons;
+pub mod profiles;
 pub mod projection;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,6 +51,7 @@ impl Node {
     pub fn open(data_dir: &std::path::Path, structure: Structure) -> Result<Self> {
         validate::structure(&structure)?;
         let (store, identity) = store::open_store(data_dir, &format!("node:{}", structure.siret))?;
+        Self::ensure_pseudonym_key(store.as_ref())?;
         let head = match store.get(Tree::Meta, outbox::HEAD_KEY)? {
             Some(raw) => u64::from_be_bytes(
                 raw.as_slice()

@@ -25,7 +25,8 @@ impl Node {
         let _writer = self.write_lock();
         let mut batch = WriteBatch::new();
         batch.put(Tree::Persons, keys::id(&id), person.encode_to_vec());
-        self.commit(batch)?;
+        let seq = self.bump_profile(&mut batch, &person.id)?;
+        self.commit_change(batch, seq)?;
         Ok(person)
     }
 
@@ -53,7 +54,8 @@ impl Node {
         person.updated_at_ms = now_unix_ms().max(person.updated_at_ms);
         let mut batch = WriteBatch::new();
         batch.put(Tree::Persons, keys::id(&key), person.encode_to_vec());
-        self.commit(batch)?;
+        let seq = self.bump_profile(&mut batch, id)?;
+        self.commit_change(batch, seq)?;
         Ok(person)
     }
 
@@ -88,7 +90,17 @@ impl Node {
                 withdrawn.push(consent);
             }
         }
-        self.commit(batch)?;
+        // Every hub that holds the profile gets a tombstone; the version outranks all it has seen.
+        let version = self.profile_version(id)? + 1;
+        batch.put(Tree::ProfileVersions, id.as_bytes().to_vec(), version.to_be_bytes());
+        batch.put(
+            Tree::Tombstones,
+            super::projection::tombstone_key(passerelle_proto::datasets::PROFILES, id),
+            version.to_be_bytes(),
+        );
+        self.request_purges(&mut batch, id, None, "person erased")?;
+        let seq = self.log_change(&mut batch, passerelle_proto::datasets::PROFILES, id);
+        self.commit_change(batch, seq)?;
         Ok(withdrawn)
     }
 }

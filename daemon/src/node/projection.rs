@@ -51,6 +51,9 @@ impl Node {
                 self.load::<RecruitmentNeed>(Tree::Needs, &keys::id(&id))?
                     .map(|need| (need.version, change::Payload::Need(share_need(siret, &need))))
             }
+            datasets::PROFILES => {
+                return Ok(self.profile_change(&entry.key, hub_id)?.map(|(change, _)| change));
+            }
             datasets::INDICATORS => {
                 let month = passerelle_proto::validate::month("key", &entry.key)?;
                 self.load::<IndicatorReport>(Tree::Indicators, &keys::month(month))?
@@ -93,6 +96,15 @@ impl Node {
 
     /// Every record of a dataset as changes (live records and tombstones), for a full resend.
     pub fn snapshot(&self, dataset: &str, hub_id: &str) -> Result<Vec<Change>> {
+        if dataset == datasets::PROFILES {
+            let mut changes = Vec::new();
+            for person_id in self.profile_keys()? {
+                if let Some((change, _)) = self.profile_change(&person_id, hub_id)? {
+                    changes.push(change);
+                }
+            }
+            return Ok(changes);
+        }
         let mut entries: Vec<OutboxEntry> = self
             .keys_of(dataset)?
             .into_iter()
@@ -112,10 +124,15 @@ impl Node {
         Ok(changes)
     }
 
-    /// The digest of a dataset's live records: what a hub that is up to date holds of this node.
-    pub fn digest(&self, dataset: &str) -> Result<Digest> {
+    /// The digest of a dataset's live records: what hub `hub_id`, if up to date, holds of this node.
+    pub fn digest(&self, dataset: &str, hub_id: &str) -> Result<Digest> {
         let mut digest = Digest::default();
-        for (key, version) in self.keys_of(dataset)? {
+        let keys = if dataset == datasets::PROFILES {
+            self.profile_digest_keys(hub_id)?
+        } else {
+            self.keys_of(dataset)?
+        };
+        for (key, version) in keys {
             digest.add(&key, version);
         }
         Ok(digest)

@@ -44,11 +44,17 @@ pub enum Tree {
     Records,
     /// On a hub: the view feed, position → the `origin/need_id` changed by one batch, one a line.
     Feed,
+    /// On a node: each person's profile version, person id → version.
+    ProfileVersions,
+    /// On a node: what each hub received of each person, `person_id/hub_id` → share record.
+    Shares,
+    /// On a node: the hash-chained audit log, sequence number → entry.
+    Audit,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 13] = [
+    pub const ALL: [Tree; 16] = [
         Tree::Meta,
         Tree::Needs,
         Tree::Persons,
@@ -62,6 +68,9 @@ impl Tree {
         Tree::NetworkView,
         Tree::Records,
         Tree::Feed,
+        Tree::ProfileVersions,
+        Tree::Shares,
+        Tree::Audit,
     ];
 
     /// The tree's one-byte key prefix in the single sled keyspace.
@@ -85,6 +94,9 @@ impl Tree {
             Tree::NetworkView => "network_view",
             Tree::Records => "records",
             Tree::Feed => "feed",
+            Tree::ProfileVersions => "profile_versions",
+            Tree::Shares => "shares",
+            Tree::Audit => "audit",
         }
     }
 }

@@ -91,8 +91,24 @@ impl SyncEngine {
         Ok(Arc::new(Self { node, links, tls, progress: Arc::new(Notify::new()) }))
     }
 
-    /// Starts one task per hub; they stop when `stop` becomes `true`.
+    /// Starts one task per hub, and the daily check of age bands; they stop when `stop` becomes
+    /// `true`.
     pub fn start(self: &Arc<Self>, stop: watch::Receiver<bool>) {
+        let (node, mut until) = (self.node.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let n = node.clone();
+                match tokio::task::spawn_blocking(move || n.refresh_age_bands()).await {
+                    Ok(Ok(moved)) if moved > 0 => tracing::info!(moved, "age bands moved: profiles re-sent"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "age band check failed"),
+                    _ => {}
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
+                    _ = until.wait_for(|s| *s) => return,
+                }
+            }
+        });
         for link in &self.links {
             let (engine, link, stop) = (self.clone(), link.clone(), stop.clone());
             let span = tracing::info_span!("sync", hub = %link.config.id);

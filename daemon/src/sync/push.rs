@@ -21,6 +21,7 @@ use super::state::{self, PushState};
 use super::{Link, SyncEngine, status_text};
 use crate::error::{Error, Result};
 use crate::node::Node;
+use crate::node::profiles::ProfileEffect;
 
 /// Messages in flight at most.
 pub(super) const WINDOW: usize = 8;
@@ -34,10 +35,10 @@ const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// What an acknowledgement confirms.
 #[derive(Debug)]
 enum InFlight {
-    /// Outbox entries up to this sequence number.
-    Outbox(u64),
-    /// Part of a full resend (nothing to record until it is done).
-    Snapshot,
+    /// Outbox entries up to this sequence number, and what they did to persons' profiles.
+    Outbox(u64, Vec<ProfileEffect>),
+    /// Part of a full resend, and what it did to persons' profiles.
+    Snapshot(Vec<ProfileEffect>),
     /// A full resend of a dataset is complete.
     SnapshotDone(String),
     /// A dataset was withdrawn.
@@ -74,8 +75,8 @@ impl<'a> PushSession<'a> {
             self.blocking(move |node| state::reconcile(node, &hub)).await?
         };
         let digests = {
-            let (datasets, skip, checkpoint) =
-                (hub.datasets.clone(), state.snapshot_pending.clone(), state.checkpoint);
+            let (datasets, skip, checkpoint, hub_id) =
+                (hub.datasets.clone(), state.snapshot_pending.clone(), state.checkpoint, hub.id.clone());
             self.blocking(move |node| {
                 let mut digests = Vec::new();
                 for dataset in datasets {
@@ -84,7 +85,7 @@ impl<'a> PushSession<'a> {
                     if skip.contains(&dataset) || node.has_pending(checkpoint, &dataset)? {
                         continue;
                     }
-                    let d = node.digest(&dataset)?;
+                    let d = node.digest(&dataset, &hub_id)?;
                     digests.push(DatasetDigest { dataset, count: d.count, hash: d.hash.to_vec() });
                 }
                 Ok(digests)
@@ -163,8 +164,8 @@ impl<'a> PushSession<'a> {
                             return Err(Error::FailedPrecondition("state lock".into()));
                         };
                         match &item {
-                            InFlight::Outbox(seq) => st.checkpoint = st.checkpoint.max(*seq),
-                            InFlight::Snapshot => {}
+                            InFlight::Outbox(seq, _) => st.checkpoint = st.checkpoint.max(*seq),
+                            InFlight::Snapshot(_) => {}
                             InFlight::SnapshotDone(d) => st.snapshot_pending.retain(|x| x != d),
                             InFlight::Withdrawn(d) => st.withdraw_pending.retain(|x| x != d),
                         }
@@ -172,7 +173,13 @@ impl<'a> PushSession<'a> {
                         st.clone()
                     };
                     window.add_permits(1);
-                    if matches!(item, InFlight::Snapshot) {
+                    if let InFlight::Outbox(_, effects) | InFlight::Snapshot(effects) = &item
+                        && !effects.is_empty()
+                    {
+                        let (n, id, effects) = (node.clone(), link.config.id.clone(), effects.clone());
+                        tokio::task::spawn_blocking(move || n.record_profile_acks(&id, &effects)).await??;
+                    }
+                    if matches!(item, InFlight::Snapshot(_)) {
                         continue;
                     }
                     let (n, id, s) = (node.clone(), link.config.id.clone(), snapshot.clone());
@@ -237,8 +244,9 @@ impl<'a> PushSession<'a> {
             };
             tracing::info!(%dataset, records = changes.len(), "full resend");
             for chunk in chunks(changes) {
+                let effects = snapshot_effects(&node, &hub.id, &chunk);
                 let batch = Batch { seq: 0, changes: chunk, head_seq: node.head_seq() };
-                send(push_message::Kind::Batch(batch), InFlight::Snapshot).await?;
+                send(push_message::Kind::Batch(batch), InFlight::Snapshot(effects)).await?;
             }
             send(
                 push_message::Kind::SnapshotDone(SnapshotDone { dataset: dataset.clone() }),
@@ -261,12 +269,17 @@ impl<'a> PushSession<'a> {
                     let Some(&(last, _)) = entries.last() else { return Ok(None) };
                     // Several changes of one record collapse into its current state.
                     let mut latest: HashMap<(String, String), usize> = HashMap::new();
-                    let mut changes: Vec<Change> = Vec::new();
+                    let mut changes: Vec<(Change, Option<ProfileEffect>)> = Vec::new();
                     for (_, entry) in entries {
                         if !datasets.contains(&entry.dataset) {
                             continue;
                         }
-                        let Some(change) = node.change_for(&entry, &hub_id)? else { continue };
+                        let change = if entry.dataset == passerelle_proto::datasets::PROFILES {
+                            node.profile_change(&entry.key, &hub_id)?.map(|(c, e)| (c, Some(e)))
+                        } else {
+                            node.change_for(&entry, &hub_id)?.map(|c| (c, None))
+                        };
+                        let Some(change) = change else { continue };
                         match latest.get(&(entry.dataset.clone(), entry.key.clone())) {
                             Some(&i) => changes[i] = change,
                             None => {
@@ -280,18 +293,18 @@ impl<'a> PushSession<'a> {
                 .await?;
             match page {
                 Some((last, changes)) => {
-                    let mut parts = chunks(changes).into_iter().peekable();
+                    let mut parts = chunks_with(changes).into_iter().peekable();
                     if parts.peek().is_none() {
                         // Nothing for this hub in these entries: still move the checkpoint.
                         let batch = Batch { seq: last, changes: Vec::new(), head_seq: node.head_seq() };
-                        send(push_message::Kind::Batch(batch), InFlight::Outbox(last)).await?;
+                        send(push_message::Kind::Batch(batch), InFlight::Outbox(last, Vec::new())).await?;
                     }
-                    while let Some(part) = parts.next() {
+                    while let Some((part, effects)) = parts.next() {
                         // Only the last part completes the entries up to `last`.
                         let (seq, item) = if parts.peek().is_none() {
-                            (last, InFlight::Outbox(last))
+                            (last, InFlight::Outbox(last, effects))
                         } else {
-                            (0, InFlight::Snapshot)
+                            (0, InFlight::Snapshot(effects))
                         };
                         let batch = Batch { seq, changes: part, head_seq: node.head_seq() };
                         send(push_message::Kind::Batch(batch), item).await?;
@@ -315,6 +328,43 @@ impl<'a> PushSession<'a> {
             }
         }
     }
+}
+
+/// Splits changes with their profile effects into batches bounded in count and bytes.
+fn chunks_with(changes: Vec<(Change, Option<ProfileEffect>)>) -> Vec<(Vec<Change>, Vec<ProfileEffect>)> {
+    let mut effects_of: HashMap<String, ProfileEffect> = HashMap::new();
+    let mut plain = Vec::with_capacity(changes.len());
+    for (change, effect) in changes {
+        if let Some(effect) = effect {
+            effects_of.insert(change.key.clone(), effect);
+        }
+        plain.push(change);
+    }
+    chunks(plain)
+        .into_iter()
+        .map(|chunk| {
+            let effects = chunk.iter().filter_map(|c| effects_of.remove(&c.key)).collect();
+            (chunk, effects)
+        })
+        .collect()
+}
+
+/// The profile effects of a chunk of a full resend (the pseudonym maps back only here).
+fn snapshot_effects(node: &Node, hub_id: &str, chunk: &[Change]) -> Vec<ProfileEffect> {
+    if !chunk.iter().any(|c| c.dataset == passerelle_proto::datasets::PROFILES) {
+        return Vec::new();
+    }
+    let Ok(ids) = node.profile_person_ids() else { return Vec::new() };
+    let mut out = Vec::new();
+    for id in ids {
+        let Ok(pseudonym) = node.pseudonym(hub_id, &id) else { continue };
+        if chunk.iter().any(|c| c.key == pseudonym)
+            && let Ok(Some((_, effect))) = node.profile_change(&id, hub_id)
+        {
+            out.push(effect);
+        }
+    }
+    out
 }
 
 /// Splits changes into batches bounded in count and bytes.

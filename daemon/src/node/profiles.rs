@@ -1,0 +1,450 @@
+//! Anonymised profiles: what a hub may learn about a person, only under that person's consent for
+//! that hub, and the record of what each hub received.
+//!
+//! - A person's profile goes to hub H only while a `placement` consent for H is in force; the
+//!   barriers `sante` and `justice` only while a `placement-sensitive` consent for H is too.
+//! - [`AnonymizedProfile`] is built field by field from bands and codes: no name, contact, birth
+//!   date, commune or free text can be copied into it, because it has no field to hold them.
+//! - Its key at the hub is a pseudonym: HMAC-SHA-256 of (hub id, person id) under a secret made at
+//!   the store's first open and never exported — different per hub, reversible only here.
+//! - Every event that can change a hub's copy (person added, changed or erased; consent granted or
+//!   withdrawn; age band moved) bumps the person's profile version and logs an outbox entry. When
+//!   consent is gone, a hub that received the profile gets a tombstone for its pseudonym; a hub
+//!   that never did gets nothing.
+//! - Acknowledged shares and purges update the person × hub share record and the audit log.
+
+use hmac::{Hmac, KeyInit, Mac};
+use passerelle_proto::codes::Code;
+use passerelle_proto::datasets;
+use passerelle_proto::date::{Date, now_unix_ms};
+use passerelle_proto::v1::{
+    AgeBand, AnonymizedProfile, Barrier, Change, ConsentPurpose, HoursBand, MobilityBand, Person, change,
+};
+use passerelle_proto::validate;
+use prost::Message;
+use sha2::Sha256;
+
+use super::Node;
+use super::projection::tombstone_key;
+use crate::error::{Error, Result};
+use crate::store::{StoreError, Tree, WriteBatch, keys, scan_prefix};
+
+/// Meta key of the pseudonym secret.
+pub(super) const PSEUDONYM_KEY: &[u8] = b"pseudonym_key";
+
+/// What one hub received of one person.
+#[derive(Clone, PartialEq, Message)]
+pub struct ShareRecord {
+    /// The person's pseudonym at that hub.
+    #[prost(string, tag = "1")]
+    pub pseudonym: String,
+    /// First acknowledged share, milliseconds since the Unix epoch.
+    #[prost(int64, tag = "2")]
+    pub first_sent_at_ms: i64,
+    /// Last acknowledged share.
+    #[prost(int64, tag = "3")]
+    pub last_sent_at_ms: i64,
+    /// What the last share contained.
+    #[prost(string, repeated, tag = "4")]
+    pub categories: Vec<String>,
+    /// When a purge was requested (consent withdrawn, person erased); 0 if none pending.
+    #[prost(int64, tag = "5")]
+    pub purge_requested_at_ms: i64,
+    /// When the hub acknowledged the purge; 0 if not (yet).
+    #[prost(int64, tag = "6")]
+    pub purge_acked_at_ms: i64,
+    /// The age band last sent, to notice birthdays that move it.
+    #[prost(int32, tag = "7")]
+    pub age_band: i32,
+}
+
+impl ShareRecord {
+    /// Whether the hub holds the profile now (or will until its purge is acknowledged).
+    pub fn held(&self) -> bool {
+        self.last_sent_at_ms > 0 && self.purge_acked_at_ms == 0
+    }
+}
+
+/// What an acknowledged change did to a person's profile at a hub.
+#[derive(Debug, Clone)]
+pub enum ProfileEffect {
+    /// The profile was shared with these categories and age band.
+    Shared {
+        /// The person.
+        person_id: String,
+        /// What was shared.
+        categories: Vec<String>,
+        /// The age band sent.
+        age_band: i32,
+    },
+    /// The hub purged the profile.
+    Purged {
+        /// The person.
+        person_id: String,
+    },
+}
+
+fn share_key(person_id: &str, hub_id: &str) -> Vec<u8> {
+    format!("{person_id}/{hub_id}").into_bytes()
+}
+
+/// The age band of someone born on `birth` on `today`.
+pub fn age_band(birth: Date, today: Date) -> AgeBand {
+    match birth.age_on(today) {
+        ..=25 => AgeBand::Under26,
+        26..=49 => AgeBand::AgeBand2649,
+        _ => AgeBand::AgeBand50Plus,
+    }
+}
+
+fn hours_band(hours: Option<u32>) -> HoursBand {
+    match hours {
+        None => HoursBand::Unspecified,
+        Some(..=20) => HoursBand::UpTo20,
+        Some(21..=34) => HoursBand::HoursBand2134,
+        Some(_) => HoursBand::HoursBand35Plus,
+    }
+}
+
+fn mobility_band(km: Option<u32>) -> MobilityBand {
+    match km {
+        None => MobilityBand::Unspecified,
+        Some(..=10) => MobilityBand::UpTo10Km,
+        Some(11..=30) => MobilityBand::MobilityBand1130Km,
+        Some(_) => MobilityBand::Over30Km,
+    }
+}
+
+/// Builds the anonymised profile of `person` for one hub. Every field is derived (a band, a
+/// month, a département, a code); `sensitive` says whether `sante` and `justice` may be included.
+pub fn anonymize(
+    person: &Person,
+    pseudonym: String,
+    holding_siret: &str,
+    version: u64,
+    sensitive: bool,
+    today: Date,
+) -> AnonymizedProfile {
+    let f = person.fields.clone().unwrap_or_default();
+    let birth = Date::parse(&f.birth_date).unwrap_or(today);
+    let barriers = f
+        .barriers
+        .iter()
+        .copied()
+        .filter(|b| sensitive || !matches!(Barrier::try_from(*b), Ok(Barrier::Sante | Barrier::Justice)))
+        .collect();
+    AnonymizedProfile {
+        pseudonym,
+        holding_siret: holding_siret.to_string(),
+        origin_version: version,
+        age_band: age_band(birth, today) as i32,
+        departement: validate::departement_of_commune(&f.commune).unwrap_or_default().to_string(),
+        rome_codes: f.rome_codes,
+        available_from: Date::parse(&f.available_from).map(|d| d.month_of().to_string()).unwrap_or_default(),
+        hours_band: hours_band(f.hours_per_week) as i32,
+        mobility_band: mobility_band(f.mobility_km) as i32,
+        pass_iae_valid: f
+            .pass_iae_end
+            .as_deref()
+            .and_then(|d| Date::parse(d).ok())
+            .is_some_and(|end| end >= today),
+        barriers,
+    }
+}
+
+/// The categories of personal information a profile discloses, for the person's report.
+pub fn categories(profile: &AnonymizedProfile) -> Vec<String> {
+    let mut out = vec![
+        "age band".to_string(),
+        "département".into(),
+        "sought ROME codes".into(),
+        "month available".into(),
+    ];
+    if profile.hours_band != 0 {
+        out.push("hours band".into());
+    }
+    if profile.mobility_band != 0 {
+        out.push("mobility band".into());
+    }
+    out.push("PASS IAE validity".into());
+    for b in &profile.barriers {
+        out.push(format!("barrier {}", passerelle_proto::codes::slug_of::<Barrier>(*b)));
+    }
+    out
+}
+
+impl Node {
+    /// Creates the pseudonym secret if the store has none yet (first open).
+    pub(super) fn ensure_pseudonym_key(store: &dyn crate::store::Store) -> Result<()> {
+        if store.get(Tree::Meta, PSEUDONYM_KEY)?.is_none() {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key)
+                .map_err(|e| Error::Store(StoreError(format!("no randomness for the pseudonym key: {e}"))))?;
+            let mut batch = WriteBatch::new();
+            batch.put(Tree::Meta, PSEUDONYM_KEY, key.to_vec());
+            store.commit(batch)?;
+        }
+        Ok(())
+    }
+
+    /// The pseudonym of a person at a hub.
+    pub fn pseudonym(&self, hub_id: &str, person_id: &str) -> Result<String> {
+        let key = self
+            .store
+            .get(Tree::Meta, PSEUDONYM_KEY)?
+            .ok_or_else(|| Error::Store(StoreError("missing pseudonym key".into())))?;
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key)
+            .map_err(|_| Error::Store(StoreError("bad pseudonym key".into())))?;
+        mac.update(hub_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(person_id.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        Ok(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The current profile version of a person (0: none yet).
+    pub(super) fn profile_version(&self, person_id: &str) -> Result<u64> {
+        Ok(self
+            .store
+            .get(Tree::ProfileVersions, person_id.as_bytes())?
+            .and_then(|raw| raw.as_slice().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Bumps a person's profile version and logs the change, in `batch` (under the write lock).
+    /// Returns the outbox sequence number.
+    pub(super) fn bump_profile(&self, batch: &mut WriteBatch, person_id: &str) -> Result<u64> {
+        let version = self.profile_version(person_id)? + 1;
+        batch.put(Tree::ProfileVersions, person_id.as_bytes().to_vec(), version.to_be_bytes());
+        Ok(self.log_change(batch, datasets::PROFILES, person_id))
+    }
+
+    /// Marks a purge as requested at every hub holding the person's profile (all hubs, or one),
+    /// with audit entries, in `batch`.
+    pub(super) fn request_purges(
+        &self,
+        batch: &mut WriteBatch,
+        person_id: &str,
+        only_hub: Option<&str>,
+        reason: &str,
+    ) -> Result<()> {
+        let now = now_unix_ms();
+        let mut entries = Vec::new();
+        for (hub, mut share) in self.shares_of(person_id)? {
+            if only_hub.is_some_and(|h| h != hub) || !share.held() || share.purge_requested_at_ms > 0 {
+                continue;
+            }
+            share.purge_requested_at_ms = now;
+            batch.put(Tree::Shares, share_key(person_id, &hub), share.encode_to_vec());
+            entries.push(("purge-request".to_string(), person_id.to_string(), hub, reason.to_string()));
+        }
+        self.audit(batch, entries)
+    }
+
+    /// What each hub received of a person, by hub id.
+    pub fn shares_of(&self, person_id: &str) -> Result<Vec<(String, ShareRecord)>> {
+        let prefix = format!("{person_id}/");
+        scan_prefix(self.store.as_ref(), Tree::Shares, prefix.as_bytes())?
+            .into_iter()
+            .map(|(k, v)| {
+                let hub = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                Ok((
+                    hub,
+                    ShareRecord::decode(v.as_slice())
+                        .map_err(|_| Error::Store(StoreError("corrupt share record".into())))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether a consent for `purpose` and `hub_id` is in force for a person.
+    fn consent_in_force(&self, person: &uuid::Uuid, purpose: ConsentPurpose, hub_id: &str) -> Result<bool> {
+        Ok(self
+            .consents_of(person)?
+            .iter()
+            .any(|c| c.purpose == purpose as i32 && c.hub_id == hub_id && c.withdrawn_at_ms.is_none()))
+    }
+
+    /// The change a hub must receive for a person's profile now: the profile under consent, a
+    /// tombstone if the hub holds it without consent (or the person was erased), or nothing.
+    pub fn profile_change(&self, person_id: &str, hub_id: &str) -> Result<Option<(Change, ProfileEffect)>> {
+        let id = super::parse_id("key", person_id)?;
+        let pseudonym = self.pseudonym(hub_id, person_id)?;
+        let held = self
+            .store
+            .get(Tree::Shares, &share_key(person_id, hub_id))?
+            .and_then(|raw| ShareRecord::decode(raw.as_slice()).ok())
+            .is_some_and(|s| s.held());
+        let person: Option<Person> = self.load(Tree::Persons, &keys::id(&id))?;
+        let consented = person.is_some() && self.consent_in_force(&id, ConsentPurpose::Placement, hub_id)?;
+        if let (Some(person), true) = (&person, consented) {
+            let version = self.profile_version(person_id)?;
+            let sensitive = self.consent_in_force(&id, ConsentPurpose::PlacementSensitive, hub_id)?;
+            let profile = anonymize(
+                person,
+                pseudonym.clone(),
+                &self.structure.siret,
+                version,
+                sensitive,
+                Date::today(),
+            );
+            let effect = ProfileEffect::Shared {
+                person_id: person_id.to_string(),
+                categories: categories(&profile),
+                age_band: profile.age_band,
+            };
+            let change = Change {
+                dataset: datasets::PROFILES.into(),
+                key: pseudonym,
+                version,
+                payload: Some(change::Payload::Profile(profile)),
+            };
+            return Ok(Some((change, effect)));
+        }
+        if !held {
+            return Ok(None);
+        }
+        let version = match person {
+            Some(_) => self.profile_version(person_id)?,
+            None => self
+                .store
+                .get(Tree::Tombstones, &tombstone_key(datasets::PROFILES, person_id))?
+                .and_then(|raw| raw.as_slice().try_into().ok().map(u64::from_be_bytes))
+                .unwrap_or_else(|| self.profile_version(person_id).unwrap_or(0) + 1),
+        };
+        let reason = if person.is_some() { "withdrawn" } else { "erased" };
+        let change = Change {
+            dataset: datasets::PROFILES.into(),
+            key: pseudonym,
+            version,
+            payload: Some(change::Payload::Tombstone(self.tombstone(hub_id, reason))),
+        };
+        Ok(Some((change, ProfileEffect::Purged { person_id: person_id.to_string() })))
+    }
+
+    /// Records what a hub acknowledged: share records and audit entries, durably.
+    pub fn record_profile_acks(&self, hub_id: &str, effects: &[ProfileEffect]) -> Result<()> {
+        if effects.is_empty() {
+            return Ok(());
+        }
+        let now = now_unix_ms();
+        let _writer = self.write_lock();
+        let mut batch = WriteBatch::new();
+        let mut entries = Vec::new();
+        for effect in effects {
+            match effect {
+                ProfileEffect::Shared { person_id, categories, age_band } => {
+                    let key = share_key(person_id, hub_id);
+                    let mut share = match self.store.get(Tree::Shares, &key)? {
+                        Some(raw) => ShareRecord::decode(raw.as_slice()).unwrap_or_default(),
+                        None => ShareRecord {
+                            pseudonym: self.pseudonym(hub_id, person_id)?,
+                            first_sent_at_ms: now,
+                            ..Default::default()
+                        },
+                    };
+                    share.last_sent_at_ms = now;
+                    share.categories.clone_from(categories);
+                    share.age_band = *age_band;
+                    share.purge_requested_at_ms = 0;
+                    share.purge_acked_at_ms = 0;
+                    batch.put(Tree::Shares, key, share.encode_to_vec());
+                    entries.push((
+                        "share".into(),
+                        person_id.clone(),
+                        hub_id.to_string(),
+                        categories.join(", "),
+                    ));
+                }
+                ProfileEffect::Purged { person_id } => {
+                    let key = share_key(person_id, hub_id);
+                    if let Some(raw) = self.store.get(Tree::Shares, &key)? {
+                        let mut share = ShareRecord::decode(raw.as_slice()).unwrap_or_default();
+                        if share.purge_acked_at_ms == 0 {
+                            if share.purge_requested_at_ms == 0 {
+                                share.purge_requested_at_ms = now;
+                            }
+                            share.purge_acked_at_ms = now;
+                            batch.put(Tree::Shares, key, share.encode_to_vec());
+                            entries.push((
+                                "purge-ack".into(),
+                                person_id.clone(),
+                                hub_id.to_string(),
+                                String::new(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        self.audit(&mut batch, entries)?;
+        self.commit(batch)
+    }
+
+    /// Re-logs the profiles whose age band moved since they were sent (birthdays); returns how
+    /// many. Run at start and daily.
+    pub fn refresh_age_bands(&self) -> Result<usize> {
+        let today = Date::today();
+        let mut moved = Vec::new();
+        for (key, raw) in self.store.scan(Tree::Shares, &[], None, usize::MAX)? {
+            let Ok(share) = ShareRecord::decode(raw.as_slice()) else { continue };
+            if !share.held() {
+                continue;
+            }
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let Some((person_id, _)) = key.split_once('/') else { continue };
+            let Ok(id) = super::parse_id("person_id", person_id) else { continue };
+            let Some(person) = self.load::<Person>(Tree::Persons, &keys::id(&id))? else { continue };
+            let birth = person.fields.as_ref().and_then(|f| Date::parse(&f.birth_date).ok());
+            if birth.is_some_and(|b| age_band(b, today) as i32 != share.age_band)
+                && !moved.contains(&person_id.to_string())
+            {
+                moved.push(person_id.to_string());
+            }
+        }
+        if moved.is_empty() {
+            return Ok(0);
+        }
+        let _writer = self.write_lock();
+        let mut batch = WriteBatch::new();
+        let mut seq = 0;
+        for person_id in &moved {
+            seq = self.bump_profile(&mut batch, person_id)?;
+        }
+        self.commit_change(batch, seq)?;
+        Ok(moved.len())
+    }
+
+    /// Every person id with a profile history (live persons and erased ones).
+    pub fn profile_person_ids(&self) -> Result<Vec<String>> {
+        self.profile_keys()
+    }
+
+    /// Every person id with a profile history (live persons and erased ones), for a full resend.
+    pub(super) fn profile_keys(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> =
+            self.load_all::<Person>(Tree::Persons)?.into_iter().map(|p| p.id).collect();
+        let prefix = tombstone_key(datasets::PROFILES, "");
+        for (key, _) in scan_prefix(self.store.as_ref(), Tree::Tombstones, &prefix)? {
+            ids.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
+        }
+        Ok(ids)
+    }
+
+    /// (pseudonym, version) of every profile hub `hub_id` should hold, for the digest.
+    pub(super) fn profile_digest_keys(&self, hub_id: &str) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for person in self.load_all::<Person>(Tree::Persons)? {
+            let id = super::parse_id("person_id", &person.id)?;
+            if self.consent_in_force(&id, ConsentPurpose::Placement, hub_id)? {
+                out.push((self.pseudonym(hub_id, &person.id)?, self.profile_version(&person.id)?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The slug of an age band, for display.
+pub fn age_band_slug(band: i32) -> &'static str {
+    AgeBand::try_from(band).map(Code::slug).unwrap_or("unknown")
+}
