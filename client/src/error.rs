@@ -33,6 +33,10 @@ pub enum Error {
     #[error("{}", .0.message())]
     Status(tonic::Status),
 
+    /// The audit log's hash chain is broken.
+    #[error("{0}")]
+    AuditBroken(String),
+
     /// A PKI operation failed.
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
@@ -45,7 +49,7 @@ impl Error {
         use tonic::Code;
         match self {
             Error::InvalidEndpoint { .. } | Error::Invalid(_) => true,
-            Error::Unreachable { .. } => false,
+            Error::Unreachable { .. } | Error::AuditBroken(_) => false,
             Error::Pki(e) => matches!(e, crate::pki::PkiError::Invalid(_) | crate::pki::PkiError::Exists(_)),
             Error::Status(s) => matches!(
                 s.code(),

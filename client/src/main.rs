@@ -22,7 +22,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            if e.is_usage() { ExitCode::from(2) } else { ExitCode::FAILURE }
+            if matches!(e, passerelle_client::Error::AuditBroken(_)) {
+                ExitCode::from(3)
+            } else if e.is_usage() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

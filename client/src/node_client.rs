@@ -9,6 +9,10 @@ use passerelle_proto::v1::{
     SubmitIndicatorsRequest, WithdrawConsentRequest,
 };
 use passerelle_proto::v1::{
+    AuditEntry, ListAuditRequest, PersonReportRequest, PersonReportResponse, VerifyAuditRequest,
+    VerifyAuditResponse,
+};
+use passerelle_proto::v1::{
     DeleteNeedRequest, ListNetworkNeedsRequest, PooledNeed, SyncNowRequest, SyncStatusRequest,
     SyncStatusResponse,
 };
@@ -109,6 +113,28 @@ impl NodeClient {
     ) -> Result<Vec<PooledNeed>> {
         let reply = self.inner.list_network_needs(ListNetworkNeedsRequest { rome_prefix, departement }).await;
         reply.map(|r| r.into_inner().needs).map_err(|s| self.status(s))
+    }
+
+    /// A person's report: consents, what each hub received, the audit entries.
+    pub async fn person_report(&mut self, person_id: &str) -> Result<PersonReportResponse> {
+        let reply = self.inner.person_report(PersonReportRequest { person_id: person_id.into() }).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Recomputes the audit log's hash chain.
+    pub async fn verify_audit(&mut self) -> Result<VerifyAuditResponse> {
+        let reply = self.inner.verify_audit(VerifyAuditRequest {}).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Audit entries, optionally one person's, from a day (`YYYY-MM-DD`) on.
+    pub async fn audit(
+        &mut self,
+        person_id: Option<String>,
+        since: Option<String>,
+    ) -> Result<Vec<AuditEntry>> {
+        let reply = self.inner.list_audit(ListAuditRequest { person_id, since }).await;
+        reply.map(|r| r.into_inner().entries).map_err(|s| self.status(s))
     }
 
     /// Records a new person.

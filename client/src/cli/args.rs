@@ -69,12 +69,30 @@ pub(crate) enum Command {
     /// What the networks share: the pooled needs of other structures.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// The node's hash-chained log of profile shares and purges.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// A network's certificates: create its CA, issue certificates, inspect them.
     #[command(subcommand)]
     Pki(PkiCommand),
     /// Administer a hub (over its operator API: --endpoint http://127.0.0.1:7502).
     #[command(subcommand)]
     Hub(HubCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Recompute the hash chain; exit 3 if any entry was altered or removed.
+    Verify,
+    /// List entries, oldest first.
+    List {
+        /// Only this person's entries.
+        #[arg(long)]
+        person: Option<String>,
+        /// Only entries from this day on, YYYY-MM-DD.
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -257,6 +275,12 @@ pub(crate) enum PersonCommand {
     List,
     /// Show one person.
     Show {
+        /// The person's id.
+        id: String,
+    },
+    /// Everything about a person's data: consents, which hubs received their profile, what and
+    /// when, and whether purges were acknowledged (for access requests, GDPR art. 15 and 19).
+    Report {
         /// The person's id.
         id: String,
     },

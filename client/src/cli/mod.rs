@@ -5,8 +5,8 @@ mod render;
 mod views;
 
 use args::{
-    Cli, Command, ConsentCommand, HubCommand, IndicatorsCommand, NeedCommand, NetworkCommand, PersonCommand,
-    PkiCommand, SyncCommand,
+    AuditCommand, Cli, Command, ConsentCommand, HubCommand, IndicatorsCommand, NeedCommand, NetworkCommand,
+    PersonCommand, PkiCommand, SyncCommand,
 };
 use passerelle_client::pki::{self, IssueRequest};
 use passerelle_client::{Error, HubClient, NodeClient, TlsFiles};
@@ -15,10 +15,12 @@ use passerelle_proto::v1::{
     Exits, GrantConsentRequest, IndicatorFields, NeedFields, PersonFields, WithdrawConsentRequest,
 };
 use views::{
+    AuditCheckView, AuditView, DeletedView, PersonReportView, PooledNeedView, StructureSyncView, SyncHubView,
+};
+use views::{
     CertificateView, ConsentView, ErasureView, HubView, IndicatorView, MemberView, NeedView, PersonView,
     StructureView, WrittenView,
 };
-use views::{DeletedView, PooledNeedView, StructureSyncView, SyncHubView};
 
 /// Runs one command: PKI commands work on files, the others call the node or hub at `cli.endpoint`.
 pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
@@ -128,6 +130,27 @@ async fn node_command(
     let mut node = NodeClient::connect(endpoint, tls).await?;
     Ok(match command {
         Command::Pki(_) | Command::Hub(_) => unreachable_command(),
+        Command::Audit(AuditCommand::Verify) => {
+            let check = node.verify_audit().await?;
+            let view = AuditCheckView {
+                id: "audit".into(),
+                entries: check.entries,
+                intact: check.intact,
+                broken_at: (!check.intact).then_some(check.broken_at),
+                problem: (!check.intact).then_some(check.problem.clone()),
+            };
+            let printed = render::one(format, &view);
+            if !check.intact {
+                return Err(Error::AuditBroken(format!(
+                    "audit log broken at entry {}: {}",
+                    check.broken_at, check.problem
+                )));
+            }
+            printed
+        }
+        Command::Audit(AuditCommand::List { person, since }) => {
+            render::list_of::<_, AuditView>(format, node.audit(person, since).await?)
+        }
         Command::Sync(SyncCommand::Status) => {
             let status = node.sync_status().await?;
             render::list_of::<_, SyncHubView>(format, status.hubs)
@@ -192,6 +215,22 @@ async fn node_command(
             PersonCommand::List => {
                 let persons = node.persons().await?;
                 render::list_of::<_, PersonView>(format, persons)
+            }
+            PersonCommand::Report { id } => {
+                let report = PersonReportView::from(node.person_report(&id).await?);
+                match format {
+                    args::Format::Json => render::one(format, &report),
+                    args::Format::Csv => render::list(format, &report.shares),
+                    args::Format::Table => (|| {
+                        println!("person {}{}", report.id, if report.erased { " (erased)" } else { "" });
+                        println!("\nconsents:");
+                        render::list(format, &report.consents)?;
+                        println!("\nhubs that received the profile:");
+                        render::list(format, &report.shares)?;
+                        println!("\naudit entries:");
+                        render::list(format, &report.audit)
+                    })(),
+                }
             }
             PersonCommand::Show { id } => render::one(format, &PersonView::from(node.person(&id).await?)),
             PersonCommand::Delete { id } => {

@@ -584,3 +584,111 @@ impl Record for DeletedView {
     const PLURAL: &'static str = "deletions";
     const TABLE: &'static [&'static str] = &["id", "deleted"];
 }
+
+/// What one hub received of one person.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct HubShareView {
+    id: String,
+    pseudonym: String,
+    held: bool,
+    first_sent: Option<String>,
+    last_sent: Option<String>,
+    categories: Vec<String>,
+    purge_requested: Option<String>,
+    purge_acknowledged: Option<String>,
+}
+
+impl Record for HubShareView {
+    const PLURAL: &'static str = "hubs that received this person's profile";
+    const TABLE: &'static [&'static str] =
+        &["id", "held", "first_sent", "last_sent", "purge_requested", "purge_acknowledged", "categories"];
+}
+
+impl From<passerelle_proto::v1::HubShare> for HubShareView {
+    fn from(s: passerelle_proto::v1::HubShare) -> Self {
+        let when = |ms: i64| (ms > 0).then(|| format_unix_ms(ms));
+        Self {
+            id: s.hub_id,
+            pseudonym: s.pseudonym,
+            held: s.held,
+            first_sent: when(s.first_sent_at_ms),
+            last_sent: when(s.last_sent_at_ms),
+            categories: s.categories,
+            purge_requested: when(s.purge_requested_at_ms),
+            purge_acknowledged: when(s.purge_acked_at_ms),
+        }
+    }
+}
+
+/// An audit entry.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct AuditView {
+    id: u64,
+    at: String,
+    kind: String,
+    person_id: String,
+    hub_id: String,
+    detail: String,
+    hash: String,
+}
+
+impl Record for AuditView {
+    const PLURAL: &'static str = "audit entries";
+    const TABLE: &'static [&'static str] = &["id", "at", "kind", "person_id", "hub_id", "detail"];
+}
+
+impl From<passerelle_proto::v1::AuditEntry> for AuditView {
+    fn from(e: passerelle_proto::v1::AuditEntry) -> Self {
+        Self {
+            id: e.seq,
+            at: format_unix_ms(e.at_ms),
+            kind: e.kind,
+            person_id: e.person_id,
+            hub_id: e.hub_id,
+            detail: e.detail,
+            hash: e.hash,
+        }
+    }
+}
+
+/// A person's report, as one JSON document.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct PersonReportView {
+    pub(crate) id: String,
+    pub(crate) erased: bool,
+    pub(crate) consents: Vec<ConsentView>,
+    pub(crate) shares: Vec<HubShareView>,
+    pub(crate) audit: Vec<AuditView>,
+}
+
+impl Record for PersonReportView {
+    const PLURAL: &'static str = "reports";
+    const TABLE: &'static [&'static str] = &["id", "erased"];
+}
+
+impl From<passerelle_proto::v1::PersonReportResponse> for PersonReportView {
+    fn from(r: passerelle_proto::v1::PersonReportResponse) -> Self {
+        Self {
+            id: r.person_id,
+            erased: r.erased,
+            consents: r.consents.into_iter().map(ConsentView::from).collect(),
+            shares: r.shares.into_iter().map(HubShareView::from).collect(),
+            audit: r.audit.into_iter().map(AuditView::from).collect(),
+        }
+    }
+}
+
+/// The outcome of `audit verify`.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct AuditCheckView {
+    pub(crate) id: String,
+    pub(crate) entries: u64,
+    pub(crate) intact: bool,
+    pub(crate) broken_at: Option<u64>,
+    pub(crate) problem: Option<String>,
+}
+
+impl Record for AuditCheckView {
+    const PLURAL: &'static str = "checks";
+    const TABLE: &'static [&'static str] = &["entries", "intact", "broken_at", "problem"];
+}

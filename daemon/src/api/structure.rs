@@ -7,6 +7,10 @@ use passerelle_proto::v1::{
     DeleteNeedRequest, DeleteNeedResponse, ListNetworkNeedsRequest, ListNetworkNeedsResponse, SyncNowRequest,
     SyncStatusRequest, SyncStatusResponse,
 };
+use passerelle_proto::v1::{
+    ListAuditRequest, ListAuditResponse, PersonReportRequest, PersonReportResponse, VerifyAuditRequest,
+    VerifyAuditResponse,
+};
 
 use passerelle_proto::v1::structure_service_server::StructureService;
 use passerelle_proto::v1::{
@@ -98,6 +102,43 @@ impl StructureService for StructureApi {
         blocking(move || {
             node.list_network_needs(r.rome_prefix.as_deref(), r.departement.as_deref())
                 .map(|needs| ListNetworkNeedsResponse { needs })
+        })
+        .await
+    }
+
+    async fn person_report(&self, request: Request<PersonReportRequest>) -> Reply<PersonReportResponse> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.person_report(&r.person_id)).await
+    }
+
+    async fn verify_audit(&self, _: Request<VerifyAuditRequest>) -> Reply<VerifyAuditResponse> {
+        let node = self.node.clone();
+        blocking(move || {
+            node.verify_audit().map(|check| VerifyAuditResponse {
+                entries: check.entries,
+                intact: check.broken.is_none(),
+                broken_at: check.broken.as_ref().map_or(0, |b| b.0),
+                problem: check.broken.map(|b| b.1).unwrap_or_default(),
+            })
+        })
+        .await
+    }
+
+    async fn list_audit(&self, request: Request<ListAuditRequest>) -> Reply<ListAuditResponse> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || {
+            if let Some(id) = &r.person_id {
+                passerelle_proto::validate::record_id("person", id)?;
+            }
+            let since = r
+                .since
+                .as_deref()
+                .map(|d| {
+                    passerelle_proto::validate::date("since", d).map(|d| d.days_since_epoch() * 86_400_000)
+                })
+                .transpose()?;
+            let entries = node.audit_entries(r.person_id.as_deref(), since)?;
+            Ok(ListAuditResponse { entries: entries.into_iter().map(Into::into).collect() })
         })
         .await
     }

@@ -173,3 +173,64 @@ impl Node {
         Ok(AuditCheck { entries: head.seq, broken: None })
     }
 }
+
+impl From<AuditEntry> for passerelle_proto::v1::AuditEntry {
+    fn from(e: AuditEntry) -> Self {
+        Self {
+            seq: e.seq,
+            at_ms: e.at_ms,
+            kind: e.kind,
+            person_id: e.person_id,
+            hub_id: e.hub_id,
+            detail: e.detail,
+            hash: e.hash.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+}
+
+impl Node {
+    /// A person's report: consents, shares per hub, audit entries.
+    pub fn person_report(&self, person_id: &str) -> Result<passerelle_proto::v1::PersonReportResponse> {
+        let id = super::parse_id("person_id", person_id)?;
+        let erased = self.store.get(Tree::Persons, &crate::store::keys::id(&id))?.is_none();
+        let consents = self.consents_of(&id)?;
+        let shares = self.shares_of(person_id)?;
+        if erased && consents.is_empty() && shares.is_empty() {
+            return Err(Error::NotFound { what: "person", id: person_id.to_string() });
+        }
+        Ok(passerelle_proto::v1::PersonReportResponse {
+            person_id: person_id.to_string(),
+            erased,
+            consents,
+            shares: shares
+                .into_iter()
+                .map(|(hub_id, s)| passerelle_proto::v1::HubShare {
+                    held: s.held(),
+                    hub_id,
+                    pseudonym: s.pseudonym,
+                    first_sent_at_ms: s.first_sent_at_ms,
+                    last_sent_at_ms: s.last_sent_at_ms,
+                    categories: s.categories,
+                    purge_requested_at_ms: s.purge_requested_at_ms,
+                    purge_acked_at_ms: s.purge_acked_at_ms,
+                })
+                .collect(),
+            audit: self.audit_entries(Some(person_id), None)?.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    /// Alters one stored audit entry, to prove `verify` notices. For tests only.
+    #[doc(hidden)]
+    pub fn tamper_audit_for_tests(&self, seq: u64) -> Result<()> {
+        let raw = self
+            .store
+            .get(Tree::Audit, &seq.to_be_bytes())?
+            .ok_or_else(|| Error::NotFound { what: "audit entry", id: seq.to_string() })?;
+        let mut entry = AuditEntry::decode(raw.as_slice())
+            .map_err(|_| Error::Store(StoreError("corrupt audit entry".into())))?;
+        entry.detail.push_str(" (edited)");
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Audit, seq.to_be_bytes(), entry.encode_to_vec());
+        self.commit(batch)
+    }
+}

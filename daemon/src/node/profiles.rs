@@ -448,3 +448,90 @@ impl Node {
 pub fn age_band_slug(band: i32) -> &'static str {
     AgeBand::try_from(band).map(Code::slug).unwrap_or("unknown")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use passerelle_proto::v1::PersonFields;
+    use proptest::prelude::*;
+
+    fn contains(haystack: &[u8], needle: &str) -> bool {
+        !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    proptest! {
+        /// Whatever a person's details, the bytes of their anonymised profile contain none of
+        /// their name, birth date, phone, e-mail or commune code.
+        #[test]
+        fn profile_bytes_never_carry_personal_data(
+            first in "[A-Za-zéèçÉ' -]{3,30}",
+            last in "[A-Za-zéèçÉ' -]{3,30}",
+            year in 1940i32..2008,
+            month in 1u8..=12,
+            day in 1u8..=28,
+            dep in prop::sample::select(vec!["49", "44", "85", "2A", "971", "13"]),
+            suffix in 0u32..1000,
+            phone in "0[1-9]( [0-9]{2}){4}",
+            email_user in "[a-z]{3,12}",
+            barriers in prop::collection::vec(1i32..=9, 0..5),
+            hours in prop::option::of(1u32..=48),
+            km in prop::option::of(0u32..=500),
+            sensitive in any::<bool>(),
+        ) {
+            let commune = if dep.len() == 3 { format!("{dep}{:02}", suffix % 100) } else { format!("{dep}{suffix:03}") };
+            let birth = format!("{year:04}-{month:02}-{day:02}");
+            let email = format!("{email_user}@example.fr");
+            let mut unique = barriers.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            let person = Person {
+                id: "01920000-0000-7000-8000-000000000000".into(),
+                fields: Some(PersonFields {
+                    first_name: first.clone(),
+                    last_name: last.clone(),
+                    birth_date: birth.clone(),
+                    commune: commune.clone(),
+                    phone: Some(phone.clone()),
+                    email: Some(email.clone()),
+                    rome_codes: vec!["K2204".into()],
+                    available_from: "2027-01-04".into(),
+                    hours_per_week: hours,
+                    mobility_km: km,
+                    barriers: unique,
+                    pass_iae_end: Some("2027-06-30".into()),
+                }),
+                ..Default::default()
+            };
+            let today = Date::parse("2026-11-22").map_err(|e| TestCaseError::fail(e.0))?;
+            // Digits and "f" only: no generated name or e-mail user can occur in it by chance.
+            let profile = anonymize(&person, "0f".repeat(16), "73282932000074", 1, sensitive, today);
+            let bytes = profile.encode_to_vec();
+            for secret in [first.trim(), last.trim(), &birth, &commune, &phone, &email, email_user.as_str()] {
+                if secret.len() >= 3 {
+                    prop_assert!(!contains(&bytes, secret), "{secret:?} leaked");
+                }
+            }
+            prop_assert_eq!(profile.departement, dep);
+            let has_sensitive = profile.barriers.iter().any(|b| *b == Barrier::Sante as i32 || *b == Barrier::Justice as i32);
+            prop_assert!(sensitive || !has_sensitive, "sensitive barriers need their own consent");
+        }
+    }
+
+    #[test]
+    fn bands() {
+        let today = Date { year: 2026, month: 11, day: 22 };
+        assert_eq!(
+            age_band(Date { year: 2000, month: 11, day: 23 }, today),
+            AgeBand::Under26,
+            "25 the day before"
+        );
+        assert_eq!(
+            age_band(Date { year: 2000, month: 11, day: 22 }, today),
+            AgeBand::AgeBand2649,
+            "26 on the day"
+        );
+        assert_eq!(age_band(Date { year: 1976, month: 11, day: 22 }, today), AgeBand::AgeBand50Plus);
+        assert_eq!(hours_band(Some(20)), HoursBand::UpTo20);
+        assert_eq!(mobility_band(Some(31)), MobilityBand::Over30Km);
+    }
+}
