@@ -299,3 +299,34 @@ pub fn hub_records_on_disk(
     let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default(), None)?;
     Ok(hub.records_of(origin, dataset)?.into_iter().map(|(k, r)| (k, r.version, r.is_live())).collect())
 }
+
+/// The live anonymised profiles a stopped hub holds of `origin`, read from its store on disk,
+/// with their pseudonyms.
+pub fn hub_profiles_on_disk(
+    hub_config: &Path,
+    origin: &str,
+) -> anyhow::Result<Vec<passerelle_proto::v1::AnonymizedProfile>> {
+    let config = Config::load(hub_config)?;
+    let settings = config.hub().context("not a hub config")?.clone();
+    let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default(), None)?;
+    Ok(hub
+        .records_of(origin, "profiles")?
+        .into_iter()
+        .filter_map(|(_, r)| r.profile.filter(|_| !r.deleted))
+        .collect())
+}
+
+/// Whether any file under `dir` contains `needle` (raw bytes, as an attacker with the disk sees).
+pub fn dir_contains(dir: &Path, needle: &str) -> anyhow::Result<bool> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            if dir_contains(&path, needle)? {
+                return Ok(true);
+            }
+        } else if std::fs::read(&path)?.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,228 @@
+//! Consent and anonymised profiles end to end: what leaves a node, to which hub, and how it is
+//! taken back. Hubs' stores are checked on disk, not only through their APIs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use passerelle_client::NodeClient;
+use passerelle_proto::v1::{
+    Barrier, ConsentPurpose, GrantConsentRequest, PersonFields, WithdrawConsentRequest,
+};
+use passerelle_tests::pki::{SIRETS, TestPki};
+use passerelle_tests::{
+    ChildDaemon, InProcessDaemon, cli_async, dir_contains, free_port, hub_profiles_on_disk,
+    hub_records_on_disk,
+};
+
+fn person(first: &str, last: &str, barriers: &[Barrier]) -> PersonFields {
+    PersonFields {
+        first_name: first.into(),
+        last_name: last.into(),
+        birth_date: "1990-04-02".into(),
+        commune: "49007".into(),
+        phone: Some("06 12 34 56 78".into()),
+        email: Some(format!("{}@example.fr", first.to_lowercase())),
+        rome_codes: vec!["K2204".into(), "G1602".into()],
+        available_from: "2026-12-07".into(),
+        hours_per_week: Some(24),
+        mobility_km: Some(15),
+        barriers: barriers.iter().map(|b| *b as i32).collect(),
+        pass_iae_end: Some("2027-06-30".into()),
+    }
+}
+
+fn grant(person_id: &str, purpose: ConsentPurpose, hub: &str) -> GrantConsentRequest {
+    GrantConsentRequest {
+        person_id: person_id.into(),
+        purpose: purpose as i32,
+        hub_id: hub.into(),
+        text_version: "2026-01".into(),
+        collected_by: "accueil".into(),
+    }
+}
+
+struct Hubs {
+    a: (PathBuf, ChildDaemon),
+    b: (PathBuf, ChildDaemon),
+}
+
+impl Hubs {
+    /// Stops both hubs (SIGKILL: what is acknowledged is on disk), runs `check`, restarts them.
+    fn inspect(self, check: impl FnOnce(&PathBuf, &PathBuf) -> anyhow::Result<()>) -> anyhow::Result<Self> {
+        let (a_config, a) = self.a;
+        let (b_config, b) = self.b;
+        a.kill9()?;
+        b.kill9()?;
+        check(&a_config, &b_config)?;
+        Ok(Self {
+            a: (a_config.clone(), ChildDaemon::spawn(&a_config)?),
+            b: (b_config.clone(), ChildDaemon::spawn(&b_config)?),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profiles_follow_consent_per_hub_and_are_purged_on_withdrawal() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let (port_a, port_b) = (free_port()?, free_port()?);
+    let a_config = pki.write_hub_config_on("coorace-pdl", port_a, "auto_accept = true", "")?;
+    let b_config = pki.write_hub_config_on("fas-pdl", port_b, "auto_accept = true", "")?;
+    let mut hubs = Hubs {
+        a: (a_config.clone(), ChildDaemon::spawn(&a_config)?),
+        b: (b_config.clone(), ChildDaemon::spawn(&b_config)?),
+    };
+    let node = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[0],
+        "49",
+        &[
+            ("coorace-pdl", format!("https://localhost:{port_a}"), &["needs", "profiles"]),
+            ("fas-pdl", format!("https://localhost:{port_b}"), &["profiles"]),
+        ],
+    )?)
+    .await?;
+    let mut n = NodeClient::connect(&node.endpoint, None).await?;
+
+    let camille = n.add_person(person("Camille", "Martin", &[Barrier::Mobilite, Barrier::Sante])).await?;
+    let dominique = n.add_person(person("Dominique", "Bernard", &[])).await?;
+    let sacha = n
+        .add_person(person("Sacha", "Petit", &[Barrier::Sante, Barrier::Justice, Barrier::Logement]))
+        .await?;
+    let _alix = n.add_person(person("Alix", "Durand", &[])).await?;
+    n.grant_consent(grant(&camille.id, ConsentPurpose::Placement, "coorace-pdl")).await?;
+    n.grant_consent(grant(&dominique.id, ConsentPurpose::Statistics, "coorace-pdl")).await?;
+    n.grant_consent(grant(&sacha.id, ConsentPurpose::Placement, "coorace-pdl")).await?;
+    n.grant_consent(grant(&sacha.id, ConsentPurpose::PlacementSensitive, "coorace-pdl")).await?;
+    n.sync_now(true, Duration::from_secs(30)).await?;
+
+    let mut coorace_keys = Vec::new();
+    hubs = hubs.inspect(|a, b| {
+        let profiles = hub_profiles_on_disk(a, SIRETS[0])?;
+        assert_eq!(
+            profiles.len(),
+            2,
+            "placement consent for Coorace: Camille and Sacha only (not statistics, not none)"
+        );
+        let sensitive = |p: &passerelle_proto::v1::AnonymizedProfile| {
+            p.barriers.iter().any(|b| *b == Barrier::Sante as i32 || *b == Barrier::Justice as i32)
+        };
+        assert_eq!(
+            profiles.iter().filter(|p| sensitive(p)).count(),
+            1,
+            "only Sacha's, who gave placement-sensitive"
+        );
+        assert!(
+            profiles.iter().all(|p| p.departement == "49"
+                && p.available_from == "2026-12"
+                && p.holding_siret == SIRETS[0])
+        );
+        assert!(hub_profiles_on_disk(b, SIRETS[0])?.is_empty(), "no consent for FAS: FAS receives nothing");
+        assert!(hub_records_on_disk(b, SIRETS[0], "profiles")?.is_empty(), "not even a tombstone");
+        let data = a.parent().unwrap_or(a).join("coorace-pdl-data");
+        for secret in [
+            "Camille",
+            "Martin",
+            "Sacha",
+            "Petit",
+            "1990-04-02",
+            "06 12 34 56 78",
+            "camille@example.fr",
+            "49007",
+        ] {
+            assert!(!dir_contains(&data, secret)?, "{secret} is in the hub's files");
+        }
+        coorace_keys = hub_records_on_disk(a, SIRETS[0], "profiles")?.into_iter().map(|r| r.0).collect();
+        Ok(())
+    })?;
+
+    // The same person at a second hub gets another pseudonym.
+    n.grant_consent(grant(&camille.id, ConsentPurpose::Placement, "fas-pdl")).await?;
+    n.sync_now(true, Duration::from_secs(30)).await?;
+    hubs = hubs.inspect(|_, b| {
+        let fas: Vec<String> =
+            hub_records_on_disk(b, SIRETS[0], "profiles")?.into_iter().map(|r| r.0).collect();
+        assert_eq!(fas.len(), 1);
+        assert!(!coorace_keys.contains(&fas[0]), "two hubs cannot link their copies");
+        Ok(())
+    })?;
+
+    // Withdrawal: Coorace purges Camille's profile; FAS keeps its own. Erasure: Sacha is purged.
+    n.withdraw_consent(WithdrawConsentRequest {
+        person_id: camille.id.clone(),
+        purpose: ConsentPurpose::Placement as i32,
+        hub_id: "coorace-pdl".into(),
+    })
+    .await?;
+    n.delete_person(&sacha.id).await?;
+    n.sync_now(true, Duration::from_secs(30)).await?;
+    hubs = hubs.inspect(|a, b| {
+        assert!(
+            hub_profiles_on_disk(a, SIRETS[0])?.is_empty(),
+            "withdrawn and erased: nothing left at Coorace"
+        );
+        let records = hub_records_on_disk(a, SIRETS[0], "profiles")?;
+        assert_eq!(records.len(), 2, "two tombstones, no payload");
+        assert!(records.iter().all(|r| !r.2));
+        assert_eq!(
+            hub_profiles_on_disk(b, SIRETS[0])?.len(),
+            1,
+            "FAS still has Camille under its own consent"
+        );
+        Ok(())
+    })?;
+
+    // The person's report answers an access request, and the audit log is intact.
+    let report = cli_async(&node.endpoint, &["--format", "json", "person", "report", &camille.id])
+        .await
+        .ok()?
+        .json()?;
+    let shares = report["shares"].as_array().cloned().unwrap_or_default();
+    let coorace = shares.iter().find(|s| s["id"] == "coorace-pdl").cloned().unwrap_or_default();
+    assert_eq!(coorace["held"], false);
+    assert!(coorace["purge_requested"].is_string() && coorace["purge_acknowledged"].is_string(), "{coorace}");
+    assert!(
+        coorace["categories"].as_array().is_some_and(|c| !c.iter().any(|x| x == "barrier sante")),
+        "{coorace}"
+    );
+    let fas = shares.iter().find(|s| s["id"] == "fas-pdl").cloned().unwrap_or_default();
+    assert_eq!(fas["held"], true);
+    assert_eq!(report["consents"].as_array().map(Vec::len), Some(2));
+    let kinds: Vec<String> = report["audit"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["kind"].as_str().map(String::from))
+        .collect();
+    assert!(
+        kinds.contains(&"share".into())
+            && kinds.contains(&"purge-request".into())
+            && kinds.contains(&"purge-ack".into()),
+        "{kinds:?}"
+    );
+    let table = cli_async(&node.endpoint, &["person", "report", &camille.id]).await.ok()?;
+    assert!(table.stdout.contains("hubs that received the profile"), "{table:?}");
+
+    let verify = cli_async(&node.endpoint, &["audit", "verify"]).await;
+    assert_eq!(verify.code, 0, "{verify:?}");
+    let listed = cli_async(&node.endpoint, &["--format", "json", "audit", "list", "--person", &sacha.id])
+        .await
+        .ok()?
+        .json()?;
+    assert!(listed.as_array().is_some_and(|l| l.iter().any(|e| e["kind"] == "purge-ack")), "{listed}");
+
+    drop(hubs);
+    let config = node.config.clone();
+    node.stop().await?;
+
+    // Altering one stored entry makes `audit verify` fail.
+    {
+        let structure = config.node().map(|n| n.structure.clone()).unwrap_or_default();
+        let node = passerelle_daemon::node::Node::open(&config.data_dir, structure)?;
+        node.tamper_audit_for_tests(2)?;
+    }
+    let node = InProcessDaemon::start_config(config.source.as_deref().unwrap_or(&PathBuf::new())).await?;
+    let verify = cli_async(&node.endpoint, &["audit", "verify"]).await;
+    assert_eq!(verify.code, 3, "{verify:?}");
+    assert!(verify.stderr.contains("broken at entry 2"), "{verify:?}");
+    node.stop().await
+}
