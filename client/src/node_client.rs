@@ -115,6 +115,17 @@ impl NodeClient {
         reply.map(|r| r.into_inner().needs).map_err(|s| self.status(s))
     }
 
+    /// The pooled anonymised profiles of the networks, asked of each hub now.
+    pub async fn network_profiles(
+        &mut self,
+        rome_prefix: Option<String>,
+        departement: Option<String>,
+    ) -> Result<passerelle_proto::v1::ListNetworkProfilesResponse> {
+        let request = passerelle_proto::v1::ListNetworkProfilesRequest { rome_prefix, departement };
+        let reply = self.inner.list_network_profiles(request).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
     /// A person's report: consents, what each hub received, the audit entries.
     pub async fn person_report(&mut self, person_id: &str) -> Result<PersonReportResponse> {
         let reply = self.inner.person_report(PersonReportRequest { person_id: person_id.into() }).await;

@@ -94,8 +94,15 @@ pub struct HubSection {
     /// Certificate serials refused (hex, colons allowed). Re-read on SIGHUP and `passerelle hub reload`.
     #[serde(default)]
     pub denied_serials: Vec<Spanned<String>>,
+    /// The k of k-anonymity for the pooled profiles this hub serves (default 5, at least 2).
+    #[serde(default = "default_k")]
+    pub k_anonymity: Spanned<u32>,
     /// The hub's certificate and the CAs whose certificates it accepts.
     pub tls: ServerTlsSection,
+}
+
+fn default_k() -> Spanned<u32> {
+    Spanned::new(0..0, crate::hub::profiles_view::DEFAULT_K)
 }
 
 /// A TLS server identity and the client CAs it accepts.
@@ -277,6 +284,8 @@ pub struct HubConfig {
     pub auto_accept: bool,
     /// Refused certificate serials, normalised.
     pub denied_serials: Vec<String>,
+    /// The k of k-anonymity for pooled profiles.
+    pub k_anonymity: u32,
     /// Its TLS files.
     pub tls: ServerTlsFiles,
 }
@@ -576,8 +585,29 @@ impl Validator<'_> {
             }
             denied_serials.push(normal);
         }
+        let k = *hub.k_anonymity.get_ref();
+        if k < crate::hub::profiles_view::MIN_K {
+            return Err(self.at(
+                "hub.k_anonymity",
+                hub.k_anonymity.span(),
+                FieldError::new(
+                    "k_anonymity",
+                    k.to_string(),
+                    "must be at least 2 (k = 1 publishes singletons)",
+                ),
+            ));
+        }
         let tls = self.server_tls("hub.tls", &hub.tls)?;
-        Ok(HubConfig { id, network, region, listen, auto_accept: hub.auto_accept, denied_serials, tls })
+        Ok(HubConfig {
+            id,
+            network,
+            region,
+            listen,
+            auto_accept: hub.auto_accept,
+            denied_serials,
+            k_anonymity: k,
+            tls,
+        })
     }
 }
 

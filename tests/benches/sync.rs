@@ -87,6 +87,13 @@ impl HubSync for Baseline {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
+    async fn list_profiles(
+        &self,
+        _: Request<passerelle_proto::v1::ListProfilesRequest>,
+    ) -> Result<Response<passerelle_proto::v1::ListProfilesResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+
     type SubscribeStream = Stream<ViewBatch>;
 
     async fn subscribe(

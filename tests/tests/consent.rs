@@ -226,3 +226,92 @@ async fn profiles_follow_consent_per_hub_and_are_purged_on_withdrawal() -> anyho
     assert!(verify.stderr.contains("broken at entry 2"), "{verify:?}");
     node.stop().await
 }
+
+/// The pooled profiles another structure sees are k-anonymous: a class smaller than k is
+/// generalised (département → région, then domaine → grand domaine) or withheld, and sensitive
+/// barriers show only where a class is l-diverse.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_network_view_of_profiles_is_k_anonymous() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub = InProcessDaemon::start_config(&pki.write_hub_config(
+        "coorace-pdl",
+        "auto_accept = true\nk_anonymity = 3",
+        "",
+    )?)
+    .await?;
+    let holder = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[0],
+        "49",
+        &[("coorace-pdl", hub.hub_endpoint(), &["profiles"])],
+    )?)
+    .await?;
+    let viewer = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[1],
+        "44",
+        &[("coorace-pdl", hub.hub_endpoint(), &["profiles"])],
+    )?)
+    .await?;
+    let mut n = NodeClient::connect(&holder.endpoint, None).await?;
+
+    let add =
+        |birth: &'static str, commune: &'static str, rome: &'static str, barriers: &'static [Barrier]| {
+            let mut fields = person("Prénom", "Nom", barriers);
+            fields.birth_date = birth.into();
+            fields.commune = commune.into();
+            fields.rome_codes = vec![rome.into()];
+            fields
+        };
+    let people = vec![
+        add("1990-04-02", "49007", "K2204", &[Barrier::Sante]),
+        add("1985-01-10", "49007", "K2201", &[Barrier::Sante]),
+        add("1979-07-21", "49099", "K2204", &[Barrier::Sante]),
+        add("1992-03-03", "44109", "K2204", &[Barrier::Mobilite]),
+        add("1988-12-12", "44109", "K2202", &[]),
+        add("1960-05-05", "85191", "N1103", &[]),
+    ];
+    for fields in people {
+        let p = n.add_person(fields).await?;
+        n.grant_consent(grant(&p.id, ConsentPurpose::Placement, "coorace-pdl")).await?;
+        n.grant_consent(grant(&p.id, ConsentPurpose::PlacementSensitive, "coorace-pdl")).await?;
+    }
+    n.sync_now(true, Duration::from_secs(30)).await?;
+    NodeClient::connect(&viewer.endpoint, None).await?.sync_now(true, Duration::from_secs(30)).await?;
+
+    let seen =
+        cli_async(&viewer.endpoint, &["--format", "json", "network", "profiles"]).await.ok()?.json()?;
+    let seen = seen.as_array().cloned().unwrap_or_default();
+    assert_eq!(seen.len(), 5, "the only 50+ profile cannot reach k = 3 even generalised: withheld: {seen:?}");
+    let at = |area: &str| seen.iter().filter(|p| p["area"] == area).count();
+    assert_eq!(at("49"), 3, "three 26-49 in 49 / K22: published at département level");
+    assert_eq!(at("52"), 2, "two 26-49 in 44 / K22: generalised to the région");
+    assert!(seen.iter().all(|p| p["rome"] == "K22" && p["age_band"] == "26-49"));
+    assert!(seen.iter().all(|p| p["holding_name"] == format!("Structure {}", SIRETS[0])));
+    assert!(
+        seen.iter().all(|p| !p["barriers"].as_array().is_some_and(|b| b.iter().any(|x| x == "sante"))),
+        "sante in every profile of the 49 class is not l-diverse: removed"
+    );
+    assert!(seen.iter().any(|p| p["barriers"].as_array().is_some_and(|b| b.iter().any(|x| x == "mobilite"))));
+
+    let nantes =
+        cli_async(&viewer.endpoint, &["--format", "json", "network", "profiles", "--departement", "44"])
+            .await
+            .ok()?
+            .json()?;
+    assert_eq!(
+        nantes.as_array().map(Vec::len),
+        Some(2),
+        "région-level profiles match a département of the région"
+    );
+    let own = cli_async(&holder.endpoint, &["--format", "json", "network", "profiles"]).await.ok()?.json()?;
+    assert_eq!(
+        own.as_array().map(Vec::len),
+        Some(0),
+        "a structure does not see its own people in the network view"
+    );
+
+    for daemon in [viewer, holder, hub] {
+        daemon.stop().await?;
+    }
+    Ok(())
+}

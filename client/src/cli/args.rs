@@ -112,6 +112,15 @@ pub(crate) enum SyncCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum NetworkCommand {
+    /// Anonymised profiles of persons other structures support, k-anonymous, asked of each hub now.
+    Profiles {
+        /// Only this ROME grand domaine (K) or domaine (K22).
+        #[arg(long)]
+        rome: Option<String>,
+        /// Only this département (a profile generalised to its région matches too).
+        #[arg(long)]
+        departement: Option<String>,
+    },
     /// The open needs of other structures, pooled from every hub, readable offline.
     Needs {
         /// Only this ROME grand domaine (K), domaine (K22) or fiche (K2204).

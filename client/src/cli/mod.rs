@@ -159,6 +159,13 @@ async fn node_command(
             let status = node.sync_now(wait, timeout).await?;
             render::list_of::<_, SyncHubView>(format, status.hubs)
         }
+        Command::Network(NetworkCommand::Profiles { rome, departement }) => {
+            let reply = node.network_profiles(rome, departement).await?;
+            for hub in &reply.unreachable {
+                eprintln!("warning: not asked: {hub}");
+            }
+            render::list_of::<_, views::NetworkProfileView>(format, reply.profiles)
+        }
         Command::Network(NetworkCommand::Needs { rome, departement }) => {
             let needs = node.network_needs(rome, departement).await?;
             render::list_of::<_, PooledNeedView>(format, needs)

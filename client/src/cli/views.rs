@@ -692,3 +692,60 @@ impl Record for AuditCheckView {
     const PLURAL: &'static str = "checks";
     const TABLE: &'static [&'static str] = &["entries", "intact", "broken_at", "problem"];
 }
+
+/// A profile of the network view.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct NetworkProfileView {
+    id: String,
+    hub_id: String,
+    pseudonym: String,
+    holding_siret: String,
+    holding_name: String,
+    age_band: &'static str,
+    area: String,
+    area_level: String,
+    rome: String,
+    available_from: String,
+    hours_band: Option<&'static str>,
+    mobility_band: Option<&'static str>,
+    pass_iae_valid: bool,
+    barriers: Vec<&'static str>,
+}
+
+impl Record for NetworkProfileView {
+    const PLURAL: &'static str = "profiles in the network view";
+    const TABLE: &'static [&'static str] = &[
+        "holding_name",
+        "age_band",
+        "area",
+        "rome",
+        "available_from",
+        "hours_band",
+        "mobility_band",
+        "barriers",
+        "pseudonym",
+    ];
+}
+
+impl From<passerelle_proto::v1::NetworkProfile> for NetworkProfileView {
+    fn from(n: passerelle_proto::v1::NetworkProfile) -> Self {
+        use passerelle_proto::v1::{AgeBand, HoursBand, MobilityBand};
+        let p = n.profile.unwrap_or_default();
+        Self {
+            id: format!("{}/{}", n.hub_id, p.pseudonym),
+            hub_id: n.hub_id,
+            pseudonym: p.pseudonym,
+            holding_siret: p.holding_siret,
+            holding_name: p.holding_name,
+            age_band: slug_of::<AgeBand>(p.age_band),
+            area: p.area,
+            area_level: p.area_level,
+            rome: p.rome,
+            available_from: p.available_from,
+            hours_band: (p.hours_band != 0).then(|| slug_of::<HoursBand>(p.hours_band)),
+            mobility_band: (p.mobility_band != 0).then(|| slug_of::<MobilityBand>(p.mobility_band)),
+            pass_iae_valid: p.pass_iae_valid,
+            barriers: p.barriers.iter().map(|b| slug_of::<Barrier>(*b)).collect(),
+        }
+    }
+}

@@ -4,7 +4,10 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use passerelle_proto::v1::{PushMessage, PushReply, SubscribeRequest, ViewBatch, push_message, push_reply};
+use passerelle_proto::v1::{
+    ListProfilesRequest, ListProfilesResponse, PushMessage, PushReply, SubscribeRequest, ViewBatch,
+    push_message, push_reply,
+};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -133,6 +136,17 @@ impl HubSync for HubApi {
             span,
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn list_profiles(&self, request: Request<ListProfilesRequest>) -> Reply<ListProfilesResponse> {
+        let peer = authz::peer(&request)?;
+        let hub = self.hub.clone();
+        blocking(move || {
+            hub.require_member(&peer)?;
+            let (profiles, withheld) = hub.profiles_view(&peer.id.id)?;
+            Ok(ListProfilesResponse { profiles, k: hub.config().k_anonymity, withheld })
+        })
+        .await
     }
 
     type SubscribeStream = ReplyStream<ViewBatch>;

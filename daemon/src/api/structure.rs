@@ -11,6 +11,7 @@ use passerelle_proto::v1::{
     ListAuditRequest, ListAuditResponse, PersonReportRequest, PersonReportResponse, VerifyAuditRequest,
     VerifyAuditResponse,
 };
+use passerelle_proto::v1::{ListNetworkProfilesRequest, ListNetworkProfilesResponse};
 
 use passerelle_proto::v1::structure_service_server::StructureService;
 use passerelle_proto::v1::{
@@ -104,6 +105,19 @@ impl StructureService for StructureApi {
                 .map(|needs| ListNetworkNeedsResponse { needs })
         })
         .await
+    }
+
+    async fn list_network_profiles(
+        &self,
+        request: Request<ListNetworkProfilesRequest>,
+    ) -> Reply<ListNetworkProfilesResponse> {
+        let r = request.into_inner();
+        let profiles = self
+            .sync
+            .network_profiles(r.rome_prefix.as_deref(), r.departement.as_deref())
+            .await
+            .map_err(Status::from)?;
+        Ok(Response::new(profiles))
     }
 
     async fn person_report(&self, request: Request<PersonReportRequest>) -> Reply<PersonReportResponse> {

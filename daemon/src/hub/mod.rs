@@ -6,6 +6,7 @@
 //! identity of its certificate (`node/SIRET`, `hub/ID`), never something the peer wrote.
 
 pub mod ingest;
+pub mod profiles_view;
 pub mod view;
 
 use std::path::PathBuf;

@@ -214,6 +214,54 @@ impl SyncEngine {
         self.links.iter().filter_map(|l| l.status.lock().ok().map(|s| s.checkpoint)).min().unwrap_or(0)
     }
 
+    /// The pooled profiles each hub publishes now (k-anonymous at the hub), filtered by ROME
+    /// prefix and département (a profile generalised to a région matches the départements in it).
+    pub async fn network_profiles(
+        &self,
+        rome_prefix: Option<&str>,
+        departement: Option<&str>,
+    ) -> Result<passerelle_proto::v1::ListNetworkProfilesResponse> {
+        use passerelle_proto::v1::{ListNetworkProfilesResponse, ListProfilesRequest, NetworkProfile};
+        if let Some(dep) = departement {
+            passerelle_proto::validate::departement("departement", dep)?;
+        }
+        let region = departement.and_then(passerelle_proto::geo::region_of);
+        let mut out = ListNetworkProfilesResponse::default();
+        for link in &self.links {
+            if !link.config.datasets.iter().any(|d| d == passerelle_proto::datasets::PROFILES) {
+                continue;
+            }
+            let fetched = async {
+                let channel = self.connect(&link.config).await?;
+                HubSyncClient::new(channel)
+                    .list_profiles(ListProfilesRequest {})
+                    .await
+                    .map_err(|s| Error::FailedPrecondition(status_text(&s)))
+            }
+            .await;
+            match fetched {
+                Ok(reply) => {
+                    for profile in reply.into_inner().profiles {
+                        let rome_ok = rome_prefix
+                            .is_none_or(|p| profile.rome.starts_with(p) || p.starts_with(&profile.rome));
+                        let area_ok = departement.is_none_or(|d| {
+                            profile.area == d
+                                || (profile.area_level == "region" && Some(profile.area.as_str()) == region)
+                        });
+                        if rome_ok && area_ok {
+                            out.profiles.push(NetworkProfile {
+                                hub_id: link.config.id.clone(),
+                                profile: Some(profile),
+                            });
+                        }
+                    }
+                }
+                Err(e) => out.unreachable.push(format!("{}: {e}", link.config.id)),
+            }
+        }
+        Ok(out)
+    }
+
     /// Status of every hub.
     pub fn status(&self) -> Result<SyncStatusResponse> {
         let head = self.node.head_seq();
