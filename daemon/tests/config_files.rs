@@ -125,6 +125,10 @@ fn check_config_reports_missing_certificates_and_mismatched_keys() -> anyhow::Re
     let (code, stderr) = check(&example.replace("region = \"52\"", "region = \"20\""))?;
     assert_eq!(code, 2);
     assert!(stderr.contains("hub.region \"20\": expected a région INSEE code"), "{stderr}");
+
+    let (code, stderr) = check(&example.replace("k_anonymity = 5", "k_anonymity = 1"))?;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("hub.k_anonymity \"1\": must be at least 2"), "{stderr}");
     Ok(())
 }
 
