@@ -94,11 +94,19 @@ pub struct HubSection {
     /// Certificate serials refused (hex, colons allowed). Re-read on SIGHUP and `passerelle hub reload`.
     #[serde(default)]
     pub denied_serials: Vec<Spanned<String>>,
+    /// A published statistic counting fewer persons than this is suppressed (default 5; raise it,
+    /// e.g. to 11, for state consumers; never below 5).
+    #[serde(default = "default_min_persons")]
+    pub min_persons: Spanned<u32>,
     /// The k of k-anonymity for the pooled profiles this hub serves (default 5, at least 2).
     #[serde(default = "default_k")]
     pub k_anonymity: Spanned<u32>,
     /// The hub's certificate and the CAs whose certificates it accepts.
     pub tls: ServerTlsSection,
+}
+
+fn default_min_persons() -> Spanned<u32> {
+    Spanned::new(0..0, 5)
 }
 
 fn default_k() -> Spanned<u32> {
@@ -286,6 +294,8 @@ pub struct HubConfig {
     pub denied_serials: Vec<String>,
     /// The k of k-anonymity for pooled profiles.
     pub k_anonymity: u32,
+    /// The person-count threshold of published statistics.
+    pub min_persons: u32,
     /// Its TLS files.
     pub tls: ServerTlsFiles,
 }
@@ -597,6 +607,18 @@ impl Validator<'_> {
                 ),
             ));
         }
+        let min_persons = *hub.min_persons.get_ref();
+        if min_persons < 5 {
+            return Err(self.at(
+                "hub.min_persons",
+                hub.min_persons.span(),
+                FieldError::new(
+                    "min_persons",
+                    min_persons.to_string(),
+                    "must be at least 5 (it may be raised, never lowered)",
+                ),
+            ));
+        }
         let tls = self.server_tls("hub.tls", &hub.tls)?;
         Ok(HubConfig {
             id,
@@ -606,6 +628,7 @@ impl Validator<'_> {
             auto_accept: hub.auto_accept,
             denied_serials,
             k_anonymity: k,
+            min_persons,
             tls,
         })
     }

@@ -4,6 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use passerelle_proto::v1::{GetTableRequest, Table};
 use passerelle_proto::v1::{
     ListProfilesRequest, ListProfilesResponse, PushMessage, PushReply, SubscribeRequest, ViewBatch,
     push_message, push_reply,
@@ -241,9 +242,14 @@ impl StatisticsService for HubApi {
                 ),
             ],
             min_structures: MIN_STRUCTURES,
-            min_persons: MIN_PERSONS,
+            min_persons: self.hub.config().min_persons,
             dominance_percent: DOMINANCE_PERCENT,
         }))
+    }
+
+    async fn get_table(&self, request: Request<GetTableRequest>) -> Reply<Table> {
+        let (hub, r) = (self.hub.clone(), request.into_inner());
+        blocking(move || hub.table(&r)).await
     }
 }
 

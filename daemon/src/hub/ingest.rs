@@ -23,6 +23,7 @@ use passerelle_proto::v1::{
 use passerelle_proto::validate::{self, FieldError};
 use prost::Message;
 
+use super::stats::StatsDelta;
 use super::{Hub, member_key};
 use crate::authz::Peer;
 use crate::error::{Error, Result};
@@ -55,6 +56,10 @@ pub struct HubRecord {
     /// The profile, for the `profiles` dataset.
     #[prost(message, optional, tag = "8")]
     pub profile: Option<AnonymizedProfile>,
+    /// The statistics cell the record is counted in (empty: none), so it is uncounted from the
+    /// same cell even if its structure's attributes change later.
+    #[prost(bytes = "vec", tag = "9")]
+    pub stat_key: Vec<u8>,
 }
 
 impl HubRecord {
@@ -193,6 +198,8 @@ impl Hub {
         let mut member = self.member_for(&session.peer)?;
         let mut pending: HashMap<Vec<u8>, Option<HubRecord>> = HashMap::new();
         let mut feed: Vec<String> = Vec::new();
+        let mut stats = StatsDelta::default();
+        let structure = member.structure.clone();
         for change in batch.changes {
             self.check_change(session, &change)?;
             if change.key.is_empty() {
@@ -206,6 +213,7 @@ impl Hub {
                     if change.dataset == datasets::NEEDS {
                         feed.push(format!("{origin}/{key}"));
                     }
+                    self.stage_stats(&mut stats, &origin, structure.as_ref(), current.as_ref(), None)?;
                     pending.insert(rk, None);
                 }
                 continue;
@@ -252,6 +260,7 @@ impl Hub {
             if change.dataset == datasets::NEEDS {
                 feed.push(format!("{origin}/{}", change.key));
             }
+            self.stage_stats(&mut stats, &origin, structure.as_ref(), existing.as_ref(), Some(&mut record))?;
             pending.insert(rk, Some(record));
         }
         let mut write = WriteBatch::new();
@@ -262,6 +271,7 @@ impl Hub {
             }
         }
         let head = self.stage_feed(&mut write, feed);
+        Self::flush_stats(&mut write, stats);
         if batch.seq > member.last_acked_seq {
             member.last_acked_seq = batch.seq;
         }
@@ -285,8 +295,11 @@ impl Hub {
         let mut write = WriteBatch::new();
         let mut feed = Vec::new();
         let mut swept = 0;
+        let mut stats = StatsDelta::default();
+        let structure = member.structure.clone();
         for (key, record) in self.records_of(&origin, dataset)? {
             if record.session != session.id {
+                self.stage_stats(&mut stats, &origin, structure.as_ref(), Some(&record), None)?;
                 if record.is_live() {
                     member.records_held = member.records_held.saturating_sub(1);
                 }
@@ -314,6 +327,7 @@ impl Hub {
         member.records_held = live;
         write.put(Tree::Members, member_key(Role::Node, &origin), member.encode_to_vec());
         let head = self.stage_feed(&mut write, feed);
+        Self::flush_stats(&mut write, stats);
         self.store.commit(write)?;
         self.publish_feed(head);
         Ok(swept)
@@ -405,6 +419,14 @@ impl Hub {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl PushSession {
+    /// A session as `open_push` would make it, for tests of the apply path.
+    pub(crate) fn for_tests(peer: Peer, epoch: Vec<u8>, datasets: &[&str], id: u64) -> Self {
+        Self { peer, epoch, datasets: datasets.iter().map(|d| d.to_string()).collect(), id }
     }
 }
 

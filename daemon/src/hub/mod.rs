@@ -7,6 +7,7 @@
 
 pub mod ingest;
 pub mod profiles_view;
+pub mod stats;
 pub mod view;
 
 use std::path::PathBuf;

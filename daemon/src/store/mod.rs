@@ -50,11 +50,13 @@ pub enum Tree {
     Shares,
     /// On a node: the hash-chained audit log, sequence number → entry.
     Audit,
+    /// On a hub: statistics cells, maintained with the records they count.
+    Stats,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 16] = [
+    pub const ALL: [Tree; 17] = [
         Tree::Meta,
         Tree::Needs,
         Tree::Persons,
@@ -71,6 +73,7 @@ impl Tree {
         Tree::ProfileVersions,
         Tree::Shares,
         Tree::Audit,
+        Tree::Stats,
     ];
 
     /// The tree's one-byte key prefix in the single sled keyspace.
@@ -97,6 +100,7 @@ impl Tree {
             Tree::ProfileVersions => "profile_versions",
             Tree::Shares => "shares",
             Tree::Audit => "audit",
+            Tree::Stats => "stats",
         }
     }
 }

@@ -1,0 +1,963 @@
+//! Consolidated statistics on a hub: aggregate cells maintained as records arrive or leave, and
+//! the predefined tables consumers may read, every cell through disclosure control.
+//!
+//! Cells are keyed by their finest coordinates and hold one contribution per structure (its
+//! summed values and how many records it has there), so a query costs the number of cells, never
+//! the number of records, and the disclosure rules (structures per cell, dominance) can be
+//! evaluated exactly:
+//!
+//! | table | cell key | values |
+//! |---|---|---|
+//! | indicators | month, département, kind | etp, employees, hours, hires, exits (total, durable, transition, positive, other) |
+//! | needs | start month, département, ROME fiche, contract | needs, open positions |
+//! | profiles | département, ROME domaine, age band | profiles |
+//!
+//! Each record stores the key of the cell it is counted in, so it is uncounted from that very
+//! cell. Cells are written in the same commit as the records they count.
+
+use std::collections::{BTreeMap, HashMap};
+
+use passerelle_proto::codes::{Code, slug_of};
+use passerelle_proto::date::{Month, format_unix_ms};
+use passerelle_proto::v1::{
+    AgeBand, Cell, ContractType, GetTableRequest, Measure, NeedStatus, Structure, StructureKind, Table,
+};
+use passerelle_proto::validate::FieldError;
+use prost::Message;
+
+use super::Hub;
+use super::ingest::HubRecord;
+use crate::error::{Error, Result};
+use crate::store::{StoreError, Tree, WriteBatch, scan_prefix};
+
+/// A cell must have at least this many contributing structures.
+pub const MIN_STRUCTURES: usize = 3;
+/// No structure may contribute more than this share of a cell's value, in percent.
+pub const DOMINANCE_PERCENT: i64 = 85;
+
+/// One structure's contribution to a cell.
+#[derive(Clone, PartialEq, Message)]
+pub struct Contribution {
+    /// The structure.
+    #[prost(string, tag = "1")]
+    pub siret: String,
+    /// Its summed values (meaning depends on the table).
+    #[prost(int64, repeated, tag = "2")]
+    pub values: Vec<i64>,
+    /// How many of its records are counted here.
+    #[prost(uint32, tag = "3")]
+    pub records: u32,
+}
+
+/// An aggregate cell.
+#[derive(Clone, PartialEq, Message)]
+pub struct StatCell {
+    /// One per contributing structure.
+    #[prost(message, repeated, tag = "1")]
+    pub contributions: Vec<Contribution>,
+    /// Latest record received for this cell, milliseconds since the Unix epoch.
+    #[prost(int64, tag = "2")]
+    pub latest_ms: i64,
+}
+
+impl StatCell {
+    fn apply(&mut self, siret: &str, values: &[i64], sign: i64, at_ms: i64) {
+        let index = match self.contributions.iter().position(|c| c.siret == siret) {
+            Some(i) => i,
+            None => {
+                self.contributions.push(Contribution {
+                    siret: siret.into(),
+                    values: vec![0; values.len()],
+                    records: 0,
+                });
+                self.contributions.len() - 1
+            }
+        };
+        let c = &mut self.contributions[index];
+        c.values.resize(values.len().max(c.values.len()), 0);
+        for (acc, v) in c.values.iter_mut().zip(values) {
+            *acc += sign * v;
+        }
+        c.records = if sign > 0 { c.records + 1 } else { c.records.saturating_sub(1) };
+        if c.records == 0 {
+            self.contributions.remove(index);
+        }
+        if sign > 0 {
+            self.latest_ms = self.latest_ms.max(at_ms);
+        }
+    }
+}
+
+/// Where a record is counted and with which values, or `None` if it is not counted.
+pub fn contribution(record: &HubRecord, structure: Option<&Structure>) -> Option<(Vec<u8>, Vec<i64>)> {
+    if record.deleted {
+        return None;
+    }
+    if let Some(report) = &record.indicators {
+        let s = structure?;
+        let f = report.fields.as_ref()?;
+        let e = f.exits.clone().unwrap_or_default();
+        let month = Month::parse(&f.period).ok()?;
+        let key = format!("i/{:08}/{}/{}", month.ordinal(), s.departement, slug_of::<StructureKind>(s.kind))
+            .into_bytes();
+        let values = vec![
+            f.etp_hundredths as i64,
+            i64::from(f.employees_in_insertion),
+            f.hours_worked as i64,
+            i64::from(f.hires),
+            i64::from(e.total),
+            i64::from(e.durable),
+            i64::from(e.transition),
+            i64::from(e.positive),
+            i64::from(e.other),
+        ];
+        return Some((key, values));
+    }
+    if let Some(need) = &record.need {
+        if need.status != NeedStatus::Open as i32 {
+            return None;
+        }
+        let start = Month::parse(need.start_date.get(..7)?).ok()?;
+        let contract = slug_of::<ContractType>(need.contract_type);
+        let key = format!("n/{:08}/{}/{}/{}", start.ordinal(), need.departement, need.rome_code, contract)
+            .into_bytes();
+        return Some((key, vec![1, i64::from(need.open_positions)]));
+    }
+    if let Some(profile) = &record.profile {
+        let domaine: String = profile.rome_codes.first()?.chars().take(3).collect();
+        let key = format!("p/{}/{}/{}", profile.departement, domaine, slug_of::<AgeBand>(profile.age_band))
+            .into_bytes();
+        return Some((key, vec![1]));
+    }
+    None
+}
+
+/// Cells being changed by one commit.
+#[derive(Default)]
+pub struct StatsDelta {
+    cells: HashMap<Vec<u8>, StatCell>,
+}
+
+impl Hub {
+    fn load_cell(&self, key: &[u8]) -> Result<StatCell> {
+        Ok(match self.store.get(Tree::Stats, key)? {
+            Some(raw) => StatCell::decode(raw.as_slice())
+                .map_err(|_| Error::Store(StoreError("corrupt statistics cell".into())))?,
+            None => StatCell::default(),
+        })
+    }
+
+    /// Moves a record's contribution from its old state to its new one; sets the new record's
+    /// `stat_key`.
+    pub(super) fn stage_stats(
+        &self,
+        delta: &mut StatsDelta,
+        origin: &str,
+        structure: Option<&Structure>,
+        old: Option<&HubRecord>,
+        new: Option<&mut HubRecord>,
+    ) -> Result<()> {
+        if let Some(old) = old
+            && !old.stat_key.is_empty()
+            && let Some((_, values)) = contribution(old, structure).or_else(|| contribution_values(old))
+        {
+            if !delta.cells.contains_key(&old.stat_key) {
+                let cell = self.load_cell(&old.stat_key)?;
+                delta.cells.insert(old.stat_key.clone(), cell);
+            }
+            if let Some(cell) = delta.cells.get_mut(&old.stat_key) {
+                cell.apply(origin, &values, -1, 0);
+            }
+        }
+        if let Some(new) = new {
+            new.stat_key.clear();
+            if let Some((key, values)) = contribution(new, structure) {
+                if !delta.cells.contains_key(&key) {
+                    let cell = self.load_cell(&key)?;
+                    delta.cells.insert(key.clone(), cell);
+                }
+                if let Some(cell) = delta.cells.get_mut(&key) {
+                    cell.apply(origin, &values, 1, new.received_at_ms);
+                }
+                new.stat_key = key;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the changed cells into `batch`.
+    pub(super) fn flush_stats(batch: &mut WriteBatch, delta: StatsDelta) {
+        for (key, cell) in delta.cells {
+            if cell.contributions.is_empty() {
+                batch.delete(Tree::Stats, key);
+            } else {
+                batch.put(Tree::Stats, key, cell.encode_to_vec());
+            }
+        }
+    }
+
+    /// Every cell of a table (by key prefix), for tests and recomputation checks.
+    pub fn stat_cells(&self, prefix: &str) -> Result<BTreeMap<Vec<u8>, StatCell>> {
+        scan_prefix(self.store.as_ref(), Tree::Stats, prefix.as_bytes())?
+            .into_iter()
+            .map(|(k, v)| {
+                Ok((
+                    k,
+                    StatCell::decode(v.as_slice())
+                        .map_err(|_| Error::Store(StoreError("corrupt cell".into())))?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// The values a record was counted with, when its structure is no longer known (the key comes
+/// from the record itself).
+fn contribution_values(record: &HubRecord) -> Option<(Vec<u8>, Vec<i64>)> {
+    let placeholder = Structure { departement: "00".into(), ..Default::default() };
+    contribution(record, Some(&placeholder)).map(|(_, v)| (record.stat_key.clone(), v))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables.
+// ---------------------------------------------------------------------------------------------
+
+/// A table's cell before disclosure control: contributions merged per structure.
+#[derive(Debug, Clone, Default)]
+struct Group {
+    /// Per structure: summed values and the number of months (indicators) it reported.
+    by_siret: BTreeMap<String, (Vec<i64>, i64)>,
+}
+
+impl Group {
+    fn add(&mut self, c: &Contribution) {
+        let entry = self.by_siret.entry(c.siret.clone()).or_insert_with(|| (vec![0; c.values.len()], 0));
+        entry.0.resize(c.values.len().max(entry.0.len()), 0);
+        for (acc, v) in entry.0.iter_mut().zip(&c.values) {
+            *acc += v;
+        }
+        entry.1 += i64::from(c.records);
+    }
+
+    fn merge(&mut self, other: &Group) {
+        for (siret, (values, months)) in &other.by_siret {
+            let entry = self.by_siret.entry(siret.clone()).or_insert_with(|| (vec![0; values.len()], 0));
+            for (acc, v) in entry.0.iter_mut().zip(values) {
+                *acc += v;
+            }
+            entry.1 += months;
+        }
+    }
+}
+
+/// How a table reads its cells.
+struct Spec {
+    prefix: &'static str,
+    dimensions: &'static [&'static str],
+    /// (name, unit, how to total over structures)
+    measures: &'static [(&'static str, &'static str, Agg)],
+    /// The measure that counts persons (checked against the person threshold), if any.
+    persons: Option<usize>,
+    /// The measure the dominance rule looks at.
+    dominance: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Agg {
+    /// Summed over months and structures (flows).
+    Sum,
+    /// Averaged over the months each structure reported, then summed (stocks).
+    MonthlyAverage,
+}
+
+const INDICATORS: Spec = Spec {
+    prefix: "i/",
+    dimensions: &["departement", "region", "kind", "network"],
+    measures: &[
+        ("etp", "hundredths", Agg::MonthlyAverage),
+        ("employees_in_insertion", "count", Agg::MonthlyAverage),
+        ("hours_worked", "count", Agg::Sum),
+        ("hires", "count", Agg::Sum),
+        ("exits_total", "count", Agg::Sum),
+        ("exits_durable", "count", Agg::Sum),
+        ("exits_transition", "count", Agg::Sum),
+        ("exits_positive", "count", Agg::Sum),
+        ("exits_other", "count", Agg::Sum),
+    ],
+    persons: Some(1),
+    dominance: 2,
+};
+
+const NEEDS: Spec = Spec {
+    prefix: "n/",
+    dimensions: &["rome-grand-domaine", "rome-domaine", "rome", "departement", "start-month", "contract"],
+    measures: &[("needs", "count", Agg::Sum), ("open_positions", "count", Agg::Sum)],
+    persons: None,
+    dominance: 1,
+};
+
+const PROFILES: Spec = Spec {
+    prefix: "p/",
+    dimensions: &["rome-domaine", "departement", "age-band"],
+    measures: &[("profiles", "count", Agg::Sum)],
+    persons: Some(0),
+    dominance: 0,
+};
+
+/// Parses `2026-10`, `2026-Q3` or `2026` into an inclusive month range.
+pub fn parse_period(period: &str) -> Result<(Month, Month)> {
+    let invalid =
+        || FieldError::new("period", period, "expected a month 2026-10, a quarter 2026-Q3 or a year 2026");
+    if let Ok(m) = Month::parse(period) {
+        return Ok((m, m));
+    }
+    if let Some((year, q)) = period.split_once("-Q") {
+        let year: i32 = year.parse().map_err(|_| invalid())?;
+        let q: u8 = q.parse().map_err(|_| invalid())?;
+        if !(1..=4).contains(&q) || !(1900..=2199).contains(&year) {
+            return Err(invalid().into());
+        }
+        return Ok((Month { year, month: q * 3 - 2 }, Month { year, month: q * 3 }));
+    }
+    let year: i32 = period.parse().map_err(|_| invalid())?;
+    if !(1900..=2199).contains(&year) {
+        return Err(invalid().into());
+    }
+    Ok((Month { year, month: 1 }, Month { year, month: 12 }))
+}
+
+impl Hub {
+    /// A predefined table with disclosure control.
+    pub fn table(&self, request: &GetTableRequest) -> Result<Table> {
+        let spec = match request.table.as_str() {
+            "indicators" => &INDICATORS,
+            "needs" => &NEEDS,
+            "profiles" => &PROFILES,
+            other => {
+                return Err(FieldError::new("table", other, "expected indicators, needs or profiles").into());
+            }
+        };
+        if request.by.len() > 2 {
+            return Err(FieldError::rule("by", "at most two dimensions").into());
+        }
+        for d in &request.by {
+            if !spec.dimensions.contains(&d.as_str()) {
+                return Err(FieldError::new(
+                    "by",
+                    d,
+                    format!("expected one of {}", spec.dimensions.join(", ")),
+                )
+                .into());
+            }
+        }
+        let (range, label) = match request.table.as_str() {
+            "indicators" => {
+                let (from, to) = parse_period(&request.period)?;
+                (Some((from, to)), request.period.clone())
+            }
+            "needs" => {
+                let from = request
+                    .from
+                    .as_deref()
+                    .map(|m| passerelle_proto::validate::month("from", m))
+                    .transpose()?;
+                let to =
+                    request.to.as_deref().map(|m| passerelle_proto::validate::month("to", m)).transpose()?;
+                let label = format!(
+                    "{}..{}",
+                    from.map(|m| m.to_string()).unwrap_or_default(),
+                    to.map(|m| m.to_string()).unwrap_or_default()
+                );
+                (
+                    Some((
+                        from.unwrap_or(Month { year: 1900, month: 1 }),
+                        to.unwrap_or(Month { year: 2199, month: 12 }),
+                    )),
+                    label,
+                )
+            }
+            _ => (None, String::new()),
+        };
+        // Read the cells in range and group them by the requested dimensions.
+        let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
+        let mut freshness: BTreeMap<String, i64> = BTreeMap::new();
+        for (key, cell) in self.stat_cells(spec.prefix)? {
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let parts: Vec<&str> = key.split('/').collect();
+            let coords = match request.table.as_str() {
+                "indicators" => {
+                    let ordinal: u32 = parts.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+                    let month = Month::from_ordinal(ordinal);
+                    if range.is_some_and(|(f, t)| month < f || month > t) {
+                        continue;
+                    }
+                    let latest = freshness.entry(month.to_string()).or_default();
+                    *latest = (*latest).max(cell.latest_ms);
+                    let (dep, kind) =
+                        (parts.get(2).copied().unwrap_or(""), parts.get(3).copied().unwrap_or(""));
+                    request
+                        .by
+                        .iter()
+                        .map(|d| match d.as_str() {
+                            "departement" => dep.to_string(),
+                            "region" => passerelle_proto::geo::region_of(dep).unwrap_or("?").to_string(),
+                            "kind" => kind.to_string(),
+                            _ => self.config.network.clone(),
+                        })
+                        .collect::<Vec<_>>()
+                }
+                "needs" => {
+                    let ordinal: u32 = parts.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+                    let month = Month::from_ordinal(ordinal);
+                    if range.is_some_and(|(f, t)| month < f || month > t) {
+                        continue;
+                    }
+                    let (dep, rome, contract) = (
+                        parts.get(2).copied().unwrap_or(""),
+                        parts.get(3).copied().unwrap_or(""),
+                        parts.get(4).copied().unwrap_or(""),
+                    );
+                    request
+                        .by
+                        .iter()
+                        .map(|d| match d.as_str() {
+                            "rome-grand-domaine" => rome.chars().take(1).collect(),
+                            "rome-domaine" => rome.chars().take(3).collect(),
+                            "rome" => rome.to_string(),
+                            "departement" => dep.to_string(),
+                            "start-month" => month.to_string(),
+                            _ => contract.to_string(),
+                        })
+                        .collect()
+                }
+                _ => {
+                    let (dep, domaine, band) = (
+                        parts.get(1).copied().unwrap_or(""),
+                        parts.get(2).copied().unwrap_or(""),
+                        parts.get(3).copied().unwrap_or(""),
+                    );
+                    request
+                        .by
+                        .iter()
+                        .map(|d| match d.as_str() {
+                            "rome-domaine" => domaine.to_string(),
+                            "departement" => dep.to_string(),
+                            _ => band.to_string(),
+                        })
+                        .collect()
+                }
+            };
+            let group = groups.entry(coords).or_default();
+            for c in &cell.contributions {
+                group.add(c);
+            }
+        }
+        let min_persons = i64::from(self.config.min_persons);
+        let mut cells = disclose(spec, &request.by, &groups, min_persons);
+        secondary_suppression(&mut cells, request.by.len());
+        let mut rules = vec![
+            format!("a cell with fewer than {MIN_STRUCTURES} contributing structures is suppressed"),
+            format!(
+                "a cell where one structure contributes more than {DOMINANCE_PERCENT} % of {} is suppressed",
+                spec.measures[spec.dominance].0
+            ),
+            "suppressed cells are complemented so that none can be recomputed from the published totals"
+                .to_string(),
+        ];
+        if let Some(p) = spec.persons {
+            rules.insert(
+                1,
+                format!(
+                    "a cell counting fewer than {min_persons} persons ({}) is suppressed",
+                    spec.measures[p].0
+                ),
+            );
+        }
+        if request.table == "indicators" {
+            rules.push(format!("exit figures counting fewer than {min_persons} exits are suppressed"));
+            rules.push("etp and employees are monthly averages per structure over the period; other figures are sums".into());
+        }
+        Ok(Table {
+            table: request.table.clone(),
+            by: request.by.clone(),
+            period: label,
+            cells,
+            rules,
+            freshness: freshness.into_iter().map(|(m, ms)| format!("{m}={}", format_unix_ms(ms))).collect(),
+        })
+    }
+}
+
+fn totals(spec: &Spec, group: &Group) -> Vec<i64> {
+    let mut out = vec![0i64; spec.measures.len()];
+    for (values, months) in group.by_siret.values() {
+        for (i, (_, _, agg)) in spec.measures.iter().enumerate() {
+            let v = values.get(i).copied().unwrap_or(0);
+            out[i] += match agg {
+                Agg::Sum => v,
+                Agg::MonthlyAverage => (v + months / 2) / (*months).max(1),
+            };
+        }
+    }
+    out
+}
+
+/// Primary disclosure control of every interior cell and total.
+fn disclose(
+    spec: &Spec,
+    by: &[String],
+    groups: &BTreeMap<Vec<String>, Group>,
+    min_persons: i64,
+) -> Vec<Cell> {
+    let mut all: Vec<(Vec<String>, bool, Group)> =
+        groups.iter().map(|(k, g)| (k.clone(), false, g.clone())).collect();
+    // Margins: for two dimensions, per value of each; and the grand total.
+    if by.len() == 2 {
+        let mut rows: BTreeMap<String, Group> = BTreeMap::new();
+        let mut cols: BTreeMap<String, Group> = BTreeMap::new();
+        for (k, g) in groups {
+            rows.entry(k[0].clone()).or_default().merge(g);
+            cols.entry(k[1].clone()).or_default().merge(g);
+        }
+        all.extend(rows.into_iter().map(|(v, g)| (vec![v, "*".into()], true, g)));
+        all.extend(cols.into_iter().map(|(v, g)| (vec!["*".into(), v], true, g)));
+    }
+    if !by.is_empty() {
+        let mut grand = Group::default();
+        for g in groups.values() {
+            grand.merge(g);
+        }
+        all.push((vec!["*".into(); by.len()], true, grand));
+    }
+    all.into_iter()
+        .map(|(key, total, group)| {
+            let values = totals(spec, &group);
+            let structures = group.by_siret.len();
+            let dominant = group.by_siret.values().map(|(v, m)| {
+                let v = v.get(spec.dominance).copied().unwrap_or(0);
+                if matches!(spec.measures[spec.dominance].2, Agg::MonthlyAverage) { v / m.max(&1) } else { v }
+            });
+            let max = dominant.max().unwrap_or(0);
+            let reason = if structures < MIN_STRUCTURES {
+                format!("fewer than {MIN_STRUCTURES} structures")
+            } else if spec.persons.is_some_and(|p| values[p] < min_persons) {
+                format!("fewer than {min_persons} persons")
+            } else if values[spec.dominance] > 0 && max * 100 > DOMINANCE_PERCENT * values[spec.dominance] {
+                format!("one structure contributes more than {DOMINANCE_PERCENT} %")
+            } else {
+                String::new()
+            };
+            let mut measures: Vec<Measure> = spec
+                .measures
+                .iter()
+                .zip(&values)
+                .map(|((name, unit, _), v)| Measure {
+                    name: (*name).into(),
+                    value: reason.is_empty().then_some(*v),
+                    unit: (*unit).into(),
+                    suppressed: reason.clone(),
+                })
+                .collect();
+            if spec.prefix == "i/" {
+                let exits = values[4];
+                let dynamic = values[5] + values[6] + values[7];
+                let rate = (exits > 0).then(|| (dynamic * 20_000 / exits + 1) / 2);
+                measures.push(Measure {
+                    name: "dynamic_exit_rate".into(),
+                    value: if reason.is_empty() { rate } else { None },
+                    unit: "percent-hundredths".into(),
+                    suppressed: reason.clone(),
+                });
+                if reason.is_empty() && exits > 0 && exits < min_persons {
+                    for m in measures
+                        .iter_mut()
+                        .filter(|m| m.name.starts_with("exits_") || m.name == "dynamic_exit_rate")
+                    {
+                        m.value = None;
+                        m.suppressed = format!("fewer than {min_persons} exits");
+                    }
+                }
+            }
+            Cell {
+                key,
+                total,
+                structures: reason.is_empty().then_some(structures as u32),
+                measures,
+                suppressed: reason,
+            }
+        })
+        .collect()
+}
+
+/// Complementary suppression: no line (row, column, or the margins against the grand total)
+/// whose total is published may hold exactly one suppressed cell, which could be recomputed by
+/// subtraction.
+fn secondary_suppression(cells: &mut [Cell], dims: usize) {
+    let suppressed = |c: &Cell| !c.suppressed.is_empty();
+    let size = |c: &Cell| {
+        c.structures.unwrap_or(0) as i64 * 1_000_000 + c.measures.first().and_then(|m| m.value).unwrap_or(0)
+    };
+    // Lines: (indices of members, index of the line's total).
+    let mut lines: Vec<(Vec<usize>, usize)> = Vec::new();
+    let index_of = |cells: &[Cell], key: &[String]| cells.iter().position(|c| c.key == key);
+    let interior: Vec<usize> = (0..cells.len()).filter(|&i| !cells[i].total).collect();
+    match dims {
+        1 => {
+            if let Some(t) = index_of(cells, &["*".to_string()]) {
+                lines.push((interior.clone(), t));
+            }
+        }
+        2 => {
+            let grand = index_of(cells, &["*".to_string(), "*".to_string()]);
+            for axis in 0..2 {
+                let mut margins = Vec::new();
+                let mut values: Vec<String> = interior.iter().map(|&i| cells[i].key[axis].clone()).collect();
+                values.sort();
+                values.dedup();
+                for v in values {
+                    let mut key = vec!["*".to_string(), "*".to_string()];
+                    key[axis] = v.clone();
+                    if let Some(t) = index_of(cells, &key) {
+                        let members = interior.iter().copied().filter(|&i| cells[i].key[axis] == v).collect();
+                        lines.push((members, t));
+                        margins.push(t);
+                    }
+                }
+                if let Some(g) = grand {
+                    lines.push((margins, g));
+                }
+            }
+        }
+        _ => {}
+    }
+    loop {
+        let mut changed = false;
+        for (members, total) in &lines {
+            if suppressed(&cells[*total]) {
+                continue;
+            }
+            let hidden = members.iter().filter(|&&i| suppressed(&cells[i])).count();
+            if hidden != 1 {
+                continue;
+            }
+            let victim = members
+                .iter()
+                .copied()
+                .filter(|&i| !suppressed(&cells[i]))
+                .min_by_key(|&i| size(&cells[i]))
+                .unwrap_or(*total);
+            let cell = &mut cells[victim];
+            cell.suppressed = "secondary suppression: protects another suppressed cell".into();
+            cell.structures = None;
+            for m in &mut cell.measures {
+                m.value = None;
+                m.suppressed.clone_from(&cell.suppressed);
+            }
+            changed = true;
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+/// The kinds of structures, for listing dimensions.
+pub fn kinds() -> Vec<&'static str> {
+    StructureKind::ALL.iter().map(|(_, s)| *s).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group from (siret, [etp, employees, hours, hires, exits…], months).
+    fn group(rows: &[(&str, [i64; 9])]) -> Group {
+        let mut g = Group::default();
+        for (siret, values) in rows {
+            g.add(&Contribution { siret: (*siret).into(), values: values.to_vec(), records: 1 });
+        }
+        g
+    }
+
+    fn v(employees: i64, hours: i64, exits: [i64; 5]) -> [i64; 9] {
+        [employees * 80, employees, hours, 2, exits[0], exits[1], exits[2], exits[3], exits[4]]
+    }
+
+    fn value(cell: &Cell, name: &str) -> Option<i64> {
+        cell.measures.iter().find(|m| m.name == name).and_then(|m| m.value)
+    }
+
+    /// Tries to recompute suppressed interior cells of `measure` from published totals, line by
+    /// line, as an attacker would; returns the cells it could recover.
+    fn recoverable(cells: &[Cell], measure: &str) -> Vec<Vec<String>> {
+        let mut known: HashMap<Vec<String>, i64> =
+            cells.iter().filter_map(|c| value(c, measure).map(|v| (c.key.clone(), v))).collect();
+        let mut recovered = Vec::new();
+        loop {
+            let mut progress = false;
+            for axis in 0..2 {
+                let mut lines: BTreeMap<String, Vec<&Cell>> = BTreeMap::new();
+                for c in cells.iter().filter(|c| !c.total) {
+                    lines.entry(c.key[axis].clone()).or_default().push(c);
+                }
+                for (v, members) in lines {
+                    let mut total_key = vec!["*".to_string(), "*".to_string()];
+                    total_key[axis] = v;
+                    let Some(total) = known.get(&total_key).copied() else { continue };
+                    let unknown: Vec<&&Cell> =
+                        members.iter().filter(|c| !known.contains_key(&c.key)).collect();
+                    if unknown.len() == 1 {
+                        let sum: i64 = members.iter().filter_map(|c| known.get(&c.key)).sum();
+                        known.insert(unknown[0].key.clone(), total - sum);
+                        recovered.push(unknown[0].key.clone());
+                        progress = true;
+                    }
+                }
+            }
+            if !progress {
+                return recovered;
+            }
+        }
+    }
+
+    /// A dozen structures over two départements × two kinds, built so that each primary rule
+    /// triggers somewhere, checked by hand.
+    fn twelve() -> BTreeMap<Vec<String>, Group> {
+        let k = |a: &str, b: &str| vec![a.to_string(), b.to_string()];
+        BTreeMap::from([
+            // 49 × ai: 4 structures, 40 employees, balanced: published.
+            (
+                k("49", "ai"),
+                group(&[
+                    ("s01", v(10, 1000, [4, 1, 1, 1, 1])),
+                    ("s02", v(10, 1000, [2, 1, 0, 0, 1])),
+                    ("s03", v(10, 1000, [0; 5])),
+                    ("s04", v(10, 1000, [0; 5])),
+                ]),
+            ),
+            // 49 × aci: 2 structures: fewer than 3 structures.
+            (k("49", "aci"), group(&[("s05", v(20, 2000, [0; 5])), ("s06", v(20, 2000, [0; 5]))])),
+            // 44 × ai: 3 structures but one has 90 % of the hours: dominance.
+            (
+                k("44", "ai"),
+                group(&[
+                    ("s07", v(30, 9000, [0; 5])),
+                    ("s08", v(5, 500, [0; 5])),
+                    ("s09", v(5, 500, [0; 5])),
+                ]),
+            ),
+            // 44 × aci: 3 structures, 4 employees: fewer than 5 persons.
+            (
+                k("44", "aci"),
+                group(&[("s10", v(2, 500, [0; 5])), ("s11", v(1, 400, [0; 5])), ("s12", v(1, 300, [0; 5]))]),
+            ),
+        ])
+    }
+
+    #[test]
+    fn each_primary_rule_triggers_and_nothing_is_shown_as_zero() {
+        let by = vec!["departement".to_string(), "kind".to_string()];
+        let cells = disclose(&INDICATORS, &by, &twelve(), 5);
+        let cell = |a: &str, b: &str| cells.iter().find(|c| c.key == [a, b]).cloned().expect("cell");
+        assert_eq!(cell("49", "ai").suppressed, "");
+        assert_eq!(value(&cell("49", "ai"), "employees_in_insertion"), Some(40));
+        assert_eq!(value(&cell("49", "ai"), "hours_worked"), Some(4000));
+        assert_eq!(cell("49", "ai").structures, Some(4));
+        assert_eq!(value(&cell("49", "ai"), "exits_total"), Some(6));
+        assert_eq!(value(&cell("49", "ai"), "dynamic_exit_rate"), Some(6667), "4 dynamic of 6: 66.67 %");
+        assert_eq!(cell("49", "aci").suppressed, "fewer than 3 structures");
+        assert_eq!(cell("44", "ai").suppressed, "one structure contributes more than 85 %");
+        assert_eq!(cell("44", "aci").suppressed, "fewer than 5 persons");
+        for c in &cells {
+            if !c.suppressed.is_empty() {
+                assert!(
+                    c.structures.is_none()
+                        && c.measures.iter().all(|m| m.value.is_none() && !m.suppressed.is_empty()),
+                    "{c:?}"
+                );
+            }
+        }
+        // With 11 as the threshold (state consumers), the 44 × ai cell (40 persons) stays published
+        // on that rule but 49 × ai's 6 exits become too few to show.
+        let strict = disclose(&INDICATORS, &by, &twelve(), 11);
+        let c = strict.iter().find(|c| c.key == ["49", "ai"]).cloned().expect("cell");
+        assert_eq!(value(&c, "exits_total"), None);
+        assert!(c.measures.iter().any(|m| m.suppressed == "fewer than 11 exits"));
+        assert_eq!(value(&c, "employees_in_insertion"), Some(40));
+    }
+
+    #[test]
+    fn no_suppressed_cell_can_be_recovered_from_published_totals() {
+        let by = vec!["departement".to_string(), "kind".to_string()];
+        let mut cells = disclose(&INDICATORS, &by, &twelve(), 5);
+        // Without complementary suppression the attack works (the test can fail)…
+        let naive = recoverable(&cells, "hours_worked");
+        assert!(
+            naive.contains(&vec!["49".to_string(), "aci".to_string()]),
+            "the row total gives 49 × aci away: {naive:?}"
+        );
+        // …with it, nothing is recoverable.
+        secondary_suppression(&mut cells, 2);
+        for measure in ["hours_worked", "employees_in_insertion", "etp"] {
+            assert!(
+                recoverable(&cells, measure).is_empty(),
+                "{measure}: recovered {:?}",
+                recoverable(&cells, measure)
+            );
+        }
+        assert!(cells.iter().any(|c| c.suppressed.starts_with("secondary suppression")));
+    }
+
+    #[test]
+    fn a_one_dimension_table_with_a_single_suppressed_cell_gets_a_complement() {
+        let by = vec!["departement".to_string()];
+        let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
+        for (k, g) in twelve() {
+            groups.entry(vec![k[0].clone()]).or_default().merge(&g);
+        }
+        groups.insert(vec!["85".into()], group(&[("s13", v(10, 100, [0; 5]))]));
+        let mut cells = disclose(&INDICATORS, &by, &groups, 5);
+        secondary_suppression(&mut cells, 1);
+        let hidden = cells.iter().filter(|c| !c.total && !c.suppressed.is_empty()).count();
+        assert!(hidden != 1, "a single suppressed cell next to a published total is recoverable");
+    }
+
+    #[test]
+    fn periods() -> anyhow::Result<()> {
+        assert_eq!(
+            parse_period("2026-Q3")?,
+            (Month { year: 2026, month: 7 }, Month { year: 2026, month: 9 })
+        );
+        assert_eq!(parse_period("2026")?, (Month { year: 2026, month: 1 }, Month { year: 2026, month: 12 }));
+        assert_eq!(
+            parse_period("2026-10")?,
+            (Month { year: 2026, month: 10 }, Month { year: 2026, month: 10 })
+        );
+        assert!(parse_period("2026-Q5").is_err() && parse_period("Q3").is_err());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod incremental {
+    use std::path::PathBuf;
+
+    use passerelle_proto::identity::{PeerId, Role};
+    use passerelle_proto::v1::{
+        Batch, Change, Exits, IndicatorFields, IndicatorReport, SharedNeed, Tombstone, change,
+    };
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::authz::Peer;
+    use crate::config::HubConfig;
+    use crate::hub::ingest::PushSession;
+    use crate::tls::ServerTlsFiles;
+
+    const ORIGINS: [(&str, &str, i32); 3] =
+        [("73282932000074", "49", 1), ("44306184100047", "44", 2), ("52104378900010", "49", 1)];
+
+    fn hub(dir: &std::path::Path) -> Hub {
+        let config = HubConfig {
+            id: "coorace-pdl".into(),
+            network: "coorace".into(),
+            region: "52".into(),
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            auto_accept: true,
+            denied_serials: Vec::new(),
+            k_anonymity: 5,
+            min_persons: 5,
+            tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), client_cas: Vec::new() },
+        };
+        Hub::open(dir, config, Default::default(), None).expect("open hub")
+    }
+
+    /// (origin, what, key, value): what 0 = report, 1 = report withdrawn, 2 = open need,
+    /// 3 = filled need, 4 = need withdrawn.
+    fn op() -> impl Strategy<Value = (usize, u8, u8, u32)> {
+        (0..3usize, 0..5u8, 0..4u8, 1..50u32)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+        #[test]
+        fn incremental_cells_equal_a_full_recomputation(ops in prop::collection::vec(op(), 1..60)) {
+            let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let hub = hub(dir.path());
+            let mut sessions = Vec::new();
+            for (i, (siret, dep, kind)) in ORIGINS.iter().enumerate() {
+                let peer = Peer { id: PeerId { role: Role::Node, id: (*siret).into() }, serial: None };
+                let structure = Structure { siret: (*siret).into(), kind: *kind, name: format!("S{i}"), departement: (*dep).into() };
+                hub.admit(&peer, Some(structure)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                sessions.push(PushSession::for_tests(peer, vec![i as u8; 16], &["needs", "indicators"], i as u64 + 1));
+            }
+            let mut versions: HashMap<(usize, String), u64> = HashMap::new();
+            for (seq, (origin, what, key, value)) in ops.into_iter().enumerate() {
+                let siret = ORIGINS[origin].0;
+                let (dataset, key) = if what < 2 {
+                    ("indicators", format!("2026-{:02}", 1 + key))
+                } else {
+                    ("needs", format!("01920000-0000-7000-8000-00000000000{key}"))
+                };
+                let version = versions.entry((origin, key.clone())).or_default();
+                *version += 1;
+                let tombstone = Some(change::Payload::Tombstone(Tombstone { origin_siret: siret.into(), hub_id: "coorace-pdl".into(), reason: "deleted".into() }));
+                let payload = match what {
+                    0 => Some(change::Payload::Indicators(IndicatorReport {
+                        siret: siret.into(),
+                        fields: Some(IndicatorFields {
+                            period: key.clone(),
+                            etp_hundredths: u64::from(value) * 10,
+                            employees_in_insertion: value,
+                            hours_worked: u64::from(value) * 100,
+                            hires: value % 3,
+                            exits: Some(Exits { total: value % 4, durable: value % 4, ..Default::default() }),
+                        }),
+                        version: *version,
+                        submitted_at_ms: 0,
+                    })),
+                    2 | 3 => Some(change::Payload::Need(SharedNeed {
+                        origin_siret: siret.into(),
+                        need_id: key.clone(),
+                        origin_version: *version,
+                        rome_code: format!("K22{:02}", value % 5),
+                        contract_type: 1,
+                        open_positions: value,
+                        hours_per_week: 20,
+                        departement: "49".into(),
+                        start_date: "2027-01-04".into(),
+                        status: if what == 2 { 1 } else { 2 },
+                        ..Default::default()
+                    })),
+                    _ => tombstone,
+                };
+                let batch = Batch { seq: seq as u64 + 1, changes: vec![Change { dataset: dataset.into(), key, version: *version, payload }], head_seq: 0 };
+                hub.apply_batch(&sessions[origin], batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            // Recompute every cell from the live records.
+            let mut expected: BTreeMap<Vec<u8>, BTreeMap<String, (Vec<i64>, u32)>> = BTreeMap::new();
+            let members = hub.list_members().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            for (siret, _, _) in ORIGINS {
+                let structure = members.iter().find(|m| m.id == siret).and_then(|m| m.structure.clone());
+                for dataset in ["needs", "indicators"] {
+                    for (_, record) in hub.records_of(siret, dataset).map_err(|e| TestCaseError::fail(e.to_string()))? {
+                        if let Some((key, values)) = contribution(&record, structure.as_ref()) {
+                            let entry = expected.entry(key).or_default().entry(siret.to_string()).or_insert_with(|| (vec![0; values.len()], 0));
+                            for (a, v) in entry.0.iter_mut().zip(&values) {
+                                *a += v;
+                            }
+                            entry.1 += 1;
+                        }
+                    }
+                }
+            }
+            let actual: BTreeMap<Vec<u8>, BTreeMap<String, (Vec<i64>, u32)>> = hub
+                .stat_cells("")
+                .map_err(|e| TestCaseError::fail(e.to_string()))?
+                .into_iter()
+                .map(|(k, cell)| (k, cell.contributions.into_iter().map(|c| (c.siret, (c.values, c.records))).collect()))
+                .collect();
+            prop_assert_eq!(actual, expected);
+        }
+    }
+}
