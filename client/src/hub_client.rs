@@ -69,6 +69,15 @@ impl HubClient {
         reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
     }
 
+    /// As a consumer: one table, through disclosure control.
+    pub async fn table(
+        &self,
+        request: passerelle_proto::v1::GetTableRequest,
+    ) -> Result<passerelle_proto::v1::Table> {
+        let reply = StatisticsServiceClient::new(self.channel.clone()).get_table(request).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
     /// As a consumer: the published tables.
     pub async fn tables(&self) -> Result<ListTablesResponse> {
         let reply =

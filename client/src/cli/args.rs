@@ -72,12 +72,48 @@ pub(crate) enum Command {
     /// The node's hash-chained log of profile shares and purges.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Consolidated statistics from a hub (consumer certificate: --endpoint https://HUB --ca --cert --key).
+    #[command(subcommand)]
+    Stats(StatsCommand),
     /// A network's certificates: create its CA, issue certificates, inspect them.
     #[command(subcommand)]
     Pki(PkiCommand),
     /// Administer a hub (over its operator API: --endpoint http://127.0.0.1:7502).
     #[command(subcommand)]
     Hub(HubCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StatsCommand {
+    /// The tables the hub publishes, their dimensions and the disclosure rules in force.
+    Tables,
+    /// Indicators of member structures for a period.
+    Indicators {
+        /// Up to two of: departement, region, kind, network (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        by: Vec<String>,
+        /// A month (2026-10), a quarter (2026-Q3) or a year (2026).
+        #[arg(long)]
+        period: String,
+    },
+    /// Open recruitment needs by start month (recruitment outlook).
+    Needs {
+        /// Up to two of: rome-grand-domaine, rome-domaine, rome, departement, start-month, contract.
+        #[arg(long, value_delimiter = ',')]
+        by: Vec<String>,
+        /// First month of start, YYYY-MM.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last month of start, YYYY-MM.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Available anonymised profiles.
+    Profiles {
+        /// Up to two of: rome-domaine, departement, age-band.
+        #[arg(long, value_delimiter = ',')]
+        by: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

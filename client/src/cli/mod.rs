@@ -2,6 +2,7 @@
 
 pub(crate) mod args;
 mod render;
+mod stats;
 mod views;
 
 use args::{
@@ -41,6 +42,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
     };
     let printed = match cli.command {
         Command::Hub(command) => hub_command(format, command, &cli.endpoint, tls.as_ref()).await?,
+        Command::Stats(command) => stats_command(format, command, &cli.endpoint, tls.as_ref()).await?,
         command => node_command(format, command, &cli.endpoint, tls.as_ref()).await?,
     };
     report(printed)
@@ -93,6 +95,35 @@ fn written_view(id: &str, written: pki::Written) -> WrittenView {
     }
 }
 
+async fn stats_command(
+    format: args::Format,
+    command: args::StatsCommand,
+    endpoint: &str,
+    tls: Option<&TlsFiles>,
+) -> Result<std::io::Result<()>, Error> {
+    use passerelle_proto::v1::GetTableRequest;
+    let hub = HubClient::connect(endpoint, tls).await?;
+    let request = match command {
+        args::StatsCommand::Tables => {
+            let tables = hub.tables().await?;
+            let rows: Vec<views::TableInfoView> =
+                tables.tables.into_iter().map(views::TableInfoView::from).collect();
+            return Ok(render::list(format, &rows));
+        }
+        args::StatsCommand::Indicators { by, period } => {
+            GetTableRequest { table: "indicators".into(), by, period, ..Default::default() }
+        }
+        args::StatsCommand::Needs { by, from, to } => {
+            GetTableRequest { table: "needs".into(), by, from, to, ..Default::default() }
+        }
+        args::StatsCommand::Profiles { by } => {
+            GetTableRequest { table: "profiles".into(), by, ..Default::default() }
+        }
+    };
+    let table = hub.table(request).await?;
+    Ok(stats::print(format, &table))
+}
+
 async fn hub_command(
     format: args::Format,
     command: HubCommand,
@@ -129,7 +160,7 @@ async fn node_command(
 ) -> Result<std::io::Result<()>, Error> {
     let mut node = NodeClient::connect(endpoint, tls).await?;
     Ok(match command {
-        Command::Pki(_) | Command::Hub(_) => unreachable_command(),
+        Command::Pki(_) | Command::Hub(_) | Command::Stats(_) => unreachable_command(),
         Command::Audit(AuditCommand::Verify) => {
             let check = node.verify_audit().await?;
             let view = AuditCheckView {

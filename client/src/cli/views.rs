@@ -749,3 +749,23 @@ impl From<passerelle_proto::v1::NetworkProfile> for NetworkProfileView {
         }
     }
 }
+
+/// A table a hub publishes.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct TableInfoView {
+    id: String,
+    description: String,
+    dimensions: Vec<String>,
+    measures: Vec<String>,
+}
+
+impl Record for TableInfoView {
+    const PLURAL: &'static str = "tables";
+    const TABLE: &'static [&'static str] = &["id", "dimensions", "description"];
+}
+
+impl From<passerelle_proto::v1::TableDescriptor> for TableInfoView {
+    fn from(t: passerelle_proto::v1::TableDescriptor) -> Self {
+        Self { id: t.name, description: t.description, dimensions: t.dimensions, measures: t.measures }
+    }
+}

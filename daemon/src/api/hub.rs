@@ -217,7 +217,7 @@ impl StatisticsService for HubApi {
                 table(
                     "indicators",
                     "monthly indicators of member structures, by period",
-                    &["period", "departement", "region", "kind", "network"],
+                    &["departement", "region", "kind", "network"],
                     &[
                         "structures",
                         "etp",

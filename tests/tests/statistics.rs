@@ -1,0 +1,124 @@
+//! Consolidated statistics end to end: nodes report, hubs aggregate, a consumer reads safe tables
+//! over mutual TLS with its own certificate.
+
+use std::time::Duration;
+
+use passerelle_client::NodeClient;
+use passerelle_proto::identity::Role;
+use passerelle_tests::fixtures::report;
+use passerelle_tests::pki::{SIRETS, TestPki};
+use passerelle_tests::{InProcessDaemon, cli_async};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_reads_suppressed_tables_and_cannot_isolate_a_structure() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let a = InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?)
+        .await?;
+    let b =
+        InProcessDaemon::start_config(&pki.write_hub_config("fas-pdl", "auto_accept = true", "")?).await?;
+    // S1, S2 in both networks; S3 (49) and S4 (85) in Coorace only.
+    let mut nodes = Vec::new();
+    for (i, dep) in [(0, "49"), (1, "49"), (2, "49"), (3, "85")] {
+        let mut hubs = vec![("coorace-pdl", a.hub_endpoint(), &["indicators"][..])];
+        if i < 2 {
+            hubs.push(("fas-pdl", b.hub_endpoint(), &["indicators"][..]));
+        }
+        let node = InProcessDaemon::start_config(&pki.write_node_config(SIRETS[i], dep, &hubs)?).await?;
+        let mut client = NodeClient::connect(&node.endpoint, None).await?;
+        for period in ["2026-07", "2026-08", "2026-09"] {
+            client.submit_indicators(report(period)).await?;
+        }
+        client.sync_now(true, Duration::from_secs(30)).await?;
+        nodes.push(node);
+    }
+
+    let consumer = pki.issue(Role::Consumer, "dreets-52")?;
+    let tls_flags = [
+        "--ca".to_string(),
+        consumer.ca.display().to_string(),
+        "--cert".into(),
+        consumer.cert.display().to_string(),
+        "--key".into(),
+        consumer.key.display().to_string(),
+    ];
+    let run = |endpoint: String, extra: &[&str]| {
+        let args: Vec<String> =
+            tls_flags.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect();
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli_async(&endpoint, &refs).await
+        }
+    };
+    let by_dep = run(
+        a.hub_endpoint(),
+        &["--format", "json", "stats", "indicators", "--by", "departement", "--period", "2026-Q3"],
+    )
+    .await;
+    assert_eq!(by_dep.code, 0, "{by_dep:?}");
+    let table = by_dep.json()?;
+    let cells = table["cells"].as_array().cloned().unwrap_or_default();
+    let cell = |dep: &str| {
+        cells
+            .iter()
+            .find(|c| c["key"]["departement"] == dep && c["total"] == false)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(cell("85")["suppressed"], "fewer than 3 structures", "{table}");
+    assert!(
+        cell("49")["suppressed"].as_str().is_some_and(|s| s.starts_with("secondary suppression")),
+        "49 would give 85 away through the total: {table}"
+    );
+    let total = cells.iter().find(|c| c["total"] == true).cloned().unwrap_or_default();
+    assert_eq!(total["structures"], 4);
+    assert_eq!(
+        total["measures"]["employees_in_insertion"], 80,
+        "4 structures × 20 employees, averaged over the quarter"
+    );
+    assert_eq!(total["measures"]["hires"], 36, "4 structures × 3 months × 3 hires");
+    assert!(cells.iter().all(|c| c["suppressed"].is_null()
+        || c["measures"].as_object().is_some_and(|m| m.values().all(|v| v.is_null()))));
+    assert!(table["rules"].as_array().is_some_and(|r| r.len() >= 3));
+    assert_eq!(table["freshness"].as_array().map(Vec::len), Some(3));
+
+    let csv = run(
+        a.hub_endpoint(),
+        &["--format", "csv", "stats", "indicators", "--by", "departement", "--period", "2026-Q3"],
+    )
+    .await;
+    let mut reader = csv::Reader::from_reader(csv.stdout.as_bytes());
+    let header = reader.headers()?.clone();
+    assert_eq!(&header[0], "departement");
+    assert_eq!(header.iter().last(), Some("suppressed"));
+    let rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>()?;
+    let hires = header.iter().position(|h| h == "hires").unwrap_or(0);
+    let suppressed = header.len() - 1;
+    for row in &rows {
+        if !row[suppressed].is_empty() {
+            assert_eq!(&row[hires], "", "a suppressed value is empty, never 0: {row:?}");
+        }
+    }
+
+    // Differencing: B = {S1, S2}, A = {S1, S2, S3, S4}. B's total covers two structures:
+    // suppressed, so A − B never isolates anyone.
+    let totals_b = run(b.hub_endpoint(), &["--format", "json", "stats", "indicators", "--period", "2026-Q3"])
+        .await
+        .ok()?
+        .json()?;
+    let grand_b = totals_b["cells"].as_array().and_then(|c| c.first()).cloned().unwrap_or_default();
+    assert_eq!(grand_b["suppressed"], "fewer than 3 structures", "{totals_b}");
+
+    // The other tables answer, and only consumers may ask.
+    let tables = run(a.hub_endpoint(), &["stats", "tables"]).await.ok()?;
+    assert!(tables.stdout.contains("indicators") && tables.stdout.contains("profiles"), "{tables:?}");
+    let bad = run(a.hub_endpoint(), &["stats", "indicators", "--by", "commune", "--period", "2026-Q3"]).await;
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("by \"commune\""), "{bad:?}");
+
+    for node in nodes {
+        node.stop().await?;
+    }
+    a.stop().await?;
+    b.stop().await
+}
