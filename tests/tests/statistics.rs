@@ -90,7 +90,7 @@ async fn a_consumer_reads_suppressed_tables_and_cannot_isolate_a_structure() -> 
     let mut reader = csv::Reader::from_reader(csv.stdout.as_bytes());
     let header = reader.headers()?.clone();
     assert_eq!(&header[0], "departement");
-    assert_eq!(header.iter().last(), Some("suppressed"));
+    assert_eq!(header.iter().next_back(), Some("suppressed"));
     let rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>()?;
     let hires = header.iter().position(|h| h == "hires").unwrap_or(0);
     let suppressed = header.len() - 1;

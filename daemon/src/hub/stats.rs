@@ -96,7 +96,7 @@ pub fn contribution(record: &HubRecord, structure: Option<&Structure>) -> Option
     if let Some(report) = &record.indicators {
         let s = structure?;
         let f = report.fields.as_ref()?;
-        let e = f.exits.clone().unwrap_or_default();
+        let e = f.exits.unwrap_or_default();
         let month = Month::parse(&f.period).ok()?;
         let key = format!("i/{:08}/{}/{}", month.ordinal(), s.departement, slug_of::<StructureKind>(s.kind))
             .into_bytes();
@@ -854,6 +854,9 @@ mod incremental {
     use crate::hub::ingest::PushSession;
     use crate::tls::ServerTlsFiles;
 
+    /// Cell key → structure → (values, records).
+    type Cells = BTreeMap<Vec<u8>, BTreeMap<String, (Vec<i64>, u32)>>;
+
     const ORIGINS: [(&str, &str, i32); 3] =
         [("73282932000074", "49", 1), ("44306184100047", "44", 2), ("52104378900010", "49", 1)];
 
@@ -935,7 +938,7 @@ mod incremental {
                 hub.apply_batch(&sessions[origin], batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
             // Recompute every cell from the live records.
-            let mut expected: BTreeMap<Vec<u8>, BTreeMap<String, (Vec<i64>, u32)>> = BTreeMap::new();
+            let mut expected: Cells = BTreeMap::new();
             let members = hub.list_members().map_err(|e| TestCaseError::fail(e.to_string()))?;
             for (siret, _, _) in ORIGINS {
                 let structure = members.iter().find(|m| m.id == siret).and_then(|m| m.structure.clone());
@@ -951,7 +954,7 @@ mod incremental {
                     }
                 }
             }
-            let actual: BTreeMap<Vec<u8>, BTreeMap<String, (Vec<i64>, u32)>> = hub
+            let actual: Cells = hub
                 .stat_cells("")
                 .map_err(|e| TestCaseError::fail(e.to_string()))?
                 .into_iter()
