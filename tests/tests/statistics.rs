@@ -20,7 +20,7 @@ async fn a_consumer_reads_suppressed_tables_and_cannot_isolate_a_structure() -> 
     // S1, S2 in both networks; S3 (49) and S4 (85) in Coorace only.
     let mut nodes = Vec::new();
     for (i, dep) in [(0, "49"), (1, "49"), (2, "49"), (3, "85")] {
-        let mut hubs = vec![("coorace-pdl", a.hub_endpoint(), &["indicators"][..])];
+        let mut hubs = vec![("coorace-pdl", a.hub_endpoint(), &["indicators", "needs"][..])];
         if i < 2 {
             hubs.push(("fas-pdl", b.hub_endpoint(), &["indicators"][..]));
         }
@@ -29,6 +29,7 @@ async fn a_consumer_reads_suppressed_tables_and_cannot_isolate_a_structure() -> 
         for period in ["2026-07", "2026-08", "2026-09"] {
             client.submit_indicators(report(period)).await?;
         }
+        client.create_need(passerelle_tests::fixtures::need(i)).await?;
         client.sync_now(true, Duration::from_secs(30)).await?;
         nodes.push(node);
     }
@@ -108,6 +109,40 @@ async fn a_consumer_reads_suppressed_tables_and_cannot_isolate_a_structure() -> 
         .json()?;
     let grand_b = totals_b["cells"].as_array().and_then(|c| c.first()).cloned().unwrap_or_default();
     assert_eq!(grand_b["suppressed"], "fewer than 3 structures", "{totals_b}");
+
+    // The recruitment outlook: 4 structures with one open need each in K2x, starting 2027-01.
+    let outlook = run(
+        a.hub_endpoint(),
+        &[
+            "--format",
+            "json",
+            "stats",
+            "needs",
+            "--by",
+            "rome-grand-domaine",
+            "--from",
+            "2027-01",
+            "--to",
+            "2027-03",
+        ],
+    )
+    .await
+    .ok()?
+    .json()?;
+    let k = outlook["cells"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["key"]["rome-grand-domaine"] == "K").cloned())
+        .unwrap_or_default();
+    assert_eq!(k["structures"], 4, "{outlook}");
+    assert_eq!(k["measures"]["needs"], 4);
+    let none = run(
+        a.hub_endpoint(),
+        &["--format", "json", "stats", "needs", "--by", "rome-domaine", "--from", "2027-02"],
+    )
+    .await
+    .ok()?
+    .json()?;
+    assert_eq!(none["cells"].as_array().map(Vec::len), Some(0), "no need starts after January: {none}");
 
     // The other tables answer, and only consumers may ask.
     let tables = run(a.hub_endpoint(), &["stats", "tables"]).await.ok()?;

@@ -522,7 +522,7 @@ fn disclose(
         all.extend(rows.into_iter().map(|(v, g)| (vec![v, "*".into()], true, g)));
         all.extend(cols.into_iter().map(|(v, g)| (vec!["*".into(), v], true, g)));
     }
-    if !by.is_empty() {
+    if !by.is_empty() && !groups.is_empty() {
         let mut grand = Group::default();
         for g in groups.values() {
             grand.merge(g);
