@@ -60,6 +60,54 @@ pub struct StatCell {
     pub latest_ms: i64,
 }
 
+/// What a query needs of an indicators cell, precomputed when the cell changes, so a table costs
+/// the number of cells it reads and never the number of structures or records behind them.
+#[derive(Clone, PartialEq, Message)]
+pub struct Summary {
+    /// Contributing structures.
+    #[prost(uint32, tag = "1")]
+    pub structures: u32,
+    /// Totals per measure (stocks averaged per structure over its months, flows summed).
+    #[prost(int64, repeated, tag = "2")]
+    pub totals: Vec<i64>,
+    /// The largest single-structure value of the dominance measure.
+    #[prost(int64, tag = "3")]
+    pub dominance_max: i64,
+    /// Latest record received.
+    #[prost(int64, tag = "4")]
+    pub latest_ms: i64,
+}
+
+impl Summary {
+    /// Adds a summary of cells whose structures are disjoint from this one's.
+    fn merge(&mut self, other: &Summary) {
+        self.structures += other.structures;
+        self.totals.resize(self.totals.len().max(other.totals.len()), 0);
+        for (a, b) in self.totals.iter_mut().zip(&other.totals) {
+            *a += b;
+        }
+        self.dominance_max = self.dominance_max.max(other.dominance_max);
+        self.latest_ms = self.latest_ms.max(other.latest_ms);
+    }
+}
+
+/// The quarter and year cells an indicators month cell rolls up into.
+fn rollups(month_key: &[u8]) -> Vec<Vec<u8>> {
+    let text = String::from_utf8_lossy(month_key);
+    let parts: Vec<&str> = text.split('/').collect();
+    let (Some(ordinal), Some(dep), Some(kind)) =
+        (parts.get(1).and_then(|p| p.parse::<u32>().ok()), parts.get(2), parts.get(3))
+    else {
+        return Vec::new();
+    };
+    let month = Month::from_ordinal(ordinal);
+    let quarter = month.year as u32 * 4 + u32::from(month.month - 1) / 3;
+    vec![
+        format!("iq/{quarter:08}/{dep}/{kind}").into_bytes(),
+        format!("iy/{:08}/{dep}/{kind}", month.year).into_bytes(),
+    ]
+}
+
 impl StatCell {
     fn apply(&mut self, siret: &str, values: &[i64], sign: i64, at_ms: i64) {
         let index = match self.contributions.iter().position(|c| c.siret == siret) {
@@ -165,19 +213,35 @@ impl Hub {
                 let cell = self.load_cell(&old.stat_key)?;
                 delta.cells.insert(old.stat_key.clone(), cell);
             }
-            if let Some(cell) = delta.cells.get_mut(&old.stat_key) {
-                cell.apply(origin, &values, -1, 0);
+            let mut keys = vec![old.stat_key.clone()];
+            if old.stat_key.starts_with(b"i/") {
+                keys.extend(rollups(&old.stat_key));
             }
-        }
-        if let Some(new) = new {
-            new.stat_key.clear();
-            if let Some((key, values)) = contribution(new, structure) {
+            for key in keys {
                 if !delta.cells.contains_key(&key) {
                     let cell = self.load_cell(&key)?;
                     delta.cells.insert(key.clone(), cell);
                 }
                 if let Some(cell) = delta.cells.get_mut(&key) {
-                    cell.apply(origin, &values, 1, new.received_at_ms);
+                    cell.apply(origin, &values, -1, 0);
+                }
+            }
+        }
+        if let Some(new) = new {
+            new.stat_key.clear();
+            if let Some((key, values)) = contribution(new, structure) {
+                let mut keys = vec![key.clone()];
+                if key.starts_with(b"i/") {
+                    keys.extend(rollups(&key));
+                }
+                for k in keys {
+                    if !delta.cells.contains_key(&k) {
+                        let cell = self.load_cell(&k)?;
+                        delta.cells.insert(k.clone(), cell);
+                    }
+                    if let Some(cell) = delta.cells.get_mut(&k) {
+                        cell.apply(origin, &values, 1, new.received_at_ms);
+                    }
                 }
                 new.stat_key = key;
             }
@@ -188,9 +252,23 @@ impl Hub {
     /// Writes the changed cells into `batch`.
     pub(super) fn flush_stats(batch: &mut WriteBatch, delta: StatsDelta) {
         for (key, cell) in delta.cells {
+            let indicators = key.starts_with(b"i/") || key.starts_with(b"iq/") || key.starts_with(b"iy/");
+            let summary_key = [b"z/".as_slice(), &key].concat();
             if cell.contributions.is_empty() {
                 batch.delete(Tree::Stats, key);
+                if indicators {
+                    batch.delete(Tree::Stats, summary_key);
+                }
             } else {
+                if indicators {
+                    let mut group = Group::default();
+                    for c in &cell.contributions {
+                        group.add(c);
+                    }
+                    let mut summary = summarize(&INDICATORS, &group);
+                    summary.latest_ms = cell.latest_ms;
+                    batch.put(Tree::Stats, summary_key, summary.encode_to_vec());
+                }
                 batch.put(Tree::Stats, key, cell.encode_to_vec());
             }
         }
@@ -350,10 +428,14 @@ impl Hub {
                 .into());
             }
         }
-        let (range, label) = match request.table.as_str() {
+        let mut freshness = Vec::new();
+        let (entries, label) = match request.table.as_str() {
             "indicators" => {
-                let (from, to) = parse_period(&request.period)?;
-                (Some((from, to)), request.period.clone())
+                let (summaries, latest) = self.indicator_summaries(&request.period, &request.by)?;
+                if latest > 0 {
+                    freshness.push(format!("{}={}", request.period, format_unix_ms(latest)));
+                }
+                (with_margins(&request.by, &summaries, Summary::merge), request.period.clone())
             }
             "needs" => {
                 let from = request
@@ -368,55 +450,15 @@ impl Hub {
                     from.map(|m| m.to_string()).unwrap_or_default(),
                     to.map(|m| m.to_string()).unwrap_or_default()
                 );
-                (
-                    Some((
-                        from.unwrap_or(Month { year: 1900, month: 1 }),
-                        to.unwrap_or(Month { year: 2199, month: 12 }),
-                    )),
-                    label,
-                )
-            }
-            _ => (None, String::new()),
-        };
-        // Read the cells in range and group them by the requested dimensions.
-        let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
-        let mut freshness: BTreeMap<String, i64> = BTreeMap::new();
-        for (key, cell) in self.stat_cells(spec.prefix)? {
-            let key = String::from_utf8_lossy(&key).into_owned();
-            let parts: Vec<&str> = key.split('/').collect();
-            let coords = match request.table.as_str() {
-                "indicators" => {
-                    let ordinal: u32 = parts.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-                    let month = Month::from_ordinal(ordinal);
-                    if range.is_some_and(|(f, t)| month < f || month > t) {
-                        continue;
-                    }
-                    let latest = freshness.entry(month.to_string()).or_default();
-                    *latest = (*latest).max(cell.latest_ms);
-                    let (dep, kind) =
-                        (parts.get(2).copied().unwrap_or(""), parts.get(3).copied().unwrap_or(""));
-                    request
-                        .by
-                        .iter()
-                        .map(|d| match d.as_str() {
-                            "departement" => dep.to_string(),
-                            "region" => passerelle_proto::geo::region_of(dep).unwrap_or("?").to_string(),
-                            "kind" => kind.to_string(),
-                            _ => self.config.network.clone(),
-                        })
-                        .collect::<Vec<_>>()
-                }
-                "needs" => {
-                    let ordinal: u32 = parts.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-                    let month = Month::from_ordinal(ordinal);
-                    if range.is_some_and(|(f, t)| month < f || month > t) {
-                        continue;
-                    }
-                    let (dep, rome, contract) = (
-                        parts.get(2).copied().unwrap_or(""),
-                        parts.get(3).copied().unwrap_or(""),
-                        parts.get(4).copied().unwrap_or(""),
-                    );
+                let from = from.unwrap_or(Month { year: 1900, month: 1 });
+                let to = to.unwrap_or(Month { year: 2199, month: 12 });
+                let start = format!("n/{:08}", from.ordinal());
+                let end = format!("n/{:08}", to.ordinal() + 1);
+                let cells =
+                    self.store.scan(Tree::Stats, start.as_bytes(), Some(end.as_bytes()), usize::MAX)?;
+                let groups = group_cells(cells, |parts| {
+                    let month = Month::from_ordinal(parts.get(1).and_then(|p| p.parse().ok()).unwrap_or(0));
+                    let (dep, rome, contract) = (part(parts, 2), part(parts, 3), part(parts, 4));
                     request
                         .by
                         .iter()
@@ -429,13 +471,13 @@ impl Hub {
                             _ => contract.to_string(),
                         })
                         .collect()
-                }
-                _ => {
-                    let (dep, domaine, band) = (
-                        parts.get(1).copied().unwrap_or(""),
-                        parts.get(2).copied().unwrap_or(""),
-                        parts.get(3).copied().unwrap_or(""),
-                    );
+                })?;
+                (summarize_with_margins(spec, &request.by, &groups), label)
+            }
+            _ => {
+                let cells = scan_prefix(self.store.as_ref(), Tree::Stats, b"p/")?;
+                let groups = group_cells(cells, |parts| {
+                    let (dep, domaine, band) = (part(parts, 1), part(parts, 2), part(parts, 3));
                     request
                         .by
                         .iter()
@@ -445,15 +487,12 @@ impl Hub {
                             _ => band.to_string(),
                         })
                         .collect()
-                }
-            };
-            let group = groups.entry(coords).or_default();
-            for c in &cell.contributions {
-                group.add(c);
+                })?;
+                (summarize_with_margins(spec, &request.by, &groups), String::new())
             }
-        }
+        };
         let min_persons = i64::from(self.config.min_persons);
-        let mut cells = disclose(spec, &request.by, &groups, min_persons);
+        let mut cells = disclose(spec, entries, min_persons);
         secondary_suppression(&mut cells, request.by.len());
         let mut rules = vec![
             format!("a cell with fewer than {MIN_STRUCTURES} contributing structures is suppressed"),
@@ -483,66 +522,167 @@ impl Hub {
             period: label,
             cells,
             rules,
-            freshness: freshness.into_iter().map(|(m, ms)| format!("{m}={}", format_unix_ms(ms))).collect(),
+            freshness,
         })
     }
+
+    /// The precomputed summaries of the indicators cells of one period (a month, quarter or
+    /// year cell each), grouped by `by`; and the latest report time.
+    fn indicator_summaries(
+        &self,
+        period: &str,
+        by: &[String],
+    ) -> Result<(BTreeMap<Vec<String>, Summary>, i64)> {
+        let (from, to) = parse_period(period)?;
+        let prefix = if from == to {
+            format!("z/i/{:08}/", from.ordinal())
+        } else if to.month - from.month == 2 {
+            format!("z/iq/{:08}/", from.year as u32 * 4 + u32::from(from.month - 1) / 3)
+        } else {
+            format!("z/iy/{:08}/", from.year)
+        };
+        let mut groups: BTreeMap<Vec<String>, Summary> = BTreeMap::new();
+        let mut latest = 0;
+        for (key, raw) in scan_prefix(self.store.as_ref(), Tree::Stats, prefix.as_bytes())? {
+            let summary = Summary::decode(raw.as_slice())
+                .map_err(|_| Error::Store(StoreError("corrupt summary".into())))?;
+            latest = latest.max(summary.latest_ms);
+            let key = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let (dep, kind) = key.split_once('/').unwrap_or((&key, ""));
+            let coords: Vec<String> = by
+                .iter()
+                .map(|d| match d.as_str() {
+                    "departement" => dep.to_string(),
+                    "region" => passerelle_proto::geo::region_of(dep).unwrap_or("?").to_string(),
+                    "kind" => kind.to_string(),
+                    _ => self.config.network.clone(),
+                })
+                .collect();
+            groups.entry(coords).or_default().merge(&summary);
+        }
+        Ok((groups, latest))
+    }
+}
+
+fn part<'a>(parts: &[&'a str], i: usize) -> &'a str {
+    parts.get(i).copied().unwrap_or("")
+}
+
+/// Groups stored cells (with per-structure contributions) by the coordinates `coords` gives.
+fn group_cells(
+    cells: Vec<crate::store::KeyValue>,
+    coords: impl Fn(&[&str]) -> Vec<String>,
+) -> Result<BTreeMap<Vec<String>, Group>> {
+    let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
+    for (key, raw) in cells {
+        let cell =
+            StatCell::decode(raw.as_slice()).map_err(|_| Error::Store(StoreError("corrupt cell".into())))?;
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let parts: Vec<&str> = key.split('/').collect();
+        let group = groups.entry(coords(&parts)).or_default();
+        for c in &cell.contributions {
+            group.add(c);
+        }
+    }
+    Ok(groups)
+}
+
+/// Interior cells plus margins (per value of each of two dimensions) and the grand total.
+fn with_margins<T: Clone + Default>(
+    by: &[String],
+    groups: &BTreeMap<Vec<String>, T>,
+    merge: impl Fn(&mut T, &T),
+) -> Vec<(Vec<String>, bool, T)> {
+    let mut all: Vec<(Vec<String>, bool, T)> =
+        groups.iter().map(|(k, g)| (k.clone(), false, g.clone())).collect();
+    if by.len() == 2 {
+        let mut rows: BTreeMap<String, T> = BTreeMap::new();
+        let mut cols: BTreeMap<String, T> = BTreeMap::new();
+        for (k, g) in groups {
+            merge(rows.entry(k[0].clone()).or_default(), g);
+            merge(cols.entry(k[1].clone()).or_default(), g);
+        }
+        all.extend(rows.into_iter().map(|(v, g)| (vec![v, "*".into()], true, g)));
+        all.extend(cols.into_iter().map(|(v, g)| (vec!["*".into(), v], true, g)));
+    }
+    if !by.is_empty() && !groups.is_empty() {
+        let mut grand = T::default();
+        for g in groups.values() {
+            merge(&mut grand, g);
+        }
+        all.push((vec!["*".into(); by.len()], true, grand));
+    }
+    all
+}
+
+/// Margins over per-structure groups (structures may appear in several cells), then summaries.
+fn summarize_with_margins(
+    spec: &Spec,
+    by: &[String],
+    groups: &BTreeMap<Vec<String>, Group>,
+) -> Vec<(Vec<String>, bool, Summary)> {
+    with_margins(by, groups, Group::merge).into_iter().map(|(k, t, g)| (k, t, summarize(spec, &g))).collect()
+}
+
+/// Disclosure control of groups given per structure (for tests and the needs/profiles tables).
+#[cfg(test)]
+fn disclose_groups(
+    spec: &Spec,
+    by: &[String],
+    groups: &BTreeMap<Vec<String>, Group>,
+    min_persons: i64,
+) -> Vec<Cell> {
+    disclose(spec, summarize_with_margins(spec, by, groups), min_persons)
 }
 
 fn totals(spec: &Spec, group: &Group) -> Vec<i64> {
     let mut out = vec![0i64; spec.measures.len()];
     for (values, months) in group.by_siret.values() {
         for (i, (_, _, agg)) in spec.measures.iter().enumerate() {
-            let v = values.get(i).copied().unwrap_or(0);
-            out[i] += match agg {
-                Agg::Sum => v,
-                Agg::MonthlyAverage => (v + months / 2) / (*months).max(1),
-            };
+            out[i] += per_structure(values.get(i).copied().unwrap_or(0), *months, *agg);
         }
     }
     out
 }
 
+fn per_structure(value: i64, months: i64, agg: Agg) -> i64 {
+    match agg {
+        Agg::Sum => value,
+        Agg::MonthlyAverage => (value + months / 2) / months.max(1),
+    }
+}
+
+/// The summary of a group of structures.
+fn summarize(spec: &Spec, group: &Group) -> Summary {
+    let agg = spec.measures[spec.dominance].2;
+    Summary {
+        structures: group.by_siret.len() as u32,
+        totals: totals(spec, group),
+        dominance_max: group
+            .by_siret
+            .values()
+            .map(|(v, m)| per_structure(v.get(spec.dominance).copied().unwrap_or(0), *m, agg))
+            .max()
+            .unwrap_or(0),
+        latest_ms: 0,
+    }
+}
+
 /// Primary disclosure control of every interior cell and total.
-fn disclose(
-    spec: &Spec,
-    by: &[String],
-    groups: &BTreeMap<Vec<String>, Group>,
-    min_persons: i64,
-) -> Vec<Cell> {
-    let mut all: Vec<(Vec<String>, bool, Group)> =
-        groups.iter().map(|(k, g)| (k.clone(), false, g.clone())).collect();
-    // Margins: for two dimensions, per value of each; and the grand total.
-    if by.len() == 2 {
-        let mut rows: BTreeMap<String, Group> = BTreeMap::new();
-        let mut cols: BTreeMap<String, Group> = BTreeMap::new();
-        for (k, g) in groups {
-            rows.entry(k[0].clone()).or_default().merge(g);
-            cols.entry(k[1].clone()).or_default().merge(g);
-        }
-        all.extend(rows.into_iter().map(|(v, g)| (vec![v, "*".into()], true, g)));
-        all.extend(cols.into_iter().map(|(v, g)| (vec!["*".into(), v], true, g)));
-    }
-    if !by.is_empty() && !groups.is_empty() {
-        let mut grand = Group::default();
-        for g in groups.values() {
-            grand.merge(g);
-        }
-        all.push((vec!["*".into(); by.len()], true, grand));
-    }
-    all.into_iter()
-        .map(|(key, total, group)| {
-            let values = totals(spec, &group);
-            let structures = group.by_siret.len();
-            let dominant = group.by_siret.values().map(|(v, m)| {
-                let v = v.get(spec.dominance).copied().unwrap_or(0);
-                if matches!(spec.measures[spec.dominance].2, Agg::MonthlyAverage) { v / m.max(&1) } else { v }
-            });
-            let max = dominant.max().unwrap_or(0);
+fn disclose(spec: &Spec, entries: Vec<(Vec<String>, bool, Summary)>, min_persons: i64) -> Vec<Cell> {
+    entries
+        .into_iter()
+        .map(|(key, total, summary)| {
+            let values = summary.totals.clone();
+            let value = |i: usize| values.get(i).copied().unwrap_or(0);
+            let structures = summary.structures as usize;
             let reason = if structures < MIN_STRUCTURES {
                 format!("fewer than {MIN_STRUCTURES} structures")
-            } else if spec.persons.is_some_and(|p| values[p] < min_persons) {
+            } else if spec.persons.is_some_and(|p| value(p) < min_persons) {
                 format!("fewer than {min_persons} persons")
-            } else if values[spec.dominance] > 0 && max * 100 > DOMINANCE_PERCENT * values[spec.dominance] {
+            } else if value(spec.dominance) > 0
+                && summary.dominance_max * 100 > DOMINANCE_PERCENT * value(spec.dominance)
+            {
                 format!("one structure contributes more than {DOMINANCE_PERCENT} %")
             } else {
                 String::new()
@@ -550,17 +690,17 @@ fn disclose(
             let mut measures: Vec<Measure> = spec
                 .measures
                 .iter()
-                .zip(&values)
-                .map(|((name, unit, _), v)| Measure {
+                .enumerate()
+                .map(|(i, (name, unit, _))| Measure {
                     name: (*name).into(),
-                    value: reason.is_empty().then_some(*v),
+                    value: reason.is_empty().then_some(value(i)),
                     unit: (*unit).into(),
                     suppressed: reason.clone(),
                 })
                 .collect();
             if spec.prefix == "i/" {
-                let exits = values[4];
-                let dynamic = values[5] + values[6] + values[7];
+                let exits = value(4);
+                let dynamic = value(5) + value(6) + value(7);
                 let rate = (exits > 0).then(|| (dynamic * 20_000 / exits + 1) / 2);
                 measures.push(Measure {
                     name: "dynamic_exit_rate".into(),
@@ -757,7 +897,7 @@ mod tests {
     #[test]
     fn each_primary_rule_triggers_and_nothing_is_shown_as_zero() {
         let by = vec!["departement".to_string(), "kind".to_string()];
-        let cells = disclose(&INDICATORS, &by, &twelve(), 5);
+        let cells = disclose_groups(&INDICATORS, &by, &twelve(), 5);
         let cell = |a: &str, b: &str| cells.iter().find(|c| c.key == [a, b]).cloned().expect("cell");
         assert_eq!(cell("49", "ai").suppressed, "");
         assert_eq!(value(&cell("49", "ai"), "employees_in_insertion"), Some(40));
@@ -779,7 +919,7 @@ mod tests {
         }
         // With 11 as the threshold (state consumers), the 44 × ai cell (40 persons) stays published
         // on that rule but 49 × ai's 6 exits become too few to show.
-        let strict = disclose(&INDICATORS, &by, &twelve(), 11);
+        let strict = disclose_groups(&INDICATORS, &by, &twelve(), 11);
         let c = strict.iter().find(|c| c.key == ["49", "ai"]).cloned().expect("cell");
         assert_eq!(value(&c, "exits_total"), None);
         assert!(c.measures.iter().any(|m| m.suppressed == "fewer than 11 exits"));
@@ -789,7 +929,7 @@ mod tests {
     #[test]
     fn no_suppressed_cell_can_be_recovered_from_published_totals() {
         let by = vec!["departement".to_string(), "kind".to_string()];
-        let mut cells = disclose(&INDICATORS, &by, &twelve(), 5);
+        let mut cells = disclose_groups(&INDICATORS, &by, &twelve(), 5);
         // Without complementary suppression the attack works (the test can fail)…
         let naive = recoverable(&cells, "hours_worked");
         assert!(
@@ -816,7 +956,7 @@ mod tests {
             groups.entry(vec![k[0].clone()]).or_default().merge(&g);
         }
         groups.insert(vec!["85".into()], group(&[("s13", v(10, 100, [0; 5]))]));
-        let mut cells = disclose(&INDICATORS, &by, &groups, 5);
+        let mut cells = disclose_groups(&INDICATORS, &by, &groups, 5);
         secondary_suppression(&mut cells, 1);
         let hidden = cells.iter().filter(|c| !c.total && !c.suppressed.is_empty()).count();
         assert!(hidden != 1, "a single suppressed cell next to a published total is recoverable");
@@ -882,85 +1022,109 @@ mod incremental {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
-        #[test]
-        fn incremental_cells_equal_a_full_recomputation(ops in prop::collection::vec(op(), 1..60)) {
-            let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let hub = hub(dir.path());
-            let mut sessions = Vec::new();
-            for (i, (siret, dep, kind)) in ORIGINS.iter().enumerate() {
-                let peer = Peer { id: PeerId { role: Role::Node, id: (*siret).into() }, serial: None };
-                let structure = Structure { siret: (*siret).into(), kind: *kind, name: format!("S{i}"), departement: (*dep).into() };
-                hub.admit(&peer, Some(structure)).map_err(|e| TestCaseError::fail(e.to_string()))?;
-                sessions.push(PushSession::for_tests(peer, vec![i as u8; 16], &["needs", "indicators"], i as u64 + 1));
-            }
-            let mut versions: HashMap<(usize, String), u64> = HashMap::new();
-            for (seq, (origin, what, key, value)) in ops.into_iter().enumerate() {
-                let siret = ORIGINS[origin].0;
-                let (dataset, key) = if what < 2 {
-                    ("indicators", format!("2026-{:02}", 1 + key))
-                } else {
-                    ("needs", format!("01920000-0000-7000-8000-00000000000{key}"))
-                };
-                let version = versions.entry((origin, key.clone())).or_default();
-                *version += 1;
-                let tombstone = Some(change::Payload::Tombstone(Tombstone { origin_siret: siret.into(), hub_id: "coorace-pdl".into(), reason: "deleted".into() }));
-                let payload = match what {
-                    0 => Some(change::Payload::Indicators(IndicatorReport {
-                        siret: siret.into(),
-                        fields: Some(IndicatorFields {
-                            period: key.clone(),
-                            etp_hundredths: u64::from(value) * 10,
-                            employees_in_insertion: value,
-                            hours_worked: u64::from(value) * 100,
-                            hires: value % 3,
-                            exits: Some(Exits { total: value % 4, durable: value % 4, ..Default::default() }),
-                        }),
-                        version: *version,
-                        submitted_at_ms: 0,
-                    })),
-                    2 | 3 => Some(change::Payload::Need(SharedNeed {
-                        origin_siret: siret.into(),
-                        need_id: key.clone(),
-                        origin_version: *version,
-                        rome_code: format!("K22{:02}", value % 5),
-                        contract_type: 1,
-                        open_positions: value,
-                        hours_per_week: 20,
-                        departement: "49".into(),
-                        start_date: "2027-01-04".into(),
-                        status: if what == 2 { 1 } else { 2 },
-                        ..Default::default()
-                    })),
-                    _ => tombstone,
-                };
-                let batch = Batch { seq: seq as u64 + 1, changes: vec![Change { dataset: dataset.into(), key, version: *version, payload }], head_seq: 0 };
-                hub.apply_batch(&sessions[origin], batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            }
-            // Recompute every cell from the live records.
-            let mut expected: Cells = BTreeMap::new();
-            let members = hub.list_members().map_err(|e| TestCaseError::fail(e.to_string()))?;
-            for (siret, _, _) in ORIGINS {
-                let structure = members.iter().find(|m| m.id == siret).and_then(|m| m.structure.clone());
-                for dataset in ["needs", "indicators"] {
-                    for (_, record) in hub.records_of(siret, dataset).map_err(|e| TestCaseError::fail(e.to_string()))? {
-                        if let Some((key, values)) = contribution(&record, structure.as_ref()) {
-                            let entry = expected.entry(key).or_default().entry(siret.to_string()).or_insert_with(|| (vec![0; values.len()], 0));
-                            for (a, v) in entry.0.iter_mut().zip(&values) {
-                                *a += v;
+            #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+            #[test]
+            fn incremental_cells_equal_a_full_recomputation(ops in prop::collection::vec(op(), 1..60)) {
+                let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let hub = hub(dir.path());
+                let mut sessions = Vec::new();
+                for (i, (siret, dep, kind)) in ORIGINS.iter().enumerate() {
+                    let peer = Peer { id: PeerId { role: Role::Node, id: (*siret).into() }, serial: None };
+                    let structure = Structure { siret: (*siret).into(), kind: *kind, name: format!("S{i}"), departement: (*dep).into() };
+                    hub.admit(&peer, Some(structure)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    sessions.push(PushSession::for_tests(peer, vec![i as u8; 16], &["needs", "indicators"], i as u64 + 1));
+                }
+                let mut versions: HashMap<(usize, String), u64> = HashMap::new();
+                for (seq, (origin, what, key, value)) in ops.into_iter().enumerate() {
+                    let siret = ORIGINS[origin].0;
+                    let (dataset, key) = if what < 2 {
+                        ("indicators", format!("2026-{:02}", 1 + key))
+                    } else {
+                        ("needs", format!("01920000-0000-7000-8000-00000000000{key}"))
+                    };
+                    let version = versions.entry((origin, key.clone())).or_default();
+                    *version += 1;
+                    let tombstone = Some(change::Payload::Tombstone(Tombstone { origin_siret: siret.into(), hub_id: "coorace-pdl".into(), reason: "deleted".into() }));
+                    let payload = match what {
+                        0 => Some(change::Payload::Indicators(IndicatorReport {
+                            siret: siret.into(),
+                            fields: Some(IndicatorFields {
+                                period: key.clone(),
+                                etp_hundredths: u64::from(value) * 10,
+                                employees_in_insertion: value,
+                                hours_worked: u64::from(value) * 100,
+                                hires: value % 3,
+                                exits: Some(Exits { total: value % 4, durable: value % 4, ..Default::default() }),
+                            }),
+                            version: *version,
+                            submitted_at_ms: 0,
+                        })),
+                        2 | 3 => Some(change::Payload::Need(SharedNeed {
+                            origin_siret: siret.into(),
+                            need_id: key.clone(),
+                            origin_version: *version,
+                            rome_code: format!("K22{:02}", value % 5),
+                            contract_type: 1,
+                            open_positions: value,
+                            hours_per_week: 20,
+                            departement: "49".into(),
+                            start_date: "2027-01-04".into(),
+                            status: if what == 2 { 1 } else { 2 },
+                            ..Default::default()
+                        })),
+                        _ => tombstone,
+                    };
+                    let batch = Batch { seq: seq as u64 + 1, changes: vec![Change { dataset: dataset.into(), key, version: *version, payload }], head_seq: 0 };
+                    hub.apply_batch(&sessions[origin], batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                }
+                // Recompute every cell from the live records.
+                let mut expected: Cells = BTreeMap::new();
+                let members = hub.list_members().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                for (siret, _, _) in ORIGINS {
+                    let structure = members.iter().find(|m| m.id == siret).and_then(|m| m.structure.clone());
+                    for dataset in ["needs", "indicators"] {
+                        for (_, record) in hub.records_of(siret, dataset).map_err(|e| TestCaseError::fail(e.to_string()))? {
+    if let Some((key, values)) = contribution(&record, structure.as_ref()) {
+                                let mut keys = vec![key.clone()];
+                                if key.starts_with(b"i/") {
+                                    keys.extend(rollups(&key));
+                                }
+                                for key in keys {
+                                    let entry = expected
+                                        .entry(key)
+                                        .or_default()
+                                        .entry(siret.to_string())
+                                        .or_insert_with(|| (vec![0; values.len()], 0));
+                                    for (a, v) in entry.0.iter_mut().zip(&values) {
+                                        *a += v;
+                                    }
+                                    entry.1 += 1;
+                                }
                             }
-                            entry.1 += 1;
                         }
                     }
                 }
+                let mut actual: Cells = BTreeMap::new();
+                for prefix in ["i/", "iq/", "iy/", "n/"] {
+                    for (k, cell) in hub.stat_cells(prefix).map_err(|e| TestCaseError::fail(e.to_string()))? {
+                        actual.insert(k, cell.contributions.into_iter().map(|c| (c.siret, (c.values, c.records))).collect());
+                    }
+                }
+                prop_assert_eq!(&actual, &expected);
+                // Every indicators cell has a summary equal to one computed afresh.
+                let stored = hub.store.scan(Tree::Stats, b"z/", Some(b"z0"), usize::MAX).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let indicator_cells = expected.keys().filter(|k| !k.starts_with(b"n/")).count();
+                prop_assert_eq!(stored.len(), indicator_cells);
+                for (key, raw) in stored {
+                    let summary = Summary::decode(raw.as_slice()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    let mut group = Group::default();
+                    for (siret, (values, records)) in &expected[&key[2..]] {
+                        group.add(&Contribution { siret: siret.clone(), values: values.clone(), records: *records });
+                    }
+                    let fresh = summarize(&INDICATORS, &group);
+                    prop_assert_eq!((summary.structures, summary.totals, summary.dominance_max), (fresh.structures, fresh.totals, fresh.dominance_max));
+                }
+
             }
-            let actual: Cells = hub
-                .stat_cells("")
-                .map_err(|e| TestCaseError::fail(e.to_string()))?
-                .into_iter()
-                .map(|(k, cell)| (k, cell.contributions.into_iter().map(|c| (c.siret, (c.values, c.records))).collect()))
-                .collect();
-            prop_assert_eq!(actual, expected);
         }
-    }
 }

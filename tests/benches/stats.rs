@@ -1,0 +1,207 @@
+//! Statistics: ingest all SIAE in France for five years, then read a quarter × département × kind
+//! table; compared in the same run with DuckDB running the equivalent GROUP BY on the same rows.
+//!
+//! Run: `cargo bench -p passerelle-tests --bench stats` (env `BENCH_STRUCTURES`, default 4000;
+//! `BENCH_MONTHS`, default 60; `BENCH_QUERIES`, default 100). Installs DuckDB from PyPI
+//! (`python3 -m pip install duckdb`) if it is missing. Prints a Markdown table for BENCHMARKS.md.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use passerelle_daemon::authz::Peer;
+use passerelle_daemon::config::HubConfig;
+use passerelle_daemon::hub::Hub;
+use passerelle_daemon::tls::ServerTlsFiles;
+use passerelle_proto::date::Month;
+use passerelle_proto::identity::{PeerId, Role};
+use passerelle_proto::v1::{
+    Batch, Change, Exits, GetTableRequest, IndicatorFields, IndicatorReport, PushOpen, Structure, change,
+};
+
+const DEPARTEMENTS: [&str; 12] = ["44", "49", "53", "72", "85", "31", "34", "13", "69", "59", "75", "33"];
+const KINDS: [&str; 5] = ["ai", "aci", "ei", "etti", "eiti"];
+
+/// A valid SIRET (Luhn) for structure `n`.
+fn siret(n: usize) -> String {
+    let base = format!("{:013}", 1_000_000_000_000u64 + n as u64 * 7919);
+    (0..10)
+        .map(|d| format!("{base}{d}"))
+        .find(|s| passerelle_proto::validate::siret("siret", s).is_ok())
+        .unwrap_or_default()
+}
+
+fn percentile(values: &mut [Duration], p: f64) -> Duration {
+    values.sort();
+    values[((values.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() -> anyhow::Result<()> {
+    let structures: usize =
+        std::env::var("BENCH_STRUCTURES").ok().and_then(|v| v.parse().ok()).unwrap_or(4000);
+    let months: u32 = std::env::var("BENCH_MONTHS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let queries: usize = std::env::var("BENCH_QUERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let dir = tempfile::tempdir()?;
+    let config = HubConfig {
+        id: "dreets-52".into(),
+        network: "consolidation".into(),
+        region: "52".into(),
+        listen: "127.0.0.1:0".parse()?,
+        auto_accept: true,
+        denied_serials: Vec::new(),
+        k_anonymity: 5,
+        min_persons: 11,
+        tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), client_cas: Vec::new() },
+    };
+    let hub = Hub::open(&dir.path().join("hub"), config, Default::default(), None)?;
+    let csv_path = dir.path().join("reports.csv");
+    let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
+    writeln!(
+        csv,
+        "siret,period,departement,kind,etp_hundredths,employees,hours,hires,exits_total,exits_durable,exits_transition,exits_positive,exits_other"
+    )?;
+    let first = Month { year: 2027 - (months.div_ceil(12)) as i32, month: 1 };
+
+    // Ingest through the hub's real path: one push session per structure, its reports in one
+    // durable batch.
+    let started = Instant::now();
+    for n in 0..structures {
+        let siret = siret(n);
+        let (dep, kind) = (DEPARTEMENTS[n % DEPARTEMENTS.len()], KINDS[(n / 3) % KINDS.len()]);
+        let structure = Structure {
+            siret: siret.clone(),
+            kind: passerelle_proto::codes::Code::from_slug(kind)
+                .map(|k: passerelle_proto::v1::StructureKind| k as i32)
+                .unwrap_or(1),
+            name: format!("SIAE {n}"),
+            departement: dep.into(),
+        };
+        let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+        let open = PushOpen {
+            structure: Some(structure),
+            epoch: uuid_bytes(n),
+            datasets: vec!["indicators".into()],
+            digests: Vec::new(),
+            head_seq: u64::from(months),
+        };
+        let (session, _) = hub.open_push(&peer, open)?;
+        let mut changes = Vec::with_capacity(months as usize);
+        for m in 0..months {
+            let period = Month::from_ordinal(first.ordinal() + m).to_string();
+            let employees = 5 + (n as u32 * 7 + m) % 40;
+            let total = (n as u32 + m) % 6;
+            let durable = total / 3;
+            let transition = total / 3;
+            let fields = IndicatorFields {
+                period: period.clone(),
+                etp_hundredths: u64::from(employees) * 60,
+                employees_in_insertion: employees,
+                hours_worked: u64::from(employees) * 80,
+                hires: (n as u32 + 2 * m) % 5,
+                exits: Some(Exits {
+                    total,
+                    durable,
+                    transition,
+                    positive: 0,
+                    other: total - durable - transition,
+                }),
+            };
+            writeln!(
+                csv,
+                "{siret},{period},{dep},{kind},{},{employees},{},{},{total},{durable},{transition},0,{}",
+                fields.etp_hundredths,
+                fields.hours_worked,
+                fields.hires,
+                total - durable - transition
+            )?;
+            let report = IndicatorReport {
+                siret: siret.clone(),
+                fields: Some(fields),
+                version: 1,
+                submitted_at_ms: 0,
+            };
+            changes.push(Change {
+                dataset: "indicators".into(),
+                key: period,
+                version: 1,
+                payload: Some(change::Payload::Indicators(report)),
+            });
+        }
+        hub.apply_batch(&session, Batch { seq: u64::from(months), changes, head_seq: u64::from(months) })?;
+    }
+    let ingest = started.elapsed();
+    csv.flush()?;
+    drop(csv);
+
+    let request = GetTableRequest {
+        table: "indicators".into(),
+        by: vec!["departement".into(), "kind".into()],
+        period: "2026-Q3".into(),
+        ..Default::default()
+    };
+    let cells = hub.table(&request)?.cells.len();
+    let mut times = Vec::with_capacity(queries);
+    for _ in 0..queries {
+        let t0 = Instant::now();
+        let table = hub.table(&request)?;
+        times.push(t0.elapsed());
+        assert_eq!(table.cells.len(), cells);
+    }
+    let (p50, p99) = (percentile(&mut times, 0.5), percentile(&mut times, 0.99));
+
+    // DuckDB, same rows, same question.
+    if Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!("installing duckdb from PyPI");
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "duckdb"])
+            .status()?;
+        anyhow::ensure!(status.success(), "pip install duckdb failed");
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb_query.py");
+    let out = Command::new("python3").arg(script).arg(&csv_path).arg(queries.to_string()).output()?;
+    anyhow::ensure!(out.status.success(), "duckdb: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let parts: Vec<f64> = text.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    let (d50, d99) = (parts.first().copied().unwrap_or(f64::NAN), parts.get(1).copied().unwrap_or(f64::NAN));
+
+    let rows = structures * months as usize;
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| data | {structures} structures × {months} months = {rows} indicator reports |");
+    println!(
+        "| ingest through the hub (one push session and one durable batch per structure) | {:.1} s ({:.0} reports/s) |",
+        ingest.as_secs_f64(),
+        rows as f64 / ingest.as_secs_f64()
+    );
+    println!(
+        "| Passerelle: quarter × département × kind table, with disclosure control ({cells} cells incl. totals, {queries} queries) | p50 {:.3} ms, p99 {:.3} ms |",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "| DuckDB {}: the equivalent GROUP BY over the same rows in memory ({queries} queries) | p50 {d50:.3} ms, p99 {d99:.3} ms |",
+        duckdb_version()
+    );
+    println!("| ratio DuckDB p50 / Passerelle p50 | {:.1}× |", d50 / (p50.as_secs_f64() * 1e3));
+    Ok(())
+}
+
+fn uuid_bytes(n: usize) -> Vec<u8> {
+    let mut epoch = vec![0u8; 16];
+    epoch[..8].copy_from_slice(&(n as u64 + 1).to_be_bytes());
+    epoch
+}
+
+fn duckdb_version() -> String {
+    Command::new("python3")
+        .args(["-c", "import duckdb; print(duckdb.__version__)"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
