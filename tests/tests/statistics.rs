@@ -82,7 +82,10 @@ async fn a_consumer_reads_suppressed_tables_and_cannot_isolate_a_structure() -> 
         || c["measures"].as_object().is_some_and(|m| m.values().all(|v| v.is_null()))));
     assert!(table["rules"].as_array().is_some_and(|r| r.len() >= 3));
     let freshness = table["freshness"].as_array().cloned().unwrap_or_default();
-    assert!(freshness.len() == 1 && freshness[0].as_str().is_some_and(|f| f.starts_with("2026-Q3=2026-")), "{freshness:?}");
+    assert!(
+        freshness.len() == 1 && freshness[0].as_str().is_some_and(|f| f.starts_with("2026-Q3=2026-")),
+        "{freshness:?}"
+    );
 
     let csv = run(
         a.hub_endpoint(),

@@ -136,19 +136,15 @@ impl StatCell {
     }
 }
 
-/// Where a record is counted and with which values, or `None` if it is not counted.
-pub fn contribution(record: &HubRecord, structure: Option<&Structure>) -> Option<(Vec<u8>, Vec<i64>)> {
+/// The values a record contributes, whatever its cell (`None`: not counted).
+fn values_of(record: &HubRecord) -> Option<Vec<i64>> {
     if record.deleted {
         return None;
     }
     if let Some(report) = &record.indicators {
-        let s = structure?;
         let f = report.fields.as_ref()?;
         let e = f.exits.unwrap_or_default();
-        let month = Month::parse(&f.period).ok()?;
-        let key = format!("i/{:08}/{}/{}", month.ordinal(), s.departement, slug_of::<StructureKind>(s.kind))
-            .into_bytes();
-        let values = vec![
+        return Some(vec![
             f.etp_hundredths as i64,
             i64::from(f.employees_in_insertion),
             f.hours_worked as i64,
@@ -158,26 +154,32 @@ pub fn contribution(record: &HubRecord, structure: Option<&Structure>) -> Option
             i64::from(e.transition),
             i64::from(e.positive),
             i64::from(e.other),
-        ];
-        return Some((key, values));
+        ]);
     }
     if let Some(need) = &record.need {
-        if need.status != NeedStatus::Open as i32 {
-            return None;
-        }
+        return (need.status == NeedStatus::Open as i32).then(|| vec![1, i64::from(need.open_positions)]);
+    }
+    record.profile.as_ref().map(|_| vec![1])
+}
+
+/// Where a record is counted and with which values, or `None` if it is not counted. Indicators
+/// need the structure (département, kind); needs and profiles carry their own coordinates.
+pub fn contribution(record: &HubRecord, structure: Option<&Structure>) -> Option<(Vec<u8>, Vec<i64>)> {
+    let values = values_of(record)?;
+    let key = if let Some(report) = &record.indicators {
+        let s = structure?;
+        let month = Month::parse(&report.fields.as_ref()?.period).ok()?;
+        format!("i/{:08}/{}/{}", month.ordinal(), s.departement, slug_of::<StructureKind>(s.kind))
+    } else if let Some(need) = &record.need {
         let start = Month::parse(need.start_date.get(..7)?).ok()?;
         let contract = slug_of::<ContractType>(need.contract_type);
-        let key = format!("n/{:08}/{}/{}/{}", start.ordinal(), need.departement, need.rome_code, contract)
-            .into_bytes();
-        return Some((key, vec![1, i64::from(need.open_positions)]));
-    }
-    if let Some(profile) = &record.profile {
+        format!("n/{:08}/{}/{}/{}", start.ordinal(), need.departement, need.rome_code, contract)
+    } else {
+        let profile = record.profile.as_ref()?;
         let domaine: String = profile.rome_codes.first()?.chars().take(3).collect();
-        let key = format!("p/{}/{}/{}", profile.departement, domaine, slug_of::<AgeBand>(profile.age_band))
-            .into_bytes();
-        return Some((key, vec![1]));
-    }
-    None
+        format!("p/{}/{}/{}", profile.departement, domaine, slug_of::<AgeBand>(profile.age_band))
+    };
+    Some((key.into_bytes(), values))
 }
 
 /// Cells being changed by one commit.
@@ -207,7 +209,7 @@ impl Hub {
     ) -> Result<()> {
         if let Some(old) = old
             && !old.stat_key.is_empty()
-            && let Some((_, values)) = contribution(old, structure).or_else(|| contribution_values(old))
+            && let Some(values) = values_of(old)
         {
             if !delta.cells.contains_key(&old.stat_key) {
                 let cell = self.load_cell(&old.stat_key)?;
@@ -287,13 +289,6 @@ impl Hub {
             })
             .collect()
     }
-}
-
-/// The values a record was counted with, when its structure is no longer known (the key comes
-/// from the record itself).
-fn contribution_values(record: &HubRecord) -> Option<(Vec<u8>, Vec<i64>)> {
-    let placeholder = Structure { departement: "00".into(), ..Default::default() };
-    contribution(record, Some(&placeholder)).map(|(_, v)| (record.stat_key.clone(), v))
 }
 
 // ---------------------------------------------------------------------------------------------
