@@ -108,16 +108,7 @@ pub(crate) fn print(format: Format, table: &Table) -> std::io::Result<()> {
             if table.cells.is_empty() {
                 writeln!(out, "no data for this table and period")?;
             } else {
-                let widths: Vec<usize> = (0..header.len())
-                    .map(|i| {
-                        rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)
-                    })
-                    .collect();
-                for row in std::iter::once(&header).chain(&rows) {
-                    let line: Vec<String> =
-                        row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-                    writeln!(out, "{}", line.join("  ").trim_end())?;
-                }
+                super::render::aligned(&mut out, &header, &rows)?;
             }
             writeln!(out)?;
             for rule in &table.rules {

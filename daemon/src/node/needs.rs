@@ -14,16 +14,7 @@ impl Node {
     /// Records a new, open need.
     pub fn create_need(&self, fields: Option<NeedFields>) -> Result<RecruitmentNeed> {
         let fields = clean(required("fields", fields)?)?;
-        let now = now_unix_ms();
-        let id = uuid::Uuid::now_v7();
-        let need = RecruitmentNeed {
-            id: id.to_string(),
-            fields: Some(fields),
-            status: NeedStatus::Open as i32,
-            created_at_ms: now,
-            updated_at_ms: now,
-            version: 1,
-        };
+        let (id, need) = new_need(fields, now_unix_ms());
         let _writer = self.write_lock();
         let mut batch = WriteBatch::new();
         batch.put(Tree::Needs, keys::id(&id), need.encode_to_vec());
@@ -51,15 +42,7 @@ impl Node {
         let mut needs = Vec::with_capacity(cleaned.len());
         let mut last_seq = self.head_seq();
         for fields in cleaned {
-            let id = uuid::Uuid::now_v7();
-            let need = RecruitmentNeed {
-                id: id.to_string(),
-                fields: Some(fields),
-                status: NeedStatus::Open as i32,
-                created_at_ms: now,
-                updated_at_ms: now,
-                version: 1,
-            };
+            let (id, need) = new_need(fields, now);
             batch.put(Tree::Needs, keys::id(&id), need.encode_to_vec());
             last_seq = self.log_change_at(&mut batch, last_seq + 1, datasets::NEEDS, &need.id);
             needs.push(need);
@@ -162,6 +145,20 @@ impl Node {
         let seq = self.log_change(&mut batch, datasets::NEEDS, id);
         self.commit_change(batch, seq)
     }
+}
+
+/// A new open need at version 1, with a time-ordered id.
+fn new_need(fields: NeedFields, now: i64) -> (uuid::Uuid, RecruitmentNeed) {
+    let id = uuid::Uuid::now_v7();
+    let need = RecruitmentNeed {
+        id: id.to_string(),
+        fields: Some(fields),
+        status: NeedStatus::Open as i32,
+        created_at_ms: now,
+        updated_at_ms: now,
+        version: 1,
+    };
+    (id, need)
 }
 
 fn clean(mut fields: NeedFields) -> Result<NeedFields> {
