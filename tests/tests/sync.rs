@@ -234,3 +234,48 @@ async fn hub_structures_and_sync_status_through_the_cli() -> anyhow::Result<()> 
     node.stop().await?;
     hub.stop().await
 }
+
+/// Removing a member takes its data off the hub; once accepted again, its node resends
+/// everything it shares (its store epoch is unknown to the hub again).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_member_leaves_nothing_behind_and_comes_back_whole() -> anyhow::Result<()> {
+    use passerelle_tests::{ChildDaemon, cli_async, free_port, hub_records_on_disk};
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let port = free_port()?;
+    let hub_config = pki.write_hub_config_on("coorace-pdl", port, "", "")?;
+    let hub = ChildDaemon::spawn(&hub_config)?;
+    cli_async(&hub.endpoint, &["hub", "accept", SIRETS[4]]).await.ok()?;
+    let node = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[4],
+        "49",
+        &[("coorace-pdl", format!("https://localhost:{port}"), &["needs", "indicators"])],
+    )?)
+    .await?;
+    let mut client = NodeClient::connect(&node.endpoint, None).await?;
+    for _ in 0..3 {
+        client.create_need(need("K2204", "49", "49007")).await?;
+    }
+    client.submit_indicators(report("2026-10")).await?;
+    client.sync_now(true, Duration::from_secs(30)).await?;
+
+    let removed =
+        cli_async(&hub.endpoint, &["--format", "json", "hub", "remove", SIRETS[4]]).await.ok()?.json()?;
+    assert_eq!(removed["id"], SIRETS[4]);
+    hub.kill9()?;
+    assert!(hub_records_on_disk(&hub_config, SIRETS[4], "needs")?.is_empty(), "needs purged with the member");
+    assert!(
+        hub_records_on_disk(&hub_config, SIRETS[4], "indicators")?.is_empty(),
+        "reports purged with the member"
+    );
+
+    let hub = ChildDaemon::spawn(&hub_config)?;
+    cli_async(&hub.endpoint, &["hub", "accept", SIRETS[4]]).await.ok()?;
+    // The next change meets the new membership; the hub asks for everything again.
+    client.create_need(need("N1103", "49", "49007")).await?;
+    client.sync_now(true, Duration::from_secs(30)).await?;
+    hub.kill9()?;
+    assert_eq!(hub_records_on_disk(&hub_config, SIRETS[4], "needs")?.len(), 4);
+    assert_eq!(hub_records_on_disk(&hub_config, SIRETS[4], "indicators")?.len(), 1);
+    node.stop().await
+}

@@ -208,7 +208,9 @@ impl Hub {
         Ok(member)
     }
 
-    /// Removes a member; its next contact makes it pending again.
+    /// Removes a member and everything the hub holds of it — records, tombstones, statistics
+    /// contributions, view entries — in one commit. Its next contact makes it pending again; once
+    /// accepted, its store epoch is unknown here, so it resends everything it still shares.
     pub fn remove_member(&self, id: &str) -> Result<Member> {
         let role = member_role(id)?;
         let key = member_key(role, id);
@@ -216,9 +218,25 @@ impl Hub {
         let member =
             self.load(&key)?.ok_or_else(|| Error::NotFound { what: "member", id: id.to_string() })?;
         let mut batch = WriteBatch::new();
+        let mut stats = stats::StatsDelta::default();
+        let mut feed = Vec::new();
+        let mut purged = 0;
+        for dataset in passerelle_proto::datasets::ALL {
+            for (record_key, record) in self.records_of(id, dataset)? {
+                self.stage_stats(&mut stats, id, None, Some(&record), None)?;
+                batch.delete(Tree::Records, ingest::record_key(id, dataset, &record_key));
+                if *dataset == passerelle_proto::datasets::NEEDS {
+                    feed.push(format!("{id}/{record_key}"));
+                }
+                purged += 1;
+            }
+        }
         batch.delete(Tree::Members, key);
+        let head = self.stage_feed(&mut batch, feed);
+        Self::flush_stats(&mut batch, stats);
         self.store.commit(batch)?;
-        tracing::info!(role = %role, id, "member removed");
+        self.publish_feed(head);
+        tracing::info!(role = %role, id, purged, "member removed with its records");
         Ok(member)
     }
 
