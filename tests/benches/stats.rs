@@ -84,6 +84,7 @@ fn main() -> anyhow::Result<()> {
             datasets: vec!["indicators".into()],
             digests: Vec::new(),
             head_seq: u64::from(months),
+            epoch_created_at_ms: 0,
         };
         let (session, _) = hub.open_push(&peer, open)?;
         let mut changes = Vec::with_capacity(months as usize);
@@ -126,6 +127,7 @@ fn main() -> anyhow::Result<()> {
                 key: period,
                 version: 1,
                 payload: Some(change::Payload::Indicators(report)),
+                ..Default::default()
             });
         }
         hub.apply_batch(&session, Batch { seq: u64::from(months), changes, head_seq: u64::from(months) })?;

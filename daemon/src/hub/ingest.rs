@@ -60,6 +60,12 @@ pub struct HubRecord {
     /// same cell even if its structure's attributes change later.
     #[prost(bytes = "vec", tag = "9")]
     pub stat_key: Vec<u8>,
+    /// When the origin's store (of `epoch`) was created: a later store outranks an earlier one.
+    #[prost(int64, tag = "10")]
+    pub epoch_at_ms: i64,
+    /// On an upstream hub: the downstream hubs relaying this record. It goes when none does.
+    #[prost(string, repeated, tag = "11")]
+    pub sources: Vec<String>,
 }
 
 impl HubRecord {
@@ -79,9 +85,13 @@ pub fn record_key(origin: &str, dataset: &str, key: &str) -> Vec<u8> {
 pub struct PushSession {
     peer: Peer,
     epoch: Vec<u8>,
+    /// When the member's store was created.
+    epoch_at_ms: i64,
     datasets: HashSet<String>,
     /// Random id stamped on every record this session writes or confirms.
     id: u64,
+    /// A downstream hub relaying its members' records (origins come from each change).
+    relay: bool,
 }
 
 impl PushSession {
@@ -125,13 +135,17 @@ impl Hub {
     /// Opens a push session: checks membership, the epoch and the digests, and says which
     /// datasets the member must resend in full.
     pub fn open_push(&self, peer: &Peer, open: PushOpen) -> Result<(PushSession, PushAccepted)> {
-        if peer.id.role != Role::Node {
+        let relay = peer.id.role == Role::Hub;
+        if !relay && peer.id.role != Role::Node {
             return Err(Error::PermissionDenied(format!(
                 "role {} cannot push records to hub {}",
                 peer.id.role, self.config.id
             )));
         }
-        self.admit(peer, open.structure.clone())?;
+        if relay && open.datasets.iter().any(|d| d == datasets::PROFILES) {
+            return Err(FieldError::new("datasets", "profiles", "profiles are never relayed upstream").into());
+        }
+        self.admit(peer, if relay { None } else { open.structure.clone() })?;
         for dataset in &open.datasets {
             if !datasets::is_dataset(dataset) {
                 return Err(FieldError::new(
@@ -179,9 +193,11 @@ impl Hub {
         }
         member.head_seq = open.head_seq;
         let mut batch = WriteBatch::new();
-        batch.put(Tree::Members, member_key(Role::Node, &peer.id.id), member.encode_to_vec());
+        batch.put(Tree::Members, member_key(peer.id.role, &peer.id.id), member.encode_to_vec());
         self.store.commit(batch)?;
         let session = PushSession {
+            relay,
+            epoch_at_ms: open.epoch_created_at_ms,
             peer: peer.clone(),
             epoch: open.epoch,
             datasets: open.datasets.into_iter().collect(),
@@ -192,16 +208,35 @@ impl Hub {
 
     /// Applies a batch in one durable commit; returns once it is durable.
     pub fn apply_batch(&self, session: &PushSession, batch: Batch) -> Result<()> {
-        let origin = session.origin().to_string();
         let now = now_unix_ms();
         let _writer = self.write_lock();
         let mut member = self.member_for(&session.peer)?;
         let mut pending: HashMap<Vec<u8>, Option<HubRecord>> = HashMap::new();
-        let mut feed: Vec<String> = Vec::new();
+        let mut log: Vec<String> = Vec::new();
         let mut stats = StatsDelta::default();
-        let structure = member.structure.clone();
+        let member_structure = member.structure.clone();
         for change in batch.changes {
             self.check_change(session, &change)?;
+            // A node's records are its own; a relaying hub says, per change, whose they are.
+            let (origin, structure, epoch, epoch_at_ms) = if session.relay {
+                let origin = change.origin.clone().unwrap_or_default();
+                (
+                    origin.siret.clone(),
+                    Some(origin),
+                    change.origin_epoch.clone(),
+                    change.origin_epoch_created_at_ms,
+                )
+            } else {
+                (
+                    session.origin().to_string(),
+                    member_structure.clone(),
+                    session.epoch.clone(),
+                    session.epoch_at_ms,
+                )
+            };
+            if !change.dataset.is_empty() {
+                log.push(format!("{origin}/{}/{}", change.dataset, change.key));
+            }
             if change.key.is_empty() {
                 // A whole dataset withdrawn (no longer shared): drop every record of it.
                 for (key, record) in self.records_of(&origin, &change.dataset)? {
@@ -210,9 +245,7 @@ impl Hub {
                     if current.as_ref().is_some_and(HubRecord::is_live) {
                         member.records_held = member.records_held.saturating_sub(1);
                     }
-                    if change.dataset == datasets::NEEDS {
-                        feed.push(format!("{origin}/{key}"));
-                    }
+                    log.push(format!("{origin}/{}/{key}", change.dataset));
                     self.stage_stats(&mut stats, &origin, structure.as_ref(), current.as_ref(), None)?;
                     pending.insert(rk, None);
                 }
@@ -223,29 +256,60 @@ impl Hub {
                 Some(staged) => staged.clone(),
                 None => self.load_record(&rk)?,
             };
+            if session.relay {
+                let source = session.peer.id.id.clone();
+                if matches!(change.payload, Some(change::Payload::Tombstone(_))) {
+                    // A relayed deletion: this hub no longer relays the record; it goes when no
+                    // hub does (the structure may still share it through another network).
+                    if let Some(mut old) = existing {
+                        old.sources.retain(|s| *s != source);
+                        if old.sources.is_empty() {
+                            self.stage_stats(&mut stats, &origin, structure.as_ref(), Some(&old), None)?;
+                            pending.insert(rk, None);
+                        } else {
+                            pending.insert(rk, Some(old));
+                        }
+                    }
+                    continue;
+                }
+            }
             let newer = match &existing {
                 None => true,
-                Some(old) => old.epoch != session.epoch || change.version > old.version,
+                Some(old) if old.epoch != epoch => epoch_at_ms >= old.epoch_at_ms || !session.relay,
+                Some(old) => change.version > old.version,
             };
             if !newer {
-                // Same or older: nothing changes but the confirmation stamp.
-                if let Some(mut old) = existing
-                    && old.version == change.version
-                    && old.session != session.id
-                {
-                    old.session = session.id;
-                    pending.insert(rk, Some(old));
+                // Same or older: nothing changes but the confirmation stamp (and, relayed, who
+                // relays it).
+                if let Some(mut old) = existing {
+                    let mut touched = false;
+                    if old.version == change.version && old.session != session.id {
+                        old.session = session.id;
+                        touched = true;
+                    }
+                    if session.relay && !old.sources.contains(&session.peer.id.id) {
+                        old.sources.push(session.peer.id.id.clone());
+                        touched = true;
+                    }
+                    if touched {
+                        pending.insert(rk, Some(old));
+                    }
                 }
                 continue;
             }
             let was_live = existing.as_ref().is_some_and(HubRecord::is_live);
             let mut record = HubRecord {
                 version: change.version,
-                epoch: session.epoch.clone(),
+                epoch: epoch.clone(),
+                epoch_at_ms,
                 session: session.id,
                 received_at_ms: now,
+                sources: existing.as_ref().map(|o| o.sources.clone()).unwrap_or_default(),
                 ..Default::default()
             };
+            if session.relay && !record.sources.contains(&session.peer.id.id) {
+                record.sources.push(session.peer.id.id.clone());
+            }
             match change.payload {
                 Some(change::Payload::Need(need)) => record.need = Some(need),
                 Some(change::Payload::Indicators(report)) => record.indicators = Some(report),
@@ -257,9 +321,6 @@ impl Hub {
                 (true, false) => member.records_held = member.records_held.saturating_sub(1),
                 _ => {}
             }
-            if change.dataset == datasets::NEEDS {
-                feed.push(format!("{origin}/{}", change.key));
-            }
             self.stage_stats(&mut stats, &origin, structure.as_ref(), existing.as_ref(), Some(&mut record))?;
             pending.insert(rk, Some(record));
         }
@@ -270,14 +331,18 @@ impl Hub {
                 None => write.delete(Tree::Records, key),
             }
         }
-        let head = self.stage_feed(&mut write, feed);
+        let head = self.stage_feed(&mut write, log);
         Self::flush_stats(&mut write, stats);
         if batch.seq > member.last_acked_seq {
             member.last_acked_seq = batch.seq;
         }
         member.head_seq = member.head_seq.max(batch.head_seq);
         member.last_sync_at_ms = now;
-        write.put(Tree::Members, member_key(Role::Node, &origin), member.encode_to_vec());
+        write.put(
+            Tree::Members,
+            member_key(session.peer.id.role, &session.peer.id.id),
+            member.encode_to_vec(),
+        );
         self.store.commit(write)?;
         self.publish_feed(head);
         Ok(())
@@ -288,6 +353,10 @@ impl Hub {
     pub fn finish_snapshot(&self, session: &PushSession, dataset: &str) -> Result<usize> {
         if !session.datasets.contains(dataset) {
             return Err(FieldError::new("dataset", dataset, "not declared when the session opened").into());
+        }
+        if session.relay {
+            // Several hubs may relay one record: a relay's resend says nothing of the others'.
+            return Ok(0);
         }
         let origin = session.origin().to_string();
         let _writer = self.write_lock();
@@ -304,9 +373,7 @@ impl Hub {
                     member.records_held = member.records_held.saturating_sub(1);
                 }
                 write.delete(Tree::Records, record_key(&origin, dataset, &key));
-                if dataset == datasets::NEEDS {
-                    feed.push(format!("{origin}/{key}"));
-                }
+                feed.push(format!("{origin}/{dataset}/{key}"));
                 swept += 1;
             }
         }
@@ -336,7 +403,21 @@ impl Hub {
     /// A change must be for a dataset declared at open, and its routing keys must be the
     /// session's origin and this hub; its payload must be valid and match its dataset.
     fn check_change(&self, session: &PushSession, change: &Change) -> Result<()> {
-        let origin = session.origin();
+        let relayed_origin;
+        let origin = if session.relay {
+            let structure = change
+                .origin
+                .as_ref()
+                .ok_or_else(|| FieldError::rule("origin", "a relayed change names its origin structure"))?;
+            validate::siret("origin.siret", &structure.siret)?;
+            if change.key.is_empty() {
+                return Err(FieldError::rule("key", "relays send one tombstone per record").into());
+            }
+            relayed_origin = structure.siret.clone();
+            relayed_origin.as_str()
+        } else {
+            session.origin()
+        };
         let withdrawal =
             change.key.is_empty() && matches!(change.payload, Some(change::Payload::Tombstone(_)));
         if withdrawal && !datasets::is_dataset(&change.dataset) {
@@ -426,7 +507,14 @@ impl Hub {
 impl PushSession {
     /// A session as `open_push` would make it, for tests of the apply path.
     pub(crate) fn for_tests(peer: Peer, epoch: Vec<u8>, datasets: &[&str], id: u64) -> Self {
-        Self { peer, epoch, datasets: datasets.iter().map(|d| d.to_string()).collect(), id }
+        Self {
+            peer,
+            epoch,
+            epoch_at_ms: 0,
+            datasets: datasets.iter().map(|d| d.to_string()).collect(),
+            id,
+            relay: false,
+        }
     }
 }
 

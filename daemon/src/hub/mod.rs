@@ -225,9 +225,7 @@ impl Hub {
             for (record_key, record) in self.records_of(id, dataset)? {
                 self.stage_stats(&mut stats, id, None, Some(&record), None)?;
                 batch.delete(Tree::Records, ingest::record_key(id, dataset, &record_key));
-                if *dataset == passerelle_proto::datasets::NEEDS {
-                    feed.push(format!("{id}/{record_key}"));
-                }
+                feed.push(format!("{id}/{dataset}/{record_key}"));
                 purged += 1;
             }
         }

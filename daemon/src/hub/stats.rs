@@ -1069,7 +1069,7 @@ mod incremental {
                         })),
                         _ => tombstone,
                     };
-                    let batch = Batch { seq: seq as u64 + 1, changes: vec![Change { dataset: dataset.into(), key, version: *version, payload }], head_seq: 0 };
+                    let batch = Batch { seq: seq as u64 + 1, changes: vec![Change { dataset: dataset.into(), key, version: *version, payload, ..Default::default() }], head_seq: 0 };
                     hub.apply_batch(&sessions[origin], batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 }
                 // Recompute every cell from the live records.

@@ -1,8 +1,8 @@
 //! The network view a hub serves to its members: every open need of every member, with the
 //! owning structure's name, as a checkpointed change feed.
 //!
-//! Each applied batch that changes needs appends one feed entry listing their `origin/need_id`, in
-//! the same commit; a subscriber reads the feed after its position and gets each need's *current* state (open: an
+//! Each applied batch appends one feed entry listing the `origin/dataset/key` it changed, in the
+//! same commit (the view reads the needs; an upstream relay reads needs and indicators); a subscriber reads the feed after its position and gets each need's *current* state (open: an
 //! upsert; closed, deleted or withdrawn: a removal). A subscriber from another hub epoch, or ahead
 //! of the feed, gets a reset and the full view.
 
@@ -130,14 +130,17 @@ impl Hub {
         }
         let mut seen = HashSet::new();
         let (mut upserts, mut removals) = (Vec::new(), Vec::new());
-        for key in keys {
-            if !seen.insert(key.clone()) {
+        for line in keys {
+            // Feed lines are `origin/dataset/key`; the view is about needs.
+            let mut parts = line.splitn(3, '/');
+            let (Some(origin), Some(dataset), Some(need_id)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if dataset != datasets::NEEDS || origin == viewer || !seen.insert(line.clone()) {
                 continue;
             }
-            let Some((origin, need_id)) = key.split_once('/') else { continue };
-            if origin == viewer {
-                continue;
-            }
+            let key = format!("{origin}/{need_id}");
             match self.store.get(Tree::Records, &record_key(origin, datasets::NEEDS, need_id))? {
                 Some(raw) => {
                     match <HubRecord as prost::Message>::decode(raw.as_slice()).ok().and_then(&view_need) {

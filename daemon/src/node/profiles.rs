@@ -298,6 +298,7 @@ impl Node {
                 key: pseudonym,
                 version,
                 payload: Some(change::Payload::Profile(profile)),
+                ..Default::default()
             };
             return Ok(Some((change, effect)));
         }
@@ -318,6 +319,7 @@ impl Node {
             key: pseudonym,
             version,
             payload: Some(change::Payload::Tombstone(self.tombstone(hub_id, reason))),
+            ..Default::default()
         };
         Ok(Some((change, ProfileEffect::Purged { person_id: person_id.to_string() })))
     }

@@ -82,6 +82,7 @@ impl Node {
             key: entry.key.clone(),
             version,
             payload: Some(payload),
+            ..Default::default()
         }))
     }
 

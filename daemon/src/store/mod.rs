@@ -42,7 +42,7 @@ pub enum Tree {
     NetworkView,
     /// On a hub: members' records, `origin/dataset/key` → record.
     Records,
-    /// On a hub: the view feed, position → the `origin/need_id` changed by one batch, one a line.
+    /// On a hub: the change feed, position → the `origin/dataset/key` changed by one commit, one a line.
     Feed,
     /// On a node: each person's profile version, person id → version.
     ProfileVersions,

@@ -100,6 +100,7 @@ impl<'a> PushSession<'a> {
             datasets: hub.datasets.clone(),
             digests,
             head_seq: node.head_seq(),
+            epoch_created_at_ms: node.identity().created_at_ms,
         };
         let _ = tx.send(PushMessage { kind: Some(push_message::Kind::Open(open)) }).await;
         let mut replies = HubSyncClient::new(self.channel.clone())
@@ -232,6 +233,7 @@ impl<'a> PushSession<'a> {
                 key: String::new(),
                 version: 0,
                 payload: Some(change::Payload::Tombstone(node.tombstone(&hub.id, "unshared"))),
+                ..Default::default()
             };
             let batch = Batch { seq: 0, changes: vec![change], head_seq: node.head_seq() };
             send(push_message::Kind::Batch(batch), InFlight::Withdrawn(dataset.clone())).await?;
