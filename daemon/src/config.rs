@@ -44,6 +44,9 @@ pub struct Config {
     /// On a node: the hubs it syncs with and what it shares with each.
     #[serde(default)]
     pub hubs: Vec<HubLinkSection>,
+    /// On a hub: the consolidation hubs it relays its members' indicator reports and needs to.
+    #[serde(default)]
+    pub upstream: Vec<UpstreamSection>,
     /// Limits against abuse, for every listener.
     #[serde(default)]
     pub limits: LimitsSection,
@@ -73,6 +76,19 @@ pub struct HubLinkSection {
     pub endpoint: Spanned<String>,
     /// The datasets the structure agrees to share with this hub: `needs`, `indicators`.
     pub share: Vec<Spanned<String>>,
+}
+
+/// `[[upstream]]` on a hub: a consolidation hub (e.g. a DREETS') this hub relays to, as a member,
+/// with its own hub certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// The upstream hub's id, as in its certificate (`dreets-52`).
+    pub id: Spanned<String>,
+    /// Its address, `https://HOST:PORT`.
+    pub endpoint: Spanned<String>,
+    /// The CA (PEM) its certificate must chain to.
+    pub ca: Spanned<PathBuf>,
 }
 
 /// `[hub]`: a network hub.
@@ -296,8 +312,19 @@ pub struct HubConfig {
     pub k_anonymity: u32,
     /// The person-count threshold of published statistics.
     pub min_persons: u32,
+    /// Consolidation hubs to relay to.
+    pub upstreams: Vec<Upstream>,
     /// Its TLS files.
     pub tls: ServerTlsFiles,
+}
+
+/// A consolidation hub this hub relays to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Its id and endpoint; the datasets relayed are `needs` and `indicators`.
+    pub link: HubLink,
+    /// The upstream's CA, and this hub's own certificate and key.
+    pub tls: ClientTlsFiles,
 }
 
 /// The local API's settings.
@@ -356,13 +383,20 @@ impl Config {
             ));
         }
         let role = match (&self.node, &self.hub) {
+            (Some(_), None) if !self.upstream.is_empty() => {
+                return Err(v.at(
+                    "upstream",
+                    self.upstream[0].id.span(),
+                    FieldError::rule("upstream", "is for hubs; a node lists [[hubs]]"),
+                ));
+            }
             (Some(node), None) => RoleConfig::Node(v.node(node, self.tls.as_ref(), &self.hubs)?),
             (None, Some(hub)) => {
                 if let Some(link) = self.hubs.first() {
                     return Err(v.at(
                         "hubs",
                         link.id.span(),
-                        FieldError::rule("hubs", "is for nodes; a hub's upstreams come later"),
+                        FieldError::rule("hubs", "is for nodes; a hub lists [[upstream]]"),
                     ));
                 }
                 if let Some(tls) = &self.tls {
@@ -372,7 +406,7 @@ impl Config {
                         FieldError::rule("tls", "is for nodes; a hub's TLS goes in [hub.tls]"),
                     ));
                 }
-                RoleConfig::Hub(v.hub(hub)?)
+                RoleConfig::Hub(v.hub(hub, &self.upstream)?)
             }
             (Some(_), Some(hub)) => {
                 return Err(v.at(
@@ -568,7 +602,7 @@ impl Validator<'_> {
         Ok(NodeConfig { structure: Structure { siret, kind: kind as i32, name, departement }, tls, hubs })
     }
 
-    fn hub(&self, hub: &HubSection) -> Result<HubConfig> {
+    fn hub(&self, hub: &HubSection, upstream: &[UpstreamSection]) -> Result<HubConfig> {
         let id = self.check("hub.id", &hub.id, validate::hub_id)?;
         let network = self.check("hub.network", &hub.network, validate::hub_id)?;
         let region = self.check("hub.region", &hub.region, |f, v| {
@@ -620,7 +654,36 @@ impl Validator<'_> {
             ));
         }
         let tls = self.server_tls("hub.tls", &hub.tls)?;
+        let mut upstreams = Vec::new();
+        for up in upstream {
+            let up_id = self.check("upstream.id", &up.id, validate::hub_id)?;
+            if up_id == id {
+                return Err(self.at(
+                    "upstream.id",
+                    up.id.span(),
+                    FieldError::new("id", &up_id, "a hub cannot relay to itself"),
+                ));
+            }
+            let endpoint = self.check("upstream.endpoint", &up.endpoint, |f, v| {
+                let ok = v.strip_prefix("https://").is_some_and(|rest| !rest.is_empty());
+                if ok { Ok(()) } else { Err(FieldError::new(f, v, "expected https://HOST:PORT")) }
+            })?;
+            let ca = self.file("upstream.ca", &up.ca)?;
+            tls::load_roots(&[&ca]).map_err(|e| self.tls_error("upstream.ca", &up.ca, e))?;
+            upstreams.push(Upstream {
+                link: HubLink {
+                    id: up_id,
+                    endpoint,
+                    datasets: vec![
+                        passerelle_proto::datasets::INDICATORS.into(),
+                        passerelle_proto::datasets::NEEDS.into(),
+                    ],
+                },
+                tls: ClientTlsFiles { ca, cert: tls.cert.clone(), key: tls.key.clone() },
+            });
+        }
         Ok(HubConfig {
+            upstreams,
             id,
             network,
             region,

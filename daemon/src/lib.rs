@@ -143,6 +143,8 @@ impl Daemon {
             let _ = stop_tx.send(true);
         });
         let stop_rx_for_streams = stop_rx.clone();
+        // Tasks that hold the store (sync, relays): waited for before the store is released.
+        let mut background: Vec<tokio::task::JoinHandle<()>> = Vec::new();
         let stopped = move || {
             let mut rx = stop_rx.clone();
             async move {
@@ -156,7 +158,7 @@ impl Daemon {
         let api = tls::incoming::serve_incoming(listeners.api, api_policy);
         match &self.role {
             Role::Node(node, engine) => {
-                engine.start(stop_rx_for_streams.clone());
+                background.extend(engine.start(stop_rx_for_streams.clone()));
                 let router = self.server().add_service(
                     StructureServiceServer::new(api::StructureApi::new(node.clone(), engine.clone()))
                         .max_decoding_message_size(max),
@@ -172,6 +174,11 @@ impl Daemon {
                 tracing::info!(addr = %hub_listener.local_addr().map_err(|e| Error::io("hub address", e))?, "hub listening (mutual tls)");
                 let hub_incoming = tls::incoming::serve_incoming(hub_listener, hub_policy);
                 let service = api::HubApi::new(hub.clone(), stop_rx_for_streams.clone());
+                background.extend(hub::relay::start(
+                    hub.clone(),
+                    settings.upstreams.clone(),
+                    stop_rx_for_streams.clone(),
+                ));
                 let admin = || HubAdminServer::new(service.clone()).max_decoding_message_size(max);
                 let public: Router<_> = self
                     .server()
@@ -185,6 +192,19 @@ impl Daemon {
                 )?;
             }
         }
+        // The servers are done; the background tasks saw the same signal. Wait for them, so that
+        // when `serve` returns nothing uses the store any more (a restart can open it at once).
+        for task in background {
+            if tokio::time::timeout(std::time::Duration::from_secs(10), task).await.is_err() {
+                tracing::warn!("a background task did not stop within 10 s");
+            }
+        }
+        // Stream handlers (push sessions, view subscriptions) end on the same signal but on their
+        // own tasks: wait, bounded, until this is the last reference to the store's owner.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.owners() > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         let role = self.role.clone();
         tokio::task::spawn_blocking(move || match role {
             Role::Node(node, _) => node.sync(),
@@ -193,6 +213,15 @@ impl Daemon {
         .await??;
         tracing::info!("stopped cleanly");
         Ok(())
+    }
+
+    /// How many handles share the node or hub beyond this daemon's own (and, on a node, its
+    /// sync engine's, which lives as long as the daemon).
+    fn owners(&self) -> usize {
+        match &self.role {
+            Role::Node(node, _) => Arc::strong_count(node) - 1,
+            Role::Hub(hub) => Arc::strong_count(hub),
+        }
     }
 
     /// A tonic server with this daemon's limits and its authorization layer.

@@ -52,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         denied_serials: Vec::new(),
         k_anonymity: 5,
         min_persons: 11,
+        upstreams: Vec::new(),
         tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), client_cas: Vec::new() },
     };
     let hub = Hub::open(&dir.path().join("hub"), config, Default::default(), None)?;

@@ -81,7 +81,12 @@ impl InProcessDaemon {
         let endpoint = format!("http://{}", listeners.api_addr()?);
         let hub_addr = listeners.hub_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(passerelle_daemon::run(config.clone(), listeners, async {
+        // Open first, so a failure to start is this call's error, not a reset connection later.
+        let daemon = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || passerelle_daemon::Daemon::open(config)).await??
+        };
+        let task = tokio::spawn(daemon.serve(listeners, async {
             let _ = stopped.await;
         }));
         Ok(Self { endpoint, hub_addr, config, stop: Some(stop), task: Some(task) })

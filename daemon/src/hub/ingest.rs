@@ -234,7 +234,8 @@ impl Hub {
                     session.epoch_at_ms,
                 )
             };
-            if !change.dataset.is_empty() {
+            // A dataset-wide withdrawal logs each record it drops, below; never an empty key.
+            if !change.key.is_empty() {
                 log.push(format!("{origin}/{}/{}", change.dataset, change.key));
             }
             if change.key.is_empty() {

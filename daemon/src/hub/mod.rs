@@ -7,6 +7,7 @@
 
 pub mod ingest;
 pub mod profiles_view;
+pub mod relay;
 pub mod stats;
 pub mod view;
 

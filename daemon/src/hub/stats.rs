@@ -1005,6 +1005,7 @@ mod incremental {
             denied_serials: Vec::new(),
             k_anonymity: 5,
             min_persons: 5,
+            upstreams: Vec::new(),
             tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), client_cas: Vec::new() },
         };
         Hub::open(dir, config, Default::default(), None).expect("open hub")

@@ -77,7 +77,7 @@ impl ServerCertVerifier for HubVerifier {
 }
 
 /// A channel to `hub` over mutual TLS, verifying that the server is that hub.
-pub(super) async fn connect(hub: &HubLink, tls: &ClientTlsFiles) -> Result<Channel> {
+pub(crate) async fn connect(hub: &HubLink, tls: &ClientTlsFiles) -> Result<Channel> {
     let config_error = |e: String| Error::Config(format!("hubs.endpoint {}: {e}", hub.endpoint));
     let uri: Uri = hub.endpoint.parse().map_err(|e| config_error(format!("{e}")))?;
     let host = uri

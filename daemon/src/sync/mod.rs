@@ -10,7 +10,7 @@
 //! Pull (see [`pull`]): the hub's network view is streamed from the node's view checkpoint and
 //! stored locally, so it can be read offline.
 
-mod connect;
+pub(crate) mod connect;
 mod push;
 pub mod state;
 
@@ -93,9 +93,10 @@ impl SyncEngine {
 
     /// Starts one task per hub, and the daily check of age bands; they stop when `stop` becomes
     /// `true`.
-    pub fn start(self: &Arc<Self>, stop: watch::Receiver<bool>) {
+    pub fn start(self: &Arc<Self>, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
         let (node, mut until) = (self.node.clone(), stop.clone());
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             loop {
                 let n = node.clone();
                 match tokio::task::spawn_blocking(move || n.refresh_age_bands()).await {
@@ -108,12 +109,13 @@ impl SyncEngine {
                     _ = until.wait_for(|s| *s) => return,
                 }
             }
-        });
+        }));
         for link in &self.links {
             let (engine, link, stop) = (self.clone(), link.clone(), stop.clone());
             let span = tracing::info_span!("sync", hub = %link.config.id);
-            tokio::spawn(tracing::Instrument::instrument(engine.run_link(link, stop), span));
+            tasks.push(tokio::spawn(tracing::Instrument::instrument(engine.run_link(link, stop), span)));
         }
+        tasks
     }
 
     async fn run_link(self: Arc<Self>, link: Arc<Link>, mut stop: watch::Receiver<bool>) {
