@@ -506,6 +506,22 @@ impl Hub {
 
 #[cfg(test)]
 impl PushSession {
+    /// A relay session from a downstream hub, for tests of the apply path.
+    pub(crate) fn for_tests_relay(hub_id: &str, id: u64) -> Self {
+        let peer = Peer {
+            id: passerelle_proto::identity::PeerId { role: Role::Hub, id: hub_id.into() },
+            serial: None,
+        };
+        Self {
+            peer,
+            epoch: vec![9; 16],
+            epoch_at_ms: 0,
+            datasets: [datasets::NEEDS, datasets::INDICATORS].iter().map(|d| d.to_string()).collect(),
+            id,
+            relay: true,
+        }
+    }
+
     /// A session as `open_push` would make it, for tests of the apply path.
     pub(crate) fn for_tests(peer: Peer, epoch: Vec<u8>, datasets: &[&str], id: u64) -> Self {
         Self {

@@ -1017,6 +1017,77 @@ mod incremental {
         (0..3usize, 0..5u8, 0..4u8, 1..50u32)
     }
 
+    /// A record relayed by two network hubs stays until neither relays it; counted once.
+    #[test]
+    fn relayed_records_are_reference_counted() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let hub = hub(dir.path());
+        let (siret, dep, kind) = ORIGINS[0];
+        let origin = Structure { siret: siret.into(), kind, name: "S".into(), departement: dep.into() };
+        for relay in ["coorace-pdl", "fas-pdl"] {
+            hub.admit(&Peer { id: PeerId { role: Role::Hub, id: relay.into() }, serial: None }, None)?;
+        }
+        let report = IndicatorReport {
+            siret: siret.into(),
+            fields: Some(IndicatorFields {
+                period: "2026-10".into(),
+                etp_hundredths: 100,
+                employees_in_insertion: 10,
+                hours_worked: 1000,
+                hires: 2,
+                exits: Some(Exits::default()),
+            }),
+            version: 2,
+            submitted_at_ms: 0,
+        };
+        let change = |payload| Change {
+            dataset: "indicators".into(),
+            key: "2026-10".into(),
+            version: 2,
+            payload: Some(payload),
+            origin: Some(origin.clone()),
+            origin_epoch: vec![1; 16],
+            origin_epoch_created_at_ms: 1,
+        };
+        let tombstone = || {
+            change::Payload::Tombstone(Tombstone {
+                origin_siret: siret.into(),
+                hub_id: "coorace-pdl".into(),
+                reason: "no longer relayed".into(),
+            })
+        };
+        let coorace = PushSession::for_tests_relay("coorace-pdl", 1);
+        let fas = PushSession::for_tests_relay("fas-pdl", 2);
+        for session in [&coorace, &fas] {
+            hub.apply_batch(
+                session,
+                Batch {
+                    seq: 1,
+                    changes: vec![change(change::Payload::Indicators(report.clone()))],
+                    head_seq: 1,
+                },
+            )?;
+        }
+        let cells = hub.stat_cells("i/")?;
+        assert_eq!(cells.values().map(|c| c.contributions.len()).sum::<usize>(), 1, "counted once");
+        let sources = |hub: &Hub| -> anyhow::Result<Option<Vec<String>>> {
+            Ok(hub.records_of(siret, "indicators")?.first().map(|(_, r)| r.sources.clone()))
+        };
+        assert_eq!(sources(&hub)?, Some(vec!["coorace-pdl".to_string(), "fas-pdl".to_string()]));
+
+        hub.apply_batch(&fas, Batch { seq: 2, changes: vec![change(tombstone())], head_seq: 2 })?;
+        assert_eq!(sources(&hub)?, Some(vec!["coorace-pdl".to_string()]), "still relayed by Coorace");
+        assert_eq!(hub.stat_cells("i/")?.len(), 1, "still counted");
+
+        hub.apply_batch(&coorace, Batch { seq: 2, changes: vec![change(tombstone())], head_seq: 2 })?;
+        assert_eq!(sources(&hub)?, None, "no hub relays it: gone");
+        assert!(
+            hub.stat_cells("i/")?.is_empty() && hub.stat_cells("iq/")?.is_empty(),
+            "and uncounted everywhere"
+        );
+        Ok(())
+    }
+
     proptest! {
             #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
             #[test]
