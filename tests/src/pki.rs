@@ -109,6 +109,18 @@ impl TestPki {
         Ok(path)
     }
 
+    /// The `--ca --cert --key` flags of the `passerelle` CLI for these files.
+    pub fn cli_flags(files: &TlsFiles) -> Vec<String> {
+        vec![
+            "--ca".to_string(),
+            files.ca.display().to_string(),
+            "--cert".into(),
+            files.cert.display().to_string(),
+            "--key".into(),
+            files.key.display().to_string(),
+        ]
+    }
+
     /// The serial of a certificate file, as the hub's deny-list wants it.
     pub fn serial(files: &TlsFiles) -> anyhow::Result<String> {
         Ok(pki::show(&files.cert)?.serial)

@@ -58,20 +58,15 @@ async fn a_structure_in_two_networks_counts_once_and_a_withdrawal_leaves_no_trac
     }
 
     let consumer = pki.issue(Role::Consumer, "dreets-52")?;
-    let flags = [
-        "--ca".to_string(),
-        consumer.ca.display().to_string(),
-        "--cert".into(),
-        consumer.cert.display().to_string(),
-        "--key".into(),
-        consumer.key.display().to_string(),
+    let mut flags = TestPki::cli_flags(&consumer);
+    flags.extend([
         "--format".into(),
         "json".into(),
         "stats".into(),
         "indicators".into(),
         "--period".into(),
         "2026-Q3".into(),
-    ];
+    ]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     // Relaying is asynchronous: poll the consumer's view, bounded.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -35,14 +35,7 @@ async fn a_consumer_reads_suppressed_tables_and_cannot_isolate_a_structure() -> 
     }
 
     let consumer = pki.issue(Role::Consumer, "dreets-52")?;
-    let tls_flags = [
-        "--ca".to_string(),
-        consumer.ca.display().to_string(),
-        "--cert".into(),
-        consumer.cert.display().to_string(),
-        "--key".into(),
-        consumer.key.display().to_string(),
-    ];
+    let tls_flags = TestPki::cli_flags(&consumer);
     let run = |endpoint: String, extra: &[&str]| {
         let args: Vec<String> =
             tls_flags.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect();
