@@ -19,6 +19,9 @@ use std::sync::Mutex;
 
 use super::{KeyValue, Store, StoreError, Tree, WriteBatch};
 
+/// How long `open` waits for another handle's lock to be released.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A sled database in a directory; the logical trees share one sled tree.
 pub struct SledStore {
     db: sled::Db,
@@ -42,14 +45,26 @@ impl SledStore {
     /// Opens (creating if needed) the database in `dir`. Fails if another process has it open.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| err(&format!("creating {}", dir.display()), e))?;
-        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            // sled reports its file lock as an `Other` I/O error carrying this text.
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => StoreError(format!(
-                "{} is in use by another process (is another passerelled running with this data_dir?)",
-                dir.display()
-            )),
-            other => err(&format!("opening the database in {}", dir.display()), other),
-        })?;
+        // sled releases its file lock from its own threads shortly after the last handle is
+        // dropped (a daemon that just stopped, a predecessor still exiting): wait for that, a
+        // little, before calling the directory in use.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => break db,
+                // sled reports its file lock as an `Other` I/O error carrying this text.
+                Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError(format!(
+                            "{} is in use by another process (is another passerelled running with this data_dir?)",
+                            dir.display()
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(other) => return Err(err(&format!("opening the database in {}", dir.display()), other)),
+            }
+        };
         let keyspace = db.open_tree("passerelle").map_err(|e| err("opening the keyspace", e))?;
         let db_file = File::open(dir.join("db")).map_err(|e| err("opening the db file", e))?;
         // The directory entries sled just created must survive a crash too.
