@@ -141,3 +141,54 @@ fn check_config_reports_an_unreadable_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/node.toml: cannot read"));
 }
+
+/// The `[Service]` entries of a systemd unit, in order (a key may repeat, as systemd allows).
+fn unit_service_entries(text: &str) -> Vec<(String, String)> {
+    let mut section = String::new();
+    let mut entries = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_string();
+        } else if let Some((key, value)) = line.split_once('=').filter(|_| section == "Service") {
+            entries.push((key.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    entries
+}
+
+#[test]
+fn systemd_units_are_sandboxed_and_match_the_example_configs() -> anyhow::Result<()> {
+    let help = Command::new(env!("CARGO_BIN_EXE_passerelled")).args(["run", "--help"]).output()?;
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    for role in ["node", "hub"] {
+        let unit_path = config_dir().join(format!("passerelle-{role}.service"));
+        let text = std::fs::read_to_string(&unit_path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", unit_path.display()))?;
+        let entries = unit_service_entries(&text);
+        let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        for (key, expected) in [
+            ("ProtectSystem", "strict"),
+            ("NoNewPrivileges", "yes"),
+            ("PrivateTmp", "yes"),
+            ("ProtectHome", "yes"),
+            ("CapabilityBoundingSet", ""),
+        ] {
+            assert_eq!(get(key), Some(expected), "{role} unit: {key}");
+        }
+        // The daemon writes only under data_dir: the one writable path must be the example's.
+        let example: toml::Value =
+            toml::from_str(&std::fs::read_to_string(config_dir().join(format!("{role}.example.toml")))?)?;
+        let data_dir = example.get("data_dir").and_then(toml::Value::as_str);
+        assert_eq!(get("ReadWritePaths"), data_dir, "{role} unit: ReadWritePaths is the example's data_dir");
+        // ExecStart uses the daemon's real command line.
+        let exec = get("ExecStart").unwrap_or_default();
+        let args: Vec<&str> = exec.split_whitespace().collect();
+        assert!(args.first().is_some_and(|a| a.ends_with("/passerelled")), "{role} unit: {exec}");
+        assert_eq!(args.get(1..3), Some(&["run", "--config"][..]), "{role} unit: {exec}");
+        assert!(help.contains("--config"), "passerelled run --help lacks --config: {help}");
+    }
+    Ok(())
+}
