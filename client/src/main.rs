@@ -7,10 +7,15 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     let args = cli::args::Cli::parse();
+    // Completions need neither a node nor a runtime: clap writes them from the command definition.
+    if let cli::args::Command::Completions { shell } = args.command {
+        clap_complete::generate(shell, &mut cli::args::Cli::command(), "passerelle", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -165,3 +165,24 @@ async fn table_and_csv_formats() -> anyhow::Result<()> {
     assert_eq!(client, Some("Dupont, Marie \"la voisine\""), "quoted correctly");
     node.stop().await
 }
+
+/// `passerelle completions SHELL` needs no node: the script names the commands of the contract,
+/// and an unknown shell is a usage error naming the accepted values.
+#[test]
+fn shell_completions() -> anyhow::Result<()> {
+    // Nothing listens there: completions must not try to connect.
+    let nowhere = "http://127.0.0.1:9";
+    for (shell, marker) in
+        [("bash", "complete -F"), ("zsh", "#compdef passerelle"), ("fish", "complete -c passerelle")]
+    {
+        let out = passerelle_tests::cli(nowhere, &["completions", shell]).ok()?;
+        assert!(out.stdout.contains(marker), "{shell}: {}", out.stdout);
+        for command in ["need", "indicators", "consent", "stats", "pki"] {
+            assert!(out.stdout.contains(command), "{shell} completion lacks {command}");
+        }
+    }
+    let bad = passerelle_tests::cli(nowhere, &["completions", "powershel"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("bash") && bad.stderr.contains("fish"), "{}", bad.stderr);
+    Ok(())
+}

@@ -81,6 +81,11 @@ pub(crate) enum Command {
     /// Administer a hub (over its operator API: --endpoint http://127.0.0.1:7502).
     #[command(subcommand)]
     Hub(HubCommand),
+    /// Print a shell completion script, e.g. `passerelle completions bash > /etc/bash_completion.d/passerelle`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]

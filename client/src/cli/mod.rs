@@ -160,7 +160,9 @@ async fn node_command(
 ) -> Result<std::io::Result<()>, Error> {
     let mut node = NodeClient::connect(endpoint, tls).await?;
     Ok(match command {
-        Command::Pki(_) | Command::Hub(_) | Command::Stats(_) => unreachable_command(),
+        Command::Pki(_) | Command::Hub(_) | Command::Stats(_) | Command::Completions { .. } => {
+            unreachable_command()
+        }
         Command::Audit(AuditCommand::Verify) => {
             let check = node.verify_audit().await?;
             let view = AuditCheckView {
