@@ -129,16 +129,23 @@ where
         let path = request.uri().path().to_string();
         match authorize(&path, request.extensions().get::<ConnInfo>(), &self.denied) {
             Ok(peer) => {
+                let id = peer.id.clone();
                 request.extensions_mut().insert(peer);
                 // Take the service that was made ready, leave a fresh clone for the next call.
                 let clone = self.inner.clone();
                 let mut ready = std::mem::replace(&mut self.inner, clone);
-                Box::pin(ready.call(request))
+                // Logged when polled, i.e. inside the call's `rpc` span (entered around the future
+                // only, not around this synchronous `call`).
+                Box::pin(async move {
+                    tracing::Span::current().record("peer", tracing::field::display(&id));
+                    tracing::debug!("call authorized");
+                    ready.call(request).await
+                })
             }
-            Err(status) => {
+            Err(status) => Box::pin(async move {
                 tracing::info!(%path, code = ?status.code(), reason = status.message(), "call refused");
-                Box::pin(std::future::ready(Ok(status.into_http())))
-            }
+                Ok(status.into_http())
+            }),
         }
     }
 }

@@ -235,6 +235,11 @@ impl Daemon {
             .max_concurrent_streams(
                 u32::try_from(limits.max_concurrent_calls_per_connection).unwrap_or(u32::MAX),
             )
+            // One span per call, so every log line of a call carries its method and (once the
+            // authorization layer has recorded it) its caller.
+            .trace_fn(|request| {
+                tracing::info_span!("rpc", method = %request.uri().path(), peer = tracing::field::Empty)
+            })
             .layer(limits::MessageSizeLayer::new(limits.max_message_bytes))
             .layer(authz::AuthzLayer::new(self.denied.clone()))
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use passerelle_daemon::{Config, Daemon, Error, Listeners, RoleConfig, ValidConfig};
 
 /// How long in-flight calls get to finish after SIGINT/SIGTERM before the daemon exits anyway.
@@ -19,6 +19,15 @@ struct Cli {
     command: Command,
 }
 
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the span context (`span`, `spans`) of each event.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the node or hub described by a config file until SIGINT or SIGTERM (SIGHUP reloads a
@@ -27,6 +36,11 @@ enum Command {
         /// The TOML config file (see config/node.example.toml and config/hub.example.toml).
         #[arg(long, short, env = "PASSERELLE_CONFIG")]
         config: PathBuf,
+        /// How log lines on stderr look: `text` for people, `json` (one object per line) for a
+        /// log collector. Which lines is set by `RUST_LOG` (default `info`, e.g.
+        /// `RUST_LOG=passerelle_daemon=debug`).
+        #[arg(long, value_enum, env = "PASSERELLE_LOG_FORMAT", default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Check a config file, its certificates and keys; print what is wrong (exit 2 if anything is).
     CheckConfig {
@@ -49,8 +63,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { config } => {
-            init_logging();
+        Command::Run { config, log_format } => {
+            init_logging(log_format);
             let valid = match Config::load(&config) {
                 Ok(valid) => valid,
                 Err(e) => {
@@ -168,8 +182,12 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).init(),
+    }
 }

@@ -1,4 +1,5 @@
-//! Durability: what a node acknowledged is on disk, across clean restarts and `kill -9`.
+//! Durability: what a node acknowledged is on disk, across clean restarts and `kill -9`; and the
+//! daemon process's own contract (exclusive data directory, SIGTERM, log format).
 
 use std::process::Command;
 
@@ -142,5 +143,58 @@ fn a_data_dir_of_another_structure_is_refused() -> anyhow::Result<()> {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("belongs to node:{SIRET}")), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir()?;
+    let config = write_node_config(dir.path(), SIRET, "127.0.0.1:0")?;
+    let mut child = Command::new(bin("passerelled"))
+        .args(["run", "--log-format", "json", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info,passerelle_daemon::authz=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut endpoint = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(addr) = line.split(" api listening on ").nth(1) {
+            endpoint = format!("http://{addr}");
+        } else if line == "passerelled: ready" {
+            break;
+        }
+    }
+    // Every call gets its own span, naming the method and the caller.
+    cli(&endpoint, &["need", "list"]).ok()?;
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?.success());
+    assert_eq!(child.wait()?.code(), Some(0));
+    let mut stderr = String::new();
+    child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?.read_to_string(&mut stderr)?;
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("not JSON ({e}): {l}")))
+        .collect::<anyhow::Result<_>>()?;
+    let messages: Vec<&str> = events.iter().filter_map(|e| e["fields"]["message"].as_str()).collect();
+    assert!(messages.contains(&"api listening"), "{stderr}");
+    assert!(messages.contains(&"stopped cleanly"), "{stderr}");
+    let call = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "call authorized")
+        .ok_or_else(|| anyhow::anyhow!("no call event: {stderr}"))?;
+    assert_eq!(call["span"]["name"], "rpc", "{call}");
+    assert_eq!(call["span"]["method"], "/passerelle.v1.StructureService/ListNeeds", "{call}");
+    assert!(call["span"]["peer"].as_str().is_some_and(|p| p.contains("operator")), "{call}");
+    assert!(events.iter().all(|e| e["level"].is_string() && e["timestamp"].is_string()), "{stderr}");
+    let bad = Command::new(bin("passerelled"))
+        .args(["run", "--log-format", "xml", "--config"])
+        .arg(&config)
+        .output()?;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("json"), "{bad:?}");
     Ok(())
 }
