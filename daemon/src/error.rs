@@ -84,6 +84,10 @@ pub enum Error {
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),
 
+    /// The embedded descriptors could not be served by gRPC reflection (a build defect).
+    #[error("reflection descriptors: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+
     /// A blocking task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -128,6 +132,7 @@ impl From<Error> for tonic::Status {
             | Error::Store(_)
             | Error::Io { .. }
             | Error::DataDir { .. }
+            | Error::Reflection(_)
             | Error::Transport(_)
             | Error::Task(_) => {
                 // Internal details go to the operator's log, not to the caller.

@@ -17,6 +17,7 @@ pub mod error;
 pub mod hub;
 pub mod limits;
 pub mod node;
+pub mod probes;
 pub mod store;
 pub mod sync;
 pub mod tls;
@@ -30,11 +31,18 @@ use passerelle_proto::v1::hub_sync_server::HubSyncServer;
 use passerelle_proto::v1::statistics_service_server::StatisticsServiceServer;
 use passerelle_proto::v1::structure_service_server::StructureServiceServer;
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 use tonic::transport::server::Router;
 use tower::layer::util::{Identity, Stack};
 
 pub use config::{Config, RoleConfig, ValidConfig};
 pub use error::{Error, Result};
+
+/// The services' full names (`package.Service`), from the generated servers.
+const STRUCTURE_SERVICE: &str = <StructureServiceServer<api::StructureApi> as NamedService>::NAME;
+const HUB_SYNC: &str = <HubSyncServer<api::HubApi> as NamedService>::NAME;
+const STATISTICS_SERVICE: &str = <StatisticsServiceServer<api::HubApi> as NamedService>::NAME;
+const HUB_ADMIN: &str = <HubAdminServer<api::HubApi> as NamedService>::NAME;
 
 /// The sockets a daemon serves on, bound before it starts so callers know the addresses.
 #[derive(Debug)]
@@ -156,13 +164,26 @@ impl Daemon {
         let api_policy = self.accept_policy(self.config.api.tls.as_ref())?;
         tracing::info!(addr = %listeners.api_addr()?, tls = api_policy.tls.is_some(), "api listening");
         let api = tls::incoming::serve_incoming(listeners.api, api_policy);
+        let health = probes::Health::serving(self.service_names()).await;
+        {
+            // Probes see "not serving" as soon as shutdown starts, while in-flight calls finish.
+            let health = health.clone();
+            let stopping = stopped();
+            tokio::spawn(async move {
+                stopping.await;
+                health.shutting_down().await;
+            });
+        }
         match &self.role {
             Role::Node(node, engine) => {
                 background.extend(engine.start(stop_rx_for_streams.clone()));
-                let router = self.server().add_service(
-                    StructureServiceServer::new(api::StructureApi::new(node.clone(), engine.clone()))
-                        .max_decoding_message_size(max),
-                );
+                let router = health.add_to(
+                    self.server().add_service(
+                        StructureServiceServer::new(api::StructureApi::new(node.clone(), engine.clone()))
+                            .max_decoding_message_size(max),
+                    ),
+                    &[STRUCTURE_SERVICE],
+                )?;
                 router.serve_with_incoming_shutdown(api, stopped()).await?;
             }
             Role::Hub(hub) => {
@@ -180,12 +201,16 @@ impl Daemon {
                     stop_rx_for_streams.clone(),
                 ));
                 let admin = || HubAdminServer::new(service.clone()).max_decoding_message_size(max);
-                let public: Router<_> = self
-                    .server()
-                    .add_service(HubSyncServer::new(service.clone()).max_decoding_message_size(max))
-                    .add_service(StatisticsServiceServer::new(service.clone()).max_decoding_message_size(max))
-                    .add_service(admin());
-                let operator: Router<_> = self.server().add_service(admin());
+                let public: Router<_> = health.add_to(
+                    self.server()
+                        .add_service(HubSyncServer::new(service.clone()).max_decoding_message_size(max))
+                        .add_service(
+                            StatisticsServiceServer::new(service.clone()).max_decoding_message_size(max),
+                        )
+                        .add_service(admin()),
+                    &[HUB_SYNC, STATISTICS_SERVICE, HUB_ADMIN],
+                )?;
+                let operator: Router<_> = health.add_to(self.server().add_service(admin()), &[HUB_ADMIN])?;
                 tokio::try_join!(
                     public.serve_with_incoming_shutdown(hub_incoming, stopped()),
                     operator.serve_with_incoming_shutdown(api, stopped()),
@@ -221,6 +246,14 @@ impl Daemon {
         match &self.role {
             Role::Node(node, _) => Arc::strong_count(node) - 1,
             Role::Hub(hub) => Arc::strong_count(hub),
+        }
+    }
+
+    /// The gRPC services this daemon serves, as health checking names them.
+    fn service_names(&self) -> Vec<&'static str> {
+        match &self.role {
+            Role::Node(..) => vec![STRUCTURE_SERVICE],
+            Role::Hub(_) => vec![HUB_SYNC, STATISTICS_SERVICE, HUB_ADMIN],
         }
     }
 

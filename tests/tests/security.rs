@@ -387,3 +387,62 @@ async fn silent_and_excess_connections_are_dropped() -> anyhow::Result<()> {
     }
     hub.stop().await
 }
+
+/// Health checking and reflection answer on every listener to any authenticated role (a consumer
+/// on the hub's mutual-TLS port, the local operator on a node's loopback API), and list exactly
+/// the services the daemon serves.
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_reflection_are_served_to_every_role() -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::{ServerReflectionRequest, ServiceResponse};
+
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub = InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "", "")?).await?;
+    let node = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[0],
+        "49",
+        &[("coorace-pdl", hub.hub_endpoint(), &["needs"][..])],
+    )?)
+    .await?;
+    let consumer = pki.issue(Role::Consumer, "dreets-52")?;
+    let probes = [
+        (hub.hub_endpoint(), Some(consumer), "passerelle.v1.StatisticsService"),
+        (node.endpoint.clone(), None, "passerelle.v1.StructureService"),
+    ];
+    for (endpoint, tls, service) in probes {
+        let channel = passerelle_client::connect(&endpoint, tls.as_ref(), "server").await?;
+        let mut health = HealthClient::new(channel.clone());
+        for name in ["", service] {
+            let status = health.check(HealthCheckRequest { service: name.into() }).await?.into_inner().status;
+            assert_eq!(status, ServingStatus::Serving as i32, "{endpoint} {name:?}");
+        }
+        let unknown = health.check(HealthCheckRequest { service: "passerelle.v1.Nope".into() }).await;
+        assert_eq!(unknown.err().map(|s| s.code()), Some(Code::NotFound), "{endpoint}");
+
+        let mut reflection = ServerReflectionClient::new(channel);
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers =
+            reflection.server_reflection_info(tokio_stream::iter([request])).await?.into_inner();
+        let answer = answers.message().await?.and_then(|a| a.message_response);
+        let Some(MessageResponse::ListServicesResponse(list)) = answer else {
+            anyhow::bail!("{endpoint}: no service list: {answer:?}");
+        };
+        let names: Vec<String> = list.service.into_iter().map(|ServiceResponse { name }| name).collect();
+        assert!(names.iter().any(|n| n == service), "{endpoint}: {names:?}");
+        assert!(names.iter().any(|n| n == "grpc.health.v1.Health"), "{endpoint}: {names:?}");
+        // A node's API does not pretend to be a hub.
+        if service == "passerelle.v1.StructureService" {
+            assert!(!names.iter().any(|n| n.contains("HubSync")), "{names:?}");
+        }
+    }
+    node.stop().await?;
+    hub.stop().await
+}
