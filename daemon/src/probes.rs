@@ -39,11 +39,16 @@ impl Health {
     }
 
     /// Marks everything not serving, so probes stop routing new work here while in-flight
-    /// calls finish.
+    /// calls finish, then ends every `Watch` stream (after it has delivered `NOT_SERVING`):
+    /// a load balancer watching health must not hold the graceful shutdown open.
     pub async fn shutting_down(&self) {
-        self.reporter.set_service_status("", ServingStatus::NotServing).await;
-        for service in &self.services {
-            self.reporter.set_service_status(service, ServingStatus::NotServing).await;
+        let mut reporter = self.reporter.clone();
+        for service in std::iter::once(&"").chain(&self.services) {
+            reporter.set_service_status(service, ServingStatus::NotServing).await;
+            // Dropping the status sender ends the watchers' streams once they have seen it; a
+            // fresh one keeps answering `Check` with NOT_SERVING while the drain lasts.
+            reporter.clear_service_status(service).await;
+            reporter.set_service_status(service, ServingStatus::NotServing).await;
         }
     }
 

@@ -446,3 +446,30 @@ async fn health_and_reflection_are_served_to_every_role() -> anyhow::Result<()> 
     node.stop().await?;
     hub.stop().await
 }
+
+/// A health `Watch` (what a load balancer keeps open) sees NOT_SERVING when shutdown starts, then
+/// its stream ends: it does not hold the graceful shutdown open.
+#[tokio::test(flavor = "multi_thread")]
+async fn health_watchers_see_not_serving_and_do_not_block_shutdown() -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub = InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "", "")?).await?;
+    let consumer = pki.issue(Role::Consumer, "dreets-52")?;
+    let channel = passerelle_client::connect(&hub.hub_endpoint(), Some(&consumer), "hub").await?;
+    let mut watch =
+        HealthClient::new(channel).watch(HealthCheckRequest { service: String::new() }).await?.into_inner();
+    let first = watch.message().await?.map(|r| r.status);
+    assert_eq!(first, Some(ServingStatus::Serving as i32));
+
+    let stopping = tokio::spawn(hub.stop());
+    let next = watch.message().await?.map(|r| r.status);
+    assert_eq!(next, Some(ServingStatus::NotServing as i32));
+    // The stream ends (cleanly, or with the connection's close), and the hub stops.
+    let end = tokio::time::timeout(Duration::from_secs(5), watch.message()).await?;
+    assert!(!matches!(end, Ok(Some(_))), "the watch stream should end: {end:?}");
+    tokio::time::timeout(Duration::from_secs(5), stopping).await???;
+    Ok(())
+}
