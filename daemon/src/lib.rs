@@ -182,7 +182,7 @@ impl Daemon {
                         StructureServiceServer::new(api::StructureApi::new(node.clone(), engine.clone()))
                             .max_decoding_message_size(max),
                     ),
-                    &[STRUCTURE_SERVICE],
+                    &self.service_names(),
                 )?;
                 router.serve_with_incoming_shutdown(api, stopped()).await?;
             }
@@ -208,7 +208,7 @@ impl Daemon {
                             StatisticsServiceServer::new(service.clone()).max_decoding_message_size(max),
                         )
                         .add_service(admin()),
-                    &[HUB_SYNC, STATISTICS_SERVICE, HUB_ADMIN],
+                    &self.service_names(),
                 )?;
                 let operator: Router<_> = health.add_to(self.server().add_service(admin()), &[HUB_ADMIN])?;
                 tokio::try_join!(

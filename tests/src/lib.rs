@@ -122,10 +122,18 @@ pub struct ChildDaemon {
 impl ChildDaemon {
     /// Starts `passerelled run --config CONFIG` and waits for its `ready` line.
     pub fn spawn(config: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with(config, &[], "warn")
+    }
+
+    /// [`ChildDaemon::spawn`] with extra `run` flags and a `RUST_LOG` filter; its stderr (the
+    /// logs) stays piped in `child.stderr` for the test to read.
+    pub fn spawn_with(config: &Path, extra_args: &[&str], rust_log: &str) -> anyhow::Result<Self> {
         let mut child = Command::new(bin("passerelled"))
-            .args(["run", "--config"])
+            .arg("run")
+            .args(extra_args)
+            .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

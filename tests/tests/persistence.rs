@@ -148,33 +148,17 @@ fn a_data_dir_of_another_structure_is_refused() -> anyhow::Result<()> {
 
 #[test]
 fn json_logs_are_one_object_per_line() -> anyhow::Result<()> {
-    use std::io::{BufRead, BufReader, Read};
-    use std::process::Stdio;
+    use std::io::Read;
     let dir = tempfile::tempdir()?;
     let config = write_node_config(dir.path(), SIRET, "127.0.0.1:0")?;
-    let mut child = Command::new(bin("passerelled"))
-        .args(["run", "--log-format", "json", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info,passerelle_daemon::authz=debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut endpoint = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        if let Some(addr) = line.split(" api listening on ").nth(1) {
-            endpoint = format!("http://{addr}");
-        } else if line == "passerelled: ready" {
-            break;
-        }
-    }
+    let mut daemon =
+        ChildDaemon::spawn_with(&config, &["--log-format", "json"], "info,passerelle_daemon::authz=debug")?;
     // Every call gets its own span, naming the method and the caller.
-    cli(&endpoint, &["need", "list"]).ok()?;
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?.success());
-    assert_eq!(child.wait()?.code(), Some(0));
+    cli(&daemon.endpoint, &["need", "list"]).ok()?;
+    assert!(Command::new("kill").args(["-TERM", &daemon.child.id().to_string()]).status()?.success());
+    assert_eq!(daemon.child.wait()?.code(), Some(0));
     let mut stderr = String::new();
-    child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?.read_to_string(&mut stderr)?;
+    daemon.child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?.read_to_string(&mut stderr)?;
     let events: Vec<serde_json::Value> = stderr
         .lines()
         .map(|l| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("not JSON ({e}): {l}")))
