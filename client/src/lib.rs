@@ -12,6 +12,7 @@ mod error;
 mod hub_client;
 mod node_client;
 pub mod pki;
+pub mod text;
 
 pub use channel::{CALL_TIMEOUT, CONNECT_TIMEOUT, TlsFiles, connect};
 pub use error::{Error, Result};

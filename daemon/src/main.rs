@@ -1,6 +1,8 @@
 //! `passerelled`: the Passerelle daemon's command line. All the work is in the library.
 #![forbid(unsafe_code)]
 
+mod demo;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,6 +44,18 @@ enum Command {
         #[arg(long, value_enum, env = "PASSERELLE_LOG_FORMAT", default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
+    /// Start a whole federation of région Pays de la Loire on this machine (two network hubs, the
+    /// DREETS consolidation hub, four structures), seed it, show what each party sees, then keep
+    /// it running until Ctrl-C with the `passerelle` commands to explore it.
+    Demo {
+        /// Keep the PKI, configs and stores in DIR (a second run reuses them); by default a
+        /// temporary directory is used and removed on exit.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Tell the story, then stop and exit instead of waiting for Ctrl-C (for scripts and CI).
+        #[arg(long)]
+        once: bool,
+    },
     /// Check a config file, its certificates and keys; print what is wrong (exit 2 if anything is).
     CheckConfig {
         /// The TOML config file to check.
@@ -53,6 +67,24 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo { data_dir, once } => {
+            // The story goes to stdout; only warnings and errors are logged, unless RUST_LOG says.
+            init_logging_with(LogFormat::Text, "warn");
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(demo::run(demo::Options { data_dir, once })) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("passerelled demo: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(valid) => {
                 println!("{}: ok ({})", config.display(), describe(&valid));
@@ -169,6 +201,7 @@ async fn serve(config: ValidConfig) -> Result<(), Error> {
     }
 }
 
+/// Resolves on SIGINT or SIGTERM.
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
@@ -183,8 +216,13 @@ async fn wait_for_signal() {
 }
 
 fn init_logging(format: LogFormat) {
+    init_logging_with(format, "info");
+}
+
+/// Logs to stderr in `format`, filtered by `RUST_LOG` or else `default_filter`.
+fn init_logging_with(format: LogFormat, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::args::Format;
 use super::views::Record;
+use passerelle_client::text::aligned;
 
 /// Prints one record: a JSON object, a CSV header and row, or `field  value` lines.
 pub(crate) fn one<R: Record>(format: Format, record: &R) -> std::io::Result<()> {
@@ -64,20 +65,6 @@ pub(crate) fn list<R: Record>(format: Format, records: &[R]) -> std::io::Result<
 /// Prints a list of protocol messages through their view.
 pub(crate) fn list_of<T, R: Record + From<T>>(format: Format, items: Vec<T>) -> std::io::Result<()> {
     list(format, &items.into_iter().map(R::from).collect::<Vec<R>>())
-}
-
-/// Writes a header and rows as columns aligned on the widest cell.
-pub(crate) fn aligned(out: &mut impl Write, header: &[String], rows: &[Vec<String>]) -> std::io::Result<()> {
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            rows.iter().map(|r| r[i].chars().count()).chain([header[i].chars().count()]).max().unwrap_or(0)
-        })
-        .collect();
-    for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        writeln!(out, "{}", line.join("  ").trim_end())?;
-    }
-    Ok(())
 }
 
 /// The record's fields in declaration order, as JSON values.
