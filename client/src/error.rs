@@ -37,6 +37,24 @@ pub enum Error {
     #[error("{0}")]
     AuditBroken(String),
 
+    /// An import file cannot be imported as it is; nothing was imported.
+    #[error("{}", invalid_file(path, problems))]
+    InvalidFile {
+        /// The file, as given.
+        path: String,
+        /// Every problem found, by line.
+        problems: Vec<crate::import::Problem>,
+    },
+
+    /// A local file could not be read.
+    #[error("{path}: {source}")]
+    File {
+        /// The file, as given.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+
     /// A PKI operation failed.
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
@@ -48,7 +66,10 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         use tonic::Code;
         match self {
-            Error::InvalidEndpoint { .. } | Error::Invalid(_) => true,
+            Error::InvalidEndpoint { .. }
+            | Error::Invalid(_)
+            | Error::InvalidFile { .. }
+            | Error::File { .. } => true,
             Error::Unreachable { .. } | Error::AuditBroken(_) => false,
             Error::Pki(e) => matches!(e, crate::pki::PkiError::Invalid(_) | crate::pki::PkiError::Exists(_)),
             Error::Status(s) => matches!(
@@ -92,6 +113,17 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// How a refused file reads: a summary line, then one indented line per problem.
+fn invalid_file(path: &str, problems: &[crate::import::Problem]) -> String {
+    let rows: std::collections::BTreeSet<u32> = problems.iter().map(|p| p.line).collect();
+    let mut text =
+        format!("{path}: {} problem(s) on {} line(s), nothing imported", problems.len(), rows.len());
+    for problem in problems {
+        text.push_str(&format!("\n  {problem}"));
+    }
+    text
 }
 
 /// The client's result type.

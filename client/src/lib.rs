@@ -10,6 +10,7 @@
 mod channel;
 mod error;
 mod hub_client;
+pub mod import;
 mod node_client;
 pub mod pki;
 pub mod text;

@@ -16,6 +16,9 @@ use passerelle_proto::v1::{
     DeleteNeedRequest, ListNetworkNeedsRequest, PooledNeed, SyncNowRequest, SyncStatusRequest,
     SyncStatusResponse,
 };
+use passerelle_proto::v1::{
+    ImportIndicatorsRequest, ImportNeedsRequest, ImportResponse, IndicatorRow, NeedRow,
+};
 use tonic::transport::Channel;
 
 use crate::channel::{TlsFiles, connect};
@@ -173,6 +176,30 @@ impl NodeClient {
         reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
     }
 
+    /// Imports needs all or nothing, streaming them in parts; `sent` is told how many rows have
+    /// gone so far (for a progress bar). The node validates every row again and writes them in
+    /// one commit, or refuses the whole import listing every bad row.
+    pub async fn import_needs(
+        &mut self,
+        rows: Vec<NeedRow>,
+        sent: impl FnMut(usize) + Send + 'static,
+    ) -> Result<ImportResponse> {
+        let parts = in_parts(rows, sent, |rows| ImportNeedsRequest { rows });
+        let reply = self.inner.import_needs(parts).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Imports monthly indicator reports all or nothing, like [`NodeClient::import_needs`].
+    pub async fn import_indicators(
+        &mut self,
+        rows: Vec<IndicatorRow>,
+        sent: impl FnMut(usize) + Send + 'static,
+    ) -> Result<ImportResponse> {
+        let parts = in_parts(rows, sent, |rows| ImportIndicatorsRequest { rows });
+        let reply = self.inner.import_indicators(parts).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
     /// Records a consent.
     pub async fn grant_consent(&mut self, request: GrantConsentRequest) -> Result<Consent> {
         passerelle_proto::validate::grant_consent(&request)?;
@@ -208,4 +235,25 @@ impl NodeClient {
         let reply = self.inner.list_indicators(ListIndicatorsRequest { from, to }).await;
         reply.map(|r| r.into_inner().reports).map_err(|s| self.status(s))
     }
+}
+
+/// Rows per message of an import: well under the message size limit for the largest rows.
+const IMPORT_PART_ROWS: usize = 500;
+
+/// The rows as a stream of messages, telling `sent` the running count as each part is taken.
+fn in_parts<R: Send + 'static, M>(
+    rows: Vec<R>,
+    mut sent: impl FnMut(usize) + Send + 'static,
+    message: impl Fn(Vec<R>) -> M + Send + 'static,
+) -> impl tokio_stream::Stream<Item = M> + Send + 'static {
+    let mut rows = rows.into_iter().peekable();
+    let mut count = 0;
+    let parts = std::iter::from_fn(move || {
+        rows.peek()?;
+        let part: Vec<R> = rows.by_ref().take(IMPORT_PART_ROWS).collect();
+        count += part.len();
+        sent(count);
+        Some(message(part))
+    });
+    tokio_stream::iter(parts)
 }

@@ -16,6 +16,10 @@ pub enum Error {
     #[error(transparent)]
     Invalid(#[from] FieldError),
 
+    /// Rows of an import break rules; nothing was written. Every bad row is listed.
+    #[error("{}", rows_message(.0))]
+    InvalidRows(Vec<passerelle_proto::validate::RowError>),
+
     /// A record the request names does not exist.
     #[error("{what} {id} not found")]
     NotFound {
@@ -100,6 +104,22 @@ impl Error {
     }
 }
 
+/// How many bad rows a refused import's message lists before it only counts the rest (a status
+/// message travels in an HTTP/2 header, which must stay small).
+const ROWS_LISTED: usize = 50;
+
+fn rows_message(rows: &[passerelle_proto::validate::RowError]) -> String {
+    let mut text = format!("{} invalid row(s), nothing imported", rows.len());
+    for row in rows.iter().take(ROWS_LISTED) {
+        text.push_str("; ");
+        text.push_str(&row.to_string());
+    }
+    if rows.len() > ROWS_LISTED {
+        text.push_str(&format!("; and {} more", rows.len() - ROWS_LISTED));
+    }
+    text
+}
+
 /// The message of an error and of every error it wraps, joined by `: ` (repeats skipped).
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![err.to_string()];
@@ -121,7 +141,7 @@ impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         use tonic::Code;
         let code = match &err {
-            Error::Invalid(_) => Code::InvalidArgument,
+            Error::Invalid(_) | Error::InvalidRows(_) => Code::InvalidArgument,
             Error::NotFound { .. } => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::VersionConflict { .. } => Code::Aborted,

@@ -449,6 +449,48 @@ fn exits_sum(e: &Exits) -> Result {
     Ok(())
 }
 
+/// The most rows one import may carry: a structure's spreadsheet is far smaller, and the node
+/// holds an import in memory until it commits it whole.
+pub const MAX_IMPORT_ROWS: usize = 100_000;
+
+/// A rule broken by one row of an imported file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// The row's line in the file (the header is line 1).
+    pub line: u32,
+    /// What is wrong, naming the field.
+    pub error: FieldError,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.error)
+    }
+}
+
+/// Every month that appears on more than one row, reported on each repeat: an import must not
+/// carry two versions of the same month (which one would win is not for the node to guess).
+pub fn distinct_periods<'a>(rows: impl IntoIterator<Item = (u32, &'a str)>) -> Vec<RowError> {
+    let mut first_line: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    let mut errors = Vec::new();
+    for (line, period) in rows {
+        match first_line.get(period) {
+            Some(first) => errors.push(RowError {
+                line,
+                error: FieldError::new(
+                    "period",
+                    period,
+                    format!("already on line {first}: one row per month"),
+                ),
+            }),
+            None => {
+                first_line.insert(period, line);
+            }
+        }
+    }
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,8 +21,8 @@ use passerelle_proto::identity::Role;
 use passerelle_proto::v1::hub_sync_client::HubSyncClient;
 use passerelle_proto::v1::hub_sync_server::{HubSync, HubSyncServer};
 use passerelle_proto::v1::{
-    Ack, Batch, Change, HelloRequest, HelloResponse, PushMessage, PushReply, Structure, StructureKind,
-    SubscribeRequest, ViewBatch, push_message, push_reply,
+    Ack, Batch, Change, HelloRequest, HelloResponse, NeedRow, PushMessage, PushReply, Structure,
+    StructureKind, SubscribeRequest, ViewBatch, push_message, push_reply,
 };
 use passerelle_tests::InProcessDaemon;
 use passerelle_tests::fixtures::need;
@@ -181,7 +181,11 @@ async fn passerelle(pki: &TestPki, records: usize, measure_latency: bool) -> any
     let changes = tokio::task::spawn_blocking(move || {
         let node = Node::open(&data_dir, structure)?;
         for start in (0..records).step_by(10_000) {
-            node.create_needs((start..(start + 10_000).min(records)).map(need).collect())?;
+            node.import_needs(
+                (start..(start + 10_000).min(records))
+                    .map(|i| NeedRow { line: 0, fields: Some(need(i)) })
+                    .collect(),
+            )?;
         }
         anyhow::Ok(node.snapshot("needs", "coorace-pdl")?)
     })

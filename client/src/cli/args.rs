@@ -250,6 +250,10 @@ pub(crate) enum HubCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum NeedCommand {
+    /// Import needs from a CSV file, all or nothing (columns: see README, "Importing from a
+    /// spreadsheet"): rome_code, title, contract_type, open_positions, hours_per_week,
+    /// departement, commune, start_date, and optionally end_date, client, description.
+    Import(ImportArgs),
     /// Record a new recruitment need (open).
     Add(NeedAdd),
     /// List needs, oldest first.
@@ -423,6 +427,10 @@ pub(crate) enum ConsentCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum IndicatorsCommand {
+    /// Import monthly reports from a CSV file, all or nothing (columns: period, etp,
+    /// employees_in_insertion, hours_worked, hires, exits_total, exits_durable,
+    /// exits_transition, exits_positive, exits_other). A month already reported is replaced.
+    Import(ImportArgs),
     /// Submit (or re-submit) the indicator report of a month.
     Submit(IndicatorsSubmit),
     /// List reports by period.
@@ -468,6 +476,17 @@ pub(crate) struct IndicatorsSubmit {
     /// Other exits.
     #[arg(long)]
     pub(crate) exits_other: u32,
+}
+
+/// `need import` and `indicators import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The CSV file: UTF-8 (with or without BOM), `,` or `;` separated, a header row naming the
+    /// columns. If any row is invalid nothing is imported and every bad row is listed.
+    pub(crate) file: PathBuf,
+    /// Check every row and report, without importing anything (works without a node).
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// A parser for the slugs of one of the protocol's enums; `--help` and errors list the choices.

@@ -1,6 +1,8 @@
 //! The `passerelle` command line: parse, call the node, print.
 
 pub(crate) mod args;
+mod import;
+mod progress;
 mod render;
 mod stats;
 mod views;
@@ -43,6 +45,13 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
     let printed = match cli.command {
         Command::Hub(command) => hub_command(format, command, &cli.endpoint, tls.as_ref()).await?,
         Command::Stats(command) => stats_command(format, command, &cli.endpoint, tls.as_ref()).await?,
+        // Imports read and check the file before (and, with --dry-run, without) reaching the node.
+        Command::Need(NeedCommand::Import(args)) => {
+            import::run(format, import::Kind::Needs, args, &cli.endpoint, tls.as_ref()).await?
+        }
+        Command::Indicators(IndicatorsCommand::Import(args)) => {
+            import::run(format, import::Kind::Indicators, args, &cli.endpoint, tls.as_ref()).await?
+        }
         command => node_command(format, command, &cli.endpoint, tls.as_ref()).await?,
     };
     report(printed)
@@ -205,6 +214,7 @@ async fn node_command(
         }
         Command::Structure => render::one(format, &StructureView::from(node.structure().await?)),
         Command::Need(command) => match command {
+            NeedCommand::Import(_) => unreachable_command(),
             NeedCommand::Add(a) => {
                 let fields = NeedFields {
                     rome_code: a.rome,
@@ -305,6 +315,7 @@ async fn node_command(
             }
         },
         Command::Indicators(command) => match command {
+            IndicatorsCommand::Import(_) => unreachable_command(),
             IndicatorsCommand::Submit(s) => {
                 let fields = IndicatorFields {
                     period: s.period,

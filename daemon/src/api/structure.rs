@@ -7,11 +7,13 @@ use passerelle_proto::v1::{
     DeleteNeedRequest, DeleteNeedResponse, ListNetworkNeedsRequest, ListNetworkNeedsResponse, SyncNowRequest,
     SyncStatusRequest, SyncStatusResponse,
 };
+use passerelle_proto::v1::{ImportIndicatorsRequest, ImportNeedsRequest, ImportResponse};
 use passerelle_proto::v1::{
     ListAuditRequest, ListAuditResponse, PersonReportRequest, PersonReportResponse, VerifyAuditRequest,
     VerifyAuditResponse,
 };
 use passerelle_proto::v1::{ListNetworkProfilesRequest, ListNetworkProfilesResponse};
+use passerelle_proto::validate::{FieldError, MAX_IMPORT_ROWS};
 
 use passerelle_proto::v1::structure_service_server::StructureService;
 use passerelle_proto::v1::{
@@ -22,7 +24,7 @@ use passerelle_proto::v1::{
     Person, RecruitmentNeed, Structure, SubmitIndicatorsRequest, UpdateNeedRequest, UpdatePersonRequest,
     WithdrawConsentRequest,
 };
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::blocking;
 use crate::node::Node;
@@ -209,6 +211,21 @@ impl StructureService for StructureApi {
         blocking(move || node.submit_indicators(r.fields)).await
     }
 
+    async fn import_needs(&self, request: Request<Streaming<ImportNeedsRequest>>) -> Reply<ImportResponse> {
+        let rows = collect_rows(request.into_inner(), |m| m.rows).await?;
+        let node = self.node.clone();
+        blocking(move || node.import_needs(rows)).await
+    }
+
+    async fn import_indicators(
+        &self,
+        request: Request<Streaming<ImportIndicatorsRequest>>,
+    ) -> Reply<ImportResponse> {
+        let rows = collect_rows(request.into_inner(), |m| m.rows).await?;
+        let node = self.node.clone();
+        blocking(move || node.import_indicators(rows)).await
+    }
+
     async fn list_indicators(
         &self,
         request: Request<ListIndicatorsRequest>,
@@ -220,4 +237,21 @@ impl StructureService for StructureApi {
         })
         .await
     }
+}
+
+/// Gathers an import's rows from its messages, refusing it as soon as it passes
+/// [`MAX_IMPORT_ROWS`] (the node holds an import in memory until it commits it whole).
+async fn collect_rows<M, R>(
+    mut stream: Streaming<M>,
+    rows_of: impl Fn(M) -> Vec<R>,
+) -> Result<Vec<R>, Status> {
+    let mut rows = Vec::new();
+    while let Some(message) = stream.message().await? {
+        rows.extend(rows_of(message));
+        if rows.len() > MAX_IMPORT_ROWS {
+            let error = FieldError::rule("rows", format!("at most {MAX_IMPORT_ROWS} rows per import"));
+            return Err(crate::Error::from(error).into());
+        }
+    }
+    Ok(rows)
 }

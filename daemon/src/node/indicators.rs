@@ -1,12 +1,13 @@
 //! Monthly indicator reports: one per period, re-submission replaces and bumps the version.
 
+use passerelle_proto::datasets::INDICATORS;
 use passerelle_proto::date::now_unix_ms;
-use passerelle_proto::v1::{IndicatorFields, IndicatorReport};
-use passerelle_proto::validate::{self, FieldError};
+use passerelle_proto::v1::{ImportResponse, IndicatorFields, IndicatorReport, IndicatorRow};
+use passerelle_proto::validate::{self, FieldError, RowError};
 use prost::Message;
 
-use super::{Node, required};
-use crate::error::Result;
+use super::{Node, check_size, required, row_line};
+use crate::error::{Error, Result};
 use crate::store::{Tree, WriteBatch, keys};
 
 impl Node {
@@ -26,9 +27,65 @@ impl Node {
         let mut batch = WriteBatch::new();
         batch.put(Tree::Indicators, key, report.encode_to_vec());
         let period = report.fields.as_ref().map(|f| f.period.clone()).unwrap_or_default();
-        let seq = self.log_change(&mut batch, passerelle_proto::datasets::INDICATORS, &period);
+        let seq = self.log_change(&mut batch, INDICATORS, &period);
         self.commit_change(batch, seq)?;
         Ok(report)
+    }
+
+    /// Records many monthly reports in one atomic, durable commit: all or none, every invalid row
+    /// reported with its line. A month already reported is replaced; a month twice is an error.
+    pub fn import_indicators(&self, rows: Vec<IndicatorRow>) -> Result<ImportResponse> {
+        check_size(rows.len())?;
+        let mut valid = Vec::with_capacity(rows.len());
+        let mut errors = Vec::new();
+        for (i, row) in rows.into_iter().enumerate() {
+            let line = row_line(row.line, i);
+            let checked = required("fields", row.fields).and_then(|fields| {
+                validate::indicator_fields(&fields)?;
+                let month = validate::month("period", &fields.period)?;
+                Ok((month, fields))
+            });
+            match checked {
+                Ok((month, fields)) => valid.push((line, month, fields)),
+                Err(Error::Invalid(error)) => errors.push(RowError { line, error }),
+                Err(other) => return Err(other),
+            }
+        }
+        errors
+            .extend(validate::distinct_periods(valid.iter().map(|(line, _, f)| (*line, f.period.as_str()))));
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.line);
+            return Err(Error::InvalidRows(errors));
+        }
+        let now = now_unix_ms();
+        let _writer = self.write_lock();
+        let mut batch = WriteBatch::new();
+        let (mut created, mut replaced) = (0, 0);
+        let mut keys = Vec::with_capacity(valid.len());
+        let mut last_seq = self.head_seq();
+        for (_, month, fields) in valid {
+            let key = keys::month(month);
+            let previous: Option<IndicatorReport> = self.load(Tree::Indicators, &key)?;
+            if previous.is_some() {
+                replaced += 1;
+            } else {
+                created += 1;
+            }
+            let period = fields.period.clone();
+            let report = IndicatorReport {
+                siret: self.structure.siret.clone(),
+                fields: Some(fields),
+                version: previous.map_or(1, |p| p.version + 1),
+                submitted_at_ms: now,
+            };
+            batch.put(Tree::Indicators, key, report.encode_to_vec());
+            last_seq = self.log_change_at(&mut batch, last_seq + 1, INDICATORS, &period);
+            keys.push(period);
+        }
+        if !keys.is_empty() {
+            self.commit_change(batch, last_seq)?;
+        }
+        Ok(ImportResponse { created, replaced, keys })
     }
 
     /// Lists reports by period, within `from..=to` when given.

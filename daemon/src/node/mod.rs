@@ -119,6 +119,24 @@ fn required<T>(field: &str, value: Option<T>) -> Result<T> {
 }
 
 /// Turns `Some("")` into `None`, so an emptied optional text is the same as an absent one.
+/// Refuses an import larger than [`validate::MAX_IMPORT_ROWS`] before looking at its rows.
+fn check_size(rows: usize) -> Result<()> {
+    if rows > passerelle_proto::validate::MAX_IMPORT_ROWS {
+        return Err(passerelle_proto::validate::FieldError::rule(
+            "rows",
+            format!("at most {} rows per import, got {rows}", passerelle_proto::validate::MAX_IMPORT_ROWS),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The line a row error names: the file's line, or the row's position (from 1) when the rows
+/// did not come from a file.
+fn row_line(line: u32, index: usize) -> u32 {
+    if line > 0 { line } else { u32::try_from(index + 1).unwrap_or(u32::MAX) }
+}
+
 fn none_if_empty(value: &mut Option<String>) {
     if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
         *value = None;

@@ -2,11 +2,11 @@
 
 use passerelle_proto::datasets;
 use passerelle_proto::date::now_unix_ms;
-use passerelle_proto::v1::{NeedFields, NeedStatus, RecruitmentNeed};
-use passerelle_proto::validate;
+use passerelle_proto::v1::{ImportResponse, NeedFields, NeedRow, NeedStatus, RecruitmentNeed};
+use passerelle_proto::validate::{self, RowError};
 use prost::Message;
 
-use super::{Node, none_if_empty, parse_id, required};
+use super::{Node, check_size, none_if_empty, parse_id, required, row_line};
 use crate::error::{Error, Result};
 use crate::store::{Tree, WriteBatch, keys};
 
@@ -23,34 +23,38 @@ impl Node {
         Ok(need)
     }
 
-    /// Records many open needs in one atomic, durable commit: all of them or none (the first
-    /// invalid one is reported with its index). Used by imports and by the benchmarks.
-    pub fn create_needs(&self, all: Vec<NeedFields>) -> Result<Vec<RecruitmentNeed>> {
-        let mut cleaned = Vec::with_capacity(all.len());
-        for (i, fields) in all.into_iter().enumerate() {
-            cleaned.push(clean(fields).map_err(|e| match e {
-                Error::Invalid(f) => Error::Invalid(passerelle_proto::validate::FieldError {
-                    field: format!("needs[{i}].{}", f.field),
-                    ..f
-                }),
-                other => other,
-            })?);
+    /// Records many open needs in one atomic, durable commit: all of them or none. Every invalid
+    /// row is reported (with its line), not only the first. Used by imports and the benchmarks.
+    pub fn import_needs(&self, rows: Vec<NeedRow>) -> Result<ImportResponse> {
+        check_size(rows.len())?;
+        let mut cleaned = Vec::with_capacity(rows.len());
+        let mut errors = Vec::new();
+        for (i, row) in rows.into_iter().enumerate() {
+            let line = row.line;
+            match required("fields", row.fields).and_then(clean) {
+                Ok(fields) => cleaned.push(fields),
+                Err(Error::Invalid(error)) => errors.push(RowError { line: row_line(line, i), error }),
+                Err(other) => return Err(other),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::InvalidRows(errors));
         }
         let now = now_unix_ms();
         let _writer = self.write_lock();
         let mut batch = WriteBatch::new();
-        let mut needs = Vec::with_capacity(cleaned.len());
+        let mut keys = Vec::with_capacity(cleaned.len());
         let mut last_seq = self.head_seq();
         for fields in cleaned {
             let (id, need) = new_need(fields, now);
             batch.put(Tree::Needs, keys::id(&id), need.encode_to_vec());
             last_seq = self.log_change_at(&mut batch, last_seq + 1, datasets::NEEDS, &need.id);
-            needs.push(need);
+            keys.push(need.id);
         }
-        if !needs.is_empty() {
+        if !keys.is_empty() {
             self.commit_change(batch, last_seq)?;
         }
-        Ok(needs)
+        Ok(ImportResponse { created: keys.len() as u64, replaced: 0, keys })
     }
 
     /// Replaces a need's fields, optionally only if it is still at `expected_version`.
