@@ -50,6 +50,17 @@ pub struct Config {
     /// Limits against abuse, for every listener.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// Prometheus metrics over plain HTTP, off unless this section is present.
+    pub metrics: Option<MetricsSection>,
+}
+
+/// `[metrics]`: where Prometheus scrapes `GET /metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address of the plain-HTTP metrics listener, e.g. `127.0.0.1:9464`. Metrics hold counts,
+    /// SIRETs and hub ids, never personal data; still, keep the port inside the operator's network.
+    pub listen: Spanned<String>,
 }
 
 /// `[node]`: the identity of the structure running this node.
@@ -249,6 +260,8 @@ pub struct ValidConfig {
     pub api: ApiConfig,
     /// Limits for every listener.
     pub limits: Limits,
+    /// Where Prometheus metrics are served, when enabled.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// What a daemon is.
@@ -447,12 +460,14 @@ impl Config {
                 return Err(Error::Config(format!("{}: {field}: must be at least 1", path.display())));
             }
         }
+        let metrics = self.metrics.as_ref().map(|m| v.addr("metrics.listen", &m.listen)).transpose()?;
         Ok(ValidConfig {
             source: None,
             data_dir: v.base.join(self.data_dir.get_ref()),
             role,
             api: ApiConfig { listen, tls: api_tls },
             limits: limits.into(),
+            metrics,
         })
     }
 }
@@ -763,6 +778,22 @@ listen = "127.0.0.1:0"
     fn node_and_hub_are_exclusive_and_one_is_required() {
         let err = check("data_dir = \"d\"\n").expect_err("neither");
         assert!(err.to_string().contains("missing a [node] or a [hub] section"), "{err}");
+    }
+
+    #[test]
+    fn metrics_are_off_unless_configured_and_checked_when_they_are() -> anyhow::Result<()> {
+        assert_eq!(check(GOOD)?.metrics, None);
+        let on = check(&format!("{GOOD}[metrics]\nlisten = \"127.0.0.1:9464\"\n"))?;
+        assert_eq!(on.metrics, Some("127.0.0.1:9464".parse()?));
+        let err = check(&format!("{GOOD}[metrics]\nlisten = \"localhost\"\n")).expect_err("no port");
+        assert!(
+            err.to_string()
+                .contains(":11: metrics.listen \"localhost\": expected an address like 127.0.0.1:7401"),
+            "{err}"
+        );
+        let err = check(&format!("{GOOD}[metrics]\nport = 9464\n")).expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field `port`"), "{err}");
+        Ok(())
     }
 
     #[test]

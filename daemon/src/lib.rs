@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod node;
 pub mod probes;
 pub mod store;
@@ -51,6 +52,8 @@ pub struct Listeners {
     pub api: TcpListener,
     /// The hub's mutual-TLS listener, on a hub.
     pub hub: Option<TcpListener>,
+    /// The Prometheus metrics listener, when `[metrics]` is configured.
+    pub metrics: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -61,7 +64,19 @@ impl Listeners {
             Some(hub) => Some(bind(hub.listen, "hub.listen").await?),
             None => None,
         };
-        Ok(Self { api, hub })
+        let metrics = match config.metrics {
+            Some(addr) => Some(bind(addr, "metrics.listen").await?),
+            None => None,
+        };
+        Ok(Self { api, hub, metrics })
+    }
+
+    /// The bound address of the metrics listener, when there is one.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>> {
+        self.metrics
+            .as_ref()
+            .map(|l| l.local_addr().map_err(|e| Error::io("reading the metrics address", e)))
+            .transpose()
     }
 
     /// The bound address of the local API.
@@ -82,6 +97,10 @@ async fn bind(addr: SocketAddr, field: &str) -> Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| Error::io(format!("binding {field} {addr}"), e))
 }
 
+/// Every listener's tower stack, outermost last: metrics, message size, authorization.
+type Layers =
+    Stack<authz::AuthzLayer, Stack<limits::MessageSizeLayer, Stack<metrics::RpcMetricsLayer, Identity>>>;
+
 /// What a daemon runs.
 #[derive(Debug, Clone)]
 enum Role {
@@ -95,6 +114,8 @@ pub struct Daemon {
     role: Role,
     config: ValidConfig,
     denied: tls::DenyList,
+    /// Calls by method and code, for the metrics endpoint.
+    rpc: Arc<metrics::RpcMetrics>,
 }
 
 impl Daemon {
@@ -119,7 +140,7 @@ impl Daemon {
                 Role::Hub(Arc::new(hub))
             }
         };
-        Ok(Self { role, config, denied })
+        Ok(Self { role, config, denied, rpc: Arc::default() })
     }
 
     /// The node's domain layer, on a node (for tests and tools in the same process).
@@ -173,6 +194,16 @@ impl Daemon {
                 stopping.await;
                 health.shutting_down().await;
             });
+        }
+        if let Some(listener) = listeners.metrics {
+            let scrape = match &self.role {
+                Role::Node(node, engine) => {
+                    metrics::Scrape::node(self.rpc.clone(), node.clone(), engine.clone())
+                }
+                Role::Hub(hub) => metrics::Scrape::hub(self.rpc.clone(), hub.clone()),
+            };
+            tracing::info!(addr = %listener.local_addr().map_err(|e| Error::io("metrics address", e))?, "metrics listening (http)");
+            background.push(tokio::spawn(metrics::serve(listener, scrape, stop_rx_for_streams.clone())));
         }
         match &self.role {
             Role::Node(node, engine) => {
@@ -258,9 +289,7 @@ impl Daemon {
     }
 
     /// A tonic server with this daemon's limits and its authorization layer.
-    fn server(
-        &self,
-    ) -> tonic::transport::Server<Stack<authz::AuthzLayer, Stack<limits::MessageSizeLayer, Identity>>> {
+    fn server(&self) -> tonic::transport::Server<Layers> {
         let limits = &self.config.limits;
         tonic::transport::Server::builder()
             .timeout(limits.request_timeout)
@@ -273,6 +302,8 @@ impl Daemon {
             .trace_fn(|request| {
                 tracing::info_span!("rpc", method = %request.uri().path(), peer = tracing::field::Empty)
             })
+            // Outermost, so refused and oversized calls are counted too.
+            .layer(metrics::RpcMetricsLayer::new(self.rpc.clone()))
             .layer(limits::MessageSizeLayer::new(limits.max_message_bytes))
             .layer(authz::AuthzLayer::new(self.denied.clone()))
     }

@@ -155,6 +155,9 @@ async fn serve(config: ValidConfig) -> Result<(), Error> {
     if let Some(addr) = listeners.hub_addr()? {
         println!("passerelled: hub listening on {addr}");
     }
+    if let Some(addr) = listeners.metrics_addr()? {
+        println!("passerelled: metrics listening on http://{addr}/metrics");
+    }
     println!("passerelled: ready");
 
     if let Some(hub) = daemon.hub().cloned() {

@@ -58,6 +58,8 @@ pub struct InProcessDaemon {
     pub endpoint: String,
     /// `127.0.0.1:PORT` of the hub's mutual-TLS listener, on a hub.
     pub hub_addr: Option<std::net::SocketAddr>,
+    /// `127.0.0.1:PORT` of the metrics listener, when the config has `[metrics]`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// The config it runs with.
     pub config: ValidConfig,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -80,6 +82,7 @@ impl InProcessDaemon {
         let listeners = Listeners::bind(&config).await?;
         let endpoint = format!("http://{}", listeners.api_addr()?);
         let hub_addr = listeners.hub_addr()?;
+        let metrics_addr = listeners.metrics_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         // Open first, so a failure to start is this call's error, not a reset connection later.
         let daemon = {
@@ -89,7 +92,7 @@ impl InProcessDaemon {
         let task = tokio::spawn(daemon.serve(listeners, async {
             let _ = stopped.await;
         }));
-        Ok(Self { endpoint, hub_addr, config, stop: Some(stop), task: Some(task) })
+        Ok(Self { endpoint, hub_addr, metrics_addr, config, stop: Some(stop), task: Some(task) })
     }
 
     /// `https://localhost:PORT` of the hub listener.

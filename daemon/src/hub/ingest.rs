@@ -125,6 +125,20 @@ impl Hub {
             .collect()
     }
 
+    /// Live records held, by dataset (for the metrics endpoint: reads every record).
+    pub fn records_by_dataset(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        let mut counts: std::collections::BTreeMap<String, u64> =
+            datasets::ALL.iter().map(|d| (d.to_string(), 0)).collect();
+        for (key, raw) in self.store.scan(Tree::Records, &[], None, usize::MAX)? {
+            let record = HubRecord::decode(raw.as_slice()).map_err(|_| corrupt("record"))?;
+            let dataset = String::from_utf8_lossy(&key).split('/').nth(1).unwrap_or_default().to_string();
+            if record.is_live() {
+                *counts.entry(dataset).or_default() += 1;
+            }
+        }
+        Ok(counts)
+    }
+
     fn member_for(&self, peer: &Peer) -> Result<Member> {
         let key = member_key(peer.id.role, &peer.id.id);
         self.load(&key)?.ok_or_else(|| {

@@ -22,6 +22,7 @@ pub mod projection;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::v1::Structure;
 use passerelle_proto::validate::{self, FieldError};
 use prost::Message;
@@ -38,6 +39,8 @@ pub struct Node {
     writer: Mutex<()>,
     /// The outbox head, watched by sync tasks.
     head: tokio::sync::watch::Sender<u64>,
+    /// When recent changes were committed, for the sync lag metric.
+    commit_times: Mutex<outbox::CommitTimes>,
 }
 
 impl std::fmt::Debug for Node {
@@ -60,8 +63,9 @@ impl Node {
             ),
             None => 0,
         };
+        let commit_times = Mutex::new(outbox::CommitTimes::new(head, now_unix_ms()));
         let (head, _) = tokio::sync::watch::channel(head);
-        Ok(Self { store, structure, identity, writer: Mutex::new(()), head })
+        Ok(Self { store, structure, identity, writer: Mutex::new(()), head, commit_times })
     }
 
     /// The structure this node belongs to.
@@ -91,6 +95,20 @@ impl Node {
 
     fn load<M: Message + Default>(&self, tree: Tree, key: &[u8]) -> Result<Option<M>> {
         self.store.get(tree, key)?.map(|raw| decode(tree, &raw)).transpose()
+    }
+
+    /// How many records the node holds, by kind (for the metrics endpoint; scans keys only).
+    pub fn record_counts(&self) -> Result<Vec<(&'static str, u64)>> {
+        let mut counts = Vec::new();
+        for (name, tree) in [
+            ("needs", Tree::Needs),
+            ("indicators", Tree::Indicators),
+            ("persons", Tree::Persons),
+            ("consents", Tree::Consents),
+        ] {
+            counts.push((name, self.store.scan(tree, &[], None, usize::MAX)?.len() as u64));
+        }
+        Ok(counts)
     }
 
     /// The store, for the sync engine's own state.

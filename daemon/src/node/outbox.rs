@@ -44,8 +44,20 @@ impl Node {
     /// Commits a batch holding an outbox entry, then tells sync tasks (push on change).
     pub(super) fn commit_change(&self, batch: WriteBatch, seq: u64) -> Result<()> {
         self.commit(batch)?;
+        if let Ok(mut times) = self.commit_times.lock() {
+            times.record(seq, passerelle_proto::date::now_unix_ms());
+        }
         self.head.send_replace(seq);
         Ok(())
+    }
+
+    /// When the oldest change after `checkpoint` was committed, if any is (a lower bound when it
+    /// predates what is remembered: the daemon's start, or the oldest forgotten commit).
+    pub fn pending_since_ms(&self, checkpoint: u64) -> Option<i64> {
+        if checkpoint >= self.head_seq() {
+            return None;
+        }
+        self.commit_times.lock().ok().map(|times| times.committed_at(checkpoint + 1))
     }
 
     /// The highest committed sequence number.
@@ -102,4 +114,63 @@ impl Node {
 
 fn corrupt() -> Error {
     Error::Store(StoreError("corrupt outbox entry".into()))
+}
+
+/// How many recent commits [`CommitTimes`] remembers.
+const COMMIT_TIMES_KEPT: usize = 4096;
+
+/// The commit time of recent outbox sequence numbers, in memory: what the sync lag metric
+/// needs (how long the oldest unacknowledged change has waited) without a timestamp on disk.
+#[derive(Debug)]
+pub(super) struct CommitTimes {
+    /// `(last sequence number of a commit, its time)`, oldest first.
+    recent: std::collections::VecDeque<(u64, i64)>,
+    /// Every sequence number up to `floor.0` was committed at `floor.1` or earlier.
+    floor: (u64, i64),
+}
+
+impl CommitTimes {
+    /// Remembers nothing yet: changes up to `head` were committed before `now_ms`.
+    pub(super) fn new(head: u64, now_ms: i64) -> Self {
+        Self { recent: std::collections::VecDeque::new(), floor: (head, now_ms) }
+    }
+
+    /// Notes that changes up to `seq` were committed at `at_ms`.
+    pub(super) fn record(&mut self, seq: u64, at_ms: i64) {
+        if self.recent.len() == COMMIT_TIMES_KEPT
+            && let Some(forgotten) = self.recent.pop_front()
+        {
+            self.floor = forgotten;
+        }
+        self.recent.push_back((seq, at_ms));
+    }
+
+    /// When change `seq` was committed (or the latest time it can have been).
+    pub(super) fn committed_at(&self, seq: u64) -> i64 {
+        if seq <= self.floor.0 {
+            return self.floor.1;
+        }
+        let i = self.recent.partition_point(|(last, _)| *last < seq);
+        self.recent.get(i).map_or(self.floor.1, |(_, at)| *at)
+    }
+}
+
+#[cfg(test)]
+mod commit_time_tests {
+    use super::*;
+
+    #[test]
+    fn a_change_is_dated_by_the_commit_that_holds_it() {
+        let mut times = CommitTimes::new(10, 1_000);
+        assert_eq!(times.committed_at(7), 1_000, "before this process: its start bounds it");
+        times.record(12, 2_000); // Changes 11 and 12 in one commit.
+        times.record(13, 3_000);
+        assert_eq!(times.committed_at(11), 2_000);
+        assert_eq!(times.committed_at(12), 2_000);
+        assert_eq!(times.committed_at(13), 3_000);
+        for i in 0..COMMIT_TIMES_KEPT as u64 {
+            times.record(14 + i, 4_000 + i as i64);
+        }
+        assert_eq!(times.committed_at(12), 3_000, "forgotten: the latest forgotten time bounds it");
+    }
 }

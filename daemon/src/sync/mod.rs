@@ -14,6 +14,7 @@ pub(crate) mod connect;
 mod push;
 pub mod state;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,11 +48,54 @@ pub struct LinkStatus {
     pub last_error: String,
 }
 
+/// Counters of one hub link since the daemon started, for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    /// Batches sent (outbox, full resend or withdrawal).
+    pub batches_sent: AtomicU64,
+    /// Changes in the batches sent.
+    pub records_sent: AtomicU64,
+    /// Batches the hub acknowledged.
+    pub batches_acked: AtomicU64,
+    /// Changes in the batches acknowledged.
+    pub records_acked: AtomicU64,
+    /// Datasets the hub asked to be resent in full at a session start (its digest differed, or
+    /// it lost its copy).
+    pub resends_requested: AtomicU64,
+}
+
+/// One hub link as the metrics endpoint shows it.
+#[derive(Debug, Clone, Default)]
+pub struct LinkMetrics {
+    /// The hub's id.
+    pub hub: String,
+    /// A push session is open.
+    pub connected: bool,
+    /// Changes committed but not acknowledged by the hub.
+    pub pending: u64,
+    /// How long the oldest of them has waited, in seconds (0 when none).
+    pub lag_seconds: f64,
+    /// See [`LinkCounters`], in the same order.
+    pub batches_sent: u64,
+    /// Changes sent.
+    pub records_sent: u64,
+    /// Batches acknowledged.
+    pub batches_acked: u64,
+    /// Changes acknowledged.
+    pub records_acked: u64,
+    /// Full resends the hub asked for.
+    pub resends_requested: u64,
+    /// Time of the last acknowledgement, milliseconds since the epoch (0: none yet).
+    pub last_ack_at_ms: i64,
+}
+
 /// One hub's task handle.
 #[derive(Debug)]
 struct Link {
     config: HubLink,
     status: Mutex<LinkStatus>,
+    /// What went through this link.
+    counters: LinkCounters,
     /// `sync now`: skip the current retry delay.
     wake: Notify,
 }
@@ -81,6 +125,7 @@ impl SyncEngine {
             links.push(Arc::new(Link {
                 config: hub.clone(),
                 status: Mutex::new(status),
+                counters: LinkCounters::default(),
                 wake: Notify::new(),
             }));
         }
@@ -260,6 +305,32 @@ impl SyncEngine {
                 }
                 Err(e) => out.unreachable.push(format!("{}: {e}", link.config.id)),
             }
+        }
+        Ok(out)
+    }
+
+    /// The metrics of every hub link (reads the outbox: run it off the async workers).
+    pub fn metrics(&self) -> Result<Vec<LinkMetrics>> {
+        let now = passerelle_proto::date::now_unix_ms();
+        let mut out = Vec::new();
+        for link in &self.links {
+            let status = link.status.lock().map(|s| s.clone()).unwrap_or_default();
+            let pending = self.node.outbox_after(status.checkpoint, usize::MAX)?.len() as u64;
+            let since =
+                self.node.pending_since_ms(status.checkpoint).filter(|_| pending > 0 || status.owed > 0);
+            let c = &link.counters;
+            out.push(LinkMetrics {
+                hub: link.config.id.clone(),
+                connected: status.connected,
+                pending,
+                lag_seconds: since.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0),
+                batches_sent: c.batches_sent.load(Ordering::Relaxed),
+                records_sent: c.records_sent.load(Ordering::Relaxed),
+                batches_acked: c.batches_acked.load(Ordering::Relaxed),
+                records_acked: c.records_acked.load(Ordering::Relaxed),
+                resends_requested: c.resends_requested.load(Ordering::Relaxed),
+                last_ack_at_ms: status.last_ack_at_ms,
+            });
         }
         Ok(out)
     }

@@ -6,6 +6,7 @@
 //! [`WINDOW`] messages are in flight.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use passerelle_proto::date::now_unix_ms;
@@ -44,6 +45,10 @@ enum InFlight {
     /// A dataset was withdrawn.
     Withdrawn(String),
 }
+
+/// What is in flight, oldest first, with the number of changes of each batch (`None` for a
+/// message that is not a batch).
+type InFlightQueue = VecDeque<(InFlight, Option<u64>)>;
 
 pub(super) struct PushSession<'a> {
     engine: &'a SyncEngine,
@@ -120,6 +125,7 @@ impl<'a> PushSession<'a> {
             None => return Err(Error::FailedPrecondition("the hub closed the push session".into())),
         };
         for dataset in accepted.resend {
+            self.link.counters.resends_requested.fetch_add(1, Ordering::Relaxed);
             if !state.snapshot_pending.contains(&dataset) {
                 tracing::info!(%dataset, "the hub asks for a full resend");
                 state.snapshot_pending.push(dataset);
@@ -136,7 +142,7 @@ impl<'a> PushSession<'a> {
         });
 
         // Acknowledgements, in order, on their own task.
-        let in_flight: Arc<Mutex<VecDeque<InFlight>>> = Arc::default();
+        let in_flight: Arc<Mutex<InFlightQueue>> = Arc::default();
         let window = Arc::new(Semaphore::new(WINDOW));
         let shared_state = Arc::new(Mutex::new(state.clone()));
         let acks = {
@@ -155,11 +161,15 @@ impl<'a> PushSession<'a> {
                     if !matches!(reply.kind, Some(push_reply::Kind::Ack(_))) {
                         return Err(Error::FailedPrecondition("unexpected reply from the hub".into()));
                     }
-                    let Some(item) = in_flight.lock().ok().and_then(|mut q| q.pop_front()) else {
+                    let Some((item, records)) = in_flight.lock().ok().and_then(|mut q| q.pop_front()) else {
                         return Err(Error::FailedPrecondition(
                             "the hub acknowledged more than was sent".into(),
                         ));
                     };
+                    if let Some(records) = records {
+                        link.counters.batches_acked.fetch_add(1, Ordering::Relaxed);
+                        link.counters.records_acked.fetch_add(records, Ordering::Relaxed);
+                    }
                     let snapshot = {
                         let Ok(mut st) = shared_state.lock() else {
                             return Err(Error::FailedPrecondition("state lock".into()));
@@ -207,19 +217,29 @@ impl<'a> PushSession<'a> {
         &self,
         state: PushState,
         tx: mpsc::Sender<PushMessage>,
-        in_flight: Arc<Mutex<VecDeque<InFlight>>>,
+        in_flight: Arc<Mutex<InFlightQueue>>,
         window: Arc<Semaphore>,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<()> {
         let hub = self.link.config.clone();
         let send = |message: push_message::Kind, item: InFlight| {
-            let (tx, in_flight, window) = (tx.clone(), in_flight.clone(), window.clone());
+            let (tx, in_flight, window, link) =
+                (tx.clone(), in_flight.clone(), window.clone(), self.link.clone());
             async move {
                 let permit =
                     window.acquire().await.map_err(|_| Error::FailedPrecondition("window closed".into()))?;
                 permit.forget();
+                let records = match &message {
+                    push_message::Kind::Batch(batch) => {
+                        let records = batch.changes.len() as u64;
+                        link.counters.batches_sent.fetch_add(1, Ordering::Relaxed);
+                        link.counters.records_sent.fetch_add(records, Ordering::Relaxed);
+                        Some(records)
+                    }
+                    _ => None,
+                };
                 if let Ok(mut q) = in_flight.lock() {
-                    q.push_back(item);
+                    q.push_back((item, records));
                 }
                 tx.send(PushMessage { kind: Some(message) })
                     .await
