@@ -139,6 +139,22 @@ fn the_demo_tells_the_story_its_commands_work_and_ctrl_c_removes_everything() ->
     let listed = String::from_utf8(Command::new(words[0]).args(&words[1..]).output()?.stdout)?;
     assert_eq!(listed.lines().filter(|l| l.contains("accepted")).count(), 3, "{listed}");
 
+    // The metrics URLs printed answer too.
+    let urls: Vec<&str> =
+        out.lines().filter_map(|l| l.strip_prefix("curl -s ")?.split_whitespace().next()).collect();
+    assert_eq!(urls.len(), 2, "{out}");
+    for (url, expected) in
+        urls.iter().zip(["passerelle_sync_lag_seconds{hub=\"coorace-pdl\"} 0", "passerelle_hub_members"])
+    {
+        let addr = url.trim_start_matches("http://").trim_end_matches("/metrics");
+        let mut stream = std::net::TcpStream::connect(addr)?;
+        use std::io::{Read, Write};
+        write!(stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut page = String::new();
+        stream.read_to_string(&mut page)?;
+        assert!(page.starts_with("HTTP/1.1 200") && page.contains(expected), "{url}: {page}");
+    }
+
     // Ctrl-C: the daemons stop cleanly and the temporary directory goes.
     let status = Command::new("kill").args(["-INT", &demo.child.id().to_string()]).status()?;
     ensure!(status.success(), "kill -INT failed");

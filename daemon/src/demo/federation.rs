@@ -60,6 +60,8 @@ pub(crate) struct Running {
     pub(crate) api: String,
     /// `https://localhost:PORT`: the hub's mutual-TLS listener, on a hub.
     pub(crate) hub: Option<String>,
+    /// `http://127.0.0.1:PORT/metrics`: its Prometheus metrics.
+    pub(crate) metrics: Option<String>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<passerelle_daemon::Result<()>>,
 }
@@ -71,6 +73,7 @@ impl Running {
         let listeners = Listeners::bind(&config).await?;
         let api = format!("http://{}", listeners.api_addr()?);
         let hub = listeners.hub_addr()?.map(|a| format!("https://localhost:{}", a.port()));
+        let metrics = listeners.metrics_addr()?.map(|a| format!("http://{a}/metrics"));
         let daemon = tokio::task::spawn_blocking(move || Daemon::open(config))
             .await?
             .with_context(|| format!("opening {name}'s store"))?;
@@ -78,7 +81,7 @@ impl Running {
         let task = tokio::spawn(daemon.serve(listeners, async {
             let _ = stopped.await;
         }));
-        Ok(Self { name: name.to_string(), config: config_path, api, hub, stop, task })
+        Ok(Self { name: name.to_string(), config: config_path, api, hub, metrics, stop, task })
     }
 
     /// Stops gracefully and waits until the store is closed.
@@ -167,7 +170,7 @@ fn write_hub_config(
          # The demo accepts members as they come; in production leave this off and run\n\
          # `passerelle hub accept SIRET` for each structure.\nauto_accept = true\n{hub_extra}\n\n\
          [hub.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_cas = [\"{}\"]\n\n\
-         [api]\nlisten = \"127.0.0.1:0\"\n{tail}",
+         [api]\nlisten = \"127.0.0.1:0\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n{tail}",
         files.cert.display(),
         files.key.display(),
         files.ca.display()
@@ -186,6 +189,7 @@ fn write_node_config(dir: &Path, pki: &Pki, cast: &Cast, hubs: &[(&str, &str)]) 
          data_dir = \"data\"\n\n\
          [node]\nsiret = \"{}\"\nkind = \"{}\"\nname = \"{}\"\ndepartement = \"{}\"\n\n\
          [api]\nlisten = \"127.0.0.1:0\"\n\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n\n\
          [tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
         cast.name,
         cast.siret,

@@ -311,6 +311,12 @@ pub(crate) fn commands(federation: &Federation, quarter: &str, today: Date) -> a
     println!("{cli} {tls} stats indicators --by departement --period {quarter}");
     println!("{cli} {tls} stats indicators --by kind --period {}", today.year - 1);
     println!("{cli} {tls} stats needs --by rome-grand-domaine");
+    println!("# Prometheus metrics (plain HTTP; every daemon has its own):");
+    for running in [node, coorace] {
+        if let Some(metrics) = &running.metrics {
+            println!("curl -s {metrics} | grep -v '^#'   # {}", running.name);
+        }
+    }
     println!("# The daemons' configs, to run one yourself: passerelled run --config FILE");
     for running in federation.networks.iter().chain([&federation.consolidation]).chain(&federation.nodes) {
         println!("#   {:<26} {}", running.name, running.config.display());
