@@ -96,11 +96,8 @@ pub fn indicator_columns() -> Vec<&'static str> {
 /// Reads a needs file. `Err` lists every problem (none of the rows is usable then).
 pub fn needs(bytes: &[u8]) -> Result<Vec<NeedRow>, Vec<Problem>> {
     let table = Table::read(bytes, NEED_COLUMNS)?;
-    let mut rows = Vec::new();
-    let mut problems = Vec::new();
-    for record in &table.records {
-        let mut cells = table.cells(record, &mut problems);
-        let fields = NeedFields {
+    let (rows, problems) = table.rows(
+        |cells| NeedFields {
             rome_code: cells.text("rome_code"),
             title: cells.text("title"),
             contract_type: cells.code::<ContractType>("contract_type"),
@@ -112,25 +109,17 @@ pub fn needs(bytes: &[u8]) -> Result<Vec<NeedRow>, Vec<Problem>> {
             end_date: cells.optional("end_date").map(|_| cells.date("end_date")),
             client: cells.optional("client"),
             description: cells.optional("description"),
-        };
-        if cells.parsed {
-            cells.check(validate::need_fields(&fields));
-        }
-        if cells.parsed && cells.valid {
-            rows.push(NeedRow { line: record.line, fields: Some(fields) });
-        }
-    }
-    finish(rows, problems)
+        },
+        validate::need_fields,
+    );
+    finish(rows.into_iter().map(|(line, fields)| NeedRow { line, fields: Some(fields) }).collect(), problems)
 }
 
 /// Reads an indicators file. `Err` lists every problem.
 pub fn indicators(bytes: &[u8]) -> Result<Vec<IndicatorRow>, Vec<Problem>> {
     let table = Table::read(bytes, INDICATOR_COLUMNS)?;
-    let mut rows = Vec::new();
-    let mut problems = Vec::new();
-    for record in &table.records {
-        let mut cells = table.cells(record, &mut problems);
-        let fields = IndicatorFields {
+    let (rows, mut problems) = table.rows(
+        |cells| IndicatorFields {
             period: cells.text("period"),
             etp_hundredths: cells.hundredths("etp"),
             employees_in_insertion: cells.number("employees_in_insertion"),
@@ -143,14 +132,11 @@ pub fn indicators(bytes: &[u8]) -> Result<Vec<IndicatorRow>, Vec<Problem>> {
                 positive: cells.number("exits_positive"),
                 other: cells.number("exits_other"),
             }),
-        };
-        if cells.parsed {
-            cells.check(validate::indicator_fields(&fields));
-        }
-        if cells.parsed && cells.valid {
-            rows.push(IndicatorRow { line: record.line, fields: Some(fields) });
-        }
-    }
+        },
+        validate::indicator_fields,
+    );
+    let rows: Vec<IndicatorRow> =
+        rows.into_iter().map(|(line, fields)| IndicatorRow { line, fields: Some(fields) }).collect();
     for e in validate::distinct_periods(
         rows.iter().map(|r| (r.line, r.fields.as_ref().map(|f| f.period.as_str()).unwrap_or_default())),
     ) {
@@ -261,6 +247,28 @@ impl Table {
             data.push(Record { line, cells: record.iter().map(|c| c.trim().to_string()).collect() });
         }
         Ok(Self { positions, width: header.len(), records: data })
+    }
+
+    /// Reads every data line with `read`, checks what could be read with `check` (the protocol's
+    /// rule), and returns the good rows with their line and every problem met.
+    fn rows<F>(
+        &self,
+        read: impl Fn(&mut Cells<'_>) -> F,
+        check: impl Fn(&F) -> Result<(), FieldError>,
+    ) -> (Vec<(u32, F)>, Vec<Problem>) {
+        let mut rows = Vec::new();
+        let mut problems = Vec::new();
+        for record in &self.records {
+            let mut cells = self.cells(record, &mut problems);
+            let fields = read(&mut cells);
+            if cells.parsed {
+                cells.check(check(&fields));
+            }
+            if cells.parsed && cells.valid {
+                rows.push((record.line, fields));
+            }
+        }
+        (rows, problems)
     }
 
     fn header_name(&self, column: &str) -> Option<String> {

@@ -109,6 +109,29 @@ impl TestPki {
         Ok(path)
     }
 
+    /// Starts hub `coorace-pdl` (accepting members as they come) and the node of `siret`, which
+    /// shares `datasets` with it: the smallest federation, which many tests start from.
+    pub async fn start_hub_and_member(
+        &self,
+        siret: &str,
+        departement: &str,
+        datasets: &[&str],
+    ) -> anyhow::Result<(crate::InProcessDaemon, crate::InProcessDaemon)> {
+        let hub = crate::InProcessDaemon::start_config(&self.write_hub_config(
+            "coorace-pdl",
+            "auto_accept = true",
+            "",
+        )?)
+        .await?;
+        let node = crate::InProcessDaemon::start_config(&self.write_node_config(
+            siret,
+            departement,
+            &[("coorace-pdl", hub.hub_endpoint(), datasets)],
+        )?)
+        .await?;
+        Ok((hub, node))
+    }
+
     /// The `--ca --cert --key` flags of the `passerelle` CLI for these files.
     pub fn cli_flags(files: &TlsFiles) -> Vec<String> {
         vec![

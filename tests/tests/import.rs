@@ -7,7 +7,7 @@ use passerelle_client::NodeClient;
 use passerelle_proto::v1::{IndicatorRow, NeedRow};
 use passerelle_tests::fixtures::{need, report};
 use passerelle_tests::pki::{SIRETS, TestPki};
-use passerelle_tests::{InProcessDaemon, InProcessNode, cli_async};
+use passerelle_tests::{InProcessNode, cli_async};
 use serde_json::Value;
 
 async fn json(endpoint: &str, args: &[&str]) -> anyhow::Result<Value> {
@@ -176,15 +176,7 @@ async fn indicators_import_replaces_reported_months_and_refuses_a_month_twice() 
 async fn a_large_import_streams_in_parts_and_syncs() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let pki = TestPki::new(dir.path())?;
-    let hub =
-        InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?)
-            .await?;
-    let node = InProcessDaemon::start_config(&pki.write_node_config(
-        SIRETS[0],
-        "49",
-        &[("coorace-pdl", hub.hub_endpoint(), &["needs"])],
-    )?)
-    .await?;
+    let (hub, node) = pki.start_hub_and_member(SIRETS[0], "49", &["needs"]).await?;
     let rows = 12_000;
     let file = dir.path().join("gros.csv");
     let description = "Entretien des parties communes, vitrerie, sortie des conteneurs. ".repeat(5);

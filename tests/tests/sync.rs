@@ -194,15 +194,7 @@ async fn hub_structures_and_sync_status_through_the_cli() -> anyhow::Result<()> 
     use passerelle_tests::cli_async;
     let dir = tempfile::tempdir()?;
     let pki = TestPki::new(dir.path())?;
-    let hub =
-        InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?)
-            .await?;
-    let node = InProcessDaemon::start_config(&pki.write_node_config(
-        SIRETS[1],
-        "85",
-        &[("coorace-pdl", hub.hub_endpoint(), &["needs", "indicators"])],
-    )?)
-    .await?;
+    let (hub, node) = pki.start_hub_and_member(SIRETS[1], "85", &["needs", "indicators"]).await?;
     let mut client = NodeClient::connect(&node.endpoint, None).await?;
     client.create_need(need("A1203", "85", "85191")).await?;
     client.submit_indicators(report("2026-10")).await?;
