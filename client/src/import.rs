@@ -449,9 +449,11 @@ mod tests {
     fn french_exports_are_read_as_written() {
         let file = "\u{feff}ROME;Intitulé;Contrat;Postes;Heures;Département;Commune;Début;Fin;Client\r\n\
                     K2204;Agent d'entretien;mise-a-disposition;2;24;49;49007;04/01/2027;30/06/2027;\r\n\
+                    K1304;Aide ménagère;mise-a-disposition;1;12;49;49099;04/01/2027;;\r\n\
                     \r\n";
         let rows = needs(file.as_bytes()).expect("valid");
-        assert_eq!(rows.len(), 1);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].line, 3, "CRLF lines are numbered like the spreadsheet shows them");
         let need = rows[0].fields.clone().unwrap_or_default();
         assert_eq!(rows[0].line, 2);
         assert_eq!(need.start_date, "2027-01-04");
@@ -481,6 +483,19 @@ mod tests {
                 "line 6, column end_date: \"2026-12-01\": must not be before start_date 2027-01-04",
             ]
         );
+    }
+
+    #[test]
+    fn a_file_over_the_row_limit_is_refused_whole() {
+        let row = "K2204,Agent,cddi,2,24,49,49007,2027-01-04,\n";
+        let file = format!("{NEEDS_HEADER}\n{}", row.repeat(MAX_IMPORT_ROWS + 1));
+        let problems = needs(file.as_bytes()).expect_err("too many rows");
+        assert_eq!(
+            lines(&problems),
+            [format!("line {}: at most {MAX_IMPORT_ROWS} rows per import", MAX_IMPORT_ROWS + 2)]
+        );
+        let file = format!("{NEEDS_HEADER}\n{}", row.repeat(MAX_IMPORT_ROWS));
+        assert_eq!(needs(file.as_bytes()).map(|r| r.len()), Ok(MAX_IMPORT_ROWS));
     }
 
     #[test]

@@ -157,3 +157,31 @@ fn indicator_resubmission_replaces_and_ranges_filter() -> anyhow::Result<()> {
     assert!(matches!(node.list_indicators(Some("2026-10"), Some("2026-09")), Err(Error::Invalid(_))));
     Ok(())
 }
+
+#[test]
+fn an_import_is_bounded_and_its_refusal_lists_rows_then_counts_the_rest() {
+    use passerelle_proto::v1::NeedRow;
+    use passerelle_proto::validate::MAX_IMPORT_ROWS;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node(dir.path());
+    let too_many = vec![NeedRow::default(); MAX_IMPORT_ROWS + 1];
+    let err = node.import_needs(too_many).expect_err("too many rows");
+    assert_eq!(
+        err.to_string(),
+        format!("rows: at most {MAX_IMPORT_ROWS} rows per import, got {}", MAX_IMPORT_ROWS + 1)
+    );
+
+    // 60 bad rows among good ones: the message names the first 50 and counts the other 10.
+    let rows: Vec<NeedRow> =
+        (0..120).map(|i| NeedRow { line: i + 2, fields: (i % 2 == 0).then(need) }).collect();
+    let err = node.import_needs(rows).expect_err("bad rows");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("60 invalid row(s), nothing imported; line 3: fields: is required; line 5:"),
+        "{text}"
+    );
+    assert_eq!(text.matches("fields: is required").count(), 50, "{text}");
+    assert!(text.ends_with("; and 10 more"), "{text}");
+    assert!(matches!(err, Error::InvalidRows(ref rows) if rows.len() == 60));
+    assert!(node.list_needs(0).expect("list").is_empty(), "nothing written");
+}
