@@ -154,3 +154,58 @@ async fn node_and_hub_metrics_follow_sync_and_calls() -> anyhow::Result<()> {
     assert!(stopping.elapsed() < Duration::from_secs(5));
     hub.stop().await
 }
+
+/// A network hub's relay to its consolidation hub shows in its metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_network_hub_reports_its_relay_to_the_consolidation_hub() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let dreets =
+        InProcessDaemon::start_config(&pki.write_hub_config("dreets-52", "auto_accept = true", "")?).await?;
+    let upstream = format!(
+        "[[upstream]]\nid = \"dreets-52\"\nendpoint = \"{}\"\nca = \"{}\"\n{METRICS}",
+        dreets.hub_endpoint(),
+        pki.ca_pem().display()
+    );
+    let coorace = InProcessDaemon::start_config(&pki.write_hub_config(
+        "coorace-pdl",
+        "auto_accept = true",
+        &upstream,
+    )?)
+    .await?;
+    let node = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[0],
+        "49",
+        &[("coorace-pdl", coorace.hub_endpoint(), &["indicators"])],
+    )?)
+    .await?;
+    let mut client = NodeClient::connect(&node.endpoint, None).await?;
+    for period in ["2026-07", "2026-08", "2026-09"] {
+        client.submit_indicators(passerelle_tests::fixtures::report(period)).await?;
+    }
+    client.sync_now(true, Duration::from_secs(30)).await?;
+    let label = "{upstream=\"dreets-52\"}";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = scrape(coorace.metrics_addr)?;
+        let records =
+            value(&page, &format!("passerelle_relay_records_acked_total{label}")).unwrap_or_default();
+        let pending = value(&page, &format!("passerelle_relay_pending_feed_entries{label}"));
+        if records >= 3.0 && pending == Some(0.0) {
+            assert_eq!(value(&page, &format!("passerelle_relay_connected{label}")), Some(1.0), "{page}");
+            assert!(
+                value(&page, &format!("passerelle_relay_last_ack_timestamp_seconds{label}"))
+                    .unwrap_or_default()
+                    > 0.0
+            );
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the relay never caught up: records {records}, pending {pending:?}\n{page}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    node.stop().await?;
+    coorace.stop().await?;
+    dreets.stop().await
+}

@@ -36,6 +36,8 @@ pub struct Hub {
     writer: Mutex<()>,
     /// The view feed's head, watched by subscribers.
     feed: tokio::sync::watch::Sender<u64>,
+    /// What each relay to an upstream hub has done since start, for the metrics endpoint.
+    relays: Mutex<std::collections::BTreeMap<String, relay::RelayStatus>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -68,7 +70,16 @@ impl Hub {
             None => 0,
         };
         let (feed, _) = tokio::sync::watch::channel(head);
-        Ok(Self { store, config, identity, denied, source, writer: Mutex::new(()), feed })
+        Ok(Self {
+            store,
+            config,
+            identity,
+            denied,
+            source,
+            writer: Mutex::new(()),
+            feed,
+            relays: Mutex::default(),
+        })
     }
 
     /// The hub's settings.

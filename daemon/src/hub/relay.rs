@@ -30,6 +30,21 @@ use crate::store::{Tree, WriteBatch};
 /// Most records in one relayed batch.
 const BATCH: usize = 500;
 
+/// One relay link as the metrics endpoint shows it.
+#[derive(Debug, Clone, Default)]
+pub struct RelayStatus {
+    /// A relay session is open.
+    pub connected: bool,
+    /// Batches the upstream acknowledged since start.
+    pub batches_acked: u64,
+    /// Changes in them.
+    pub records_acked: u64,
+    /// Last acknowledgement, milliseconds since the epoch (0: none yet).
+    pub last_ack_at_ms: i64,
+    /// Feed entries (batches received from members) not yet relayed.
+    pub pending_feed_entries: u64,
+}
+
 fn position_key(upstream: &str) -> Vec<u8> {
     format!("relay/{upstream}").into_bytes()
 }
@@ -107,6 +122,24 @@ impl Hub {
         Ok((lines, position))
     }
 
+    /// Every upstream relay's status (reads the relay positions).
+    pub fn relay_statuses(&self) -> Result<Vec<(String, RelayStatus)>> {
+        let mut out = Vec::new();
+        for upstream in &self.config.upstreams {
+            let id = &upstream.link.id;
+            let mut status = self.relays.lock().ok().and_then(|r| r.get(id).cloned()).unwrap_or_default();
+            status.pending_feed_entries = self.feed_head().saturating_sub(self.relay_position(id)?);
+            out.push((id.clone(), status));
+        }
+        Ok(out)
+    }
+
+    fn relay_update(&self, upstream: &str, change: impl FnOnce(&mut RelayStatus)) {
+        if let Ok(mut relays) = self.relays.lock() {
+            change(relays.entry(upstream.to_string()).or_default());
+        }
+    }
+
     fn relay_position(&self, upstream: &str) -> Result<u64> {
         Ok(self
             .store
@@ -137,7 +170,9 @@ pub fn start(
             async move {
                 let mut delay = Duration::from_millis(250);
                 loop {
-                    match session(&hub, &upstream, stop.clone()).await {
+                    let outcome = session(&hub, &upstream, stop.clone()).await;
+                    hub.relay_update(&upstream.link.id, |s| s.connected = false);
+                    match outcome {
                         Ok(()) => return,
                         Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "relay session ended"),
                     }
@@ -178,6 +213,14 @@ async fn session(hub: &Arc<Hub>, upstream: &Upstream, mut stop: watch::Receiver<
         None => return Err(Error::FailedPrecondition("the upstream hub closed the relay".into())),
     };
     let id = upstream.link.id.clone();
+    hub.relay_update(&id, |s| s.connected = true);
+    let acked = |records: usize| {
+        hub.relay_update(&id, |s| {
+            s.batches_acked += 1;
+            s.records_acked += records as u64;
+            s.last_ack_at_ms = passerelle_proto::date::now_unix_ms();
+        })
+    };
     let send = |message: push_message::Kind| {
         let tx = tx.clone();
         async move {
@@ -201,6 +244,7 @@ async fn session(hub: &Arc<Hub>, upstream: &Upstream, mut stop: watch::Receiver<
             send(push_message::Kind::Batch(Batch { seq: 0, changes: chunk.to_vec(), head_seq: start }))
                 .await?;
             ack(&mut replies).await?;
+            acked(chunk.len());
         }
         for dataset in &upstream.link.datasets {
             send(push_message::Kind::SnapshotDone(SnapshotDone { dataset: dataset.clone() })).await?;
@@ -241,8 +285,10 @@ async fn session(hub: &Arc<Hub>, upstream: &Upstream, mut stop: watch::Receiver<
             }
             continue;
         }
+        let records = changes.len();
         send(push_message::Kind::Batch(Batch { seq: reached, changes, head_seq: hub.feed_head() })).await?;
         ack(&mut replies).await?;
+        acked(records);
         position = reached;
         let (h, i) = (hub.clone(), id.clone());
         tokio::task::spawn_blocking(move || h.save_relay_position(&i, position)).await??;

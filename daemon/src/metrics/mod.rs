@@ -49,8 +49,8 @@ type RecordCountCache = Mutex<Option<(Instant, Vec<(String, u64)>)>>;
 /// A metric family of one value per hub link: name, help, how to read it.
 type LinkFamily<T> = (&'static str, &'static str, fn(&crate::sync::LinkMetrics) -> T);
 
-/// A metric family of one value per hub member: name, kind, help, how to read it.
-type MemberFamily = (&'static str, Kind, &'static str, fn(&passerelle_proto::v1::Member) -> f64);
+/// A metric family of one value per item (a member, a relay): name, kind, help, how to read it.
+type Family<T> = (&'static str, Kind, &'static str, fn(&T) -> f64);
 
 impl Scrape {
     /// A node's metrics.
@@ -172,7 +172,7 @@ fn write_hub(page: &mut Page, hub: &Hub, cache: &RecordCountCache) -> Result<()>
             page.sample("passerelle_hub_members", &[("role", role), ("state", label)], count as f64);
         }
     }
-    let per_member: [MemberFamily; 4] = [
+    let per_member: [Family<passerelle_proto::v1::Member>; 4] = [
         ("passerelle_hub_member_records", Kind::Gauge, "Live records held for a member", |m| {
             m.records_held as f64
         }),
@@ -199,6 +199,45 @@ fn write_hub(page: &mut Page, hub: &Hub, cache: &RecordCountCache) -> Result<()>
         page.family(name, kind, help);
         for m in members.iter().filter(|m| m.state == MemberState::Accepted as i32) {
             page.sample(name, &[("member", &m.id), ("role", &m.role)], value(m));
+        }
+    }
+    let relays = hub.relay_statuses()?;
+    let relay_families: [Family<crate::hub::relay::RelayStatus>; 5] = [
+        (
+            "passerelle_relay_connected",
+            Kind::Gauge,
+            "Whether the relay session to the upstream hub is open",
+            |r| f64::from(u8::from(r.connected)),
+        ),
+        (
+            "passerelle_relay_pending_feed_entries",
+            Kind::Gauge,
+            "Batches received from members that are not yet relayed to the upstream hub",
+            |r| r.pending_feed_entries as f64,
+        ),
+        (
+            "passerelle_relay_batches_acked_total",
+            Kind::Counter,
+            "Relayed batches the upstream acknowledged",
+            |r| r.batches_acked as f64,
+        ),
+        (
+            "passerelle_relay_records_acked_total",
+            Kind::Counter,
+            "Relayed changes the upstream acknowledged",
+            |r| r.records_acked as f64,
+        ),
+        (
+            "passerelle_relay_last_ack_timestamp_seconds",
+            Kind::Gauge,
+            "When the upstream last acknowledged",
+            |r| r.last_ack_at_ms as f64 / 1000.0,
+        ),
+    ];
+    for (name, kind, help, value) in relay_families {
+        page.family(name, kind, help);
+        for (upstream, status) in &relays {
+            page.sample(name, &[("upstream", upstream)], value(status));
         }
     }
     let counts = {
