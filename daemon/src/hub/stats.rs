@@ -424,13 +424,14 @@ impl Hub {
             }
         }
         let mut freshness = Vec::new();
-        let (entries, label) = match request.table.as_str() {
+        let min_persons = i64::from(self.config.min_persons);
+        let (cells, label) = match request.table.as_str() {
             "indicators" => {
-                let (summaries, latest) = self.indicator_summaries(&request.period, &request.by)?;
+                let (cells, latest) = self.indicator_cells(&request.period, &request.by, min_persons)?;
                 if latest > 0 {
                     freshness.push(format!("{}={}", request.period, format_unix_ms(latest)));
                 }
-                (with_margins(&request.by, &summaries, Summary::merge), request.period.clone())
+                (cells, request.period.clone())
             }
             "needs" => {
                 let from = request
@@ -467,7 +468,15 @@ impl Hub {
                         })
                         .collect()
                 })?;
-                (summarize_with_margins(spec, &request.by, &groups), label)
+                (
+                    controlled(
+                        spec,
+                        summarize_with_margins(spec, &request.by, &groups),
+                        &request.by,
+                        min_persons,
+                    ),
+                    label,
+                )
             }
             _ => {
                 let cells = scan_prefix(self.store.as_ref(), Tree::Stats, b"p/")?;
@@ -483,12 +492,17 @@ impl Hub {
                         })
                         .collect()
                 })?;
-                (summarize_with_margins(spec, &request.by, &groups), String::new())
+                (
+                    controlled(
+                        spec,
+                        summarize_with_margins(spec, &request.by, &groups),
+                        &request.by,
+                        min_persons,
+                    ),
+                    String::new(),
+                )
             }
         };
-        let min_persons = i64::from(self.config.min_persons);
-        let mut cells = disclose(spec, entries, min_persons);
-        secondary_suppression(&mut cells, request.by.len());
         let mut rules = vec![
             format!("a cell with fewer than {MIN_STRUCTURES} contributing structures is suppressed"),
             format!(
@@ -509,6 +523,10 @@ impl Hub {
         }
         if request.table == "indicators" {
             rules.push(format!("exit figures counting fewer than {min_persons} exits are suppressed"));
+            rules.push(
+                "a quarter or year cell is suppressed when exactly one of its months or quarters is, so that it cannot be recomputed by subtraction"
+                    .into(),
+            );
             rules.push("etp and employees are monthly averages per structure over the period; other figures are sums".into());
         }
         Ok(Table {
@@ -523,6 +541,22 @@ impl Hub {
 
     /// The precomputed summaries of the indicators cells of one period (a month, quarter or
     /// year cell each), grouped by `by`; and the latest report time.
+    /// The disclosure-controlled cells of an indicators table: primary rules, then the rule
+    /// across periods (a quarter's months and a year's quarters are published too, so a period
+    /// cell must not reveal a suppressed sub-period by subtraction), then complementary
+    /// suppression within the table. Sub-period tables are computed the same way, recursively.
+    fn indicator_cells(&self, period: &str, by: &[String], min_persons: i64) -> Result<(Vec<Cell>, i64)> {
+        let (summaries, latest) = self.indicator_summaries(period, by)?;
+        let mut cells = disclose(&INDICATORS, with_margins(by, &summaries, Summary::merge), min_persons);
+        let children = sub_periods(period)?
+            .iter()
+            .map(|p| self.indicator_cells(p, by, min_persons).map(|(cells, _)| cells))
+            .collect::<Result<Vec<_>>>()?;
+        temporal_suppression(&mut cells, &children);
+        secondary_suppression(&mut cells, by.len());
+        Ok((cells, latest))
+    }
+
     fn indicator_summaries(
         &self,
         period: &str,
@@ -724,26 +758,108 @@ fn disclose(spec: &Spec, entries: Vec<(Vec<String>, bool, Summary)>, min_persons
         .collect()
 }
 
-/// Complementary suppression: no line (row, column, or the margins against the grand total)
-/// whose total is published may hold exactly one suppressed cell, which could be recomputed by
-/// subtraction.
-fn secondary_suppression(cells: &mut [Cell], dims: usize) {
-    let suppressed = |c: &Cell| !c.suppressed.is_empty();
-    let size = |c: &Cell| {
-        c.structures.unwrap_or(0) as i64 * 1_000_000 + c.measures.first().and_then(|m| m.value).unwrap_or(0)
+/// Primary rules, then complementary suppression: the cells of a table without periods.
+fn controlled(
+    spec: &Spec,
+    entries: Vec<(Vec<String>, bool, Summary)>,
+    by: &[String],
+    min_persons: i64,
+) -> Vec<Cell> {
+    let mut cells = disclose(spec, entries, min_persons);
+    secondary_suppression(&mut cells, by.len());
+    cells
+}
+
+/// The reason given to a cell hidden to protect another one.
+const SECONDARY: &str = "secondary suppression: protects another suppressed cell";
+/// The reason given to exit figures hidden to protect other exit figures.
+const SECONDARY_EXITS: &str = "secondary suppression: protects other exit figures";
+/// The reason given to a period cell hidden to protect one of its months or quarters.
+const SECONDARY_PERIOD: &str = "secondary suppression: protects a suppressed month or quarter";
+
+/// Whether the whole cell is withheld.
+fn cell_hidden(cell: &Cell) -> bool {
+    !cell.suppressed.is_empty()
+}
+
+/// Whether the cell has exit figures (indicators tables).
+fn has_exits(cell: &Cell) -> bool {
+    cell.measures.iter().any(|m| m.name == "exits_total")
+}
+
+/// Whether the cell's exit figures are withheld (with the cell, or on their own).
+fn exits_hidden(cell: &Cell) -> bool {
+    cell_hidden(cell) || cell.measures.iter().any(|m| m.name == "exits_total" && m.value.is_none())
+}
+
+fn hide_cell(cell: &mut Cell, reason: &str) {
+    cell.suppressed = reason.into();
+    cell.structures = None;
+    for m in &mut cell.measures {
+        m.value = None;
+        m.suppressed = reason.into();
+    }
+}
+
+fn hide_exits(cell: &mut Cell, reason: &str) {
+    for m in
+        cell.measures.iter_mut().filter(|m| m.name.starts_with("exits_") || m.name == "dynamic_exit_rate")
+    {
+        m.value = None;
+        m.suppressed = reason.into();
+    }
+}
+
+/// Across periods: a period's cell is the sum of the same cell in its sub-periods (a quarter's
+/// three months, a year's four quarters), which are published too. If exactly one of them is
+/// withheld while the period's cell is published, subtraction gives it away: the period's cell
+/// is withheld as well. The same holds for exit figures on their own. (Two or more withheld
+/// sub-periods only reveal their sum, as within a table.) A sub-period without the cell had no
+/// data there, which is public: it counts as published.
+fn temporal_suppression(cells: &mut [Cell], children: &[Vec<Cell>]) {
+    if children.is_empty() {
+        return;
+    }
+    let withheld = |key: &[String], hidden: fn(&Cell) -> bool| {
+        children.iter().filter(|child| child.iter().find(|c| c.key == key).is_some_and(hidden)).count()
     };
-    // Lines: (indices of members, index of the line's total).
+    for cell in cells.iter_mut() {
+        if !cell_hidden(cell) && withheld(&cell.key, cell_hidden) == 1 {
+            hide_cell(cell, SECONDARY_PERIOD);
+        }
+        if has_exits(cell) && !exits_hidden(cell) && withheld(&cell.key, exits_hidden) == 1 {
+            hide_exits(cell, SECONDARY_PERIOD);
+        }
+    }
+}
+
+/// The sub-periods published on their own whose sum is `period`: a quarter's months, a year's
+/// quarters (a year's months are reached through its quarters).
+fn sub_periods(period: &str) -> Result<Vec<String>> {
+    let (from, to) = parse_period(period)?;
+    Ok(if from == to {
+        Vec::new()
+    } else if to.month - from.month == 2 {
+        (0..3).map(|i| Month { year: from.year, month: from.month + i }.to_string()).collect()
+    } else {
+        (1..=4).map(|q| format!("{}-Q{q}", from.year)).collect()
+    })
+}
+
+/// The lines of a table: (its members, its total), along each dimension and for the margins
+/// against the grand total.
+fn lines_of(cells: &[Cell], dims: usize) -> Vec<(Vec<usize>, usize)> {
     let mut lines: Vec<(Vec<usize>, usize)> = Vec::new();
-    let index_of = |cells: &[Cell], key: &[String]| cells.iter().position(|c| c.key == key);
+    let index_of = |key: &[String]| cells.iter().position(|c| c.key == key);
     let interior: Vec<usize> = (0..cells.len()).filter(|&i| !cells[i].total).collect();
     match dims {
         1 => {
-            if let Some(t) = index_of(cells, &["*".to_string()]) {
+            if let Some(t) = index_of(&["*".to_string()]) {
                 lines.push((interior.clone(), t));
             }
         }
         2 => {
-            let grand = index_of(cells, &["*".to_string(), "*".to_string()]);
+            let grand = index_of(&["*".to_string(), "*".to_string()]);
             for axis in 0..2 {
                 let mut margins = Vec::new();
                 let mut values: Vec<String> = interior.iter().map(|&i| cells[i].key[axis].clone()).collect();
@@ -752,7 +868,7 @@ fn secondary_suppression(cells: &mut [Cell], dims: usize) {
                 for v in values {
                     let mut key = vec!["*".to_string(), "*".to_string()];
                     key[axis] = v.clone();
-                    if let Some(t) = index_of(cells, &key) {
+                    if let Some(t) = index_of(&key) {
                         let members = interior.iter().copied().filter(|&i| cells[i].key[axis] == v).collect();
                         lines.push((members, t));
                         margins.push(t);
@@ -765,29 +881,57 @@ fn secondary_suppression(cells: &mut [Cell], dims: usize) {
         }
         _ => {}
     }
+    lines
+}
+
+/// Complementary suppression: no line (row, column, or the margins against the grand total)
+/// whose total is published may hold exactly one suppressed cell, which could be recomputed by
+/// subtraction. Done for whole cells, then for exit figures (withheld on their own when too few).
+fn secondary_suppression(cells: &mut [Cell], dims: usize) {
+    let lines = lines_of(cells, dims);
+    complement(
+        cells,
+        &lines,
+        cell_hidden,
+        |c| hide_cell(c, SECONDARY),
+        |c| {
+            c.structures.unwrap_or(0) as i64 * 1_000_000
+                + c.measures.first().and_then(|m| m.value).unwrap_or(0)
+        },
+    );
+    if cells.iter().any(has_exits) {
+        complement(
+            cells,
+            &lines,
+            exits_hidden,
+            |c| hide_exits(c, SECONDARY_EXITS),
+            |c| c.measures.iter().find(|m| m.name == "exits_total").and_then(|m| m.value).unwrap_or(0),
+        );
+    }
+}
+
+/// Hides the smallest published member of every line with a published total and exactly one
+/// hidden member, until there is none. `hide` must make `hidden` true.
+fn complement(
+    cells: &mut [Cell],
+    lines: &[(Vec<usize>, usize)],
+    hidden: fn(&Cell) -> bool,
+    hide: impl Fn(&mut Cell),
+    size: impl Fn(&Cell) -> i64,
+) {
     loop {
         let mut changed = false;
-        for (members, total) in &lines {
-            if suppressed(&cells[*total]) {
-                continue;
-            }
-            let hidden = members.iter().filter(|&&i| suppressed(&cells[i])).count();
-            if hidden != 1 {
+        for (members, total) in lines {
+            if hidden(&cells[*total]) || members.iter().filter(|&&i| hidden(&cells[i])).count() != 1 {
                 continue;
             }
             let victim = members
                 .iter()
                 .copied()
-                .filter(|&i| !suppressed(&cells[i]))
+                .filter(|&i| !hidden(&cells[i]))
                 .min_by_key(|&i| size(&cells[i]))
                 .unwrap_or(*total);
-            let cell = &mut cells[victim];
-            cell.suppressed = "secondary suppression: protects another suppressed cell".into();
-            cell.structures = None;
-            for m in &mut cell.measures {
-                m.value = None;
-                m.suppressed.clone_from(&cell.suppressed);
-            }
+            hide(&mut cells[victim]);
             changed = true;
         }
         if !changed {
@@ -958,6 +1102,31 @@ mod tests {
     }
 
     #[test]
+    fn exit_figures_withheld_on_their_own_get_a_complement_too() {
+        let k = |a: &str, b: &str| vec![a.to_string(), b.to_string()];
+        let three = |exits: [i64; 5]| {
+            group(&[("a", v(10, 1000, exits)), ("b", v(10, 1000, exits)), ("c", v(10, 1000, exits))])
+        };
+        let groups = BTreeMap::from([
+            (k("49", "ai"), three([5, 2, 1, 1, 1])),
+            (k("49", "aci"), three([2, 1, 0, 0, 1])), // 6 exits: fewer than 11, withheld alone.
+            (k("44", "ai"), three([5, 2, 1, 1, 1])),
+            (k("44", "aci"), three([5, 2, 1, 1, 1])),
+        ]);
+        let by = vec!["departement".to_string(), "kind".to_string()];
+        let naive = disclose_groups(&INDICATORS, &by, &groups, 11);
+        assert!(
+            recoverable(&naive, "exits_total").contains(&k("49", "aci")),
+            "without a complement the row total gives 49 × aci's exits away"
+        );
+        let mut cells = naive.clone();
+        secondary_suppression(&mut cells, 2);
+        assert!(recoverable(&cells, "exits_total").is_empty(), "{:?}", recoverable(&cells, "exits_total"));
+        assert!(cells.iter().all(|c| c.suppressed.is_empty()), "whole cells stay published");
+        assert!(cells.iter().any(|c| c.measures.iter().any(|m| m.suppressed == SECONDARY_EXITS)));
+    }
+
+    #[test]
     fn periods() -> anyhow::Result<()> {
         assert_eq!(
             parse_period("2026-Q3")?,
@@ -1015,6 +1184,126 @@ mod incremental {
     /// 3 = filled need, 4 = need withdrawn.
     fn op() -> impl Strategy<Value = (usize, u8, u8, u32)> {
         (0..3usize, 0..5u8, 0..4u8, 1..50u32)
+    }
+
+    /// Reports of 2026 for three structures of 49: A and B every month, C all but February and
+    /// the third quarter. Each sub-period table alone is correct; together, published periods
+    /// must not give a withheld one away by subtraction.
+    #[test]
+    fn no_withheld_month_or_quarter_can_be_recomputed_from_other_periods() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let hub = hub(dir.path());
+        hub.admit(&Peer { id: PeerId { role: Role::Hub, id: "coorace-pdl".into() }, serial: None }, None)?;
+        let session = PushSession::for_tests_relay("coorace-pdl", 1);
+        let mut changes = Vec::new();
+        for (i, (siret, _, _)) in ORIGINS.iter().enumerate() {
+            let origin = Structure {
+                siret: (*siret).into(),
+                kind: 1,
+                name: format!("S{i}"),
+                departement: "49".into(),
+            };
+            for month in 1..=12u8 {
+                if i == 2 && (month == 2 || (7..=9).contains(&month)) {
+                    continue;
+                }
+                let period = format!("2026-{month:02}");
+                let report = IndicatorReport {
+                    siret: (*siret).into(),
+                    fields: Some(IndicatorFields {
+                        period: period.clone(),
+                        etp_hundredths: 500,
+                        employees_in_insertion: 10,
+                        hours_worked: 1000 + 100 * i as u64 + u64::from(month),
+                        hires: 1,
+                        exits: Some(Exits { total: 6, durable: 2, transition: 1, positive: 1, other: 2 }),
+                    }),
+                    version: 1,
+                    submitted_at_ms: 0,
+                };
+                changes.push(Change {
+                    dataset: "indicators".into(),
+                    key: period,
+                    version: 1,
+                    payload: Some(change::Payload::Indicators(report)),
+                    origin: Some(origin.clone()),
+                    origin_epoch: vec![1; 16],
+                    origin_epoch_created_at_ms: 1,
+                });
+            }
+        }
+        hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1 })?;
+
+        let months: Vec<String> = (1..=12).map(|m| format!("2026-{m:02}")).collect();
+        let quarters: Vec<String> = (1..=4).map(|q| format!("2026-Q{q}")).collect();
+        let periods: Vec<String> =
+            months.iter().chain(&quarters).cloned().chain(["2026".to_string()]).collect();
+        // Each period's total of hours, as a consumer reads it (None: withheld).
+        let read = |naive: bool| -> anyhow::Result<BTreeMap<String, Option<i64>>> {
+            periods
+                .iter()
+                .map(|p| {
+                    let cells = if naive {
+                        let (summaries, _) = hub.indicator_summaries(p, &[])?;
+                        controlled(&INDICATORS, with_margins(&[], &summaries, Summary::merge), &[], 5)
+                    } else {
+                        hub.table(&GetTableRequest {
+                            table: "indicators".into(),
+                            period: p.clone(),
+                            ..Default::default()
+                        })?
+                        .cells
+                    };
+                    let hours = cells
+                        .first()
+                        .and_then(|c| c.measures.iter().find(|m| m.name == "hours_worked")?.value);
+                    Ok((p.clone(), hours))
+                })
+                .collect()
+        };
+        // The attacker: a period is the sum of its sub-periods; solve every relation with one unknown.
+        let relations: Vec<(String, Vec<String>)> = (0..4)
+            .map(|q| (quarters[q].clone(), months[q * 3..q * 3 + 3].to_vec()))
+            .chain([("2026".to_string(), quarters.clone()), ("2026".to_string(), months.clone())])
+            .collect();
+        let attack = |published: &BTreeMap<String, Option<i64>>| -> Vec<String> {
+            let mut known: BTreeMap<String, i64> =
+                published.iter().filter_map(|(p, v)| v.map(|v| (p.clone(), v))).collect();
+            let mut recovered = Vec::new();
+            loop {
+                let mut progress = false;
+                for (total, parts) in &relations {
+                    let unknown: Vec<&String> = parts.iter().filter(|p| !known.contains_key(*p)).collect();
+                    if let (Some(t), [one]) = (known.get(total).copied(), unknown.as_slice()) {
+                        let sum: i64 = parts.iter().filter_map(|p| known.get(p)).sum();
+                        known.insert((*one).clone(), t - sum);
+                        recovered.push((*one).clone());
+                        progress = true;
+                    }
+                }
+                if !progress {
+                    return recovered;
+                }
+            }
+        };
+        let naive = read(true)?;
+        assert_eq!(naive["2026-02"], None, "February has 2 structures: withheld");
+        assert!(naive["2026-Q1"].is_some(), "the first quarter alone has 3: published");
+        assert!(attack(&naive).contains(&"2026-02".to_string()), "Q1 − January − March gives February away");
+
+        let published = read(false)?;
+        assert_eq!(attack(&published), Vec::<String>::new(), "{published:?}");
+        assert_eq!(published["2026-Q1"], None, "Q1 is withheld to protect February");
+        assert_eq!(published["2026-Q3"], None, "Q3 has 2 structures");
+        assert!(published["2026"].is_some(), "two withheld quarters reveal only their sum: the year stays");
+        let q1 = hub.table(&GetTableRequest {
+            table: "indicators".into(),
+            period: "2026-Q1".into(),
+            ..Default::default()
+        })?;
+        assert_eq!(q1.cells[0].suppressed, SECONDARY_PERIOD);
+        assert!(q1.rules.iter().any(|r| r.contains("exactly one of its months or quarters")));
+        Ok(())
     }
 
     /// A record relayed by two network hubs stays until neither relays it; counted once.
