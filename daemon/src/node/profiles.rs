@@ -386,7 +386,11 @@ impl Node {
     /// Re-logs the profiles whose age band moved since they were sent (birthdays); returns how
     /// many. Run at start and daily.
     pub fn refresh_age_bands(&self) -> Result<usize> {
-        let today = Date::today();
+        self.refresh_age_bands_on(Date::today())
+    }
+
+    /// [`Node::refresh_age_bands`] as of `today` (tests move the calendar).
+    pub(crate) fn refresh_age_bands_on(&self, today: Date) -> Result<usize> {
         let mut moved = Vec::new();
         for (key, raw) in self.store.scan(Tree::Shares, &[], None, usize::MAX)? {
             let Ok(share) = ShareRecord::decode(raw.as_slice()) else { continue };

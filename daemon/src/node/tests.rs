@@ -185,3 +185,51 @@ fn an_import_is_bounded_and_its_refusal_lists_rows_then_counts_the_rest() {
     assert!(matches!(err, Error::InvalidRows(ref rows) if rows.len() == 60));
     assert!(node.list_needs(0).expect("list").is_empty(), "nothing written");
 }
+
+#[test]
+fn a_birthday_that_moves_an_age_band_resends_the_profile() {
+    use passerelle_proto::date::Date;
+    use passerelle_proto::v1::AgeBand;
+
+    use super::profiles::ProfileEffect;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node(dir.path());
+    let today = Date::today();
+    // Turns 26 in five days: "under 26" today, "26-49" then.
+    let in_five_days = Date::from_days_since_epoch(today.days_since_epoch() + 5);
+    let day = if in_five_days.month == 2 && in_five_days.day == 29 { 28 } else { in_five_days.day };
+    let birth = Date { year: in_five_days.year - 26, month: in_five_days.month, day };
+    let mut fields = person();
+    fields.birth_date = birth.to_string();
+    let person = node.add_person(Some(fields)).expect("person");
+    node.grant_consent(GrantConsentRequest {
+        person_id: person.id.clone(),
+        purpose: ConsentPurpose::Placement as i32,
+        hub_id: "coorace-pdl".into(),
+        text_version: "v1".into(),
+        collected_by: "test".into(),
+    })
+    .expect("consent");
+    // The hub acknowledges the profile as sent today.
+    let (_, effect) = node.profile_change(&person.id, "coorace-pdl").expect("change").expect("shared");
+    assert!(
+        matches!(&effect, ProfileEffect::Shared { age_band, .. } if *age_band == AgeBand::Under26 as i32)
+    );
+    node.record_profile_acks("coorace-pdl", &[effect]).expect("ack");
+
+    let head = node.head_seq();
+    assert_eq!(node.refresh_age_bands_on(today).expect("refresh"), 0, "nothing moved today");
+    assert_eq!(
+        node.refresh_age_bands_on(Date::from_days_since_epoch(today.days_since_epoch() + 4))
+            .expect("refresh"),
+        0
+    );
+    assert_eq!(node.head_seq(), head, "no change logged");
+    let on_birthday = Date::from_days_since_epoch(today.days_since_epoch() + 5);
+    assert_eq!(node.refresh_age_bands_on(on_birthday).expect("refresh"), 1, "the birthday moves her band");
+    assert_eq!(node.head_seq(), head + 1, "one profile change logged for sync, in one commit");
+    let pending = node.outbox_after(head, 10).expect("outbox");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].1.dataset, passerelle_proto::datasets::PROFILES);
+}
