@@ -15,7 +15,7 @@
 //! Each record stores the key of the cell it is counted in, so it is uncounted from that very
 //! cell. Cells are written in the same commit as the records they count.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use passerelle_proto::codes::{Code, slug_of};
 use passerelle_proto::date::{Month, format_unix_ms};
@@ -539,24 +539,86 @@ impl Hub {
         })
     }
 
-    /// The precomputed summaries of the indicators cells of one period (a month, quarter or
-    /// year cell each), grouped by `by`; and the latest report time.
-    /// The disclosure-controlled cells of an indicators table: primary rules, then the rule
-    /// across periods (a quarter's months and a year's quarters are published too, so a period
-    /// cell must not reveal a suppressed sub-period by subtraction), then complementary
-    /// suppression within the table. Sub-period tables are computed the same way, recursively.
+    /// The disclosure-controlled cells of an indicators table. On a hub whose data lies in one
+    /// région (every network and regional hub), every table is a projection of one *family* of
+    /// linked tables computed together (see [`Family`]), so a cell has the same status in every
+    /// table that shows it. A table by région on a hub spanning several régions is computed on
+    /// its own (primary rules, the rule across periods, complementary suppression).
     fn indicator_cells(&self, period: &str, by: &[String], min_persons: i64) -> Result<(Vec<Cell>, i64)> {
-        let (summaries, latest) = self.indicator_summaries(period, by)?;
-        let mut cells = disclose(&INDICATORS, with_margins(by, &summaries, Summary::merge), min_persons);
-        let children = sub_periods(period)?
-            .iter()
-            .map(|p| self.indicator_cells(p, by, min_persons).map(|(cells, _)| cells))
-            .collect::<Result<Vec<_>>>()?;
-        temporal_suppression(&mut cells, &children);
-        secondary_suppression(&mut cells, by.len());
+        let (finest, latest) = self.indicator_summaries(period, &family_dims())?;
+        let regions: BTreeSet<&str> =
+            finest.keys().map(|k| passerelle_proto::geo::region_of(&k[0]).unwrap_or("?")).collect();
+        if by.iter().any(|d| d == "region") && regions.len() > 1 {
+            let (summaries, _) = self.indicator_summaries(period, by)?;
+            let mut cells = disclose(&INDICATORS, with_margins(by, &summaries, Summary::merge), min_persons);
+            let children = sub_periods(period)?
+                .iter()
+                .map(|p| self.indicator_cells(p, by, min_persons).map(|(cells, _)| cells))
+                .collect::<Result<Vec<_>>>()?;
+            temporal_suppression(&mut cells, &children);
+            secondary_suppression(&mut cells, by.len());
+            return Ok((cells, latest));
+        }
+        let family = self.indicator_family(period, min_persons)?;
+        let shape = (by.iter().any(|d| d == "departement"), by.iter().any(|d| d == "kind"));
+        let table = family.table(shape.0, shape.1);
+        let (summaries, _) = self.indicator_summaries(period, by)?;
+        // The table's own keys (région and network are constant here), each given the family's
+        // cell at the same coordinates.
+        let cells = with_margins(by, &summaries, Summary::merge)
+            .into_iter()
+            .filter_map(|(key, total, _)| {
+                let coord =
+                    |dim: &str| by.iter().position(|d| d == dim).map_or("*".to_string(), |i| key[i].clone());
+                let wanted = (coord("departement"), coord("kind"));
+                let mut cell = table.iter().find(|c| Family::coords(c, shape) == wanted)?.clone();
+                cell.key = key;
+                cell.total = total;
+                Some(cell)
+            })
+            .collect();
         Ok((cells, latest))
     }
 
+    /// The family of linked indicators tables of `period` (by nothing, département, kind, and
+    /// département × kind), with primary rules, the rule across periods (against the same
+    /// family of each sub-period) and complementary suppression iterated across the four
+    /// tables until every shared cell has one status.
+    fn indicator_family(&self, period: &str, min_persons: i64) -> Result<Family> {
+        let (finest, _) = self.indicator_summaries(period, &family_dims())?;
+        let children = sub_periods(period)?
+            .iter()
+            .map(|p| self.indicator_family(p, min_persons))
+            .collect::<Result<Vec<_>>>()?;
+        let mut family = Family::default();
+        for (with_dep, with_kind) in Family::SHAPES {
+            let by: Vec<String> = family_dims()
+                .into_iter()
+                .zip([with_dep, with_kind])
+                .filter_map(|(d, keep)| keep.then_some(d))
+                .collect();
+            let mut groups: BTreeMap<Vec<String>, Summary> = BTreeMap::new();
+            for (key, summary) in &finest {
+                let coords: Vec<String> = key
+                    .iter()
+                    .zip([with_dep, with_kind])
+                    .filter(|(_, keep)| *keep)
+                    .map(|(v, _)| v.clone())
+                    .collect();
+                groups.entry(coords).or_default().merge(summary);
+            }
+            let mut cells = disclose(&INDICATORS, with_margins(&by, &groups, Summary::merge), min_persons);
+            let sub: Vec<Vec<Cell>> =
+                children.iter().map(|c| c.table(with_dep, with_kind).to_vec()).collect();
+            temporal_suppression(&mut cells, &sub);
+            family.tables.push(((with_dep, with_kind), cells));
+        }
+        family.settle();
+        Ok(family)
+    }
+
+    /// The precomputed summaries of the indicators cells of one period (a month, quarter or
+    /// year cell each), grouped by `by`; and the latest report time.
     fn indicator_summaries(
         &self,
         period: &str,
@@ -590,6 +652,90 @@ impl Hub {
             groups.entry(coords).or_default().merge(&summary);
         }
         Ok((groups, latest))
+    }
+}
+
+/// The dimensions of the finest table of a family: every other indicators table of a regional
+/// hub is one of its margins (région and network are constant there).
+fn family_dims() -> Vec<String> {
+    vec!["departement".to_string(), "kind".to_string()]
+}
+
+/// Linked tables of one period: by nothing, by département, by kind, by département × kind.
+/// They share cells — the département margins, the kind margins, the grand total — and a
+/// consumer may read all of them, so a cell withheld in one must be withheld in all, or the
+/// others give it back. [`Family::settle`] runs complementary suppression in each table and
+/// spreads every withheld cell to the tables sharing it, until nothing changes (suppression only
+/// grows, so this ends).
+#[derive(Debug, Default, Clone)]
+struct Family {
+    tables: Vec<((bool, bool), Vec<Cell>)>,
+}
+
+impl Family {
+    /// (with département, with kind), in the order the tables are kept.
+    const SHAPES: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
+
+    fn table(&self, with_dep: bool, with_kind: bool) -> &[Cell] {
+        self.tables
+            .iter()
+            .find(|(shape, _)| *shape == (with_dep, with_kind))
+            .map_or(&[], |(_, c)| c.as_slice())
+    }
+
+    /// A cell's (département, kind) coordinates, `*` for "all".
+    fn coords(cell: &Cell, (with_dep, with_kind): (bool, bool)) -> (String, String) {
+        let mut values = cell.key.iter();
+        let dep = if with_dep { values.next().cloned().unwrap_or_default() } else { "*".into() };
+        let kind = if with_kind { values.next().cloned().unwrap_or_default() } else { "*".into() };
+        (dep, kind)
+    }
+
+    fn settle(&mut self) {
+        loop {
+            for ((with_dep, with_kind), cells) in &mut self.tables {
+                secondary_suppression(cells, usize::from(*with_dep) + usize::from(*with_kind));
+            }
+            // Every coordinate's strongest status across the tables that show it.
+            let mut withheld: HashMap<(String, String), (Option<String>, Option<String>)> = HashMap::new();
+            for (shape, cells) in &self.tables {
+                for cell in cells {
+                    let entry = withheld.entry(Self::coords(cell, *shape)).or_default();
+                    if cell_hidden(cell) && entry.0.is_none() {
+                        entry.0 = Some(cell.suppressed.clone());
+                    }
+                    if exits_hidden(cell) && entry.1.is_none() {
+                        let reason = cell
+                            .measures
+                            .iter()
+                            .find(|m| m.name == "exits_total")
+                            .map(|m| m.suppressed.clone())
+                            .unwrap_or_default();
+                        entry.1 = Some(reason);
+                    }
+                }
+            }
+            let mut changed = false;
+            for (shape, cells) in &mut self.tables {
+                for cell in cells.iter_mut() {
+                    let Some((whole, exits)) = withheld.get(&Self::coords(cell, *shape)) else { continue };
+                    if let Some(reason) = whole
+                        && !cell_hidden(cell)
+                    {
+                        hide_cell(cell, reason);
+                        changed = true;
+                    } else if let Some(reason) = exits
+                        && !exits_hidden(cell)
+                    {
+                        hide_exits(cell, reason);
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                return;
+            }
+        }
     }
 }
 
@@ -1303,6 +1449,164 @@ mod incremental {
         })?;
         assert_eq!(q1.cells[0].suppressed, SECONDARY_PERIOD);
         assert!(q1.rules.iter().any(|r| r.contains("exactly one of its months or quarters")));
+        Ok(())
+    }
+
+    /// A valid SIRET (Luhn) for structure `n`.
+    fn siret(n: usize) -> String {
+        let base = format!("{:013}", 1_000_000_000_000u64 + n as u64 * 7919);
+        (0..10)
+            .map(|d| format!("{base}{d}"))
+            .find(|s| passerelle_proto::validate::siret("siret", s).is_ok())
+            .unwrap_or_default()
+    }
+
+    /// A cell's (département, kind) coordinates, `*` for all.
+    type Coords = (String, String);
+    /// A cell's coordinates and its published hours (None: withheld).
+    type Seen = (Coords, Option<i64>);
+
+    /// The four linked tables of one month — by nothing, département, kind, département × kind
+    /// — read together: built so that, computed one by one, the kind table publishes ETTI's
+    /// figure which the département × kind table withheld to protect 49 × ACI (2 structures).
+    #[test]
+    fn linked_tables_share_one_suppression_and_give_nothing_away_together() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let hub = hub(dir.path());
+        hub.admit(&Peer { id: PeerId { role: Role::Hub, id: "coorace-pdl".into() }, serial: None }, None)?;
+        // (département, kind, structures, employees each, hours each)
+        let groups: [(&str, i32, usize, u32, u64); 5] = [
+            ("49", 1, 3, 10, 1200), // AI
+            ("49", 2, 2, 10, 1000), // ACI: fewer than 3 structures
+            ("49", 4, 3, 6, 500),   // ETTI, only in 49
+            ("44", 1, 3, 12, 1500), // AI
+            ("44", 3, 3, 5, 300),   // EI, only in 44, the smallest kind
+        ];
+        let mut changes = Vec::new();
+        let mut n = 0;
+        for (dep, kind, count, employees, hours) in groups {
+            for _ in 0..count {
+                n += 1;
+                let siret = siret(n);
+                let origin =
+                    Structure { siret: siret.clone(), kind, name: format!("S{n}"), departement: dep.into() };
+                let report = IndicatorReport {
+                    siret,
+                    fields: Some(IndicatorFields {
+                        period: "2026-10".into(),
+                        etp_hundredths: hours * 100 / 134,
+                        employees_in_insertion: employees,
+                        hours_worked: hours,
+                        hires: 1,
+                        exits: Some(Exits { total: 6, durable: 2, transition: 1, positive: 1, other: 2 }),
+                    }),
+                    version: 1,
+                    submitted_at_ms: 0,
+                };
+                changes.push(Change {
+                    dataset: "indicators".into(),
+                    key: "2026-10".into(),
+                    version: 1,
+                    payload: Some(change::Payload::Indicators(report)),
+                    origin: Some(origin),
+                    origin_epoch: vec![1; 16],
+                    origin_epoch_created_at_ms: 1,
+                });
+            }
+        }
+        hub.apply_batch(
+            &PushSession::for_tests_relay("coorace-pdl", 1),
+            Batch { seq: 1, changes, head_seq: 1 },
+        )?;
+
+        let shapes: [Vec<String>; 4] = [
+            vec![],
+            vec!["departement".into()],
+            vec!["kind".into()],
+            vec!["departement".into(), "kind".into()],
+        ];
+        // Every cell of every table, by its (département, kind) coordinates.
+        let read = |naive: bool| -> anyhow::Result<Vec<Seen>> {
+            let mut all = Vec::new();
+            for by in &shapes {
+                let cells = if naive {
+                    let (summaries, _) = hub.indicator_summaries("2026-10", by)?;
+                    controlled(&INDICATORS, with_margins(by, &summaries, Summary::merge), by, 5)
+                } else {
+                    hub.table(&GetTableRequest {
+                        table: "indicators".into(),
+                        by: by.clone(),
+                        period: "2026-10".into(),
+                        ..Default::default()
+                    })?
+                    .cells
+                };
+                let shape = (by.iter().any(|d| d == "departement"), by.iter().any(|d| d == "kind"));
+                for c in cells {
+                    let hours = c.measures.iter().find(|m| m.name == "hours_worked").and_then(|m| m.value);
+                    all.push((Family::coords(&c, shape), hours));
+                }
+            }
+            Ok(all)
+        };
+        // The attacker: every row, column and margin relation, with all tables' published values.
+        let attack = |cells: &[Seen]| -> Vec<(String, String)> {
+            let mut known: HashMap<(String, String), i64> =
+                cells.iter().filter_map(|(k, v)| v.map(|v| (k.clone(), v))).collect();
+            let all: BTreeSet<(String, String)> = cells.iter().map(|(k, _)| k.clone()).collect();
+            let star = || "*".to_string();
+            let mut relations: Vec<(Coords, Vec<Coords>)> = Vec::new();
+            let interior: Vec<&(String, String)> = all.iter().filter(|(d, k)| d != "*" && k != "*").collect();
+            let deps: BTreeSet<&String> = interior.iter().map(|(d, _)| d).collect();
+            let kinds: BTreeSet<&String> = interior.iter().map(|(_, k)| k).collect();
+            for d in &deps {
+                relations.push((
+                    (d.to_string(), star()),
+                    interior.iter().filter(|(x, _)| x == *d).map(|c| (*c).clone()).collect(),
+                ));
+            }
+            for k in &kinds {
+                relations.push((
+                    (star(), k.to_string()),
+                    interior.iter().filter(|(_, x)| x == *k).map(|c| (*c).clone()).collect(),
+                ));
+            }
+            relations.push(((star(), star()), deps.iter().map(|d| (d.to_string(), star())).collect()));
+            relations.push(((star(), star()), kinds.iter().map(|k| (star(), k.to_string())).collect()));
+            let mut recovered = Vec::new();
+            loop {
+                let mut progress = false;
+                for (total, parts) in &relations {
+                    let unknown: Vec<&(String, String)> =
+                        parts.iter().filter(|p| !known.contains_key(*p)).collect();
+                    if let (Some(t), [one]) = (known.get(total).copied(), unknown.as_slice()) {
+                        let sum: i64 = parts.iter().filter_map(|p| known.get(p)).sum();
+                        known.insert((*one).clone(), t - sum);
+                        recovered.push((*one).clone());
+                        progress = true;
+                    }
+                }
+                if !progress {
+                    return recovered;
+                }
+            }
+        };
+        let aci_49 = ("49".to_string(), "aci".to_string());
+        let naive = read(true)?;
+        assert!(attack(&naive).contains(&aci_49), "tables computed one by one give 49 × ACI away: {naive:?}");
+
+        let linked = read(false)?;
+        assert_eq!(attack(&linked), Vec::<(String, String)>::new(), "{linked:?}");
+        // And a cell has one status wherever it shows.
+        let mut status: HashMap<(String, String), bool> = HashMap::new();
+        for (coords, value) in &linked {
+            let published = value.is_some();
+            assert_eq!(
+                *status.entry(coords.clone()).or_insert(published),
+                published,
+                "{coords:?} in {linked:?}"
+            );
+        }
         Ok(())
     }
 
