@@ -545,7 +545,7 @@ impl Hub {
     /// table that shows it. A table by région on a hub spanning several régions is computed on
     /// its own (primary rules, the rule across periods, complementary suppression).
     fn indicator_cells(&self, period: &str, by: &[String], min_persons: i64) -> Result<(Vec<Cell>, i64)> {
-        let (finest, latest) = self.indicator_summaries(period, &family_dims())?;
+        let (family, finest, latest) = self.indicator_family(period, min_persons)?;
         let regions: BTreeSet<&str> =
             finest.keys().map(|k| passerelle_proto::geo::region_of(&k[0]).unwrap_or("?")).collect();
         if by.iter().any(|d| d == "region") && regions.len() > 1 {
@@ -559,13 +559,25 @@ impl Hub {
             secondary_suppression(&mut cells, by.len());
             return Ok((cells, latest));
         }
-        let family = self.indicator_family(period, min_persons)?;
+        // The table's own cells, grouped from the finest ones; région and network are constant.
+        let mut groups: BTreeMap<Vec<String>, Summary> = BTreeMap::new();
+        for (key, summary) in &finest {
+            let (dep, kind) = (key[0].as_str(), key[1].as_str());
+            let coords = by
+                .iter()
+                .map(|d| match d.as_str() {
+                    "departement" => dep.to_string(),
+                    "region" => passerelle_proto::geo::region_of(dep).unwrap_or("?").to_string(),
+                    "kind" => kind.to_string(),
+                    _ => self.config.network.clone(),
+                })
+                .collect();
+            groups.entry(coords).or_default().merge(summary);
+        }
         let shape = (by.iter().any(|d| d == "departement"), by.iter().any(|d| d == "kind"));
         let table = family.table(shape.0, shape.1);
-        let (summaries, _) = self.indicator_summaries(period, by)?;
-        // The table's own keys (région and network are constant here), each given the family's
-        // cell at the same coordinates.
-        let cells = with_margins(by, &summaries, Summary::merge)
+        // Each cell is the family's cell at the same (département, kind) coordinates.
+        let cells = with_margins(by, &groups, Summary::merge)
             .into_iter()
             .filter_map(|(key, total, _)| {
                 let coord =
@@ -584,11 +596,16 @@ impl Hub {
     /// département × kind), with primary rules, the rule across periods (against the same
     /// family of each sub-period) and complementary suppression iterated across the four
     /// tables until every shared cell has one status.
-    fn indicator_family(&self, period: &str, min_persons: i64) -> Result<Family> {
-        let (finest, _) = self.indicator_summaries(period, &family_dims())?;
+    /// Also returns the finest summaries it read and the latest report time.
+    fn indicator_family(
+        &self,
+        period: &str,
+        min_persons: i64,
+    ) -> Result<(Family, BTreeMap<Vec<String>, Summary>, i64)> {
+        let (finest, latest) = self.indicator_summaries(period, &family_dims())?;
         let children = sub_periods(period)?
             .iter()
-            .map(|p| self.indicator_family(p, min_persons))
+            .map(|p| self.indicator_family(p, min_persons).map(|(family, _, _)| family))
             .collect::<Result<Vec<_>>>()?;
         let mut family = Family::default();
         for (with_dep, with_kind) in Family::SHAPES {
@@ -614,7 +631,7 @@ impl Hub {
             family.tables.push(((with_dep, with_kind), cells));
         }
         family.settle();
-        Ok(family)
+        Ok((family, finest, latest))
     }
 
     /// The precomputed summaries of the indicators cells of one period (a month, quarter or
