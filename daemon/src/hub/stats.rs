@@ -575,15 +575,15 @@ impl Hub {
             groups.entry(coords).or_default().merge(summary);
         }
         let shape = (by.iter().any(|d| d == "departement"), by.iter().any(|d| d == "kind"));
-        let table = family.table(shape.0, shape.1);
+        let table: HashMap<(String, String), &Cell> =
+            family.table(shape.0, shape.1).iter().map(|c| (Family::coords(c, shape), c)).collect();
         // Each cell is the family's cell at the same (département, kind) coordinates.
         let cells = with_margins(by, &groups, Summary::merge)
             .into_iter()
             .filter_map(|(key, total, _)| {
                 let coord =
                     |dim: &str| by.iter().position(|d| d == dim).map_or("*".to_string(), |i| key[i].clone());
-                let wanted = (coord("departement"), coord("kind"));
-                let mut cell = table.iter().find(|c| Family::coords(c, shape) == wanted)?.clone();
+                let mut cell = (*table.get(&(coord("departement"), coord("kind")))?).clone();
                 cell.key = key;
                 cell.total = total;
                 Some(cell)
@@ -983,8 +983,10 @@ fn temporal_suppression(cells: &mut [Cell], children: &[Vec<Cell>]) {
     if children.is_empty() {
         return;
     }
+    let by_key: Vec<HashMap<&[String], &Cell>> =
+        children.iter().map(|child| child.iter().map(|c| (c.key.as_slice(), c)).collect()).collect();
     let withheld = |key: &[String], hidden: fn(&Cell) -> bool| {
-        children.iter().filter(|child| child.iter().find(|c| c.key == key).is_some_and(hidden)).count()
+        by_key.iter().filter(|child| child.get(key).is_some_and(|c| hidden(c))).count()
     };
     for cell in cells.iter_mut() {
         if !cell_hidden(cell) && withheld(&cell.key, cell_hidden) == 1 {
