@@ -1,0 +1,265 @@
+//! What a table may show: primary rules per cell, complementary suppression within a table,
+//! and the rule across periods.
+
+use std::collections::HashMap;
+
+use passerelle_proto::date::Month;
+use passerelle_proto::v1::{Cell, Measure};
+
+use super::aggregates::*;
+use super::tables::*;
+use crate::error::Result;
+
+/// A cell must have at least this many contributing structures.
+pub const MIN_STRUCTURES: usize = 3;
+/// No structure may contribute more than this share of a cell's value, in percent.
+pub const DOMINANCE_PERCENT: i64 = 85;
+
+/// Primary disclosure control of every interior cell and total.
+pub(super) fn disclose(
+    spec: &Spec,
+    entries: Vec<(Vec<String>, bool, Summary)>,
+    min_persons: i64,
+) -> Vec<Cell> {
+    entries
+        .into_iter()
+        .map(|(key, total, summary)| {
+            let values = summary.totals.clone();
+            let value = |i: usize| values.get(i).copied().unwrap_or(0);
+            let structures = summary.structures as usize;
+            let reason = if structures < MIN_STRUCTURES {
+                format!("fewer than {MIN_STRUCTURES} structures")
+            } else if spec.persons.is_some_and(|p| value(p) < min_persons) {
+                format!("fewer than {min_persons} persons")
+            } else if value(spec.dominance) > 0
+                && summary.dominance_max * 100 > DOMINANCE_PERCENT * value(spec.dominance)
+            {
+                format!("one structure contributes more than {DOMINANCE_PERCENT} %")
+            } else {
+                String::new()
+            };
+            let mut measures: Vec<Measure> = spec
+                .measures
+                .iter()
+                .enumerate()
+                .map(|(i, (name, unit, _))| Measure {
+                    name: (*name).into(),
+                    value: reason.is_empty().then_some(value(i)),
+                    unit: (*unit).into(),
+                    suppressed: reason.clone(),
+                })
+                .collect();
+            if spec.prefix == "i/" {
+                let exits = value(4);
+                let dynamic = value(5) + value(6) + value(7);
+                let rate = (exits > 0).then(|| (dynamic * 20_000 / exits + 1) / 2);
+                measures.push(Measure {
+                    name: "dynamic_exit_rate".into(),
+                    value: if reason.is_empty() { rate } else { None },
+                    unit: "percent-hundredths".into(),
+                    suppressed: reason.clone(),
+                });
+                if reason.is_empty() && exits > 0 && exits < min_persons {
+                    for m in measures
+                        .iter_mut()
+                        .filter(|m| m.name.starts_with("exits_") || m.name == "dynamic_exit_rate")
+                    {
+                        m.value = None;
+                        m.suppressed = format!("fewer than {min_persons} exits");
+                    }
+                }
+            }
+            Cell {
+                key,
+                total,
+                structures: reason.is_empty().then_some(structures as u32),
+                measures,
+                suppressed: reason,
+            }
+        })
+        .collect()
+}
+
+/// Primary rules, then complementary suppression: the cells of a table without periods.
+pub(super) fn controlled(
+    spec: &Spec,
+    entries: Vec<(Vec<String>, bool, Summary)>,
+    by: &[String],
+    min_persons: i64,
+) -> Vec<Cell> {
+    let mut cells = disclose(spec, entries, min_persons);
+    secondary_suppression(&mut cells, by.len());
+    cells
+}
+
+/// The reason given to a cell hidden to protect another one.
+pub(super) const SECONDARY: &str = "secondary suppression: protects another suppressed cell";
+/// The reason given to exit figures hidden to protect other exit figures.
+pub(super) const SECONDARY_EXITS: &str = "secondary suppression: protects other exit figures";
+/// The reason given to a period cell hidden to protect one of its months or quarters.
+pub(super) const SECONDARY_PERIOD: &str = "secondary suppression: protects a suppressed month or quarter";
+
+/// Whether the whole cell is withheld.
+pub(super) fn cell_hidden(cell: &Cell) -> bool {
+    !cell.suppressed.is_empty()
+}
+
+/// Whether the cell has exit figures (indicators tables).
+pub(super) fn has_exits(cell: &Cell) -> bool {
+    cell.measures.iter().any(|m| m.name == "exits_total")
+}
+
+/// Whether the cell's exit figures are withheld (with the cell, or on their own).
+pub(super) fn exits_hidden(cell: &Cell) -> bool {
+    cell_hidden(cell) || cell.measures.iter().any(|m| m.name == "exits_total" && m.value.is_none())
+}
+
+pub(super) fn hide_cell(cell: &mut Cell, reason: &str) {
+    cell.suppressed = reason.into();
+    cell.structures = None;
+    for m in &mut cell.measures {
+        m.value = None;
+        m.suppressed = reason.into();
+    }
+}
+
+pub(super) fn hide_exits(cell: &mut Cell, reason: &str) {
+    for m in
+        cell.measures.iter_mut().filter(|m| m.name.starts_with("exits_") || m.name == "dynamic_exit_rate")
+    {
+        m.value = None;
+        m.suppressed = reason.into();
+    }
+}
+
+/// Across periods: a period's cell is the sum of the same cell in its sub-periods (a quarter's
+/// three months, a year's four quarters), which are published too. If exactly one of them is
+/// withheld while the period's cell is published, subtraction gives it away: the period's cell
+/// is withheld as well. The same holds for exit figures on their own. (Two or more withheld
+/// sub-periods only reveal their sum, as within a table.) A sub-period without the cell had no
+/// data there, which is public: it counts as published.
+pub(super) fn temporal_suppression(cells: &mut [Cell], children: &[Vec<Cell>]) {
+    if children.is_empty() {
+        return;
+    }
+    let by_key: Vec<HashMap<&[String], &Cell>> =
+        children.iter().map(|child| child.iter().map(|c| (c.key.as_slice(), c)).collect()).collect();
+    let withheld = |key: &[String], hidden: fn(&Cell) -> bool| {
+        by_key.iter().filter(|child| child.get(key).is_some_and(|c| hidden(c))).count()
+    };
+    for cell in cells.iter_mut() {
+        if !cell_hidden(cell) && withheld(&cell.key, cell_hidden) == 1 {
+            hide_cell(cell, SECONDARY_PERIOD);
+        }
+        if has_exits(cell) && !exits_hidden(cell) && withheld(&cell.key, exits_hidden) == 1 {
+            hide_exits(cell, SECONDARY_PERIOD);
+        }
+    }
+}
+
+/// The sub-periods published on their own whose sum is `period`: a quarter's months, a year's
+/// quarters (a year's months are reached through its quarters).
+pub(super) fn sub_periods(period: &str) -> Result<Vec<String>> {
+    let (from, to) = parse_period(period)?;
+    Ok(if from == to {
+        Vec::new()
+    } else if to.month - from.month == 2 {
+        (0..3).map(|i| Month { year: from.year, month: from.month + i }.to_string()).collect()
+    } else {
+        (1..=4).map(|q| format!("{}-Q{q}", from.year)).collect()
+    })
+}
+
+/// The lines of a table: (its members, its total), along each dimension and for the margins
+/// against the grand total.
+pub(super) fn lines_of(cells: &[Cell], dims: usize) -> Vec<(Vec<usize>, usize)> {
+    let mut lines: Vec<(Vec<usize>, usize)> = Vec::new();
+    let index_of = |key: &[String]| cells.iter().position(|c| c.key == key);
+    let interior: Vec<usize> = (0..cells.len()).filter(|&i| !cells[i].total).collect();
+    match dims {
+        1 => {
+            if let Some(t) = index_of(&["*".to_string()]) {
+                lines.push((interior.clone(), t));
+            }
+        }
+        2 => {
+            let grand = index_of(&["*".to_string(), "*".to_string()]);
+            for axis in 0..2 {
+                let mut margins = Vec::new();
+                let mut values: Vec<String> = interior.iter().map(|&i| cells[i].key[axis].clone()).collect();
+                values.sort();
+                values.dedup();
+                for v in values {
+                    let mut key = vec!["*".to_string(), "*".to_string()];
+                    key[axis] = v.clone();
+                    if let Some(t) = index_of(&key) {
+                        let members = interior.iter().copied().filter(|&i| cells[i].key[axis] == v).collect();
+                        lines.push((members, t));
+                        margins.push(t);
+                    }
+                }
+                if let Some(g) = grand {
+                    lines.push((margins, g));
+                }
+            }
+        }
+        _ => {}
+    }
+    lines
+}
+
+/// Complementary suppression: no line (row, column, or the margins against the grand total)
+/// whose total is published may hold exactly one suppressed cell, which could be recomputed by
+/// subtraction. Done for whole cells, then for exit figures (withheld on their own when too few).
+pub(super) fn secondary_suppression(cells: &mut [Cell], dims: usize) {
+    let lines = lines_of(cells, dims);
+    complement(
+        cells,
+        &lines,
+        cell_hidden,
+        |c| hide_cell(c, SECONDARY),
+        |c| {
+            c.structures.unwrap_or(0) as i64 * 1_000_000
+                + c.measures.first().and_then(|m| m.value).unwrap_or(0)
+        },
+    );
+    if cells.iter().any(has_exits) {
+        complement(
+            cells,
+            &lines,
+            exits_hidden,
+            |c| hide_exits(c, SECONDARY_EXITS),
+            |c| c.measures.iter().find(|m| m.name == "exits_total").and_then(|m| m.value).unwrap_or(0),
+        );
+    }
+}
+
+/// Hides the smallest published member of every line with a published total and exactly one
+/// hidden member, until there is none. `hide` must make `hidden` true.
+pub(super) fn complement(
+    cells: &mut [Cell],
+    lines: &[(Vec<usize>, usize)],
+    hidden: fn(&Cell) -> bool,
+    hide: impl Fn(&mut Cell),
+    size: impl Fn(&Cell) -> i64,
+) {
+    loop {
+        let mut changed = false;
+        for (members, total) in lines {
+            if hidden(&cells[*total]) || members.iter().filter(|&&i| hidden(&cells[i])).count() != 1 {
+                continue;
+            }
+            let victim = members
+                .iter()
+                .copied()
+                .filter(|&i| !hidden(&cells[i]))
+                .min_by_key(|&i| size(&cells[i]))
+                .unwrap_or(*total);
+            hide(&mut cells[victim]);
+            changed = true;
+        }
+        if !changed {
+            return;
+        }
+    }
+}

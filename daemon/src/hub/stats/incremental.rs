@@ -1,0 +1,486 @@
+//! Aggregates and tables on a real hub store: incremental cells, relays, periods, linked tables.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use passerelle_proto::identity::{PeerId, Role};
+use passerelle_proto::v1::{
+    Batch, Change, Exits, GetTableRequest, IndicatorFields, IndicatorReport, SharedNeed, Structure,
+    Tombstone, change,
+};
+use proptest::prelude::*;
+use prost::Message;
+
+use super::aggregates::*;
+use super::disclosure::*;
+use super::family::*;
+use super::tables::*;
+use crate::authz::Peer;
+use crate::config::HubConfig;
+use crate::hub::Hub;
+use crate::hub::ingest::PushSession;
+use crate::store::Tree;
+use crate::tls::ServerTlsFiles;
+
+/// Cell key → structure → (values, records).
+type Cells = BTreeMap<Vec<u8>, BTreeMap<String, (Vec<i64>, u32)>>;
+
+const ORIGINS: [(&str, &str, i32); 3] =
+    [("73282932000074", "49", 1), ("44306184100047", "44", 2), ("52104378900010", "49", 1)];
+
+fn hub(dir: &std::path::Path) -> Hub {
+    let config = HubConfig {
+        id: "coorace-pdl".into(),
+        network: "coorace".into(),
+        region: "52".into(),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        auto_accept: true,
+        denied_serials: Vec::new(),
+        k_anonymity: 5,
+        min_persons: 5,
+        upstreams: Vec::new(),
+        tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), client_cas: Vec::new() },
+    };
+    Hub::open(dir, config, Default::default(), None).expect("open hub")
+}
+
+/// (origin, what, key, value): what 0 = report, 1 = report withdrawn, 2 = open need,
+/// 3 = filled need, 4 = need withdrawn.
+fn op() -> impl Strategy<Value = (usize, u8, u8, u32)> {
+    (0..3usize, 0..5u8, 0..4u8, 1..50u32)
+}
+
+/// Reports of 2026 for three structures of 49: A and B every month, C all but February and
+/// the third quarter. Each sub-period table alone is correct; together, published periods
+/// must not give a withheld one away by subtraction.
+#[test]
+fn no_withheld_month_or_quarter_can_be_recomputed_from_other_periods() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let hub = hub(dir.path());
+    hub.admit(&Peer { id: PeerId { role: Role::Hub, id: "coorace-pdl".into() }, serial: None }, None)?;
+    let session = PushSession::for_tests_relay("coorace-pdl", 1);
+    let mut changes = Vec::new();
+    for (i, (siret, _, _)) in ORIGINS.iter().enumerate() {
+        let origin =
+            Structure { siret: (*siret).into(), kind: 1, name: format!("S{i}"), departement: "49".into() };
+        for month in 1..=12u8 {
+            if i == 2 && (month == 2 || (7..=9).contains(&month)) {
+                continue;
+            }
+            let period = format!("2026-{month:02}");
+            let report = IndicatorReport {
+                siret: (*siret).into(),
+                fields: Some(IndicatorFields {
+                    period: period.clone(),
+                    etp_hundredths: 500,
+                    employees_in_insertion: 10,
+                    hours_worked: 1000 + 100 * i as u64 + u64::from(month),
+                    hires: 1,
+                    exits: Some(Exits { total: 6, durable: 2, transition: 1, positive: 1, other: 2 }),
+                }),
+                version: 1,
+                submitted_at_ms: 0,
+            };
+            changes.push(Change {
+                dataset: "indicators".into(),
+                key: period,
+                version: 1,
+                payload: Some(change::Payload::Indicators(report)),
+                origin: Some(origin.clone()),
+                origin_epoch: vec![1; 16],
+                origin_epoch_created_at_ms: 1,
+            });
+        }
+    }
+    hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1 })?;
+
+    let months: Vec<String> = (1..=12).map(|m| format!("2026-{m:02}")).collect();
+    let quarters: Vec<String> = (1..=4).map(|q| format!("2026-Q{q}")).collect();
+    let periods: Vec<String> = months.iter().chain(&quarters).cloned().chain(["2026".to_string()]).collect();
+    // Each period's total of hours, as a consumer reads it (None: withheld).
+    let read = |naive: bool| -> anyhow::Result<BTreeMap<String, Option<i64>>> {
+        periods
+            .iter()
+            .map(|p| {
+                let cells = if naive {
+                    let (summaries, _) = hub.indicator_summaries(p, &[])?;
+                    controlled(&INDICATORS, with_margins(&[], &summaries, Summary::merge), &[], 5)
+                } else {
+                    hub.table(&GetTableRequest {
+                        table: "indicators".into(),
+                        period: p.clone(),
+                        ..Default::default()
+                    })?
+                    .cells
+                };
+                let hours =
+                    cells.first().and_then(|c| c.measures.iter().find(|m| m.name == "hours_worked")?.value);
+                Ok((p.clone(), hours))
+            })
+            .collect()
+    };
+    // The attacker: a period is the sum of its sub-periods; solve every relation with one unknown.
+    let relations: Vec<(String, Vec<String>)> = (0..4)
+        .map(|q| (quarters[q].clone(), months[q * 3..q * 3 + 3].to_vec()))
+        .chain([("2026".to_string(), quarters.clone()), ("2026".to_string(), months.clone())])
+        .collect();
+    let attack = |published: &BTreeMap<String, Option<i64>>| -> Vec<String> {
+        let mut known: BTreeMap<String, i64> =
+            published.iter().filter_map(|(p, v)| v.map(|v| (p.clone(), v))).collect();
+        let mut recovered = Vec::new();
+        loop {
+            let mut progress = false;
+            for (total, parts) in &relations {
+                let unknown: Vec<&String> = parts.iter().filter(|p| !known.contains_key(*p)).collect();
+                if let (Some(t), [one]) = (known.get(total).copied(), unknown.as_slice()) {
+                    let sum: i64 = parts.iter().filter_map(|p| known.get(p)).sum();
+                    known.insert((*one).clone(), t - sum);
+                    recovered.push((*one).clone());
+                    progress = true;
+                }
+            }
+            if !progress {
+                return recovered;
+            }
+        }
+    };
+    let naive = read(true)?;
+    assert_eq!(naive["2026-02"], None, "February has 2 structures: withheld");
+    assert!(naive["2026-Q1"].is_some(), "the first quarter alone has 3: published");
+    assert!(attack(&naive).contains(&"2026-02".to_string()), "Q1 − January − March gives February away");
+
+    let published = read(false)?;
+    assert_eq!(attack(&published), Vec::<String>::new(), "{published:?}");
+    assert_eq!(published["2026-Q1"], None, "Q1 is withheld to protect February");
+    assert_eq!(published["2026-Q3"], None, "Q3 has 2 structures");
+    assert!(published["2026"].is_some(), "two withheld quarters reveal only their sum: the year stays");
+    let q1 = hub.table(&GetTableRequest {
+        table: "indicators".into(),
+        period: "2026-Q1".into(),
+        ..Default::default()
+    })?;
+    assert_eq!(q1.cells[0].suppressed, SECONDARY_PERIOD);
+    assert!(q1.rules.iter().any(|r| r.contains("exactly one of its months or quarters")));
+    Ok(())
+}
+
+/// A valid SIRET (Luhn) for structure `n`.
+fn siret(n: usize) -> String {
+    let base = format!("{:013}", 1_000_000_000_000u64 + n as u64 * 7919);
+    (0..10)
+        .map(|d| format!("{base}{d}"))
+        .find(|s| passerelle_proto::validate::siret("siret", s).is_ok())
+        .unwrap_or_default()
+}
+
+/// A cell's (département, kind) coordinates, `*` for all.
+type Coords = (String, String);
+/// A cell's coordinates and its published hours (None: withheld).
+type Seen = (Coords, Option<i64>);
+
+/// The four linked tables of one month — by nothing, département, kind, département × kind
+/// — read together: built so that, computed one by one, the kind table publishes ETTI's
+/// figure which the département × kind table withheld to protect 49 × ACI (2 structures).
+#[test]
+fn linked_tables_share_one_suppression_and_give_nothing_away_together() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let hub = hub(dir.path());
+    hub.admit(&Peer { id: PeerId { role: Role::Hub, id: "coorace-pdl".into() }, serial: None }, None)?;
+    // (département, kind, structures, employees each, hours each)
+    let groups: [(&str, i32, usize, u32, u64); 5] = [
+        ("49", 1, 3, 10, 1200), // AI
+        ("49", 2, 2, 10, 1000), // ACI: fewer than 3 structures
+        ("49", 4, 3, 6, 500),   // ETTI, only in 49
+        ("44", 1, 3, 12, 1500), // AI
+        ("44", 3, 3, 5, 300),   // EI, only in 44, the smallest kind
+    ];
+    let mut changes = Vec::new();
+    let mut n = 0;
+    for (dep, kind, count, employees, hours) in groups {
+        for _ in 0..count {
+            n += 1;
+            let siret = siret(n);
+            let origin =
+                Structure { siret: siret.clone(), kind, name: format!("S{n}"), departement: dep.into() };
+            let report = IndicatorReport {
+                siret,
+                fields: Some(IndicatorFields {
+                    period: "2026-10".into(),
+                    etp_hundredths: hours * 100 / 134,
+                    employees_in_insertion: employees,
+                    hours_worked: hours,
+                    hires: 1,
+                    exits: Some(Exits { total: 6, durable: 2, transition: 1, positive: 1, other: 2 }),
+                }),
+                version: 1,
+                submitted_at_ms: 0,
+            };
+            changes.push(Change {
+                dataset: "indicators".into(),
+                key: "2026-10".into(),
+                version: 1,
+                payload: Some(change::Payload::Indicators(report)),
+                origin: Some(origin),
+                origin_epoch: vec![1; 16],
+                origin_epoch_created_at_ms: 1,
+            });
+        }
+    }
+    hub.apply_batch(&PushSession::for_tests_relay("coorace-pdl", 1), Batch { seq: 1, changes, head_seq: 1 })?;
+
+    let shapes: [Vec<String>; 4] =
+        [vec![], vec!["departement".into()], vec!["kind".into()], vec!["departement".into(), "kind".into()]];
+    // Every cell of every table, by its (département, kind) coordinates.
+    let read = |naive: bool| -> anyhow::Result<Vec<Seen>> {
+        let mut all = Vec::new();
+        for by in &shapes {
+            let cells = if naive {
+                let (summaries, _) = hub.indicator_summaries("2026-10", by)?;
+                controlled(&INDICATORS, with_margins(by, &summaries, Summary::merge), by, 5)
+            } else {
+                hub.table(&GetTableRequest {
+                    table: "indicators".into(),
+                    by: by.clone(),
+                    period: "2026-10".into(),
+                    ..Default::default()
+                })?
+                .cells
+            };
+            let shape = (by.iter().any(|d| d == "departement"), by.iter().any(|d| d == "kind"));
+            for c in cells {
+                let hours = c.measures.iter().find(|m| m.name == "hours_worked").and_then(|m| m.value);
+                all.push((Family::coords(&c, shape), hours));
+            }
+        }
+        Ok(all)
+    };
+    // The attacker: every row, column and margin relation, with all tables' published values.
+    let attack = |cells: &[Seen]| -> Vec<(String, String)> {
+        let mut known: HashMap<(String, String), i64> =
+            cells.iter().filter_map(|(k, v)| v.map(|v| (k.clone(), v))).collect();
+        let all: BTreeSet<(String, String)> = cells.iter().map(|(k, _)| k.clone()).collect();
+        let star = || "*".to_string();
+        let mut relations: Vec<(Coords, Vec<Coords>)> = Vec::new();
+        let interior: Vec<&(String, String)> = all.iter().filter(|(d, k)| d != "*" && k != "*").collect();
+        let deps: BTreeSet<&String> = interior.iter().map(|(d, _)| d).collect();
+        let kinds: BTreeSet<&String> = interior.iter().map(|(_, k)| k).collect();
+        for d in &deps {
+            relations.push((
+                (d.to_string(), star()),
+                interior.iter().filter(|(x, _)| x == *d).map(|c| (*c).clone()).collect(),
+            ));
+        }
+        for k in &kinds {
+            relations.push((
+                (star(), k.to_string()),
+                interior.iter().filter(|(_, x)| x == *k).map(|c| (*c).clone()).collect(),
+            ));
+        }
+        relations.push(((star(), star()), deps.iter().map(|d| (d.to_string(), star())).collect()));
+        relations.push(((star(), star()), kinds.iter().map(|k| (star(), k.to_string())).collect()));
+        let mut recovered = Vec::new();
+        loop {
+            let mut progress = false;
+            for (total, parts) in &relations {
+                let unknown: Vec<&(String, String)> =
+                    parts.iter().filter(|p| !known.contains_key(*p)).collect();
+                if let (Some(t), [one]) = (known.get(total).copied(), unknown.as_slice()) {
+                    let sum: i64 = parts.iter().filter_map(|p| known.get(p)).sum();
+                    known.insert((*one).clone(), t - sum);
+                    recovered.push((*one).clone());
+                    progress = true;
+                }
+            }
+            if !progress {
+                return recovered;
+            }
+        }
+    };
+    let aci_49 = ("49".to_string(), "aci".to_string());
+    let naive = read(true)?;
+    assert!(attack(&naive).contains(&aci_49), "tables computed one by one give 49 × ACI away: {naive:?}");
+
+    let linked = read(false)?;
+    assert_eq!(attack(&linked), Vec::<(String, String)>::new(), "{linked:?}");
+    // And a cell has one status wherever it shows.
+    let mut status: HashMap<(String, String), bool> = HashMap::new();
+    for (coords, value) in &linked {
+        let published = value.is_some();
+        assert_eq!(*status.entry(coords.clone()).or_insert(published), published, "{coords:?} in {linked:?}");
+    }
+    Ok(())
+}
+
+/// A record relayed by two network hubs stays until neither relays it; counted once.
+#[test]
+fn relayed_records_are_reference_counted() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let hub = hub(dir.path());
+    let (siret, dep, kind) = ORIGINS[0];
+    let origin = Structure { siret: siret.into(), kind, name: "S".into(), departement: dep.into() };
+    for relay in ["coorace-pdl", "fas-pdl"] {
+        hub.admit(&Peer { id: PeerId { role: Role::Hub, id: relay.into() }, serial: None }, None)?;
+    }
+    let report = IndicatorReport {
+        siret: siret.into(),
+        fields: Some(IndicatorFields {
+            period: "2026-10".into(),
+            etp_hundredths: 100,
+            employees_in_insertion: 10,
+            hours_worked: 1000,
+            hires: 2,
+            exits: Some(Exits::default()),
+        }),
+        version: 2,
+        submitted_at_ms: 0,
+    };
+    let change = |payload| Change {
+        dataset: "indicators".into(),
+        key: "2026-10".into(),
+        version: 2,
+        payload: Some(payload),
+        origin: Some(origin.clone()),
+        origin_epoch: vec![1; 16],
+        origin_epoch_created_at_ms: 1,
+    };
+    let tombstone = || {
+        change::Payload::Tombstone(Tombstone {
+            origin_siret: siret.into(),
+            hub_id: "coorace-pdl".into(),
+            reason: "no longer relayed".into(),
+        })
+    };
+    let coorace = PushSession::for_tests_relay("coorace-pdl", 1);
+    let fas = PushSession::for_tests_relay("fas-pdl", 2);
+    for session in [&coorace, &fas] {
+        hub.apply_batch(
+            session,
+            Batch { seq: 1, changes: vec![change(change::Payload::Indicators(report.clone()))], head_seq: 1 },
+        )?;
+    }
+    let cells = hub.stat_cells("i/")?;
+    assert_eq!(cells.values().map(|c| c.contributions.len()).sum::<usize>(), 1, "counted once");
+    let sources = |hub: &Hub| -> anyhow::Result<Option<Vec<String>>> {
+        Ok(hub.records_of(siret, "indicators")?.first().map(|(_, r)| r.sources.clone()))
+    };
+    assert_eq!(sources(&hub)?, Some(vec!["coorace-pdl".to_string(), "fas-pdl".to_string()]));
+
+    hub.apply_batch(&fas, Batch { seq: 2, changes: vec![change(tombstone())], head_seq: 2 })?;
+    assert_eq!(sources(&hub)?, Some(vec!["coorace-pdl".to_string()]), "still relayed by Coorace");
+    assert_eq!(hub.stat_cells("i/")?.len(), 1, "still counted");
+
+    hub.apply_batch(&coorace, Batch { seq: 2, changes: vec![change(tombstone())], head_seq: 2 })?;
+    assert_eq!(sources(&hub)?, None, "no hub relays it: gone");
+    assert!(
+        hub.stat_cells("i/")?.is_empty() && hub.stat_cells("iq/")?.is_empty(),
+        "and uncounted everywhere"
+    );
+    Ok(())
+}
+
+proptest! {
+        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+        #[test]
+        fn incremental_cells_equal_a_full_recomputation(ops in prop::collection::vec(op(), 1..60)) {
+            let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let hub = hub(dir.path());
+            let mut sessions = Vec::new();
+            for (i, (siret, dep, kind)) in ORIGINS.iter().enumerate() {
+                let peer = Peer { id: PeerId { role: Role::Node, id: (*siret).into() }, serial: None };
+                let structure = Structure { siret: (*siret).into(), kind: *kind, name: format!("S{i}"), departement: (*dep).into() };
+                hub.admit(&peer, Some(structure)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                sessions.push(PushSession::for_tests(peer, vec![i as u8; 16], &["needs", "indicators"], i as u64 + 1));
+            }
+            let mut versions: HashMap<(usize, String), u64> = HashMap::new();
+            for (seq, (origin, what, key, value)) in ops.into_iter().enumerate() {
+                let siret = ORIGINS[origin].0;
+                let (dataset, key) = if what < 2 {
+                    ("indicators", format!("2026-{:02}", 1 + key))
+                } else {
+                    ("needs", format!("01920000-0000-7000-8000-00000000000{key}"))
+                };
+                let version = versions.entry((origin, key.clone())).or_default();
+                *version += 1;
+                let tombstone = Some(change::Payload::Tombstone(Tombstone { origin_siret: siret.into(), hub_id: "coorace-pdl".into(), reason: "deleted".into() }));
+                let payload = match what {
+                    0 => Some(change::Payload::Indicators(IndicatorReport {
+                        siret: siret.into(),
+                        fields: Some(IndicatorFields {
+                            period: key.clone(),
+                            etp_hundredths: u64::from(value) * 10,
+                            employees_in_insertion: value,
+                            hours_worked: u64::from(value) * 100,
+                            hires: value % 3,
+                            exits: Some(Exits { total: value % 4, durable: value % 4, ..Default::default() }),
+                        }),
+                        version: *version,
+                        submitted_at_ms: 0,
+                    })),
+                    2 | 3 => Some(change::Payload::Need(SharedNeed {
+                        origin_siret: siret.into(),
+                        need_id: key.clone(),
+                        origin_version: *version,
+                        rome_code: format!("K22{:02}", value % 5),
+                        contract_type: 1,
+                        open_positions: value,
+                        hours_per_week: 20,
+                        departement: "49".into(),
+                        start_date: "2027-01-04".into(),
+                        status: if what == 2 { 1 } else { 2 },
+                        ..Default::default()
+                    })),
+                    _ => tombstone,
+                };
+                let batch = Batch { seq: seq as u64 + 1, changes: vec![Change { dataset: dataset.into(), key, version: *version, payload, ..Default::default() }], head_seq: 0 };
+                hub.apply_batch(&sessions[origin], batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            // Recompute every cell from the live records.
+            let mut expected: Cells = BTreeMap::new();
+            let members = hub.list_members().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            for (siret, _, _) in ORIGINS {
+                let structure = members.iter().find(|m| m.id == siret).and_then(|m| m.structure.clone());
+                for dataset in ["needs", "indicators"] {
+                    for (_, record) in hub.records_of(siret, dataset).map_err(|e| TestCaseError::fail(e.to_string()))? {
+if let Some((key, values)) = contribution(&record, structure.as_ref()) {
+                            let mut keys = vec![key.clone()];
+                            if key.starts_with(b"i/") {
+                                keys.extend(rollups(&key));
+                            }
+                            for key in keys {
+                                let entry = expected
+                                    .entry(key)
+                                    .or_default()
+                                    .entry(siret.to_string())
+                                    .or_insert_with(|| (vec![0; values.len()], 0));
+                                for (a, v) in entry.0.iter_mut().zip(&values) {
+                                    *a += v;
+                                }
+                                entry.1 += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            let mut actual: Cells = BTreeMap::new();
+            for prefix in ["i/", "iq/", "iy/", "n/"] {
+                for (k, cell) in hub.stat_cells(prefix).map_err(|e| TestCaseError::fail(e.to_string()))? {
+                    actual.insert(k, cell.contributions.into_iter().map(|c| (c.siret, (c.values, c.records))).collect());
+                }
+            }
+            prop_assert_eq!(&actual, &expected);
+            // Every indicators cell has a summary equal to one computed afresh.
+            let stored = hub.store.scan(Tree::Stats, b"z/", Some(b"z0"), usize::MAX).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let indicator_cells = expected.keys().filter(|k| !k.starts_with(b"n/")).count();
+            prop_assert_eq!(stored.len(), indicator_cells);
+            for (key, raw) in stored {
+                let summary = Summary::decode(raw.as_slice()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let mut group = Group::default();
+                for (siret, (values, records)) in &expected[&key[2..]] {
+                    group.add(&Contribution { siret: siret.clone(), values: values.clone(), records: *records });
+                }
+                let fresh = summarize(&INDICATORS, &group);
+                prop_assert_eq!((summary.structures, summary.totals, summary.dominance_max), (fresh.structures, fresh.totals, fresh.dominance_max));
+            }
+
+        }
+    }

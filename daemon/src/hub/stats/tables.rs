@@ -1,0 +1,507 @@
+//! The predefined tables: cells read and grouped by the requested dimensions, with margins.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use passerelle_proto::codes::Code;
+use passerelle_proto::date::{Month, format_unix_ms};
+use passerelle_proto::v1::{Cell, GetTableRequest, StructureKind, Table};
+use passerelle_proto::validate::FieldError;
+use prost::Message;
+
+use super::aggregates::*;
+use super::disclosure::*;
+use super::family::*;
+use crate::error::{Error, Result};
+use crate::hub::Hub;
+use crate::store::{StoreError, Tree, scan_prefix};
+
+/// A table's cell before disclosure control: contributions merged per structure.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Group {
+    /// Per structure: summed values and the number of months (indicators) it reported.
+    pub(super) by_siret: BTreeMap<String, (Vec<i64>, i64)>,
+}
+
+impl Group {
+    pub(super) fn add(&mut self, c: &Contribution) {
+        let entry = self.by_siret.entry(c.siret.clone()).or_insert_with(|| (vec![0; c.values.len()], 0));
+        entry.0.resize(c.values.len().max(entry.0.len()), 0);
+        for (acc, v) in entry.0.iter_mut().zip(&c.values) {
+            *acc += v;
+        }
+        entry.1 += i64::from(c.records);
+    }
+
+    pub(super) fn merge(&mut self, other: &Group) {
+        for (siret, (values, months)) in &other.by_siret {
+            let entry = self.by_siret.entry(siret.clone()).or_insert_with(|| (vec![0; values.len()], 0));
+            for (acc, v) in entry.0.iter_mut().zip(values) {
+                *acc += v;
+            }
+            entry.1 += months;
+        }
+    }
+}
+
+/// How a table reads its cells.
+pub(super) struct Spec {
+    pub(super) prefix: &'static str,
+    pub(super) dimensions: &'static [&'static str],
+    /// (name, unit, how to total over structures)
+    pub(super) measures: &'static [(&'static str, &'static str, Agg)],
+    /// The measure that counts persons (checked against the person threshold), if any.
+    pub(super) persons: Option<usize>,
+    /// The measure the dominance rule looks at.
+    pub(super) dominance: usize,
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum Agg {
+    /// Summed over months and structures (flows).
+    Sum,
+    /// Averaged over the months each structure reported, then summed (stocks).
+    MonthlyAverage,
+}
+
+pub(super) const INDICATORS: Spec = Spec {
+    prefix: "i/",
+    dimensions: &["departement", "region", "kind", "network"],
+    measures: &[
+        ("etp", "hundredths", Agg::MonthlyAverage),
+        ("employees_in_insertion", "count", Agg::MonthlyAverage),
+        ("hours_worked", "count", Agg::Sum),
+        ("hires", "count", Agg::Sum),
+        ("exits_total", "count", Agg::Sum),
+        ("exits_durable", "count", Agg::Sum),
+        ("exits_transition", "count", Agg::Sum),
+        ("exits_positive", "count", Agg::Sum),
+        ("exits_other", "count", Agg::Sum),
+    ],
+    persons: Some(1),
+    dominance: 2,
+};
+
+pub(super) const NEEDS: Spec = Spec {
+    prefix: "n/",
+    dimensions: &["rome-grand-domaine", "rome-domaine", "rome", "departement", "start-month", "contract"],
+    measures: &[("needs", "count", Agg::Sum), ("open_positions", "count", Agg::Sum)],
+    persons: None,
+    dominance: 1,
+};
+
+pub(super) const PROFILES: Spec = Spec {
+    prefix: "p/",
+    dimensions: &["rome-domaine", "departement", "age-band"],
+    measures: &[("profiles", "count", Agg::Sum)],
+    persons: Some(0),
+    dominance: 0,
+};
+
+/// Parses `2026-10`, `2026-Q3` or `2026` into an inclusive month range.
+pub fn parse_period(period: &str) -> Result<(Month, Month)> {
+    let invalid =
+        || FieldError::new("period", period, "expected a month 2026-10, a quarter 2026-Q3 or a year 2026");
+    if let Ok(m) = Month::parse(period) {
+        return Ok((m, m));
+    }
+    if let Some((year, q)) = period.split_once("-Q") {
+        let year: i32 = year.parse().map_err(|_| invalid())?;
+        let q: u8 = q.parse().map_err(|_| invalid())?;
+        if !(1..=4).contains(&q) || !(1900..=2199).contains(&year) {
+            return Err(invalid().into());
+        }
+        return Ok((Month { year, month: q * 3 - 2 }, Month { year, month: q * 3 }));
+    }
+    let year: i32 = period.parse().map_err(|_| invalid())?;
+    if !(1900..=2199).contains(&year) {
+        return Err(invalid().into());
+    }
+    Ok((Month { year, month: 1 }, Month { year, month: 12 }))
+}
+
+impl Hub {
+    /// A predefined table with disclosure control.
+    pub fn table(&self, request: &GetTableRequest) -> Result<Table> {
+        let spec = match request.table.as_str() {
+            "indicators" => &INDICATORS,
+            "needs" => &NEEDS,
+            "profiles" => &PROFILES,
+            other => {
+                return Err(FieldError::new("table", other, "expected indicators, needs or profiles").into());
+            }
+        };
+        if request.by.len() > 2 {
+            return Err(FieldError::rule("by", "at most two dimensions").into());
+        }
+        for d in &request.by {
+            if !spec.dimensions.contains(&d.as_str()) {
+                return Err(FieldError::new(
+                    "by",
+                    d,
+                    format!("expected one of {}", spec.dimensions.join(", ")),
+                )
+                .into());
+            }
+        }
+        let mut freshness = Vec::new();
+        let min_persons = i64::from(self.config.min_persons);
+        let (cells, label) = match request.table.as_str() {
+            "indicators" => {
+                let (cells, latest) = self.indicator_cells(&request.period, &request.by, min_persons)?;
+                if latest > 0 {
+                    freshness.push(format!("{}={}", request.period, format_unix_ms(latest)));
+                }
+                (cells, request.period.clone())
+            }
+            "needs" => {
+                let from = request
+                    .from
+                    .as_deref()
+                    .map(|m| passerelle_proto::validate::month("from", m))
+                    .transpose()?;
+                let to =
+                    request.to.as_deref().map(|m| passerelle_proto::validate::month("to", m)).transpose()?;
+                let label = format!(
+                    "{}..{}",
+                    from.map(|m| m.to_string()).unwrap_or_default(),
+                    to.map(|m| m.to_string()).unwrap_or_default()
+                );
+                let from = from.unwrap_or(Month { year: 1900, month: 1 });
+                let to = to.unwrap_or(Month { year: 2199, month: 12 });
+                let start = format!("n/{:08}", from.ordinal());
+                let end = format!("n/{:08}", to.ordinal() + 1);
+                let cells =
+                    self.store.scan(Tree::Stats, start.as_bytes(), Some(end.as_bytes()), usize::MAX)?;
+                let groups = group_cells(cells, |parts| {
+                    let month = Month::from_ordinal(parts.get(1).and_then(|p| p.parse().ok()).unwrap_or(0));
+                    let (dep, rome, contract) = (part(parts, 2), part(parts, 3), part(parts, 4));
+                    request
+                        .by
+                        .iter()
+                        .map(|d| match d.as_str() {
+                            "rome-grand-domaine" => rome.chars().take(1).collect(),
+                            "rome-domaine" => rome.chars().take(3).collect(),
+                            "rome" => rome.to_string(),
+                            "departement" => dep.to_string(),
+                            "start-month" => month.to_string(),
+                            _ => contract.to_string(),
+                        })
+                        .collect()
+                })?;
+                (
+                    controlled(
+                        spec,
+                        summarize_with_margins(spec, &request.by, &groups),
+                        &request.by,
+                        min_persons,
+                    ),
+                    label,
+                )
+            }
+            _ => {
+                let cells = scan_prefix(self.store.as_ref(), Tree::Stats, b"p/")?;
+                let groups = group_cells(cells, |parts| {
+                    let (dep, domaine, band) = (part(parts, 1), part(parts, 2), part(parts, 3));
+                    request
+                        .by
+                        .iter()
+                        .map(|d| match d.as_str() {
+                            "rome-domaine" => domaine.to_string(),
+                            "departement" => dep.to_string(),
+                            _ => band.to_string(),
+                        })
+                        .collect()
+                })?;
+                (
+                    controlled(
+                        spec,
+                        summarize_with_margins(spec, &request.by, &groups),
+                        &request.by,
+                        min_persons,
+                    ),
+                    String::new(),
+                )
+            }
+        };
+        let mut rules = vec![
+            format!("a cell with fewer than {MIN_STRUCTURES} contributing structures is suppressed"),
+            format!(
+                "a cell where one structure contributes more than {DOMINANCE_PERCENT} % of {} is suppressed",
+                spec.measures[spec.dominance].0
+            ),
+            "suppressed cells are complemented so that none can be recomputed from the published totals"
+                .to_string(),
+        ];
+        if let Some(p) = spec.persons {
+            rules.insert(
+                1,
+                format!(
+                    "a cell counting fewer than {min_persons} persons ({}) is suppressed",
+                    spec.measures[p].0
+                ),
+            );
+        }
+        if request.table == "indicators" {
+            rules.push(format!("exit figures counting fewer than {min_persons} exits are suppressed"));
+            rules.push(
+                "a quarter or year cell is suppressed when exactly one of its months or quarters is, so that it cannot be recomputed by subtraction"
+                    .into(),
+            );
+            rules.push("etp and employees are monthly averages per structure over the period; other figures are sums".into());
+        }
+        Ok(Table {
+            table: request.table.clone(),
+            by: request.by.clone(),
+            period: label,
+            cells,
+            rules,
+            freshness,
+        })
+    }
+
+    /// The disclosure-controlled cells of an indicators table. On a hub whose data lies in one
+    /// région (every network and regional hub), every table is a projection of one *family* of
+    /// linked tables computed together (see [`Family`]), so a cell has the same status in every
+    /// table that shows it. A table by région on a hub spanning several régions is computed on
+    /// its own (primary rules, the rule across periods, complementary suppression).
+    pub(super) fn indicator_cells(
+        &self,
+        period: &str,
+        by: &[String],
+        min_persons: i64,
+    ) -> Result<(Vec<Cell>, i64)> {
+        let (family, finest, latest) = self.indicator_family(period, min_persons)?;
+        let regions: BTreeSet<&str> =
+            finest.keys().map(|k| passerelle_proto::geo::region_of(&k[0]).unwrap_or("?")).collect();
+        if by.iter().any(|d| d == "region") && regions.len() > 1 {
+            let (summaries, _) = self.indicator_summaries(period, by)?;
+            let mut cells = disclose(&INDICATORS, with_margins(by, &summaries, Summary::merge), min_persons);
+            let children = sub_periods(period)?
+                .iter()
+                .map(|p| self.indicator_cells(p, by, min_persons).map(|(cells, _)| cells))
+                .collect::<Result<Vec<_>>>()?;
+            temporal_suppression(&mut cells, &children);
+            secondary_suppression(&mut cells, by.len());
+            return Ok((cells, latest));
+        }
+        // The table's own cells, grouped from the finest ones; région and network are constant.
+        let mut groups: BTreeMap<Vec<String>, Summary> = BTreeMap::new();
+        for (key, summary) in &finest {
+            let (dep, kind) = (key[0].as_str(), key[1].as_str());
+            let coords = by
+                .iter()
+                .map(|d| match d.as_str() {
+                    "departement" => dep.to_string(),
+                    "region" => passerelle_proto::geo::region_of(dep).unwrap_or("?").to_string(),
+                    "kind" => kind.to_string(),
+                    _ => self.config.network.clone(),
+                })
+                .collect();
+            groups.entry(coords).or_default().merge(summary);
+        }
+        let shape = (by.iter().any(|d| d == "departement"), by.iter().any(|d| d == "kind"));
+        let table: HashMap<(String, String), &Cell> =
+            family.table(shape.0, shape.1).iter().map(|c| (Family::coords(c, shape), c)).collect();
+        // Each cell is the family's cell at the same (département, kind) coordinates.
+        let cells = with_margins(by, &groups, Summary::merge)
+            .into_iter()
+            .filter_map(|(key, total, _)| {
+                let coord =
+                    |dim: &str| by.iter().position(|d| d == dim).map_or("*".to_string(), |i| key[i].clone());
+                let mut cell = (*table.get(&(coord("departement"), coord("kind")))?).clone();
+                cell.key = key;
+                cell.total = total;
+                Some(cell)
+            })
+            .collect();
+        Ok((cells, latest))
+    }
+
+    /// The family of linked indicators tables of `period` (by nothing, département, kind, and
+    /// département × kind), with primary rules, the rule across periods (against the same
+    /// family of each sub-period) and complementary suppression iterated across the four
+    /// tables until every shared cell has one status.
+    /// Also returns the finest summaries it read and the latest report time.
+    pub(super) fn indicator_family(
+        &self,
+        period: &str,
+        min_persons: i64,
+    ) -> Result<(Family, BTreeMap<Vec<String>, Summary>, i64)> {
+        let (finest, latest) = self.indicator_summaries(period, &family_dims())?;
+        let children = sub_periods(period)?
+            .iter()
+            .map(|p| self.indicator_family(p, min_persons).map(|(family, _, _)| family))
+            .collect::<Result<Vec<_>>>()?;
+        let mut family = Family::default();
+        for (with_dep, with_kind) in Family::SHAPES {
+            let by: Vec<String> = family_dims()
+                .into_iter()
+                .zip([with_dep, with_kind])
+                .filter_map(|(d, keep)| keep.then_some(d))
+                .collect();
+            let mut groups: BTreeMap<Vec<String>, Summary> = BTreeMap::new();
+            for (key, summary) in &finest {
+                let coords: Vec<String> = key
+                    .iter()
+                    .zip([with_dep, with_kind])
+                    .filter(|(_, keep)| *keep)
+                    .map(|(v, _)| v.clone())
+                    .collect();
+                groups.entry(coords).or_default().merge(summary);
+            }
+            let mut cells = disclose(&INDICATORS, with_margins(&by, &groups, Summary::merge), min_persons);
+            let sub: Vec<Vec<Cell>> =
+                children.iter().map(|c| c.table(with_dep, with_kind).to_vec()).collect();
+            temporal_suppression(&mut cells, &sub);
+            family.tables.push(((with_dep, with_kind), cells));
+        }
+        family.settle();
+        Ok((family, finest, latest))
+    }
+
+    /// The precomputed summaries of the indicators cells of one period (a month, quarter or
+    /// year cell each), grouped by `by`; and the latest report time.
+    pub(super) fn indicator_summaries(
+        &self,
+        period: &str,
+        by: &[String],
+    ) -> Result<(BTreeMap<Vec<String>, Summary>, i64)> {
+        let (from, to) = parse_period(period)?;
+        let prefix = if from == to {
+            format!("z/i/{:08}/", from.ordinal())
+        } else if to.month - from.month == 2 {
+            format!("z/iq/{:08}/", from.year as u32 * 4 + u32::from(from.month - 1) / 3)
+        } else {
+            format!("z/iy/{:08}/", from.year)
+        };
+        let mut groups: BTreeMap<Vec<String>, Summary> = BTreeMap::new();
+        let mut latest = 0;
+        for (key, raw) in scan_prefix(self.store.as_ref(), Tree::Stats, prefix.as_bytes())? {
+            let summary = Summary::decode(raw.as_slice())
+                .map_err(|_| Error::Store(StoreError("corrupt summary".into())))?;
+            latest = latest.max(summary.latest_ms);
+            let key = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let (dep, kind) = key.split_once('/').unwrap_or((&key, ""));
+            let coords: Vec<String> = by
+                .iter()
+                .map(|d| match d.as_str() {
+                    "departement" => dep.to_string(),
+                    "region" => passerelle_proto::geo::region_of(dep).unwrap_or("?").to_string(),
+                    "kind" => kind.to_string(),
+                    _ => self.config.network.clone(),
+                })
+                .collect();
+            groups.entry(coords).or_default().merge(&summary);
+        }
+        Ok((groups, latest))
+    }
+}
+
+pub(super) fn part<'a>(parts: &[&'a str], i: usize) -> &'a str {
+    parts.get(i).copied().unwrap_or("")
+}
+
+/// Groups stored cells (with per-structure contributions) by the coordinates `coords` gives.
+pub(super) fn group_cells(
+    cells: Vec<crate::store::KeyValue>,
+    coords: impl Fn(&[&str]) -> Vec<String>,
+) -> Result<BTreeMap<Vec<String>, Group>> {
+    let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
+    for (key, raw) in cells {
+        let cell =
+            StatCell::decode(raw.as_slice()).map_err(|_| Error::Store(StoreError("corrupt cell".into())))?;
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let parts: Vec<&str> = key.split('/').collect();
+        let group = groups.entry(coords(&parts)).or_default();
+        for c in &cell.contributions {
+            group.add(c);
+        }
+    }
+    Ok(groups)
+}
+
+/// Interior cells plus margins (per value of each of two dimensions) and the grand total.
+pub(super) fn with_margins<T: Clone + Default>(
+    by: &[String],
+    groups: &BTreeMap<Vec<String>, T>,
+    merge: impl Fn(&mut T, &T),
+) -> Vec<(Vec<String>, bool, T)> {
+    let mut all: Vec<(Vec<String>, bool, T)> =
+        groups.iter().map(|(k, g)| (k.clone(), false, g.clone())).collect();
+    if by.len() == 2 {
+        let mut rows: BTreeMap<String, T> = BTreeMap::new();
+        let mut cols: BTreeMap<String, T> = BTreeMap::new();
+        for (k, g) in groups {
+            merge(rows.entry(k[0].clone()).or_default(), g);
+            merge(cols.entry(k[1].clone()).or_default(), g);
+        }
+        all.extend(rows.into_iter().map(|(v, g)| (vec![v, "*".into()], true, g)));
+        all.extend(cols.into_iter().map(|(v, g)| (vec!["*".into(), v], true, g)));
+    }
+    if !by.is_empty() && !groups.is_empty() {
+        let mut grand = T::default();
+        for g in groups.values() {
+            merge(&mut grand, g);
+        }
+        all.push((vec!["*".into(); by.len()], true, grand));
+    }
+    all
+}
+
+/// Margins over per-structure groups (structures may appear in several cells), then summaries.
+pub(super) fn summarize_with_margins(
+    spec: &Spec,
+    by: &[String],
+    groups: &BTreeMap<Vec<String>, Group>,
+) -> Vec<(Vec<String>, bool, Summary)> {
+    with_margins(by, groups, Group::merge).into_iter().map(|(k, t, g)| (k, t, summarize(spec, &g))).collect()
+}
+
+/// Disclosure control of groups given per structure (for tests and the needs/profiles tables).
+#[cfg(test)]
+pub(super) fn disclose_groups(
+    spec: &Spec,
+    by: &[String],
+    groups: &BTreeMap<Vec<String>, Group>,
+    min_persons: i64,
+) -> Vec<Cell> {
+    disclose(spec, summarize_with_margins(spec, by, groups), min_persons)
+}
+
+pub(super) fn totals(spec: &Spec, group: &Group) -> Vec<i64> {
+    let mut out = vec![0i64; spec.measures.len()];
+    for (values, months) in group.by_siret.values() {
+        for (i, (_, _, agg)) in spec.measures.iter().enumerate() {
+            out[i] += per_structure(values.get(i).copied().unwrap_or(0), *months, *agg);
+        }
+    }
+    out
+}
+
+pub(super) fn per_structure(value: i64, months: i64, agg: Agg) -> i64 {
+    match agg {
+        Agg::Sum => value,
+        Agg::MonthlyAverage => (value + months / 2) / months.max(1),
+    }
+}
+
+/// The summary of a group of structures.
+pub(super) fn summarize(spec: &Spec, group: &Group) -> Summary {
+    let agg = spec.measures[spec.dominance].2;
+    Summary {
+        structures: group.by_siret.len() as u32,
+        totals: totals(spec, group),
+        dominance_max: group
+            .by_siret
+            .values()
+            .map(|(v, m)| per_structure(v.get(spec.dominance).copied().unwrap_or(0), *m, agg))
+            .max()
+            .unwrap_or(0),
+        latest_ms: 0,
+    }
+}
+
+/// The kinds of structures, for listing dimensions.
+pub fn kinds() -> Vec<&'static str> {
+    StructureKind::ALL.iter().map(|(_, s)| *s).collect()
+}
