@@ -145,15 +145,14 @@ impl Hub {
         }
         let mut freshness = Vec::new();
         let min_persons = i64::from(self.config.min_persons);
-        let (cells, label) = match request.table.as_str() {
-            "indicators" => {
-                let (cells, latest) = self.indicator_cells(&request.period, &request.by, min_persons)?;
-                if latest > 0 {
-                    freshness.push(format!("{}={}", request.period, format_unix_ms(latest)));
-                }
-                (cells, request.period.clone())
+        let (cells, label) = if request.table == "indicators" {
+            let (cells, latest) = self.indicator_cells(&request.period, &request.by, min_persons)?;
+            if latest > 0 {
+                freshness.push(format!("{}={}", request.period, format_unix_ms(latest)));
             }
-            "needs" => {
+            (cells, request.period.clone())
+        } else {
+            let (groups, label) = if request.table == "needs" {
                 let from = request
                     .from
                     .as_deref()
@@ -188,17 +187,8 @@ impl Hub {
                         })
                         .collect()
                 })?;
-                (
-                    controlled(
-                        spec,
-                        summarize_with_margins(spec, &request.by, &groups),
-                        &request.by,
-                        min_persons,
-                    ),
-                    label,
-                )
-            }
-            _ => {
+                (groups, label)
+            } else {
                 let cells = scan_prefix(self.store.as_ref(), Tree::Stats, b"p/")?;
                 let groups = group_cells(cells, |parts| {
                     let (dep, domaine, band) = (part(parts, 1), part(parts, 2), part(parts, 3));
@@ -212,16 +202,17 @@ impl Hub {
                         })
                         .collect()
                 })?;
-                (
-                    controlled(
-                        spec,
-                        summarize_with_margins(spec, &request.by, &groups),
-                        &request.by,
-                        min_persons,
-                    ),
-                    String::new(),
-                )
-            }
+                (groups, String::new())
+            };
+            (
+                controlled(
+                    spec,
+                    summarize_with_margins(spec, &request.by, &groups),
+                    &request.by,
+                    min_persons,
+                ),
+                label,
+            )
         };
         let mut rules = vec![
             format!("a cell with fewer than {MIN_STRUCTURES} contributing structures is suppressed"),
