@@ -128,12 +128,24 @@ pub struct HubSection {
     /// The k of k-anonymity for the pooled profiles this hub serves (default 5, at least 2).
     #[serde(default = "default_k")]
     pub k_anonymity: Spanned<u32>,
+    /// How many days a deletion (tombstone) is remembered before it is forgotten (default 30,
+    /// 1 to 3650). While remembered, an older copy of the record arriving late (a lagging relay)
+    /// cannot bring it back; after, only its key and version would have been left anyway.
+    #[serde(default = "default_tombstone_days")]
+    pub tombstone_retention_days: Spanned<u32>,
     /// The hub's certificate and the CAs whose certificates it accepts.
     pub tls: ServerTlsSection,
 }
 
 fn default_min_persons() -> Spanned<u32> {
     Spanned::new(0..0, 5)
+}
+
+/// Default of [`HubSection::tombstone_retention_days`].
+pub const DEFAULT_TOMBSTONE_DAYS: u32 = 30;
+
+fn default_tombstone_days() -> Spanned<u32> {
+    Spanned::new(0..0, DEFAULT_TOMBSTONE_DAYS)
 }
 
 fn default_k() -> Spanned<u32> {
@@ -325,6 +337,8 @@ pub struct HubConfig {
     pub k_anonymity: u32,
     /// The person-count threshold of published statistics.
     pub min_persons: u32,
+    /// How long tombstones are kept.
+    pub tombstone_retention: Duration,
     /// Consolidation hubs to relay to.
     pub upstreams: Vec<Upstream>,
     /// Its TLS files.
@@ -668,6 +682,14 @@ impl Validator<'_> {
                 ),
             ));
         }
+        let days = *hub.tombstone_retention_days.get_ref();
+        if !(1..=3650).contains(&days) {
+            return Err(self.at(
+                "hub.tombstone_retention_days",
+                hub.tombstone_retention_days.span(),
+                FieldError::new("tombstone_retention_days", days.to_string(), "must be between 1 and 3650"),
+            ));
+        }
         let tls = self.server_tls("hub.tls", &hub.tls)?;
         let mut upstreams = Vec::new();
         for up in upstream {
@@ -707,6 +729,7 @@ impl Validator<'_> {
             denied_serials,
             k_anonymity: k,
             min_persons,
+            tombstone_retention: Duration::from_secs(u64::from(days) * 24 * 3600),
             tls,
         })
     }
@@ -793,6 +816,25 @@ listen = "127.0.0.1:0"
         );
         let err = check(&format!("{GOOD}[metrics]\nport = 9464\n")).expect_err("unknown key");
         assert!(err.to_string().contains("unknown field `port`"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn tombstone_retention_is_bounded() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let text = |days: &str| {
+            format!(
+                "data_dir = \"d\"\n[hub]\nid = \"coorace-pdl\"\nnetwork = \"coorace\"\nregion = \"52\"\nlisten = \"127.0.0.1:0\"\n{days}\n[hub.tls]\ncert = \"missing.pem\"\nkey = \"missing.key\"\nclient_cas = []\n"
+            )
+        };
+        let path = dir.path().join("hub.toml");
+        let err = Config::parse(&text("tombstone_retention_days = 0"), &path)?
+            .validate(&text("tombstone_retention_days = 0"), &path)
+            .expect_err("zero days");
+        assert!(
+            err.to_string().contains(":7: hub.tombstone_retention_days \"0\": must be between 1 and 3650"),
+            "{err}"
+        );
         Ok(())
     }
 

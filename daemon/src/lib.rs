@@ -226,6 +226,11 @@ impl Daemon {
                 tracing::info!(addr = %hub_listener.local_addr().map_err(|e| Error::io("hub address", e))?, "hub listening (mutual tls)");
                 let hub_incoming = tls::incoming::serve_incoming(hub_listener, hub_policy);
                 let service = api::HubApi::new(hub.clone(), stop_rx_for_streams.clone());
+                background.push(hub::tombstones::start(
+                    hub.clone(),
+                    settings.tombstone_retention,
+                    stop_rx_for_streams.clone(),
+                ));
                 background.extend(hub::relay::start(
                     hub.clone(),
                     settings.upstreams.clone(),

@@ -52,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         denied_serials: Vec::new(),
         k_anonymity: 5,
         min_persons: 11,
+        tombstone_retention: Duration::from_secs(30 * 24 * 3600),
         upstreams: Vec::new(),
         tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), client_cas: Vec::new() },
     };

@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod profiles_view;
 pub mod relay;
 pub mod stats;
+pub mod tombstones;
 pub mod view;
 
 use std::path::PathBuf;
@@ -80,6 +81,30 @@ impl Hub {
             feed,
             relays: Mutex::default(),
         })
+    }
+
+    /// A hub `coorace-pdl` of région 52 accepting members as they come, without TLS files, for
+    /// tests of the store side.
+    #[cfg(test)]
+    pub(crate) fn for_tests(dir: &std::path::Path) -> Self {
+        let config = HubConfig {
+            id: "coorace-pdl".into(),
+            network: "coorace".into(),
+            region: "52".into(),
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            auto_accept: true,
+            denied_serials: Vec::new(),
+            k_anonymity: 5,
+            min_persons: 5,
+            tombstone_retention: std::time::Duration::from_secs(30 * 24 * 3600),
+            upstreams: Vec::new(),
+            tls: crate::tls::ServerTlsFiles {
+                cert: PathBuf::new(),
+                key: PathBuf::new(),
+                client_cas: Vec::new(),
+            },
+        };
+        Self::open(dir, config, DenyList::default(), None).expect("open hub")
     }
 
     /// The hub's settings.

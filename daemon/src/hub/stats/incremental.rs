@@ -1,7 +1,6 @@
 //! Aggregates and tables on a real hub store: incremental cells, relays, periods, linked tables.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
 
 use passerelle_proto::identity::{PeerId, Role};
 use passerelle_proto::v1::{
@@ -16,11 +15,9 @@ use super::disclosure::*;
 use super::family::*;
 use super::tables::*;
 use crate::authz::Peer;
-use crate::config::HubConfig;
 use crate::hub::Hub;
 use crate::hub::ingest::PushSession;
 use crate::store::Tree;
-use crate::tls::ServerTlsFiles;
 
 /// Cell key → structure → (values, records).
 type Cells = BTreeMap<Vec<u8>, BTreeMap<String, (Vec<i64>, u32)>>;
@@ -29,19 +26,7 @@ const ORIGINS: [(&str, &str, i32); 3] =
     [("73282932000074", "49", 1), ("44306184100047", "44", 2), ("52104378900010", "49", 1)];
 
 fn hub(dir: &std::path::Path) -> Hub {
-    let config = HubConfig {
-        id: "coorace-pdl".into(),
-        network: "coorace".into(),
-        region: "52".into(),
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        auto_accept: true,
-        denied_serials: Vec::new(),
-        k_anonymity: 5,
-        min_persons: 5,
-        upstreams: Vec::new(),
-        tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), client_cas: Vec::new() },
-    };
-    Hub::open(dir, config, Default::default(), None).expect("open hub")
+    Hub::for_tests(dir)
 }
 
 /// (origin, what, key, value): what 0 = report, 1 = report withdrawn, 2 = open need,
