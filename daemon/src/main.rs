@@ -124,7 +124,8 @@ fn main() -> ExitCode {
 }
 
 fn describe(config: &ValidConfig) -> String {
-    match &config.role {
+    let metrics = config.metrics.map(|addr| format!(", metrics http://{addr}/metrics")).unwrap_or_default();
+    let role = match &config.role {
         RoleConfig::Node(node) => format!(
             "node {} \"{}\", data_dir {}, api {}{}",
             node.structure.siret,
@@ -143,7 +144,8 @@ fn describe(config: &ValidConfig) -> String {
             hub.tls.client_cas.len(),
             config.api.listen
         ),
-    }
+    };
+    format!("{role}{metrics}")
 }
 
 async fn serve(config: ValidConfig) -> Result<(), Error> {
