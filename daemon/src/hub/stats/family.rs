@@ -1,61 +1,102 @@
-//! Linked tables of one period, settled together so a cell has one status wherever it shows.
+//! Linked tables, settled together so a cell has one status wherever it shows.
+//!
+//! A consumer may ask for a table by any one or two of a dataset's dimensions, or by none. Those
+//! tables share cells: a département's total is a row margin of the département × kind table and
+//! a cell of the département table; the grand total is in all of them. Computed one by one, a
+//! shared cell could be withheld in one table (to protect another cell) and published in the
+//! next, which gives the protected cell back. A [`Family`] holds every such table of one period,
+//! runs complementary suppression in each, spreads every withheld cell to the tables sharing it,
+//! and repeats until nothing changes (suppression only grows, so this ends).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use passerelle_proto::v1::Cell;
 
 use super::disclosure::*;
+use super::tables::with_margins;
 
-/// The dimensions of the finest table of a family: every other indicators table of a regional
-/// hub is one of its margins (région and network are constant there).
-pub(super) fn family_dims() -> Vec<String> {
-    vec!["departement".to_string(), "kind".to_string()]
-}
+/// Which of the family's dimensions a table has, in the family's order.
+pub(super) type Shape = Vec<bool>;
 
-/// Linked tables of one period: by nothing, by département, by kind, by département × kind.
-/// They share cells — the département margins, the kind margins, the grand total — and a
-/// consumer may read all of them, so a cell withheld in one must be withheld in all, or the
-/// others give it back. [`Family::settle`] runs complementary suppression in each table and
-/// spreads every withheld cell to the tables sharing it, until nothing changes (suppression only
-/// grows, so this ends).
+/// The linked tables of one dataset and period.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Family {
-    pub(super) tables: Vec<((bool, bool), Vec<Cell>)>,
+    dims: Vec<String>,
+    tables: Vec<(Shape, Vec<Cell>)>,
 }
 
 impl Family {
-    /// (with département, with kind), in the order the tables are kept.
-    pub(super) const SHAPES: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
-
-    pub(super) fn table(&self, with_dep: bool, with_kind: bool) -> &[Cell] {
-        self.tables
-            .iter()
-            .find(|(shape, _)| *shape == (with_dep, with_kind))
-            .map_or(&[], |(_, c)| c.as_slice())
+    /// Builds the family over `dims` from the finest groups (keyed by every dimension, in order):
+    /// for each table a consumer may ask for (at most two dimensions), `primary` turns its
+    /// groups with margins into cells under the primary rules; each is then checked against the
+    /// same table of `children` (its sub-periods, if any) before the family is settled.
+    pub(super) fn build<T: Clone + Default>(
+        dims: &[String],
+        finest: &BTreeMap<Vec<String>, T>,
+        merge: impl Fn(&mut T, &T) + Copy,
+        primary: impl Fn(&[String], Vec<(Vec<String>, bool, T)>) -> Vec<Cell>,
+        children: &[Family],
+    ) -> Family {
+        let mut family = Family { dims: dims.to_vec(), tables: Vec::new() };
+        for shape in shapes(dims.len()) {
+            let by: Vec<String> =
+                dims.iter().zip(&shape).filter(|(_, keep)| **keep).map(|(d, _)| d.clone()).collect();
+            let mut groups: BTreeMap<Vec<String>, T> = BTreeMap::new();
+            for (key, group) in finest {
+                let coords =
+                    key.iter().zip(&shape).filter(|(_, keep)| **keep).map(|(v, _)| v.clone()).collect();
+                merge(groups.entry(coords).or_default(), group);
+            }
+            let mut cells = primary(&by, with_margins(&by, &groups, merge));
+            let sub: Vec<Vec<Cell>> = children.iter().map(|c| c.table(&shape).to_vec()).collect();
+            temporal_suppression(&mut cells, &sub);
+            family.tables.push((shape, cells));
+        }
+        family.settle();
+        family
     }
 
-    /// A cell's (département, kind) coordinates, `*` for "all".
-    pub(super) fn coords(cell: &Cell, (with_dep, with_kind): (bool, bool)) -> (String, String) {
-        let mut values = cell.key.iter();
-        let dep = if with_dep { values.next().cloned().unwrap_or_default() } else { "*".into() };
-        let kind = if with_kind { values.next().cloned().unwrap_or_default() } else { "*".into() };
-        (dep, kind)
+    /// The table of `shape`.
+    pub(super) fn table(&self, shape: &[bool]) -> &[Cell] {
+        self.tables.iter().find(|(s, _)| s.as_slice() == shape).map_or(&[], |(_, c)| c.as_slice())
     }
 
-    pub(super) fn settle(&mut self) {
+    /// The table a consumer asked for, by `by` (which may also hold dimensions constant on this
+    /// hub, outside the family): each of `keys` (the table's own keys, with their total flag)
+    /// gets the family's cell at the same coordinates.
+    pub(super) fn project(&self, by: &[String], keys: Vec<(Vec<String>, bool)>) -> Vec<Cell> {
+        let shape: Shape = self.dims.iter().map(|d| by.contains(d)).collect();
+        let table: HashMap<Vec<String>, &Cell> =
+            self.table(&shape).iter().map(|c| (coords(c, &shape), c)).collect();
+        keys.into_iter()
+            .filter_map(|(key, total)| {
+                let wanted: Vec<String> = self
+                    .dims
+                    .iter()
+                    .map(|dim| by.iter().position(|d| d == dim).map_or("*".to_string(), |i| key[i].clone()))
+                    .collect();
+                let mut cell = (*table.get(&wanted)?).clone();
+                cell.key = key;
+                cell.total = total;
+                Some(cell)
+            })
+            .collect()
+    }
+
+    fn settle(&mut self) {
         loop {
-            for ((with_dep, with_kind), cells) in &mut self.tables {
-                secondary_suppression(cells, usize::from(*with_dep) + usize::from(*with_kind));
+            for (shape, cells) in &mut self.tables {
+                secondary_suppression(cells, shape.iter().filter(|k| **k).count());
             }
             // Every coordinate's strongest status across the tables that show it.
-            let mut withheld: HashMap<(String, String), (Option<String>, Option<String>)> = HashMap::new();
+            let mut withheld: HashMap<Vec<String>, (Option<String>, Option<String>)> = HashMap::new();
             for (shape, cells) in &self.tables {
                 for cell in cells {
-                    let entry = withheld.entry(Self::coords(cell, *shape)).or_default();
+                    let entry = withheld.entry(coords(cell, shape)).or_default();
                     if cell_hidden(cell) && entry.0.is_none() {
                         entry.0 = Some(cell.suppressed.clone());
                     }
-                    if exits_hidden(cell) && entry.1.is_none() {
+                    if has_exits(cell) && exits_hidden(cell) && entry.1.is_none() {
                         let reason = cell
                             .measures
                             .iter()
@@ -69,13 +110,14 @@ impl Family {
             let mut changed = false;
             for (shape, cells) in &mut self.tables {
                 for cell in cells.iter_mut() {
-                    let Some((whole, exits)) = withheld.get(&Self::coords(cell, *shape)) else { continue };
+                    let Some((whole, exits)) = withheld.get(&coords(cell, shape)) else { continue };
                     if let Some(reason) = whole
                         && !cell_hidden(cell)
                     {
                         hide_cell(cell, reason);
                         changed = true;
                     } else if let Some(reason) = exits
+                        && has_exits(cell)
                         && !exits_hidden(cell)
                     {
                         hide_exits(cell, reason);
@@ -87,5 +129,35 @@ impl Family {
                 return;
             }
         }
+    }
+}
+
+/// Every table a consumer may ask for over `n` dimensions: at most two of them.
+fn shapes(n: usize) -> Vec<Shape> {
+    (0u32..1 << n)
+        .filter(|mask| mask.count_ones() <= 2)
+        .map(|mask| (0..n).map(|i| mask & (1 << i) != 0).collect())
+        .collect()
+}
+
+/// A cell's coordinates over the family's dimensions, `*` for "all".
+pub(super) fn coords(cell: &Cell, shape: &[bool]) -> Vec<String> {
+    let mut values = cell.key.iter();
+    shape
+        .iter()
+        .map(|keep| if *keep { values.next().cloned().unwrap_or_default() } else { "*".into() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_of_at_most_two_dimensions_is_in_the_family() {
+        assert_eq!(shapes(2).len(), 4);
+        let three = shapes(3);
+        assert_eq!(three.len(), 7, "none, three single, three pairs; not the cube");
+        assert!(!three.contains(&vec![true, true, true]));
     }
 }

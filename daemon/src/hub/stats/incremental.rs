@@ -231,10 +231,11 @@ fn linked_tables_share_one_suppression_and_give_nothing_away_together() -> anyho
                 })?
                 .cells
             };
-            let shape = (by.iter().any(|d| d == "departement"), by.iter().any(|d| d == "kind"));
+            let shape = [by.iter().any(|d| d == "departement"), by.iter().any(|d| d == "kind")];
             for c in cells {
                 let hours = c.measures.iter().find(|m| m.name == "hours_worked").and_then(|m| m.value);
-                all.push((Family::coords(&c, shape), hours));
+                let xy = coords(&c, &shape);
+                all.push(((xy[0].clone(), xy[1].clone()), hours));
             }
         }
         Ok(all)
@@ -469,3 +470,108 @@ if let Some((key, values)) = contribution(&record, structure.as_ref()) {
 
         }
     }
+
+/// Profiles (persons) by any one or two of domaine, département and age band: the seven tables
+/// a consumer may read share their margins; read together, every shared cell has one status and
+/// solving every relation between them recovers no withheld count.
+#[test]
+fn linked_profile_tables_share_one_suppression() -> anyhow::Result<()> {
+    use passerelle_proto::v1::{AgeBand, AnonymizedProfile};
+    let dir = tempfile::tempdir()?;
+    let hub = hub(dir.path());
+    let domaines = ["K2204", "N1103", "A1203"];
+    let bands = [AgeBand::Under26, AgeBand::AgeBand2649, AgeBand::AgeBand50Plus];
+    let mut pseudonym = 0u64;
+    for s in 0..6usize {
+        let siret = siret(100 + s);
+        let dep = if s < 4 { "49" } else { "44" };
+        let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+        hub.admit(
+            &peer,
+            Some(Structure { siret: siret.clone(), kind: 1, name: format!("S{s}"), departement: dep.into() }),
+        )?;
+        let session = PushSession::for_tests(peer, vec![1; 16], &["profiles"], s as u64 + 1);
+        // Uneven on purpose: some cells are small, some are not.
+        let changes = (0..(3 + s * 2))
+            .map(|i| {
+                pseudonym += 1;
+                let key = format!("{pseudonym:032x}");
+                let profile = AnonymizedProfile {
+                    pseudonym: key.clone(),
+                    holding_siret: siret.clone(),
+                    origin_version: 1,
+                    age_band: bands[(i + s) % 3] as i32,
+                    departement: dep.into(),
+                    rome_codes: vec![domaines[(i * 7 + s) % 3].into()],
+                    available_from: "2026-12".into(),
+                    ..Default::default()
+                };
+                Change {
+                    dataset: "profiles".into(),
+                    key,
+                    version: 1,
+                    payload: Some(change::Payload::Profile(profile)),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1 })?;
+    }
+    let dims = profile_dims();
+    let mut seen: HashMap<Vec<String>, Option<i64>> = HashMap::new();
+    let mut hidden_somewhere = 0;
+    for by in [
+        vec![],
+        vec![dims[0].clone()],
+        vec![dims[1].clone()],
+        vec![dims[2].clone()],
+        vec![dims[0].clone(), dims[1].clone()],
+        vec![dims[2].clone(), dims[0].clone()],
+        vec![dims[1].clone(), dims[2].clone()],
+    ] {
+        let table =
+            hub.table(&GetTableRequest { table: "profiles".into(), by: by.clone(), ..Default::default() })?;
+        for cell in table.cells {
+            let xyz: Vec<String> = dims
+                .iter()
+                .map(|d| by.iter().position(|b| b == d).map_or("*".to_string(), |i| cell.key[i].clone()))
+                .collect();
+            let value = cell.measures.first().and_then(|m| m.value);
+            hidden_somewhere += usize::from(value.is_none());
+            let previous = *seen.entry(xyz.clone()).or_insert(value);
+            assert_eq!(previous.is_some(), value.is_some(), "{xyz:?} has two statuses across tables");
+        }
+    }
+    assert!(hidden_somewhere > 0, "the data must exercise suppression");
+    // The attacker: a coordinate with "*" in dimension i is the sum over i's values.
+    let mut known: HashMap<Vec<String>, i64> =
+        seen.iter().filter_map(|(k, v)| v.map(|v| (k.clone(), v))).collect();
+    let all: Vec<Vec<String>> = seen.keys().cloned().collect();
+    let mut recovered = Vec::new();
+    loop {
+        let mut progress = false;
+        for parent in &all {
+            for i in 0..3 {
+                if parent[i] != "*" {
+                    continue;
+                }
+                let parts: Vec<&Vec<String>> = all
+                    .iter()
+                    .filter(|c| c[i] != "*" && (0..3).all(|j| j == i || c[j] == parent[j]))
+                    .collect();
+                let unknown: Vec<&&Vec<String>> = parts.iter().filter(|c| !known.contains_key(**c)).collect();
+                if let (Some(total), [one]) = (known.get(parent).copied(), unknown.as_slice()) {
+                    let sum: i64 = parts.iter().filter_map(|c| known.get(*c)).sum();
+                    known.insert((**one).clone(), total - sum);
+                    recovered.push((**one).clone());
+                    progress = true;
+                }
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    assert_eq!(recovered, Vec::<Vec<String>>::new());
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! The predefined tables: cells read and grouped by the requested dimensions, with margins.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use passerelle_proto::codes::Code;
 use passerelle_proto::date::{Month, format_unix_ms};
@@ -145,14 +145,15 @@ impl Hub {
         }
         let mut freshness = Vec::new();
         let min_persons = i64::from(self.config.min_persons);
-        let (cells, label) = if request.table == "indicators" {
-            let (cells, latest) = self.indicator_cells(&request.period, &request.by, min_persons)?;
-            if latest > 0 {
-                freshness.push(format!("{}={}", request.period, format_unix_ms(latest)));
+        let (cells, label) = match request.table.as_str() {
+            "indicators" => {
+                let (cells, latest) = self.indicator_cells(&request.period, &request.by, min_persons)?;
+                if latest > 0 {
+                    freshness.push(format!("{}={}", request.period, format_unix_ms(latest)));
+                }
+                (cells, request.period.clone())
             }
-            (cells, request.period.clone())
-        } else {
-            let (groups, label) = if request.table == "needs" {
+            "needs" => {
                 let from = request
                     .from
                     .as_deref()
@@ -187,32 +188,10 @@ impl Hub {
                         })
                         .collect()
                 })?;
-                (groups, label)
-            } else {
-                let cells = scan_prefix(self.store.as_ref(), Tree::Stats, b"p/")?;
-                let groups = group_cells(cells, |parts| {
-                    let (dep, domaine, band) = (part(parts, 1), part(parts, 2), part(parts, 3));
-                    request
-                        .by
-                        .iter()
-                        .map(|d| match d.as_str() {
-                            "rome-domaine" => domaine.to_string(),
-                            "departement" => dep.to_string(),
-                            _ => band.to_string(),
-                        })
-                        .collect()
-                })?;
-                (groups, String::new())
-            };
-            (
-                controlled(
-                    spec,
-                    summarize_with_margins(spec, &request.by, &groups),
-                    &request.by,
-                    min_persons,
-                ),
-                label,
-            )
+                let entries = summarize_with_margins(spec, &request.by, &groups);
+                (controlled(spec, entries, &request.by, min_persons), label)
+            }
+            _ => (self.profile_cells(&request.by, min_persons)?, String::new()),
         };
         let mut rules = vec![
             format!("a cell with fewer than {MIN_STRUCTURES} contributing structures is suppressed"),
@@ -290,21 +269,8 @@ impl Hub {
                 .collect();
             groups.entry(coords).or_default().merge(summary);
         }
-        let shape = (by.iter().any(|d| d == "departement"), by.iter().any(|d| d == "kind"));
-        let table: HashMap<(String, String), &Cell> =
-            family.table(shape.0, shape.1).iter().map(|c| (Family::coords(c, shape), c)).collect();
-        // Each cell is the family's cell at the same (département, kind) coordinates.
-        let cells = with_margins(by, &groups, Summary::merge)
-            .into_iter()
-            .filter_map(|(key, total, _)| {
-                let coord =
-                    |dim: &str| by.iter().position(|d| d == dim).map_or("*".to_string(), |i| key[i].clone());
-                let mut cell = (*table.get(&(coord("departement"), coord("kind")))?).clone();
-                cell.key = key;
-                cell.total = total;
-                Some(cell)
-            })
-            .collect();
+        let keys = with_margins(by, &groups, Summary::merge).into_iter().map(|(k, t, _)| (k, t)).collect();
+        let cells = family.project(by, keys);
         Ok((cells, latest))
     }
 
@@ -318,36 +284,52 @@ impl Hub {
         period: &str,
         min_persons: i64,
     ) -> Result<(Family, BTreeMap<Vec<String>, Summary>, i64)> {
-        let (finest, latest) = self.indicator_summaries(period, &family_dims())?;
+        let dims = indicator_dims();
+        let (finest, latest) = self.indicator_summaries(period, &dims)?;
         let children = sub_periods(period)?
             .iter()
             .map(|p| self.indicator_family(p, min_persons).map(|(family, _, _)| family))
             .collect::<Result<Vec<_>>>()?;
-        let mut family = Family::default();
-        for (with_dep, with_kind) in Family::SHAPES {
-            let by: Vec<String> = family_dims()
-                .into_iter()
-                .zip([with_dep, with_kind])
-                .filter_map(|(d, keep)| keep.then_some(d))
-                .collect();
-            let mut groups: BTreeMap<Vec<String>, Summary> = BTreeMap::new();
-            for (key, summary) in &finest {
-                let coords: Vec<String> = key
-                    .iter()
-                    .zip([with_dep, with_kind])
-                    .filter(|(_, keep)| *keep)
-                    .map(|(v, _)| v.clone())
-                    .collect();
-                groups.entry(coords).or_default().merge(summary);
-            }
-            let mut cells = disclose(&INDICATORS, with_margins(&by, &groups, Summary::merge), min_persons);
-            let sub: Vec<Vec<Cell>> =
-                children.iter().map(|c| c.table(with_dep, with_kind).to_vec()).collect();
-            temporal_suppression(&mut cells, &sub);
-            family.tables.push(((with_dep, with_kind), cells));
-        }
-        family.settle();
+        let family = Family::build(
+            &dims,
+            &finest,
+            Summary::merge,
+            |_, entries| disclose(&INDICATORS, entries, min_persons),
+            &children,
+        );
         Ok((family, finest, latest))
+    }
+
+    /// The profiles table asked for, a projection of the family of linked profiles tables (by
+    /// any one or two of domaine, département and age band), settled together.
+    pub(super) fn profile_cells(&self, by: &[String], min_persons: i64) -> Result<Vec<Cell>> {
+        let dims = profile_dims();
+        let cells = scan_prefix(self.store.as_ref(), Tree::Stats, b"p/")?;
+        let finest = group_cells(cells, |parts| {
+            // Stored as p/DEPARTEMENT/DOMAINE/AGE-BAND; the family's order is `profile_dims`.
+            let (dep, domaine, band) = (part(parts, 1), part(parts, 2), part(parts, 3));
+            vec![domaine.to_string(), dep.to_string(), band.to_string()]
+        })?;
+        let family = Family::build(
+            &dims,
+            &finest,
+            Group::merge,
+            |_, entries| {
+                let entries = entries.into_iter().map(|(k, t, g)| (k, t, summarize(&PROFILES, &g))).collect();
+                disclose(&PROFILES, entries, min_persons)
+            },
+            &[],
+        );
+        let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
+        for (key, group) in &finest {
+            let coords = by
+                .iter()
+                .map(|d| dims.iter().position(|x| x == d).map_or(String::new(), |i| key[i].clone()))
+                .collect();
+            groups.entry(coords).or_default().merge(group);
+        }
+        let keys = with_margins(by, &groups, Group::merge).into_iter().map(|(k, t, _)| (k, t)).collect();
+        Ok(family.project(by, keys))
     }
 
     /// The precomputed summaries of the indicators cells of one period (a month, quarter or
@@ -386,6 +368,17 @@ impl Hub {
         }
         Ok((groups, latest))
     }
+}
+
+/// The dimensions of the indicators family: every other indicators table of a regional hub is
+/// one of its tables (région and network are constant there).
+pub(super) fn indicator_dims() -> Vec<String> {
+    vec!["departement".to_string(), "kind".to_string()]
+}
+
+/// The dimensions of the profiles family, as `by` names them.
+pub(super) fn profile_dims() -> Vec<String> {
+    vec!["rome-domaine".to_string(), "departement".to_string(), "age-band".to_string()]
 }
 
 pub(super) fn part<'a>(parts: &[&'a str], i: usize) -> &'a str {
