@@ -138,12 +138,12 @@ pub(super) fn hide_exits(cell: &mut Cell, reason: &str) {
 /// is withheld as well. The same holds for exit figures on their own. (Two or more withheld
 /// sub-periods only reveal their sum, as within a table.) A sub-period without the cell had no
 /// data there, which is public: it counts as published.
-pub(super) fn temporal_suppression(cells: &mut [Cell], children: &[Vec<Cell>]) {
+pub(super) fn temporal_suppression<C: AsRef<[Cell]>>(cells: &mut [Cell], children: &[C]) {
     if children.is_empty() {
         return;
     }
     let by_key: Vec<HashMap<&[String], &Cell>> =
-        children.iter().map(|child| child.iter().map(|c| (c.key.as_slice(), c)).collect()).collect();
+        children.iter().map(|child| child.as_ref().iter().map(|c| (c.key.as_slice(), c)).collect()).collect();
     let withheld = |key: &[String], hidden: fn(&Cell) -> bool| {
         by_key.iter().filter(|child| child.get(key).is_some_and(|c| hidden(c))).count()
     };

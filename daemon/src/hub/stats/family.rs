@@ -22,7 +22,15 @@ pub(super) type Shape = Vec<bool>;
 #[derive(Debug, Default, Clone)]
 pub(super) struct Family {
     dims: Vec<String>,
-    tables: Vec<(Shape, Vec<Cell>)>,
+    tables: Vec<Linked>,
+}
+
+/// One table of a family, with each cell's coordinates over the family's dimensions.
+#[derive(Debug, Default, Clone)]
+struct Linked {
+    shape: Shape,
+    cells: Vec<Cell>,
+    coords: Vec<Vec<String>>,
 }
 
 impl Family {
@@ -48,9 +56,10 @@ impl Family {
                 merge(groups.entry(coords).or_default(), group);
             }
             let mut cells = primary(&by, with_margins(&by, &groups, merge));
-            let sub: Vec<Vec<Cell>> = children.iter().map(|c| c.table(&shape).to_vec()).collect();
+            let sub: Vec<&[Cell]> = children.iter().map(|c| c.table(&shape)).collect();
             temporal_suppression(&mut cells, &sub);
-            family.tables.push((shape, cells));
+            let at = cells.iter().map(|c| coords(c, &shape)).collect();
+            family.tables.push(Linked { shape, cells, coords: at });
         }
         family.settle();
         family
@@ -58,7 +67,7 @@ impl Family {
 
     /// The table of `shape`.
     pub(super) fn table(&self, shape: &[bool]) -> &[Cell] {
-        self.tables.iter().find(|(s, _)| s.as_slice() == shape).map_or(&[], |(_, c)| c.as_slice())
+        self.tables.iter().find(|t| t.shape == shape).map_or(&[], |t| t.cells.as_slice())
     }
 
     /// The table a consumer asked for, by `by` (which may also hold dimensions constant on this
@@ -85,14 +94,14 @@ impl Family {
 
     fn settle(&mut self) {
         loop {
-            for (shape, cells) in &mut self.tables {
-                secondary_suppression(cells, shape.iter().filter(|k| **k).count());
+            for t in &mut self.tables {
+                secondary_suppression(&mut t.cells, t.shape.iter().filter(|k| **k).count());
             }
             // Every coordinate's strongest status across the tables that show it.
-            let mut withheld: HashMap<Vec<String>, (Option<String>, Option<String>)> = HashMap::new();
-            for (shape, cells) in &self.tables {
-                for cell in cells {
-                    let entry = withheld.entry(coords(cell, shape)).or_default();
+            let mut withheld: HashMap<&[String], (Option<String>, Option<String>)> = HashMap::new();
+            for t in &self.tables {
+                for (cell, at) in t.cells.iter().zip(&t.coords) {
+                    let entry = withheld.entry(at.as_slice()).or_default();
                     if cell_hidden(cell) && entry.0.is_none() {
                         entry.0 = Some(cell.suppressed.clone());
                     }
@@ -107,10 +116,12 @@ impl Family {
                     }
                 }
             }
+            let withheld: HashMap<Vec<String>, (Option<String>, Option<String>)> =
+                withheld.into_iter().map(|(k, v)| (k.to_vec(), v)).collect();
             let mut changed = false;
-            for (shape, cells) in &mut self.tables {
-                for cell in cells.iter_mut() {
-                    let Some((whole, exits)) = withheld.get(&coords(cell, shape)) else { continue };
+            for t in &mut self.tables {
+                for (cell, at) in t.cells.iter_mut().zip(&t.coords) {
+                    let Some((whole, exits)) = withheld.get(at) else { continue };
                     if let Some(reason) = whole
                         && !cell_hidden(cell)
                     {
