@@ -202,6 +202,12 @@ impl Hub {
             "suppressed cells are complemented so that none can be recomputed from the published totals"
                 .to_string(),
         ];
+        if request.table != "needs" {
+            rules.push(
+                "a cell this table shares with the tables by other dimensions is suppressed in all of them alike"
+                    .into(),
+            );
+        }
         if let Some(p) = spec.persons {
             rules.insert(
                 1,
