@@ -132,6 +132,15 @@ impl TestPki {
         Ok((hub, node))
     }
 
+    /// The `[[upstream]]` section by which a network hub relays to the consolidation hub `id`
+    /// listening at `endpoint` (a certificate of this CA).
+    pub fn upstream_section(&self, id: &str, endpoint: &str) -> String {
+        format!(
+            "[[upstream]]\nid = \"{id}\"\nendpoint = \"{endpoint}\"\nca = \"{}\"\n",
+            self.ca_pem().display()
+        )
+    }
+
     /// The `--ca --cert --key` flags of the `passerelle` CLI for these files.
     pub fn cli_flags(files: &TlsFiles) -> Vec<String> {
         vec![

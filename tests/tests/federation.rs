@@ -19,11 +19,7 @@ async fn a_structure_in_two_networks_counts_once_and_a_withdrawal_leaves_no_trac
     let pki = TestPki::new(dir.path())?;
     let dreets_config = pki.write_hub_config("dreets-52", "auto_accept = true", "")?;
     let dreets = InProcessDaemon::start_config(&dreets_config).await?;
-    let upstream = format!(
-        "[[upstream]]\nid = \"dreets-52\"\nendpoint = \"{}\"\nca = \"{}\"\n",
-        dreets.hub_endpoint(),
-        pki.ca_pem().display()
-    );
+    let upstream = pki.upstream_section("dreets-52", &dreets.hub_endpoint());
     let coorace = InProcessDaemon::start_config(&pki.write_hub_config(
         "coorace-pdl",
         "auto_accept = true",

@@ -162,11 +162,7 @@ async fn a_network_hub_reports_its_relay_to_the_consolidation_hub() -> anyhow::R
     let pki = TestPki::new(dir.path())?;
     let dreets =
         InProcessDaemon::start_config(&pki.write_hub_config("dreets-52", "auto_accept = true", "")?).await?;
-    let upstream = format!(
-        "[[upstream]]\nid = \"dreets-52\"\nendpoint = \"{}\"\nca = \"{}\"\n{METRICS}",
-        dreets.hub_endpoint(),
-        pki.ca_pem().display()
-    );
+    let upstream = pki.upstream_section("dreets-52", &dreets.hub_endpoint()) + METRICS;
     let coorace = InProcessDaemon::start_config(&pki.write_hub_config(
         "coorace-pdl",
         "auto_accept = true",

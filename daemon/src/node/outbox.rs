@@ -37,18 +37,26 @@ impl Node {
     pub(super) fn log_change_at(&self, batch: &mut WriteBatch, seq: u64, dataset: &str, key: &str) -> u64 {
         let entry = OutboxEntry { dataset: dataset.to_string(), key: key.to_string() };
         batch.put(Tree::Outbox, seq.to_be_bytes(), entry.encode_to_vec());
-        batch.put(Tree::Meta, HEAD_KEY, seq.to_be_bytes());
         seq
     }
 
-    /// Commits a batch holding an outbox entry, then tells sync tasks (push on change).
-    pub(super) fn commit_change(&self, batch: WriteBatch, seq: u64) -> Result<()> {
+    /// Commits a batch holding outbox entries up to `seq` (the head is recorded once, here, not
+    /// per entry), then tells sync tasks (push on change).
+    pub(super) fn commit_change(&self, mut batch: WriteBatch, seq: u64) -> Result<()> {
+        batch.put(Tree::Meta, HEAD_KEY, seq.to_be_bytes());
         self.commit(batch)?;
         if let Ok(mut times) = self.commit_times.lock() {
             times.record(seq, passerelle_proto::date::now_unix_ms());
         }
         self.head.send_replace(seq);
         Ok(())
+    }
+
+    /// How many changes were committed after `checkpoint`. Sequence numbers are consecutive and
+    /// the outbox is only compacted below every hub's checkpoint, so this is a subtraction, not
+    /// a read of the backlog.
+    pub fn pending_after(&self, checkpoint: u64) -> u64 {
+        self.head_seq().saturating_sub(checkpoint)
     }
 
     /// When the oldest change after `checkpoint` was committed, if any is (a lower bound when it

@@ -214,9 +214,15 @@ impl Node {
     /// Bumps a person's profile version and logs the change, in `batch` (under the write lock).
     /// Returns the outbox sequence number.
     pub(super) fn bump_profile(&self, batch: &mut WriteBatch, person_id: &str) -> Result<u64> {
+        self.bump_profile_at(batch, person_id, self.head_seq() + 1)
+    }
+
+    /// [`Node::bump_profile`] with an explicit sequence number, for several persons in one
+    /// commit (each needs its own number, or their outbox entries overwrite one another).
+    fn bump_profile_at(&self, batch: &mut WriteBatch, person_id: &str, seq: u64) -> Result<u64> {
         let version = self.profile_version(person_id)? + 1;
         batch.put(Tree::ProfileVersions, person_id.as_bytes().to_vec(), version.to_be_bytes());
-        Ok(self.log_change(batch, datasets::PROFILES, person_id))
+        Ok(self.log_change_at(batch, seq, datasets::PROFILES, person_id))
     }
 
     /// Marks a purge as requested at every hub holding the person's profile (all hubs, or one),
@@ -413,9 +419,9 @@ impl Node {
         }
         let _writer = self.write_lock();
         let mut batch = WriteBatch::new();
-        let mut seq = 0;
+        let mut seq = self.head_seq();
         for person_id in &moved {
-            seq = self.bump_profile(&mut batch, person_id)?;
+            seq = self.bump_profile_at(&mut batch, person_id, seq + 1)?;
         }
         self.commit_change(batch, seq)?;
         Ok(moved.len())

@@ -186,17 +186,14 @@ fn an_import_is_bounded_and_its_refusal_lists_rows_then_counts_the_rest() {
     assert!(node.list_needs(0).expect("list").is_empty(), "nothing written");
 }
 
-#[test]
-fn a_birthday_that_moves_an_age_band_resends_the_profile() {
+/// A person who turns 26 in five days ("under 26" today, "26-49" then), whose profile the hub
+/// `coorace-pdl` has acknowledged today.
+fn shared_person_turning_26(node: &Node, today: passerelle_proto::date::Date) -> String {
     use passerelle_proto::date::Date;
     use passerelle_proto::v1::AgeBand;
 
     use super::profiles::ProfileEffect;
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let node = node(dir.path());
-    let today = Date::today();
-    // Turns 26 in five days: "under 26" today, "26-49" then.
     let in_five_days = Date::from_days_since_epoch(today.days_since_epoch() + 5);
     let day = if in_five_days.month == 2 && in_five_days.day == 29 { 28 } else { in_five_days.day };
     let birth = Date { year: in_five_days.year - 26, month: in_five_days.month, day };
@@ -211,12 +208,22 @@ fn a_birthday_that_moves_an_age_band_resends_the_profile() {
         collected_by: "test".into(),
     })
     .expect("consent");
-    // The hub acknowledges the profile as sent today.
     let (_, effect) = node.profile_change(&person.id, "coorace-pdl").expect("change").expect("shared");
     assert!(
         matches!(&effect, ProfileEffect::Shared { age_band, .. } if *age_band == AgeBand::Under26 as i32)
     );
     node.record_profile_acks("coorace-pdl", &[effect]).expect("ack");
+    person.id
+}
+
+#[test]
+fn a_birthday_that_moves_an_age_band_resends_the_profile() {
+    use passerelle_proto::date::Date;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node(dir.path());
+    let today = Date::today();
+    shared_person_turning_26(&node, today);
 
     let head = node.head_seq();
     assert_eq!(node.refresh_age_bands_on(today).expect("refresh"), 0, "nothing moved today");
@@ -232,4 +239,26 @@ fn a_birthday_that_moves_an_age_band_resends_the_profile() {
     let pending = node.outbox_after(head, 10).expect("outbox");
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].1.dataset, passerelle_proto::datasets::PROFILES);
+}
+
+/// Several birthdays on one day: each person gets an outbox entry of their own (they once shared
+/// one sequence number, so only the last person's profile was resent).
+#[test]
+fn several_birthdays_on_one_day_resend_every_profile() {
+    use passerelle_proto::date::Date;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node(dir.path());
+    let today = Date::today();
+    let mut ids = vec![shared_person_turning_26(&node, today), shared_person_turning_26(&node, today)];
+    let head = node.head_seq();
+    let on_birthday = Date::from_days_since_epoch(today.days_since_epoch() + 5);
+    assert_eq!(node.refresh_age_bands_on(on_birthday).expect("refresh"), 2);
+    assert_eq!(node.head_seq(), head + 2);
+    let mut logged: Vec<String> =
+        node.outbox_after(head, 10).expect("outbox").into_iter().map(|(_, e)| e.key).collect();
+    logged.sort();
+    ids.sort();
+    assert_eq!(logged, ids, "one entry per person");
+    assert_eq!(node.pending_after(head), 2);
 }

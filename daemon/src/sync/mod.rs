@@ -309,13 +309,13 @@ impl SyncEngine {
         Ok(out)
     }
 
-    /// The metrics of every hub link (reads the outbox: run it off the async workers).
+    /// The metrics of every hub link.
     pub fn metrics(&self) -> Result<Vec<LinkMetrics>> {
         let now = passerelle_proto::date::now_unix_ms();
         let mut out = Vec::new();
         for link in &self.links {
             let status = link.status.lock().map(|s| s.clone()).unwrap_or_default();
-            let pending = self.node.outbox_after(status.checkpoint, usize::MAX)?.len() as u64;
+            let pending = self.node.pending_after(status.checkpoint);
             let since =
                 self.node.pending_since_ms(status.checkpoint).filter(|_| pending > 0 || status.owed > 0);
             let c = &link.counters;
@@ -341,7 +341,7 @@ impl SyncEngine {
         let mut hubs = Vec::new();
         for link in &self.links {
             let status = link.status.lock().map(|s| s.clone()).unwrap_or_default();
-            let pending = self.node.outbox_after(status.checkpoint, usize::MAX)?.len() as u64;
+            let pending = self.node.pending_after(status.checkpoint);
             hubs.push(HubSyncStatus {
                 hub_id: link.config.id.clone(),
                 endpoint: link.config.endpoint.clone(),
