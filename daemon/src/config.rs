@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use passerelle_proto::codes::Code;
+use passerelle_proto::datasets::Dataset;
 use passerelle_proto::identity::normalize_serial;
 use passerelle_proto::v1::{Structure, StructureKind};
 use passerelle_proto::validate::{self, FieldError};
@@ -303,7 +304,7 @@ pub struct HubLink {
     pub id: String,
     /// `https://HOST:PORT`.
     pub endpoint: String,
-    /// Datasets shared, sorted and without duplicates.
+    /// Datasets shared: [`Dataset`] slugs, parsed from `share`, sorted and without duplicates.
     pub datasets: Vec<String>,
 }
 
@@ -604,17 +605,7 @@ impl Validator<'_> {
             })?;
             let mut datasets = Vec::new();
             for dataset in &link.share {
-                let name = self.check("hubs.share", dataset, |f, v| {
-                    if passerelle_proto::datasets::is_dataset(v) {
-                        Ok(())
-                    } else {
-                        Err(FieldError::new(
-                            f,
-                            v,
-                            format!("expected one of {}", passerelle_proto::datasets::ALL.join(", ")),
-                        ))
-                    }
-                })?;
+                let name = self.check("hubs.share", dataset, |f, v| Dataset::parse(f, v).map(drop))?;
                 if !datasets.contains(&name) {
                     datasets.push(name);
                 }
@@ -711,10 +702,13 @@ impl Validator<'_> {
                 link: HubLink {
                     id: up_id,
                     endpoint,
-                    datasets: vec![
-                        passerelle_proto::datasets::INDICATORS.into(),
-                        passerelle_proto::datasets::NEEDS.into(),
-                    ],
+                    datasets: Dataset::ALL
+                        .into_iter()
+                        .filter(|d| d.is_relayed())
+                        .map(|d| d.to_string())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect(),
                 },
                 tls: ClientTlsFiles { ca, cert: tls.cert.clone(), key: tls.key.clone() },
             });

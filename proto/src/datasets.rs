@@ -1,25 +1,89 @@
-//! The datasets a node shares with hubs, and the digest both sides compute to compare them.
+//! The datasets a node shares with hubs (the one place their names are written), and the digest
+//! both sides compute to compare them.
 //!
 //! A digest is a count and the XOR of a 16-byte hash per live record, so it does not depend on
 //! order, can be updated record by record, and two sides agree exactly when they hold the same
 //! (key, version) pairs (up to a 2^-128 accident).
 
+use std::fmt;
+use std::str::FromStr;
+
 use sha2::{Digest as _, Sha256};
 
-/// Anonymised recruitment needs (`SharedNeed`).
-pub const NEEDS: &str = "needs";
-/// Monthly indicator reports (`IndicatorReport`).
-pub const INDICATORS: &str = "indicators";
+use crate::validate::FieldError;
 
-/// Anonymised profiles of persons available for work (`AnonymizedProfile`), under consent.
-pub const PROFILES: &str = "profiles";
+/// A dataset a node may share with a hub. The wire carries its slug ([`Dataset::as_str`]); the
+/// daemon parses it once where it enters (config `share`, `PushOpen.datasets`, `Change.dataset`,
+/// the outbox) and works with the enum, so a new dataset is a new variant the compiler walks
+/// through every `match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dataset {
+    /// Anonymised recruitment needs (`SharedNeed`).
+    Needs,
+    /// Monthly indicator reports (`IndicatorReport`).
+    Indicators,
+    /// Anonymised profiles of persons available for work (`AnonymizedProfile`), under consent.
+    Profiles,
+}
 
-/// Every dataset a sharing agreement may name today.
-pub const ALL: &[&str] = &[NEEDS, INDICATORS, PROFILES];
+impl Dataset {
+    /// Every dataset a sharing agreement may name today.
+    pub const ALL: [Dataset; 3] = [Dataset::Needs, Dataset::Indicators, Dataset::Profiles];
 
-/// Whether `name` is a known dataset.
-pub fn is_dataset(name: &str) -> bool {
-    ALL.contains(&name)
+    /// The slug: on the wire, in config files, in store keys and in metrics labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Dataset::Needs => "needs",
+            Dataset::Indicators => "indicators",
+            Dataset::Profiles => "profiles",
+        }
+    }
+
+    /// Whether a hub relays the dataset to its upstream hubs (profiles never leave the network).
+    pub const fn is_relayed(self) -> bool {
+        matches!(self, Dataset::Needs | Dataset::Indicators)
+    }
+
+    /// Parses a slug, naming `field` in the error (`datasets`, `hubs.share`, `dataset`).
+    pub fn parse(field: &str, slug: &str) -> Result<Self, FieldError> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str() == slug)
+            .ok_or_else(|| FieldError::new(field, slug, format!("expected one of {}", Self::choices())))
+    }
+
+    /// The slugs, comma-separated, for error messages.
+    pub fn choices() -> String {
+        Self::ALL.map(Dataset::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Dataset {
+    type Err = FieldError;
+
+    fn from_str(slug: &str) -> Result<Self, FieldError> {
+        Self::parse("dataset", slug)
+    }
+}
+
+/// So a wire string can be compared with a dataset without allocating.
+impl PartialEq<Dataset> for str {
+    fn eq(&self, other: &Dataset) -> bool {
+        self == other.as_str()
+    }
+}
+
+/// So a wire string can be compared with a dataset without allocating.
+impl PartialEq<Dataset> for String {
+    fn eq(&self, other: &Dataset) -> bool {
+        self.as_str() == other.as_str()
+    }
 }
 
 /// An order-independent digest of a set of (key, version) pairs.
@@ -76,5 +140,24 @@ mod tests {
         b.remove("y", 2);
         b.add("y", 3);
         assert_eq!(b, c, "incremental update");
+    }
+
+    #[test]
+    fn dataset_slugs_round_trip() {
+        for dataset in Dataset::ALL {
+            assert_eq!(dataset.as_str().parse::<Dataset>(), Ok(dataset));
+            assert_eq!(dataset.to_string(), dataset.as_str());
+            assert!(dataset.to_string() == dataset, "a wire string compares equal to its dataset");
+        }
+        assert_eq!(Dataset::choices(), "needs, indicators, profiles");
+    }
+
+    #[test]
+    fn unknown_datasets_name_the_field_and_the_choices() {
+        let err = Dataset::parse("hubs.share", "persons").expect_err("not a dataset");
+        assert_eq!(err.to_string(), r#"hubs.share "persons": expected one of needs, indicators, profiles"#);
+        assert!("Needs".parse::<Dataset>().is_err(), "slugs are case-sensitive");
+        assert!(!Dataset::Profiles.is_relayed());
+        assert!(Dataset::Needs.is_relayed() && Dataset::Indicators.is_relayed());
     }
 }

@@ -313,7 +313,11 @@ pub fn hub_records_on_disk(
     let config = Config::load(hub_config)?;
     let settings = config.hub().context("not a hub config")?.clone();
     let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default(), None)?;
-    Ok(hub.records_of(origin, dataset)?.into_iter().map(|(k, r)| (k, r.version, r.is_live())).collect())
+    Ok(hub
+        .records_of(origin, dataset.parse()?)?
+        .into_iter()
+        .map(|(k, r)| (k, r.version, r.is_live()))
+        .collect())
 }
 
 /// The live anonymised profiles a stopped hub holds of `origin`, read from its store on disk,
@@ -326,7 +330,7 @@ pub fn hub_profiles_on_disk(
     let settings = config.hub().context("not a hub config")?.clone();
     let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default(), None)?;
     Ok(hub
-        .records_of(origin, "profiles")?
+        .records_of(origin, passerelle_proto::datasets::Dataset::Profiles)?
         .into_iter()
         .filter_map(|(_, r)| r.profile.filter(|_| !r.deleted))
         .collect())

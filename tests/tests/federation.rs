@@ -130,6 +130,9 @@ async fn a_structure_in_two_networks_counts_once_and_a_withdrawal_leaves_no_trac
         }
     }
     assert_eq!(contributors, BTreeSet::from([SIRETS[0].to_string(), SIRETS[2].to_string()]));
-    assert!(hub.records_of(SIRETS[1], "indicators")?.is_empty(), "S1's reports are gone upstream too");
+    assert!(
+        hub.records_of(SIRETS[1], passerelle_proto::datasets::Dataset::Indicators)?.is_empty(),
+        "S1's reports are gone upstream too"
+    );
     Ok(())
 }

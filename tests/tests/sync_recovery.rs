@@ -230,7 +230,7 @@ async fn anti_entropy_repairs_a_damaged_hub_store() -> anyhow::Result<()> {
         let config = passerelle_daemon::Config::load(&hub_config)?;
         let settings = config.hub().cloned().ok_or_else(|| anyhow::anyhow!("hub config"))?;
         let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default(), None)?;
-        hub.damage_for_tests(SIRETS[4], "needs", 5)?;
+        hub.damage_for_tests(SIRETS[4], passerelle_proto::datasets::Dataset::Needs, 5)?;
     }
     let hub = InProcessDaemon::start_config(&hub_config).await?;
     let node = InProcessDaemon::start_config(&pki.write_node_config(

@@ -13,12 +13,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use passerelle_proto::datasets::{self, Digest};
+use passerelle_proto::datasets::{Dataset, Digest};
 use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::identity::Role;
 use passerelle_proto::v1::{
-    AnonymizedProfile, Batch, Change, IndicatorReport, Member, NeedStatus, PushAccepted, PushOpen,
-    SharedNeed, change,
+    AnonymizedProfile, Batch, Change, IndicatorReport, Member, PushAccepted, PushOpen, SharedNeed, change,
 };
 use passerelle_proto::validate::{self, FieldError};
 use prost::Message;
@@ -27,6 +26,7 @@ use super::stats::StatsDelta;
 use super::{Hub, member_key};
 use crate::authz::Peer;
 use crate::error::{Error, Result};
+use crate::store::keys::RecordKey;
 use crate::store::{StoreError, Tree, WriteBatch, scan_prefix};
 
 /// A record as the hub holds it.
@@ -75,11 +75,6 @@ impl HubRecord {
     }
 }
 
-/// `origin/dataset/key`.
-pub fn record_key(origin: &str, dataset: &str, key: &str) -> Vec<u8> {
-    format!("{origin}/{dataset}/{key}").into_bytes()
-}
-
 /// An open push session.
 #[derive(Debug)]
 pub struct PushSession {
@@ -87,7 +82,7 @@ pub struct PushSession {
     epoch: Vec<u8>,
     /// When the member's store was created.
     epoch_at_ms: i64,
-    datasets: HashSet<String>,
+    datasets: HashSet<Dataset>,
     /// Random id stamped on every record this session writes or confirms.
     id: u64,
     /// A downstream hub relaying its members' records (origins come from each change).
@@ -113,9 +108,9 @@ impl Hub {
             .transpose()
     }
 
-    /// Live records of one origin's dataset, as (key, record).
-    pub fn records_of(&self, origin: &str, dataset: &str) -> Result<Vec<(String, HubRecord)>> {
-        let prefix = record_key(origin, dataset, "");
+    /// Records (live and tombstones) of one origin's dataset, as (key, record).
+    pub fn records_of(&self, origin: &str, dataset: Dataset) -> Result<Vec<(String, HubRecord)>> {
+        let prefix = RecordKey::prefix(origin, dataset);
         scan_prefix(self.store.as_ref(), Tree::Records, &prefix)?
             .into_iter()
             .map(|(k, v)| {
@@ -128,12 +123,12 @@ impl Hub {
     /// Live records held, by dataset (for the metrics endpoint: reads every record).
     pub fn records_by_dataset(&self) -> Result<std::collections::BTreeMap<String, u64>> {
         let mut counts: std::collections::BTreeMap<String, u64> =
-            datasets::ALL.iter().map(|d| (d.to_string(), 0)).collect();
+            Dataset::ALL.iter().map(|d| (d.to_string(), 0)).collect();
         for (key, raw) in self.store.scan(Tree::Records, &[], None, usize::MAX)? {
             let record = HubRecord::decode(raw.as_slice()).map_err(|_| corrupt("record"))?;
-            let dataset = String::from_utf8_lossy(&key).split('/').nth(1).unwrap_or_default().to_string();
+            let key = RecordKey::decode(&key).ok_or_else(|| corrupt("record key"))?;
             if record.is_live() {
-                *counts.entry(dataset).or_default() += 1;
+                *counts.entry(key.dataset.to_string()).or_default() += 1;
             }
         }
         Ok(counts)
@@ -156,20 +151,12 @@ impl Hub {
                 peer.id.role, self.config.id
             )));
         }
-        if relay && open.datasets.iter().any(|d| d == datasets::PROFILES) {
-            return Err(FieldError::new("datasets", "profiles", "profiles are never relayed upstream").into());
+        if let Some(kept) = relay.then(|| open.datasets.iter().find(|d| **d == Dataset::Profiles)).flatten() {
+            return Err(FieldError::new("datasets", kept, "profiles are never relayed upstream").into());
         }
         self.admit(peer, if relay { None } else { open.structure.clone() })?;
-        for dataset in &open.datasets {
-            if !datasets::is_dataset(dataset) {
-                return Err(FieldError::new(
-                    "datasets",
-                    dataset,
-                    format!("expected one of {}", datasets::ALL.join(", ")),
-                )
-                .into());
-            }
-        }
+        let declared =
+            open.datasets.iter().map(|d| Dataset::parse("datasets", d)).collect::<Result<HashSet<_>, _>>()?;
         if open.epoch.len() != 16 {
             return Err(FieldError::rule("epoch", "expected 16 bytes").into());
         }
@@ -186,11 +173,11 @@ impl Hub {
             member.last_acked_seq = 0;
         } else {
             for digest in &open.digests {
-                if !open.datasets.contains(&digest.dataset) {
+                let Some(dataset) = declared.iter().copied().find(|d| digest.dataset == *d) else {
                     continue;
-                }
+                };
                 let mut ours = Digest::default();
-                for (key, record) in self.records_of(&peer.id.id, &digest.dataset)? {
+                for (key, record) in self.records_of(&peer.id.id, dataset)? {
                     if record.is_live() {
                         ours.add(&key, record.version);
                     }
@@ -214,7 +201,7 @@ impl Hub {
             epoch_at_ms: open.epoch_created_at_ms,
             peer: peer.clone(),
             epoch: open.epoch,
-            datasets: open.datasets.into_iter().collect(),
+            datasets: declared,
             id: u64::from_be_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default()),
         };
         Ok((session, PushAccepted { resend, last_acked_seq: member.last_acked_seq }))
@@ -226,11 +213,11 @@ impl Hub {
         let _writer = self.write_lock();
         let mut member = self.member_for(&session.peer)?;
         let mut pending: HashMap<Vec<u8>, Option<HubRecord>> = HashMap::new();
-        let mut log: Vec<String> = Vec::new();
+        let mut log: Vec<RecordKey> = Vec::new();
         let mut stats = StatsDelta::default();
         let member_structure = member.structure.clone();
         for change in batch.changes {
-            self.check_change(session, &change)?;
+            let dataset = self.check_change(session, &change)?;
             // A node's records are its own; a relaying hub says, per change, whose they are.
             let (origin, structure, epoch, epoch_at_ms) = if session.relay {
                 let origin = change.origin.clone().unwrap_or_default();
@@ -250,23 +237,24 @@ impl Hub {
             };
             // A dataset-wide withdrawal logs each record it drops, below; never an empty key.
             if !change.key.is_empty() {
-                log.push(format!("{origin}/{}/{}", change.dataset, change.key));
+                log.push(RecordKey::new(origin.clone(), dataset, change.key.clone()));
             }
             if change.key.is_empty() {
                 // A whole dataset withdrawn (no longer shared): drop every record of it.
-                for (key, record) in self.records_of(&origin, &change.dataset)? {
-                    let rk = record_key(&origin, &change.dataset, &key);
+                for (key, record) in self.records_of(&origin, dataset)? {
+                    let record_key = RecordKey::new(origin.clone(), dataset, key);
+                    let rk = record_key.encode();
                     let current = pending.get(&rk).cloned().unwrap_or(Some(record));
                     if current.as_ref().is_some_and(HubRecord::is_live) {
                         member.records_held = member.records_held.saturating_sub(1);
                     }
-                    log.push(format!("{origin}/{}/{key}", change.dataset));
+                    log.push(record_key);
                     self.stage_stats(&mut stats, &origin, structure.as_ref(), current.as_ref(), None)?;
                     pending.insert(rk, None);
                 }
                 continue;
             }
-            let rk = record_key(&origin, &change.dataset, &change.key);
+            let rk = RecordKey::new(origin.clone(), dataset, change.key.clone()).encode();
             let existing = match pending.get(&rk) {
                 Some(staged) => staged.clone(),
                 None => self.load_record(&rk)?,
@@ -325,12 +313,7 @@ impl Hub {
             if session.relay && !record.sources.contains(&session.peer.id.id) {
                 record.sources.push(session.peer.id.id.clone());
             }
-            match change.payload {
-                Some(change::Payload::Need(need)) => record.need = Some(need),
-                Some(change::Payload::Indicators(report)) => record.indicators = Some(report),
-                Some(change::Payload::Profile(profile)) => record.profile = Some(profile),
-                Some(change::Payload::Tombstone(_)) | None => record.deleted = true,
-            }
+            record.set_payload(change.payload);
             match (was_live, record.is_live()) {
                 (false, true) => member.records_held += 1,
                 (true, false) => member.records_held = member.records_held.saturating_sub(1),
@@ -366,9 +349,10 @@ impl Hub {
     /// Ends a full resend: records of the dataset this session neither wrote nor confirmed are
     /// stale (the member no longer has them) and are removed.
     pub fn finish_snapshot(&self, session: &PushSession, dataset: &str) -> Result<usize> {
-        if !session.datasets.contains(dataset) {
+        let declared = Dataset::parse("dataset", dataset).ok().filter(|d| session.datasets.contains(d));
+        let Some(dataset) = declared else {
             return Err(FieldError::new("dataset", dataset, "not declared when the session opened").into());
-        }
+        };
         if session.relay {
             // Several hubs may relay one record: a relay's resend says nothing of the others'.
             return Ok(0);
@@ -387,22 +371,23 @@ impl Hub {
                 if record.is_live() {
                     member.records_held = member.records_held.saturating_sub(1);
                 }
-                write.delete(Tree::Records, record_key(&origin, dataset, &key));
-                feed.push(format!("{origin}/{dataset}/{key}"));
+                let record_key = RecordKey::new(origin.clone(), dataset, key);
+                write.delete(Tree::Records, record_key.encode());
+                feed.push(record_key);
                 swept += 1;
             }
         }
         if swept > 0 {
-            tracing::info!(origin, dataset, swept, "full resend complete: stale records removed");
+            tracing::info!(origin, %dataset, swept, "full resend complete: stale records removed");
         }
         // A full resend is also when the incremental count is made exact again.
         let mut live = 0;
-        for name in datasets::ALL {
+        for name in Dataset::ALL {
             live += self
                 .records_of(&origin, name)?
                 .iter()
                 .filter(|(key, r)| {
-                    r.is_live() && !(*name == dataset && r.session != session.id && !key.is_empty())
+                    r.is_live() && !(name == dataset && r.session != session.id && !key.is_empty())
                 })
                 .count() as u64;
         }
@@ -416,8 +401,9 @@ impl Hub {
     }
 
     /// A change must be for a dataset declared at open, and its routing keys must be the
-    /// session's origin and this hub; its payload must be valid and match its dataset.
-    fn check_change(&self, session: &PushSession, change: &Change) -> Result<()> {
+    /// session's origin and this hub; its payload must be valid and match its dataset. Returns
+    /// the dataset, parsed.
+    fn check_change(&self, session: &PushSession, change: &Change) -> Result<Dataset> {
         let relayed_origin;
         let origin = if session.relay {
             let structure = change
@@ -435,68 +421,26 @@ impl Hub {
         };
         let withdrawal =
             change.key.is_empty() && matches!(change.payload, Some(change::Payload::Tombstone(_)));
-        if withdrawal && !datasets::is_dataset(&change.dataset) {
-            return Err(FieldError::new("dataset", &change.dataset, "unknown dataset").into());
-        }
-        if !withdrawal && !session.datasets.contains(&change.dataset) {
-            return Err(
-                FieldError::new("dataset", &change.dataset, "not declared when the session opened").into()
-            );
-        }
-        let impersonation = |claimed: &str| {
-            Error::PermissionDenied(format!(
-                "node certificate for SIRET {origin} cannot act as SIRET {claimed}"
-            ))
+        let dataset = change.dataset.parse::<Dataset>().ok();
+        let dataset = match dataset {
+            None if withdrawal => {
+                return Err(FieldError::new("dataset", &change.dataset, "unknown dataset").into());
+            }
+            Some(d) if withdrawal || session.datasets.contains(&d) => d,
+            _ => {
+                return Err(FieldError::new(
+                    "dataset",
+                    &change.dataset,
+                    "not declared when the session opened",
+                )
+                .into());
+            }
         };
-        match (&change.payload, change.dataset.as_str()) {
-            (Some(change::Payload::Need(need)), datasets::NEEDS) => {
-                if need.origin_siret != origin {
-                    return Err(impersonation(&need.origin_siret));
-                }
-                if need.need_id != change.key || need.origin_version != change.version {
-                    return Err(FieldError::rule(
-                        "need",
-                        "need_id and origin_version must match the change's key and version",
-                    )
-                    .into());
-                }
-                validate::record_id("need_id", &need.need_id)?;
-                validate::rome_code("rome_code", &need.rome_code)?;
-                validate::departement("departement", &need.departement)?;
-                validate::date("start_date", &need.start_date)?;
-                validate::code::<NeedStatus>("status", need.status)?;
-            }
-            (Some(change::Payload::Indicators(report)), datasets::INDICATORS) => {
-                if report.siret != origin {
-                    return Err(impersonation(&report.siret));
-                }
-                let fields =
-                    report.fields.as_ref().ok_or_else(|| FieldError::rule("fields", "is required"))?;
-                validate::indicator_fields(fields)?;
-                if fields.period != change.key || report.version != change.version {
-                    return Err(FieldError::rule(
-                        "indicators",
-                        "period and version must match the change's key and version",
-                    )
-                    .into());
-                }
-            }
-            (Some(change::Payload::Profile(profile)), datasets::PROFILES) => {
-                if profile.holding_siret != origin {
-                    return Err(impersonation(&profile.holding_siret));
-                }
-                if profile.pseudonym != change.key || profile.origin_version != change.version {
-                    return Err(FieldError::rule(
-                        "profile",
-                        "pseudonym and origin_version must match the change's key and version",
-                    )
-                    .into());
-                }
-                validate::anonymized_profile(profile)?;
-            }
-            (Some(change::Payload::Tombstone(t)), _) => {
+        match &change.payload {
+            None => return Err(FieldError::rule("payload", "is required").into()),
+            Some(change::Payload::Tombstone(t)) => {
                 if t.origin_siret != origin {
-                    return Err(impersonation(&t.origin_siret));
+                    return Err(super::datasets::impersonation(origin, &t.origin_siret));
                 }
                 if t.hub_id != self.config.id {
                     return Err(FieldError::new(
@@ -507,14 +451,9 @@ impl Hub {
                     .into());
                 }
             }
-            (None, _) => return Err(FieldError::rule("payload", "is required").into()),
-            (_, dataset) => {
-                return Err(
-                    FieldError::new("dataset", dataset, "payload does not belong to this dataset").into()
-                );
-            }
+            Some(payload) => super::datasets::check(dataset, payload, change, origin)?,
         }
-        Ok(())
+        Ok(dataset)
     }
 }
 
@@ -530,22 +469,15 @@ impl PushSession {
             peer,
             epoch: vec![9; 16],
             epoch_at_ms: 0,
-            datasets: [datasets::NEEDS, datasets::INDICATORS].iter().map(|d| d.to_string()).collect(),
+            datasets: Dataset::ALL.into_iter().filter(|d| d.is_relayed()).collect(),
             id,
             relay: true,
         }
     }
 
     /// A session as `open_push` would make it, for tests of the apply path.
-    pub(crate) fn for_tests(peer: Peer, epoch: Vec<u8>, datasets: &[&str], id: u64) -> Self {
-        Self {
-            peer,
-            epoch,
-            epoch_at_ms: 0,
-            datasets: datasets.iter().map(|d| d.to_string()).collect(),
-            id,
-            relay: false,
-        }
+    pub(crate) fn for_tests(peer: Peer, epoch: Vec<u8>, datasets: &[Dataset], id: u64) -> Self {
+        Self { peer, epoch, epoch_at_ms: 0, datasets: datasets.iter().copied().collect(), id, relay: false }
     }
 }
 
@@ -558,11 +490,11 @@ impl Hub {
     /// Deletes `count` live records of an origin's dataset without telling anyone, to simulate a
     /// damaged or partially restored store. For anti-entropy tests only.
     #[doc(hidden)]
-    pub fn damage_for_tests(&self, origin: &str, dataset: &str, count: usize) -> Result<()> {
+    pub fn damage_for_tests(&self, origin: &str, dataset: Dataset, count: usize) -> Result<()> {
         let mut batch = WriteBatch::new();
         for (key, _) in self.records_of(origin, dataset)?.into_iter().filter(|(_, r)| r.is_live()).take(count)
         {
-            batch.delete(Tree::Records, record_key(origin, dataset, &key));
+            batch.delete(Tree::Records, RecordKey::new(origin, dataset, key).encode());
         }
         Ok(self.store.commit(batch)?)
     }

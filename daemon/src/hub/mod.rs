@@ -5,6 +5,7 @@
 //! accepts it (or the hub's config says `auto_accept = true`). Invariant: a member's key is the
 //! identity of its certificate (`node/SIRET`, `hub/ID`), never something the peer wrote.
 
+mod datasets;
 pub mod ingest;
 pub mod profiles_view;
 pub mod relay;
@@ -258,11 +259,12 @@ impl Hub {
         let mut stats = stats::StatsDelta::default();
         let mut feed = Vec::new();
         let mut purged = 0;
-        for dataset in passerelle_proto::datasets::ALL {
-            for (record_key, record) in self.records_of(id, dataset)? {
+        for dataset in passerelle_proto::datasets::Dataset::ALL {
+            for (key, record) in self.records_of(id, dataset)? {
                 self.stage_stats(&mut stats, id, None, Some(&record), None)?;
-                batch.delete(Tree::Records, ingest::record_key(id, dataset, &record_key));
-                feed.push(format!("{id}/{dataset}/{record_key}"));
+                let record_key = crate::store::keys::RecordKey::new(id, dataset, key);
+                batch.delete(Tree::Records, record_key.encode());
+                feed.push(record_key);
                 purged += 1;
             }
         }

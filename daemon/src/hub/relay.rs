@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use passerelle_proto::datasets;
 use passerelle_proto::identity::Role;
 use passerelle_proto::v1::hub_sync_client::HubSyncClient;
 use passerelle_proto::v1::{
@@ -22,9 +21,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Hub;
-use super::ingest::{HubRecord, record_key};
+use super::ingest::HubRecord;
 use crate::config::Upstream;
 use crate::error::{Error, Result};
+use crate::store::keys::{FeedEntry, RecordKey};
 use crate::store::{Tree, WriteBatch};
 
 /// Most records in one relayed batch.
@@ -52,10 +52,11 @@ fn position_key(upstream: &str) -> Vec<u8> {
 impl Hub {
     /// The change a record needs at an upstream hub now: its state with its origin, or a
     /// tombstone if it is deleted or gone here.
-    pub fn relay_change(&self, origin: &str, dataset: &str, key: &str, upstream: &str) -> Result<Change> {
+    pub fn relay_change(&self, record_key: &RecordKey, upstream: &str) -> Result<Change> {
+        let RecordKey { origin, dataset, key } = record_key;
         let record: Option<HubRecord> = self
             .store
-            .get(Tree::Records, &record_key(origin, dataset, key))?
+            .get(Tree::Records, &record_key.encode())?
             .and_then(|raw| HubRecord::decode(raw.as_slice()).ok());
         let structure = self
             .load(&super::member_key(Role::Node, origin))?
@@ -94,27 +95,25 @@ impl Hub {
     fn relay_all(&self, upstream: &str) -> Result<Vec<Change>> {
         let mut out = Vec::new();
         for (key, raw) in self.store.scan(Tree::Records, &[], None, usize::MAX)? {
-            let text = String::from_utf8_lossy(&key).into_owned();
-            let mut parts = text.splitn(3, '/');
-            let (Some(origin), Some(dataset), Some(k)) = (parts.next(), parts.next(), parts.next()) else {
+            let Some(record_key) = RecordKey::decode(&key) else {
                 continue;
             };
-            if (dataset == datasets::NEEDS || dataset == datasets::INDICATORS)
-                && HubRecord::decode(raw.as_slice()).is_ok_and(|r| r.is_live())
+            if record_key.dataset.is_relayed() && HubRecord::decode(raw.as_slice()).is_ok_and(|r| r.is_live())
             {
-                out.push(self.relay_change(origin, dataset, k, upstream)?);
+                out.push(self.relay_change(&record_key, upstream)?);
             }
         }
         Ok(out)
     }
 
-    /// Up to `limit` lines of the change feed after `after`, and the position reached.
-    fn feed_lines(&self, after: u64, limit: usize) -> Result<(Vec<String>, u64)> {
+    /// Up to `limit` records of the change feed after `after`, and the position reached.
+    fn feed_lines(&self, after: u64, limit: usize) -> Result<(Vec<RecordKey>, u64)> {
         let mut lines = Vec::new();
         let mut position = after;
-        for (k, v) in self.store.scan(Tree::Feed, &(after + 1).to_be_bytes(), None, 64)? {
-            position = k.as_slice().try_into().map(u64::from_be_bytes).unwrap_or(position);
-            lines.extend(String::from_utf8_lossy(&v).split('\n').map(str::to_string));
+        for (k, v) in self.store.scan(Tree::Feed, &FeedEntry::key(after + 1), None, 64)? {
+            let Some(entry) = FeedEntry::decode(&k, &v) else { continue };
+            position = entry.position;
+            lines.extend(entry.records);
             if lines.len() >= limit {
                 break;
             }
@@ -263,16 +262,8 @@ async fn session(hub: &Arc<Hub>, upstream: &Upstream, mut stop: watch::Receiver<
             let mut seen = std::collections::HashSet::new();
             let mut changes = Vec::new();
             for line in lines {
-                let mut parts = line.splitn(3, '/');
-                let (Some(origin), Some(dataset), Some(key)) = (parts.next(), parts.next(), parts.next())
-                else {
-                    continue;
-                };
-                if !key.is_empty()
-                    && (dataset == datasets::NEEDS || dataset == datasets::INDICATORS)
-                    && seen.insert(line.clone())
-                {
-                    changes.push(h.relay_change(origin, dataset, key, &i)?);
+                if !line.key.is_empty() && line.dataset.is_relayed() && seen.insert(line.clone()) {
+                    changes.push(h.relay_change(&line, &i)?);
                 }
             }
             Ok::<_, Error>((changes, reached))

@@ -81,6 +81,7 @@ mod tests {
     use super::*;
     use crate::authz::Peer;
     use crate::hub::ingest::PushSession;
+    use passerelle_proto::datasets::Dataset;
 
     const SIRET: &str = "73282932000074";
 
@@ -118,7 +119,7 @@ mod tests {
         let structure =
             Structure { siret: SIRET.into(), kind: 1, name: "S".into(), departement: "49".into() };
         hub.admit(&peer, Some(structure))?;
-        let session = PushSession::for_tests(peer, vec![1; 16], &["needs"], 1);
+        let session = PushSession::for_tests(peer, vec![1; 16], &[Dataset::Needs], 1);
         let (a, b) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
         let tombstone = || {
             change::Payload::Tombstone(Tombstone {

@@ -8,13 +8,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use passerelle_proto::datasets;
+use passerelle_proto::datasets::Dataset;
 use passerelle_proto::identity::Role;
 use passerelle_proto::v1::{NeedStatus, NetworkNeed, Structure, ViewBatch};
 
 use super::Hub;
-use super::ingest::{HubRecord, record_key};
+use super::ingest::HubRecord;
 use crate::error::Result;
+use crate::store::keys::{FeedEntry, RecordKey};
 use crate::store::{Tree, WriteBatch};
 
 /// Meta key of the feed's last position.
@@ -28,12 +29,12 @@ const VIEW_PAGE: usize = 2000;
 impl Hub {
     /// Appends one feed entry listing `keys` to `batch` (one per applied batch, not per change);
     /// returns the new head to publish after the commit.
-    pub(super) fn stage_feed(&self, batch: &mut WriteBatch, keys: Vec<String>) -> Option<u64> {
+    pub(super) fn stage_feed(&self, batch: &mut WriteBatch, keys: Vec<RecordKey>) -> Option<u64> {
         if keys.is_empty() {
             return None;
         }
         let head = self.feed_head() + 1;
-        batch.put(Tree::Feed, head.to_be_bytes(), keys.join("\n").into_bytes());
+        batch.put(Tree::Feed, FeedEntry::key(head), FeedEntry::encode_records(&keys));
         batch.put(Tree::Meta, FEED_HEAD, head.to_be_bytes());
         Some(head)
     }
@@ -113,35 +114,19 @@ impl Hub {
                 position: head,
             });
         }
-        let mut keys: Vec<String> = Vec::new();
-        let mut position = after;
-        while keys.len() < FEED_PAGE {
-            let entries = self.store.scan(Tree::Feed, &(position + 1).to_be_bytes(), None, 16)?;
-            if entries.is_empty() {
-                break;
-            }
-            for (k, value) in entries {
-                position = k.as_slice().try_into().map(u64::from_be_bytes).unwrap_or(position);
-                keys.extend(String::from_utf8_lossy(&value).split('\n').map(str::to_string));
-                if keys.len() >= FEED_PAGE {
-                    break;
-                }
-            }
-        }
+        let (keys, position) = self.feed_records(after, FEED_PAGE)?;
         let mut seen = HashSet::new();
         let (mut upserts, mut removals) = (Vec::new(), Vec::new());
-        for line in keys {
-            // Feed lines are `origin/dataset/key`; the view is about needs.
-            let mut parts = line.splitn(3, '/');
-            let (Some(origin), Some(dataset), Some(need_id)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            if dataset != datasets::NEEDS || origin == viewer || !seen.insert(line.clone()) {
+        for record_key in keys {
+            // The view is about needs.
+            if record_key.dataset != Dataset::Needs
+                || record_key.origin == viewer
+                || !seen.insert(record_key.clone())
+            {
                 continue;
             }
-            let key = format!("{origin}/{need_id}");
-            match self.store.get(Tree::Records, &record_key(origin, datasets::NEEDS, need_id))? {
+            let key = format!("{}/{}", record_key.origin, record_key.key);
+            match self.store.get(Tree::Records, &record_key.encode())? {
                 Some(raw) => {
                     match <HubRecord as prost::Message>::decode(raw.as_slice()).ok().and_then(&view_need) {
                         Some(need) => upserts.push(need),
@@ -152,6 +137,28 @@ impl Hub {
             }
         }
         Ok(ViewBatch { hub_epoch: epoch, reset: false, upserts, removals, position })
+    }
+
+    /// The records changed after feed position `after`, whole entries until at least `limit`
+    /// records (or the head) are reached, and the position reached.
+    pub(super) fn feed_records(&self, after: u64, limit: usize) -> Result<(Vec<RecordKey>, u64)> {
+        let mut keys = Vec::new();
+        let mut position = after;
+        while keys.len() < limit {
+            let entries = self.store.scan(Tree::Feed, &FeedEntry::key(position + 1), None, 16)?;
+            if entries.is_empty() {
+                break;
+            }
+            for (k, value) in entries {
+                let Some(entry) = FeedEntry::decode(&k, &value) else { continue };
+                position = entry.position;
+                keys.extend(entry.records);
+                if keys.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok((keys, position))
     }
 
     /// Each node member's public identity, by SIRET.

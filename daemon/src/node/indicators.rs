@@ -1,6 +1,6 @@
 //! Monthly indicator reports: one per period, re-submission replaces and bumps the version.
 
-use passerelle_proto::datasets::INDICATORS;
+use passerelle_proto::datasets::Dataset;
 use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::v1::{ImportResponse, IndicatorFields, IndicatorReport, IndicatorRow};
 use passerelle_proto::validate::{self, FieldError, RowError};
@@ -27,7 +27,7 @@ impl Node {
         let mut batch = WriteBatch::new();
         batch.put(Tree::Indicators, key, report.encode_to_vec());
         let period = report.fields.as_ref().map(|f| f.period.clone()).unwrap_or_default();
-        let seq = self.log_change(&mut batch, INDICATORS, &period);
+        let seq = self.log_change(&mut batch, Dataset::Indicators, &period);
         self.commit_change(batch, seq)?;
         Ok(report)
     }
@@ -79,7 +79,7 @@ impl Node {
                 submitted_at_ms: now,
             };
             batch.put(Tree::Indicators, key, report.encode_to_vec());
-            last_seq = self.log_change_at(&mut batch, last_seq + 1, INDICATORS, &period);
+            last_seq = self.log_change_at(&mut batch, last_seq + 1, Dataset::Indicators, &period);
             keys.push(period);
         }
         if !keys.is_empty() {

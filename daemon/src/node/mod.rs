@@ -100,13 +100,8 @@ impl Node {
     /// How many records the node holds, by kind (for the metrics endpoint; scans keys only).
     pub fn record_counts(&self) -> Result<Vec<(&'static str, u64)>> {
         let mut counts = Vec::new();
-        for (name, tree) in [
-            ("needs", Tree::Needs),
-            ("indicators", Tree::Indicators),
-            ("persons", Tree::Persons),
-            ("consents", Tree::Consents),
-        ] {
-            counts.push((name, self.store.scan(tree, &[], None, usize::MAX)?.len() as u64));
+        for tree in [Tree::Needs, Tree::Indicators, Tree::Persons, Tree::Consents] {
+            counts.push((tree.name(), self.store.scan(tree, &[], None, usize::MAX)?.len() as u64));
         }
         Ok(counts)
     }

@@ -1,6 +1,6 @@
 //! Recruitment needs: create, update, close, read.
 
-use passerelle_proto::datasets;
+use passerelle_proto::datasets::Dataset;
 use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::v1::{ImportResponse, NeedFields, NeedRow, NeedStatus, RecruitmentNeed};
 use passerelle_proto::validate::{self, RowError};
@@ -18,7 +18,7 @@ impl Node {
         let _writer = self.write_lock();
         let mut batch = WriteBatch::new();
         batch.put(Tree::Needs, keys::id(&id), need.encode_to_vec());
-        let seq = self.log_change(&mut batch, datasets::NEEDS, &need.id);
+        let seq = self.log_change(&mut batch, Dataset::Needs, &need.id);
         self.commit_change(batch, seq)?;
         Ok(need)
     }
@@ -48,7 +48,7 @@ impl Node {
         for fields in cleaned {
             let (id, need) = new_need(fields, now);
             batch.put(Tree::Needs, keys::id(&id), need.encode_to_vec());
-            last_seq = self.log_change_at(&mut batch, last_seq + 1, datasets::NEEDS, &need.id);
+            last_seq = self.log_change_at(&mut batch, last_seq + 1, Dataset::Needs, &need.id);
             keys.push(need.id);
         }
         if !keys.is_empty() {
@@ -129,7 +129,7 @@ impl Node {
         need.updated_at_ms = now_unix_ms().max(need.updated_at_ms);
         let mut batch = WriteBatch::new();
         batch.put(Tree::Needs, keys::id(key), need.encode_to_vec());
-        let seq = self.log_change(&mut batch, datasets::NEEDS, &need.id);
+        let seq = self.log_change(&mut batch, Dataset::Needs, &need.id);
         self.commit_change(batch, seq)
     }
 
@@ -143,10 +143,10 @@ impl Node {
         batch.delete(Tree::Needs, keys::id(&key));
         batch.put(
             Tree::Tombstones,
-            super::projection::tombstone_key(datasets::NEEDS, id),
+            crate::store::keys::tombstone(Dataset::Needs, id),
             (need.version + 1).to_be_bytes(),
         );
-        let seq = self.log_change(&mut batch, datasets::NEEDS, id);
+        let seq = self.log_change(&mut batch, Dataset::Needs, id);
         self.commit_change(batch, seq)
     }
 }

@@ -6,6 +6,7 @@
 //! changed (dataset, key); its state is read when it is sent, so several changes to one record
 //! collapse into its latest version.
 
+use passerelle_proto::datasets::Dataset;
 use prost::Message;
 
 use super::Node;
@@ -29,12 +30,12 @@ pub struct OutboxEntry {
 impl Node {
     /// Adds an outbox entry for a change of `dataset`/`key` to `batch`; returns its sequence
     /// number. Call under the write lock and pass the number to [`Node::commit_change`].
-    pub(super) fn log_change(&self, batch: &mut WriteBatch, dataset: &str, key: &str) -> u64 {
+    pub(super) fn log_change(&self, batch: &mut WriteBatch, dataset: Dataset, key: &str) -> u64 {
         self.log_change_at(batch, self.head_seq() + 1, dataset, key)
     }
 
     /// [`Node::log_change`] with an explicit number, for several changes in one commit.
-    pub(super) fn log_change_at(&self, batch: &mut WriteBatch, seq: u64, dataset: &str, key: &str) -> u64 {
+    pub(super) fn log_change_at(&self, batch: &mut WriteBatch, seq: u64, dataset: Dataset, key: &str) -> u64 {
         let entry = OutboxEntry { dataset: dataset.to_string(), key: key.to_string() };
         batch.put(Tree::Outbox, seq.to_be_bytes(), entry.encode_to_vec());
         seq

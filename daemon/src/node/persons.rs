@@ -95,11 +95,11 @@ impl Node {
         batch.put(Tree::ProfileVersions, id.as_bytes().to_vec(), version.to_be_bytes());
         batch.put(
             Tree::Tombstones,
-            super::projection::tombstone_key(passerelle_proto::datasets::PROFILES, id),
+            crate::store::keys::tombstone(passerelle_proto::datasets::Dataset::Profiles, id),
             version.to_be_bytes(),
         );
         self.request_purges(&mut batch, id, None, "person erased")?;
-        let seq = self.log_change(&mut batch, passerelle_proto::datasets::PROFILES, id);
+        let seq = self.log_change(&mut batch, passerelle_proto::datasets::Dataset::Profiles, id);
         self.commit_change(batch, seq)?;
         Ok(withdrawn)
     }

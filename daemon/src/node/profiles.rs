@@ -15,7 +15,7 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use passerelle_proto::codes::Code;
-use passerelle_proto::datasets;
+use passerelle_proto::datasets::Dataset;
 use passerelle_proto::date::{Date, now_unix_ms};
 use passerelle_proto::v1::{
     AgeBand, AnonymizedProfile, Barrier, Change, ConsentPurpose, HoursBand, MobilityBand, Person, change,
@@ -25,8 +25,8 @@ use prost::Message;
 use sha2::Sha256;
 
 use super::Node;
-use super::projection::tombstone_key;
 use crate::error::{Error, Result};
+use crate::store::keys::tombstone as tombstone_key;
 use crate::store::{StoreError, Tree, WriteBatch, keys, scan_prefix};
 
 /// Meta key of the pseudonym secret.
@@ -222,7 +222,7 @@ impl Node {
     fn bump_profile_at(&self, batch: &mut WriteBatch, person_id: &str, seq: u64) -> Result<u64> {
         let version = self.profile_version(person_id)? + 1;
         batch.put(Tree::ProfileVersions, person_id.as_bytes().to_vec(), version.to_be_bytes());
-        Ok(self.log_change_at(batch, seq, datasets::PROFILES, person_id))
+        Ok(self.log_change_at(batch, seq, Dataset::Profiles, person_id))
     }
 
     /// Marks a purge as requested at every hub holding the person's profile (all hubs, or one),
@@ -300,7 +300,7 @@ impl Node {
                 age_band: profile.age_band,
             };
             let change = Change {
-                dataset: datasets::PROFILES.into(),
+                dataset: Dataset::Profiles.to_string(),
                 key: pseudonym,
                 version,
                 payload: Some(change::Payload::Profile(profile)),
@@ -315,13 +315,13 @@ impl Node {
             Some(_) => self.profile_version(person_id)?,
             None => self
                 .store
-                .get(Tree::Tombstones, &tombstone_key(datasets::PROFILES, person_id))?
+                .get(Tree::Tombstones, &tombstone_key(Dataset::Profiles, person_id))?
                 .and_then(|raw| raw.as_slice().try_into().ok().map(u64::from_be_bytes))
                 .unwrap_or_else(|| self.profile_version(person_id).unwrap_or(0) + 1),
         };
         let reason = if person.is_some() { "withdrawn" } else { "erased" };
         let change = Change {
-            dataset: datasets::PROFILES.into(),
+            dataset: Dataset::Profiles.to_string(),
             key: pseudonym,
             version,
             payload: Some(change::Payload::Tombstone(self.tombstone(hub_id, reason))),
@@ -436,7 +436,7 @@ impl Node {
     pub(super) fn profile_keys(&self) -> Result<Vec<String>> {
         let mut ids: Vec<String> =
             self.load_all::<Person>(Tree::Persons)?.into_iter().map(|p| p.id).collect();
-        let prefix = tombstone_key(datasets::PROFILES, "");
+        let prefix = tombstone_key(Dataset::Profiles, "");
         for (key, _) in scan_prefix(self.store.as_ref(), Tree::Tombstones, &prefix)? {
             ids.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
         }

@@ -6,7 +6,7 @@
 //! field from the structured fields of a need, so the client, the description and the title
 //! cannot travel, and the commune becomes its département.
 
-use passerelle_proto::datasets::{self, Digest};
+use passerelle_proto::datasets::{Dataset, Digest};
 use passerelle_proto::v1::{Change, Tombstone};
 use passerelle_proto::v1::{IndicatorReport, RecruitmentNeed, SharedNeed, change};
 use prost::Message;
@@ -15,11 +15,6 @@ use super::Node;
 use super::outbox::OutboxEntry;
 use crate::error::{Error, Result};
 use crate::store::{StoreError, Tree, keys};
-
-/// The key of a local tombstone.
-pub(super) fn tombstone_key(dataset: &str, key: &str) -> Vec<u8> {
-    format!("{dataset}/{key}").into_bytes()
-}
 
 /// The shared, anonymised shape of a need.
 pub fn share_need(origin_siret: &str, need: &RecruitmentNeed) -> SharedNeed {
@@ -42,43 +37,46 @@ pub fn share_need(origin_siret: &str, need: &RecruitmentNeed) -> SharedNeed {
 
 impl Node {
     /// The change a hub must receive for an outbox entry: the record's current state, or its
-    /// tombstone. `None` if the entry's dataset is unknown to this binary.
+    /// tombstone. `None` if the entry's dataset is unknown to this binary (the outbox is read
+    /// here: its dataset is parsed once, here).
     pub fn change_for(&self, entry: &OutboxEntry, hub_id: &str) -> Result<Option<Change>> {
+        let Ok(dataset) = entry.dataset.parse::<Dataset>() else {
+            return Ok(None);
+        };
         let siret = &self.structure.siret;
-        let payload = match entry.dataset.as_str() {
-            datasets::NEEDS => {
+        let payload = match dataset {
+            Dataset::Needs => {
                 let id = super::parse_id("key", &entry.key)?;
                 self.load::<RecruitmentNeed>(Tree::Needs, &keys::id(&id))?
                     .map(|need| (need.version, change::Payload::Need(share_need(siret, &need))))
             }
-            datasets::PROFILES => {
+            Dataset::Profiles => {
                 return Ok(self.profile_change(&entry.key, hub_id)?.map(|(change, _)| change));
             }
-            datasets::INDICATORS => {
+            Dataset::Indicators => {
                 let month = passerelle_proto::validate::month("key", &entry.key)?;
                 self.load::<IndicatorReport>(Tree::Indicators, &keys::month(month))?
                     .map(|report| (report.version, change::Payload::Indicators(report)))
             }
-            _ => return Ok(None),
         };
         let (version, payload) = match payload {
             Some(found) => found,
             None => {
                 let version = self
                     .store
-                    .get(Tree::Tombstones, &tombstone_key(&entry.dataset, &entry.key))?
+                    .get(Tree::Tombstones, &keys::tombstone(dataset, &entry.key))?
                     .and_then(|raw| raw.as_slice().try_into().ok().map(u64::from_be_bytes))
                     .ok_or_else(|| {
                         Error::Store(StoreError(format!(
                             "{} {} has neither record nor tombstone",
-                            entry.dataset, entry.key
+                            dataset, entry.key
                         )))
                     })?;
                 (version, change::Payload::Tombstone(self.tombstone(hub_id, "deleted")))
             }
         };
         Ok(Some(Change {
-            dataset: entry.dataset.clone(),
+            dataset: dataset.to_string(),
             key: entry.key.clone(),
             version,
             payload: Some(payload),
@@ -96,8 +94,12 @@ impl Node {
     }
 
     /// Every record of a dataset as changes (live records and tombstones), for a full resend.
+    /// An unknown dataset has none.
     pub fn snapshot(&self, dataset: &str, hub_id: &str) -> Result<Vec<Change>> {
-        if dataset == datasets::PROFILES {
+        let Ok(dataset) = dataset.parse::<Dataset>() else {
+            return Ok(Vec::new());
+        };
+        if dataset == Dataset::Profiles {
             let mut changes = Vec::new();
             for person_id in self.profile_keys()? {
                 if let Some((change, _)) = self.profile_change(&person_id, hub_id)? {
@@ -111,7 +113,7 @@ impl Node {
             .into_iter()
             .map(|(key, _)| OutboxEntry { dataset: dataset.to_string(), key })
             .collect();
-        let prefix = tombstone_key(dataset, "");
+        let prefix = keys::tombstone(dataset, "");
         for (key, _) in crate::store::scan_prefix(self.store.as_ref(), Tree::Tombstones, &prefix)? {
             let key = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
             entries.push(OutboxEntry { dataset: dataset.to_string(), key });
@@ -128,10 +130,10 @@ impl Node {
     /// The digest of a dataset's live records: what hub `hub_id`, if up to date, holds of this node.
     pub fn digest(&self, dataset: &str, hub_id: &str) -> Result<Digest> {
         let mut digest = Digest::default();
-        let keys = if dataset == datasets::PROFILES {
-            self.profile_digest_keys(hub_id)?
-        } else {
-            self.keys_of(dataset)?
+        let keys = match dataset.parse::<Dataset>() {
+            Ok(Dataset::Profiles) => self.profile_digest_keys(hub_id)?,
+            Ok(dataset) => self.keys_of(dataset)?,
+            Err(_) => Vec::new(),
         };
         for (key, version) in keys {
             digest.add(&key, version);
@@ -139,20 +141,20 @@ impl Node {
         Ok(digest)
     }
 
-    /// (key, version) of every live record of a dataset.
-    fn keys_of(&self, dataset: &str) -> Result<Vec<(String, u64)>> {
+    /// (key, version) of every live record of a dataset (profiles: see `profile_digest_keys`).
+    fn keys_of(&self, dataset: Dataset) -> Result<Vec<(String, u64)>> {
         Ok(match dataset {
-            datasets::NEEDS => self
+            Dataset::Needs => self
                 .load_all::<RecruitmentNeed>(Tree::Needs)?
                 .into_iter()
                 .map(|n| (n.id, n.version))
                 .collect(),
-            datasets::INDICATORS => self
+            Dataset::Indicators => self
                 .load_all::<IndicatorReport>(Tree::Indicators)?
                 .into_iter()
                 .map(|r| (r.fields.map(|f| f.period).unwrap_or_default(), r.version))
                 .collect(),
-            _ => Vec::new(),
+            Dataset::Profiles => Vec::new(),
         })
     }
 }

@@ -238,7 +238,7 @@ fn a_birthday_that_moves_an_age_band_resends_the_profile() {
     assert_eq!(node.head_seq(), head + 1, "one profile change logged for sync, in one commit");
     let pending = node.outbox_after(head, 10).expect("outbox");
     assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].1.dataset, passerelle_proto::datasets::PROFILES);
+    assert_eq!(pending[0].1.dataset, passerelle_proto::datasets::Dataset::Profiles);
 }
 
 /// Several birthdays on one day: each person gets an outbox entry of their own (they once shared

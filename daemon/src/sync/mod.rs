@@ -275,7 +275,7 @@ impl SyncEngine {
         let region = departement.and_then(passerelle_proto::geo::region_of);
         let mut out = ListNetworkProfilesResponse::default();
         for link in &self.links {
-            if !link.config.datasets.iter().any(|d| d == passerelle_proto::datasets::PROFILES) {
+            if !link.config.datasets.iter().any(|d| *d == passerelle_proto::datasets::Dataset::Profiles) {
                 continue;
             }
             let fetched = async {

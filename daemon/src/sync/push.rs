@@ -296,7 +296,7 @@ impl<'a> PushSession<'a> {
                         if !datasets.contains(&entry.dataset) {
                             continue;
                         }
-                        let change = if entry.dataset == passerelle_proto::datasets::PROFILES {
+                        let change = if entry.dataset == passerelle_proto::datasets::Dataset::Profiles {
                             node.profile_change(&entry.key, &hub_id)?.map(|(c, e)| (c, Some(e)))
                         } else {
                             node.change_for(&entry, &hub_id)?.map(|c| (c, None))
@@ -373,7 +373,7 @@ fn chunks_with(changes: Vec<(Change, Option<ProfileEffect>)>) -> Vec<(Vec<Change
 
 /// The profile effects of a chunk of a full resend (the pseudonym maps back only here).
 fn snapshot_effects(node: &Node, hub_id: &str, chunk: &[Change]) -> Vec<ProfileEffect> {
-    if !chunk.iter().any(|c| c.dataset == passerelle_proto::datasets::PROFILES) {
+    if !chunk.iter().any(|c| c.dataset == passerelle_proto::datasets::Dataset::Profiles) {
         return Vec::new();
     }
     let Ok(ids) = node.profile_person_ids() else { return Vec::new() };

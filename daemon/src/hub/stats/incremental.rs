@@ -18,6 +18,7 @@ use crate::authz::Peer;
 use crate::hub::Hub;
 use crate::hub::ingest::PushSession;
 use crate::store::Tree;
+use passerelle_proto::datasets::Dataset;
 
 /// Cell key → structure → (values, records).
 type Cells = BTreeMap<Vec<u8>, BTreeMap<String, (Vec<i64>, u32)>>;
@@ -347,7 +348,7 @@ fn relayed_records_are_reference_counted() -> anyhow::Result<()> {
     let cells = hub.stat_cells("i/")?;
     assert_eq!(cells.values().map(|c| c.contributions.len()).sum::<usize>(), 1, "counted once");
     let sources = |hub: &Hub| -> anyhow::Result<Option<Vec<String>>> {
-        Ok(hub.records_of(siret, "indicators")?.first().map(|(_, r)| r.sources.clone()))
+        Ok(hub.records_of(siret, Dataset::Indicators)?.first().map(|(_, r)| r.sources.clone()))
     };
     assert_eq!(sources(&hub)?, Some(vec!["coorace-pdl".to_string(), "fas-pdl".to_string()]));
 
@@ -375,7 +376,7 @@ proptest! {
                 let peer = Peer { id: PeerId { role: Role::Node, id: (*siret).into() }, serial: None };
                 let structure = Structure { siret: (*siret).into(), kind: *kind, name: format!("S{i}"), departement: (*dep).into() };
                 hub.admit(&peer, Some(structure)).map_err(|e| TestCaseError::fail(e.to_string()))?;
-                sessions.push(PushSession::for_tests(peer, vec![i as u8; 16], &["needs", "indicators"], i as u64 + 1));
+                sessions.push(PushSession::for_tests(peer, vec![i as u8; 16], &[Dataset::Needs, Dataset::Indicators], i as u64 + 1));
             }
             let mut versions: HashMap<(usize, String), u64> = HashMap::new();
             for (seq, (origin, what, key, value)) in ops.into_iter().enumerate() {
@@ -425,7 +426,7 @@ proptest! {
             let members = hub.list_members().map_err(|e| TestCaseError::fail(e.to_string()))?;
             for (siret, _, _) in ORIGINS {
                 let structure = members.iter().find(|m| m.id == siret).and_then(|m| m.structure.clone());
-                for dataset in ["needs", "indicators"] {
+                for dataset in [Dataset::Needs, Dataset::Indicators] {
                     for (_, record) in hub.records_of(siret, dataset).map_err(|e| TestCaseError::fail(e.to_string()))? {
 if let Some((key, values)) = contribution(&record, structure.as_ref()) {
                             let mut keys = vec![key.clone()];
@@ -490,7 +491,7 @@ fn linked_profile_tables_share_one_suppression() -> anyhow::Result<()> {
             &peer,
             Some(Structure { siret: siret.clone(), kind: 1, name: format!("S{s}"), departement: dep.into() }),
         )?;
-        let session = PushSession::for_tests(peer, vec![1; 16], &["profiles"], s as u64 + 1);
+        let session = PushSession::for_tests(peer, vec![1; 16], &[Dataset::Profiles], s as u64 + 1);
         // Uneven on purpose: some cells are small, some are not.
         let changes = (0..(3 + s * 2))
             .map(|i| {
