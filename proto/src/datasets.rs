@@ -147,7 +147,11 @@ mod tests {
         for dataset in Dataset::ALL {
             assert_eq!(dataset.as_str().parse::<Dataset>(), Ok(dataset));
             assert_eq!(dataset.to_string(), dataset.as_str());
-            assert!(dataset.to_string() == dataset, "a wire string compares equal to its dataset");
+            let wire: String = dataset.as_str().into();
+            assert!(
+                wire == dataset && *wire.as_str() == dataset,
+                "a wire string compares equal to its dataset"
+            );
         }
         assert_eq!(Dataset::choices(), "needs, indicators, profiles");
     }
