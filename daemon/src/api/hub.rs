@@ -20,20 +20,17 @@ use passerelle_proto::v1::statistics_service_server::StatisticsService;
 use passerelle_proto::v1::{
     AcceptMemberRequest, GetHubRequest, HelloRequest, HelloResponse, HubInfo, ListMembersRequest,
     ListMembersResponse, ListTablesRequest, ListTablesResponse, Member, ReloadRequest, ReloadResponse,
-    RemoveMemberRequest, RemoveMemberResponse, TableDescriptor,
+    RemoveMemberRequest, RemoveMemberResponse,
 };
 use tonic::{Request, Response, Status};
 
 use super::blocking;
 use crate::authz;
 use crate::hub::Hub;
+use crate::hub::stats::{self, DOMINANCE_PERCENT, MIN_STRUCTURES};
 
-/// Structures a published statistics cell needs at least.
-pub const MIN_STRUCTURES: u32 = 3;
 /// Persons a published count needs at least (a hub may raise it).
 pub const MIN_PERSONS: u32 = 5;
-/// Largest share of a cell one structure may contribute, in percent.
-pub const DOMINANCE_PERCENT: u32 = 85;
 
 /// The hub's services over a [`Hub`].
 #[derive(Debug, Clone)]
@@ -206,41 +203,8 @@ impl HubSync for HubApi {
 #[tonic::async_trait]
 impl StatisticsService for HubApi {
     async fn list_tables(&self, _: Request<ListTablesRequest>) -> Reply<ListTablesResponse> {
-        let table = |name: &str, description: &str, dimensions: &[&str], measures: &[&str]| TableDescriptor {
-            name: name.into(),
-            description: description.into(),
-            dimensions: dimensions.iter().map(|d| d.to_string()).collect(),
-            measures: measures.iter().map(|m| m.to_string()).collect(),
-        };
         Ok(Response::new(ListTablesResponse {
-            tables: vec![
-                table(
-                    "indicators",
-                    "monthly indicators of member structures, by period",
-                    &["departement", "region", "kind", "network"],
-                    &[
-                        "structures",
-                        "etp",
-                        "employees_in_insertion",
-                        "hours_worked",
-                        "hires",
-                        "exits",
-                        "dynamic_exit_rate",
-                    ],
-                ),
-                table(
-                    "needs",
-                    "open recruitment needs of member structures",
-                    &["rome-grand-domaine", "rome-domaine", "rome", "departement", "start-month", "contract"],
-                    &["needs", "open_positions"],
-                ),
-                table(
-                    "profiles",
-                    "available anonymised profiles shared under consent",
-                    &["rome-domaine", "departement", "age-band"],
-                    &["profiles"],
-                ),
-            ],
+            tables: stats::Table::ALL.into_iter().map(stats::Table::descriptor).collect(),
             min_structures: MIN_STRUCTURES,
             min_persons: self.hub.config().min_persons,
             dominance_percent: DOMINANCE_PERCENT,

@@ -7,7 +7,7 @@
 mod hub;
 mod structure;
 
-pub use hub::{DOMINANCE_PERCENT, HubApi, MIN_PERSONS, MIN_STRUCTURES};
+pub use hub::{HubApi, MIN_PERSONS};
 pub use structure::StructureApi;
 
 use tonic::{Response, Status};

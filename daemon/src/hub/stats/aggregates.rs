@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use passerelle_proto::codes::slug_of;
 use passerelle_proto::date::Month;
-use passerelle_proto::v1::{AgeBand, ContractType, NeedStatus, Structure, StructureKind};
+use passerelle_proto::v1::{AgeBand, ContractType, Structure, StructureKind};
 use prost::Message;
 
+use super::catalogue::*;
 use super::tables::*;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
@@ -116,28 +117,7 @@ impl StatCell {
 
 /// The values a record contributes, whatever its cell (`None`: not counted).
 pub(super) fn values_of(record: &HubRecord) -> Option<Vec<i64>> {
-    if record.deleted {
-        return None;
-    }
-    if let Some(report) = &record.indicators {
-        let f = report.fields.as_ref()?;
-        let e = f.exits.unwrap_or_default();
-        return Some(vec![
-            f.etp_hundredths as i64,
-            i64::from(f.employees_in_insertion),
-            f.hours_worked as i64,
-            i64::from(f.hires),
-            i64::from(e.total),
-            i64::from(e.durable),
-            i64::from(e.transition),
-            i64::from(e.positive),
-            i64::from(e.other),
-        ]);
-    }
-    if let Some(need) = &record.need {
-        return (need.status == NeedStatus::Open as i32).then(|| vec![1, i64::from(need.open_positions)]);
-    }
-    record.profile.as_ref().map(|_| vec![1])
+    Table::of_record(record)?.spec().values(record)
 }
 
 /// Where a record is counted and with which values, or `None` if it is not counted. Indicators

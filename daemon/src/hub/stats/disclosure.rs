@@ -4,16 +4,18 @@
 use std::collections::HashMap;
 
 use passerelle_proto::date::Month;
-use passerelle_proto::v1::{Cell, Measure};
+use passerelle_proto::v1::{self, Cell};
 
 use super::aggregates::*;
-use super::tables::*;
+use super::catalogue::*;
+use super::tables::parse_period;
 use crate::error::Result;
 
-/// A cell must have at least this many contributing structures.
-pub const MIN_STRUCTURES: usize = 3;
-/// No structure may contribute more than this share of a cell's value, in percent.
-pub const DOMINANCE_PERCENT: i64 = 85;
+/// A cell must have at least this many contributing structures (the value `ListTables` reports).
+pub const MIN_STRUCTURES: u32 = 3;
+/// No structure may contribute more than this share of a cell's value, in percent (the value
+/// `ListTables` reports).
+pub const DOMINANCE_PERCENT: u32 = 85;
 
 /// Primary disclosure control of every interior cell and total.
 pub(super) fn disclose(
@@ -25,54 +27,46 @@ pub(super) fn disclose(
         .into_iter()
         .map(|(key, total, summary)| {
             let values = summary.totals.clone();
-            let value = |i: usize| values.get(i).copied().unwrap_or(0);
-            let structures = summary.structures as usize;
+            let value = |m: Measure| spec.total(&values, m);
+            let structures = summary.structures;
+            let dominance = value(spec.dominance);
             let reason = if structures < MIN_STRUCTURES {
                 format!("fewer than {MIN_STRUCTURES} structures")
             } else if spec.persons.is_some_and(|p| value(p) < min_persons) {
                 format!("fewer than {min_persons} persons")
-            } else if value(spec.dominance) > 0
-                && summary.dominance_max * 100 > DOMINANCE_PERCENT * value(spec.dominance)
+            } else if dominance > 0 && summary.dominance_max * 100 > i64::from(DOMINANCE_PERCENT) * dominance
             {
                 format!("one structure contributes more than {DOMINANCE_PERCENT} %")
             } else {
                 String::new()
             };
-            let mut measures: Vec<Measure> = spec
+            let mut measures: Vec<v1::Measure> = spec
                 .measures
                 .iter()
-                .enumerate()
-                .map(|(i, (name, unit, _))| Measure {
-                    name: (*name).into(),
-                    value: reason.is_empty().then_some(value(i)),
-                    unit: (*unit).into(),
+                .map(|m| v1::Measure {
+                    name: m.name().into(),
+                    value: reason.is_empty().then_some(value(*m)),
+                    unit: m.unit().into(),
                     suppressed: reason.clone(),
                 })
                 .collect();
-            if spec.prefix == "i/" {
-                let exits = value(4);
-                let dynamic = value(5) + value(6) + value(7);
-                let rate = (exits > 0).then(|| (dynamic * 20_000 / exits + 1) / 2);
-                measures.push(Measure {
-                    name: "dynamic_exit_rate".into(),
-                    value: if reason.is_empty() { rate } else { None },
-                    unit: "percent-hundredths".into(),
-                    suppressed: reason.clone(),
-                });
-                if reason.is_empty() && exits > 0 && exits < min_persons {
-                    for m in measures
-                        .iter_mut()
-                        .filter(|m| m.name.starts_with("exits_") || m.name == "dynamic_exit_rate")
-                    {
-                        m.value = None;
-                        m.suppressed = format!("fewer than {min_persons} exits");
-                    }
+            measures.extend(spec.derived.iter().map(|d| v1::Measure {
+                name: d.name().into(),
+                value: if reason.is_empty() { d.value(spec, &values) } else { None },
+                unit: d.unit().into(),
+                suppressed: reason.clone(),
+            }));
+            let exits = value(Measure::ExitsTotal);
+            if spec.exits_rule && reason.is_empty() && exits > 0 && exits < min_persons {
+                for m in measures.iter_mut().filter(|m| is_exit_figure(&m.name)) {
+                    m.value = None;
+                    m.suppressed = format!("fewer than {min_persons} exits");
                 }
             }
             Cell {
                 key,
                 total,
-                structures: reason.is_empty().then_some(structures as u32),
+                structures: reason.is_empty().then_some(structures),
                 measures,
                 suppressed: reason,
             }
@@ -104,14 +98,21 @@ pub(super) fn cell_hidden(cell: &Cell) -> bool {
     !cell.suppressed.is_empty()
 }
 
+/// Whether a measure of a disclosed cell, by its name, is an exit figure.
+fn is_exit_figure(name: &str) -> bool {
+    INDICATORS.measures.iter().any(|m| m.is_exit() && m.name() == name)
+        || INDICATORS.derived.iter().any(|d| d.is_exit() && d.name() == name)
+}
+
 /// Whether the cell has exit figures (indicators tables).
 pub(super) fn has_exits(cell: &Cell) -> bool {
-    cell.measures.iter().any(|m| m.name == "exits_total")
+    cell.measures.iter().any(|m| m.name == Measure::ExitsTotal.name())
 }
 
 /// Whether the cell's exit figures are withheld (with the cell, or on their own).
 pub(super) fn exits_hidden(cell: &Cell) -> bool {
-    cell_hidden(cell) || cell.measures.iter().any(|m| m.name == "exits_total" && m.value.is_none())
+    cell_hidden(cell)
+        || cell.measures.iter().any(|m| m.name == Measure::ExitsTotal.name() && m.value.is_none())
 }
 
 pub(super) fn hide_cell(cell: &mut Cell, reason: &str) {
@@ -124,9 +125,7 @@ pub(super) fn hide_cell(cell: &mut Cell, reason: &str) {
 }
 
 pub(super) fn hide_exits(cell: &mut Cell, reason: &str) {
-    for m in
-        cell.measures.iter_mut().filter(|m| m.name.starts_with("exits_") || m.name == "dynamic_exit_rate")
-    {
+    for m in cell.measures.iter_mut().filter(|m| is_exit_figure(&m.name)) {
         m.value = None;
         m.suppressed = reason.into();
     }

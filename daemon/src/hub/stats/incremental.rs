@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use prost::Message;
 
 use super::aggregates::*;
+use super::catalogue::*;
 use super::disclosure::*;
 use super::family::*;
 use super::tables::*;

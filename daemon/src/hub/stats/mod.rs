@@ -20,6 +20,7 @@
 //! what a table may show; `family` settles linked tables together.
 
 mod aggregates;
+mod catalogue;
 mod disclosure;
 mod family;
 mod tables;
@@ -30,5 +31,6 @@ mod incremental;
 mod tests;
 
 pub use aggregates::{Contribution, StatCell, StatsDelta, Summary, contribution};
+pub use catalogue::Table;
 pub use disclosure::{DOMINANCE_PERCENT, MIN_STRUCTURES};
 pub use tables::{kinds, parse_period};

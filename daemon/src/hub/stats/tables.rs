@@ -4,11 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use passerelle_proto::codes::Code;
 use passerelle_proto::date::{Month, format_unix_ms};
-use passerelle_proto::v1::{Cell, GetTableRequest, StructureKind, Table};
+use passerelle_proto::v1::{self, Cell, GetTableRequest, StructureKind};
 use passerelle_proto::validate::FieldError;
 use prost::Message;
 
 use super::aggregates::*;
+use super::catalogue::*;
 use super::disclosure::*;
 use super::family::*;
 use crate::error::{Error, Result};
@@ -43,60 +44,6 @@ impl Group {
     }
 }
 
-/// How a table reads its cells.
-pub(super) struct Spec {
-    pub(super) prefix: &'static str,
-    pub(super) dimensions: &'static [&'static str],
-    /// (name, unit, how to total over structures)
-    pub(super) measures: &'static [(&'static str, &'static str, Agg)],
-    /// The measure that counts persons (checked against the person threshold), if any.
-    pub(super) persons: Option<usize>,
-    /// The measure the dominance rule looks at.
-    pub(super) dominance: usize,
-}
-
-#[derive(Clone, Copy)]
-pub(super) enum Agg {
-    /// Summed over months and structures (flows).
-    Sum,
-    /// Averaged over the months each structure reported, then summed (stocks).
-    MonthlyAverage,
-}
-
-pub(super) const INDICATORS: Spec = Spec {
-    prefix: "i/",
-    dimensions: &["departement", "region", "kind", "network"],
-    measures: &[
-        ("etp", "hundredths", Agg::MonthlyAverage),
-        ("employees_in_insertion", "count", Agg::MonthlyAverage),
-        ("hours_worked", "count", Agg::Sum),
-        ("hires", "count", Agg::Sum),
-        ("exits_total", "count", Agg::Sum),
-        ("exits_durable", "count", Agg::Sum),
-        ("exits_transition", "count", Agg::Sum),
-        ("exits_positive", "count", Agg::Sum),
-        ("exits_other", "count", Agg::Sum),
-    ],
-    persons: Some(1),
-    dominance: 2,
-};
-
-pub(super) const NEEDS: Spec = Spec {
-    prefix: "n/",
-    dimensions: &["rome-grand-domaine", "rome-domaine", "rome", "departement", "start-month", "contract"],
-    measures: &[("needs", "count", Agg::Sum), ("open_positions", "count", Agg::Sum)],
-    persons: None,
-    dominance: 1,
-};
-
-pub(super) const PROFILES: Spec = Spec {
-    prefix: "p/",
-    dimensions: &["rome-domaine", "departement", "age-band"],
-    measures: &[("profiles", "count", Agg::Sum)],
-    persons: Some(0),
-    dominance: 0,
-};
-
 /// Parses `2026-10`, `2026-Q3` or `2026` into an inclusive month range.
 pub fn parse_period(period: &str) -> Result<(Month, Month)> {
     let invalid =
@@ -121,15 +68,9 @@ pub fn parse_period(period: &str) -> Result<(Month, Month)> {
 
 impl Hub {
     /// A predefined table with disclosure control.
-    pub fn table(&self, request: &GetTableRequest) -> Result<Table> {
-        let spec = match request.table.as_str() {
-            "indicators" => &INDICATORS,
-            "needs" => &NEEDS,
-            "profiles" => &PROFILES,
-            other => {
-                return Err(FieldError::new("table", other, "expected indicators, needs or profiles").into());
-            }
-        };
+    pub fn table(&self, request: &GetTableRequest) -> Result<v1::Table> {
+        let table: Table = request.table.parse()?;
+        let spec = table.spec();
         if request.by.len() > 2 {
             return Err(FieldError::rule("by", "at most two dimensions").into());
         }
@@ -145,15 +86,15 @@ impl Hub {
         }
         let mut freshness = Vec::new();
         let min_persons = i64::from(self.config.min_persons);
-        let (cells, label) = match request.table.as_str() {
-            "indicators" => {
+        let (cells, label) = match table {
+            Table::Indicators => {
                 let (cells, latest) = self.indicator_cells(&request.period, &request.by, min_persons)?;
                 if latest > 0 {
                     freshness.push(format!("{}={}", request.period, format_unix_ms(latest)));
                 }
                 (cells, request.period.clone())
             }
-            "needs" => {
+            Table::Needs => {
                 let from = request
                     .from
                     .as_deref()
@@ -191,18 +132,18 @@ impl Hub {
                 let entries = summarize_with_margins(spec, &request.by, &groups);
                 (controlled(spec, entries, &request.by, min_persons), label)
             }
-            _ => (self.profile_cells(&request.by, min_persons)?, String::new()),
+            Table::Profiles => (self.profile_cells(&request.by, min_persons)?, String::new()),
         };
         let mut rules = vec![
             format!("a cell with fewer than {MIN_STRUCTURES} contributing structures is suppressed"),
             format!(
                 "a cell where one structure contributes more than {DOMINANCE_PERCENT} % of {} is suppressed",
-                spec.measures[spec.dominance].0
+                spec.dominance.name()
             ),
             "suppressed cells are complemented so that none can be recomputed from the published totals"
                 .to_string(),
         ];
-        if request.table != "needs" {
+        if table != Table::Needs {
             rules.push(
                 "a cell this table shares with the tables by other dimensions is suppressed in all of them alike"
                     .into(),
@@ -211,13 +152,10 @@ impl Hub {
         if let Some(p) = spec.persons {
             rules.insert(
                 1,
-                format!(
-                    "a cell counting fewer than {min_persons} persons ({}) is suppressed",
-                    spec.measures[p].0
-                ),
+                format!("a cell counting fewer than {min_persons} persons ({}) is suppressed", p.name()),
             );
         }
-        if request.table == "indicators" {
+        if spec.exits_rule {
             rules.push(format!("exit figures counting fewer than {min_persons} exits are suppressed"));
             rules.push(
                 "a quarter or year cell is suppressed when exactly one of its months or quarters is, so that it cannot be recomputed by subtraction"
@@ -225,7 +163,7 @@ impl Hub {
             );
             rules.push("etp and employees are monthly averages per structure over the period; other figures are sums".into());
         }
-        Ok(Table {
+        Ok(v1::Table {
             table: request.table.clone(),
             by: request.by.clone(),
             period: label,
@@ -458,11 +396,14 @@ pub(super) fn disclose_groups(
     disclose(spec, summarize_with_margins(spec, by, groups), min_persons)
 }
 
+/// Each measure's total over the group's structures (in stored order).
 pub(super) fn totals(spec: &Spec, group: &Group) -> Vec<i64> {
     let mut out = vec![0i64; spec.measures.len()];
     for (values, months) in group.by_siret.values() {
-        for (i, (_, _, agg)) in spec.measures.iter().enumerate() {
-            out[i] += per_structure(values.get(i).copied().unwrap_or(0), *months, *agg);
+        for (total, (measure, value)) in
+            out.iter_mut().zip(spec.measures.iter().zip(values.iter().chain(std::iter::repeat(&0))))
+        {
+            *total += per_structure(*value, *months, measure.agg());
         }
     }
     out
@@ -477,14 +418,14 @@ pub(super) fn per_structure(value: i64, months: i64, agg: Agg) -> i64 {
 
 /// The summary of a group of structures.
 pub(super) fn summarize(spec: &Spec, group: &Group) -> Summary {
-    let agg = spec.measures[spec.dominance].2;
+    let (agg, at) = (spec.dominance.agg(), spec.index(spec.dominance));
     Summary {
         structures: group.by_siret.len() as u32,
         totals: totals(spec, group),
         dominance_max: group
             .by_siret
             .values()
-            .map(|(v, m)| per_structure(v.get(spec.dominance).copied().unwrap_or(0), *m, agg))
+            .map(|(v, m)| per_structure(v.get(at).copied().unwrap_or(0), *m, agg))
             .max()
             .unwrap_or(0),
         latest_ms: 0,

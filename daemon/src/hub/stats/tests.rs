@@ -6,6 +6,7 @@ use passerelle_proto::date::Month;
 use passerelle_proto::v1::Cell;
 
 use super::aggregates::*;
+use super::catalogue::*;
 use super::disclosure::*;
 use super::tables::*;
 
