@@ -113,6 +113,169 @@ impl FeedEntry {
     }
 }
 
+/// The period of an indicators cell: months roll up into quarters and years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CellPeriod {
+    /// A month ([`Month::ordinal`]).
+    Month(u32),
+    /// A quarter: `year * 4 + quarter - 1`.
+    Quarter(u32),
+    /// A year.
+    Year(u32),
+}
+
+impl CellPeriod {
+    /// The period of a month, or of the quarter or year of a month range `from..=to` (a month,
+    /// a calendar quarter, or a calendar year).
+    pub fn of_range(from: Month, to: Month) -> Self {
+        if from == to {
+            CellPeriod::Month(from.ordinal())
+        } else if to.month - from.month == 2 {
+            CellPeriod::Quarter(from.year as u32 * 4 + u32::from(from.month - 1) / 3)
+        } else {
+            CellPeriod::Year(from.year as u32)
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            CellPeriod::Month(_) => "i",
+            CellPeriod::Quarter(_) => "iq",
+            CellPeriod::Year(_) => "iy",
+        }
+    }
+
+    fn number(self) -> u32 {
+        match self {
+            CellPeriod::Month(n) | CellPeriod::Quarter(n) | CellPeriod::Year(n) => n,
+        }
+    }
+}
+
+/// A statistics cell on a hub, by its finest coordinates. Stored as text with zero-padded
+/// numbers, so one period's cells, or a range of needs' start months, are one key range:
+/// `i/MONTH/DEP/KIND` (and `iq/QUARTER/…`, `iy/YEAR/…`), `n/MONTH/DEP/ROME/CONTRACT`,
+/// `p/DEP/DOMAINE/AGE-BAND`. Indicators cells also have a summary under `z/` + the cell's key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CellKey {
+    /// An indicators cell.
+    Indicators {
+        /// Its period.
+        period: CellPeriod,
+        /// The structures' département.
+        departement: String,
+        /// The structures' kind (slug).
+        kind: String,
+    },
+    /// A needs cell.
+    Needs {
+        /// The start month ([`Month::ordinal`]).
+        start: u32,
+        /// The need's département.
+        departement: String,
+        /// The ROME fiche.
+        rome: String,
+        /// The contract type (slug).
+        contract: String,
+    },
+    /// A profiles cell.
+    Profiles {
+        /// The profile's département.
+        departement: String,
+        /// The ROME domaine sought (three characters).
+        domaine: String,
+        /// The age band (slug).
+        age_band: String,
+    },
+}
+
+/// The prefix of indicators summaries.
+const SUMMARY: &str = "z/";
+
+impl CellKey {
+    /// The stored bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            CellKey::Indicators { period, departement, kind } => {
+                format!("{}/{:08}/{departement}/{kind}", period.tag(), period.number())
+            }
+            CellKey::Needs { start, departement, rome, contract } => {
+                format!("n/{start:08}/{departement}/{rome}/{contract}")
+            }
+            CellKey::Profiles { departement, domaine, age_band } => {
+                format!("p/{departement}/{domaine}/{age_band}")
+            }
+        }
+        .into_bytes()
+    }
+
+    /// Reads stored bytes back (not a summary key); `None` if they are not a cell key.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let parts: Vec<&str> = text.split('/').collect();
+        let owned = |i: usize| parts.get(i).map(|p| (*p).to_string());
+        let number = |i: usize| parts.get(i)?.parse::<u32>().ok();
+        let period = match *parts.first()? {
+            "i" => CellPeriod::Month(number(1)?),
+            "iq" => CellPeriod::Quarter(number(1)?),
+            "iy" => CellPeriod::Year(number(1)?),
+            "n" => {
+                return Some(CellKey::Needs {
+                    start: number(1)?,
+                    departement: owned(2)?,
+                    rome: owned(3)?,
+                    contract: owned(4)?,
+                });
+            }
+            "p" => {
+                return Some(CellKey::Profiles {
+                    departement: owned(1)?,
+                    domaine: owned(2)?,
+                    age_band: owned(3)?,
+                });
+            }
+            _ => return None,
+        };
+        Some(CellKey::Indicators { period, departement: owned(2)?, kind: owned(3)? })
+    }
+
+    /// The key of the cell's precomputed summary, for cells that have one (indicators).
+    pub fn summary(&self) -> Option<Vec<u8>> {
+        matches!(self, CellKey::Indicators { .. }).then(|| [SUMMARY.as_bytes(), &self.encode()].concat())
+    }
+
+    /// The quarter and year cells a month's indicators cell rolls up into (none for others).
+    pub fn rollups(&self) -> Vec<CellKey> {
+        let CellKey::Indicators { period: CellPeriod::Month(ordinal), departement, kind } = self else {
+            return Vec::new();
+        };
+        let month = Month::from_ordinal(*ordinal);
+        [
+            CellPeriod::Quarter(month.year as u32 * 4 + u32::from(month.month - 1) / 3),
+            CellPeriod::Year(month.year as u32),
+        ]
+        .into_iter()
+        .map(|period| CellKey::Indicators { period, departement: departement.clone(), kind: kind.clone() })
+        .collect()
+    }
+
+    /// The prefix of the summaries of every indicators cell of `period`; what follows it is
+    /// `DEP/KIND`.
+    pub fn summaries_of(period: CellPeriod) -> Vec<u8> {
+        format!("{SUMMARY}{}/{:08}/", period.tag(), period.number()).into_bytes()
+    }
+
+    /// The first key of the needs cells starting in month `start` or later.
+    pub fn needs_from(start: u32) -> Vec<u8> {
+        format!("n/{start:08}").into_bytes()
+    }
+
+    /// The prefix of every profiles cell.
+    pub fn profiles() -> &'static [u8] {
+        b"p/"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +292,70 @@ mod tests {
         assert_eq!(RecordKey::decode(&odd.encode()), Some(odd));
         assert_eq!(RecordKey::decode(b"1/unknown/x"), None);
         assert_eq!(RecordKey::decode(b"1/needs"), None);
+    }
+
+    #[test]
+    fn cell_keys_keep_their_bytes_and_round_trip() {
+        let jan = Month::parse("2026-01").expect("valid");
+        let month = CellKey::Indicators {
+            period: CellPeriod::Month(jan.ordinal()),
+            departement: "49".into(),
+            kind: "ei".into(),
+        };
+        assert_eq!(
+            month.encode(),
+            format!("i/{:08}/49/ei", jan.ordinal()).into_bytes(),
+            "the bytes stores hold"
+        );
+        let need = CellKey::Needs {
+            start: jan.ordinal(),
+            departement: "44".into(),
+            rome: "K2204".into(),
+            contract: "cddi".into(),
+        };
+        let profile =
+            CellKey::Profiles { departement: "49".into(), domaine: "K22".into(), age_band: "26-44".into() };
+        assert_eq!(profile.encode(), b"p/49/K22/26-44".to_vec());
+        for key in [&month, &need, &profile] {
+            assert_eq!(CellKey::decode(&key.encode()).as_ref(), Some(key));
+        }
+        assert_eq!(CellKey::decode(b"x/1/2"), None);
+        assert_eq!(CellKey::decode(b"i/notanumber/49/ei"), None);
+        assert!(profile.encode().starts_with(CellKey::profiles()));
+        assert_eq!(need.summary(), None, "only indicators cells have summaries");
+        let summary = month.summary().expect("indicators");
+        assert!(summary.starts_with(&CellKey::summaries_of(CellPeriod::Month(jan.ordinal()))));
+        assert_eq!(&summary[CellKey::summaries_of(CellPeriod::Month(jan.ordinal())).len()..], b"49/ei");
+    }
+
+    #[test]
+    fn months_roll_up_into_their_quarter_and_year() {
+        let aug = Month::parse("2026-08").expect("valid");
+        let cell = CellKey::Indicators {
+            period: CellPeriod::Month(aug.ordinal()),
+            departement: "49".into(),
+            kind: "ei".into(),
+        };
+        let rollups: Vec<Vec<u8>> = cell.rollups().iter().map(CellKey::encode).collect();
+        assert_eq!(
+            rollups,
+            [format!("iq/{:08}/49/ei", 2026 * 4 + 2).into_bytes(), b"iy/00002026/49/ei".to_vec()]
+        );
+        let q3 = (Month { year: 2026, month: 7 }, Month { year: 2026, month: 9 });
+        assert_eq!(CellPeriod::of_range(q3.0, q3.1), CellPeriod::Quarter(2026 * 4 + 2));
+        assert_eq!(CellPeriod::of_range(aug, aug), CellPeriod::Month(aug.ordinal()));
+        assert!(rollups.iter().all(|k| CellKey::decode(k).is_some_and(|c| c.rollups().is_empty())));
+    }
+
+    #[test]
+    fn needs_cells_sort_by_start_month() {
+        let (a, b) = (Month::parse("2026-09").expect("valid"), Month::parse("2026-10").expect("valid"));
+        let need = |start: u32| {
+            CellKey::Needs { start, departement: "99".into(), rome: "Z".into(), contract: "z".into() }
+                .encode()
+        };
+        assert!(need(a.ordinal()) < CellKey::needs_from(b.ordinal()));
+        assert!(CellKey::needs_from(b.ordinal()) <= need(b.ordinal()));
     }
 
     #[test]

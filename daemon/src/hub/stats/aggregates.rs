@@ -12,6 +12,7 @@ use super::tables::*;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::hub::ingest::HubRecord;
+use crate::store::keys::{CellKey, CellPeriod};
 use crate::store::{StoreError, Tree, WriteBatch, scan_prefix};
 
 /// One structure's contribution to a cell.
@@ -70,21 +71,10 @@ impl Summary {
     }
 }
 
-/// The quarter and year cells an indicators month cell rolls up into.
-pub(super) fn rollups(month_key: &[u8]) -> Vec<Vec<u8>> {
-    let text = String::from_utf8_lossy(month_key);
-    let parts: Vec<&str> = text.split('/').collect();
-    let (Some(ordinal), Some(dep), Some(kind)) =
-        (parts.get(1).and_then(|p| p.parse::<u32>().ok()), parts.get(2), parts.get(3))
-    else {
-        return Vec::new();
-    };
-    let month = Month::from_ordinal(ordinal);
-    let quarter = month.year as u32 * 4 + u32::from(month.month - 1) / 3;
-    vec![
-        format!("iq/{quarter:08}/{dep}/{kind}").into_bytes(),
-        format!("iy/{:08}/{dep}/{kind}", month.year).into_bytes(),
-    ]
+/// A cell's key and the keys of the cells it rolls up into (indicators: quarter and year).
+pub(super) fn with_rollups(key: &[u8]) -> Vec<Vec<u8>> {
+    let rollups = CellKey::decode(key).map(|cell| cell.rollups()).unwrap_or_default();
+    std::iter::once(key.to_vec()).chain(rollups.iter().map(CellKey::encode)).collect()
 }
 
 impl StatCell {
@@ -124,20 +114,35 @@ pub(super) fn values_of(record: &HubRecord) -> Option<Vec<i64>> {
 /// need the structure (département, kind); needs and profiles carry their own coordinates.
 pub fn contribution(record: &HubRecord, structure: Option<&Structure>) -> Option<(Vec<u8>, Vec<i64>)> {
     let values = values_of(record)?;
-    let key = if let Some(report) = &record.indicators {
-        let s = structure?;
-        let month = Month::parse(&report.fields.as_ref()?.period).ok()?;
-        format!("i/{:08}/{}/{}", month.ordinal(), s.departement, slug_of::<StructureKind>(s.kind))
-    } else if let Some(need) = &record.need {
-        let start = Month::parse(need.start_date.get(..7)?).ok()?;
-        let contract = slug_of::<ContractType>(need.contract_type);
-        format!("n/{:08}/{}/{}/{}", start.ordinal(), need.departement, need.rome_code, contract)
-    } else {
-        let profile = record.profile.as_ref()?;
-        let domaine: String = profile.rome_codes.first()?.chars().take(3).collect();
-        format!("p/{}/{}/{}", profile.departement, domaine, slug_of::<AgeBand>(profile.age_band))
+    let key = match Table::of_record(record)? {
+        Table::Indicators => {
+            let s = structure?;
+            let month = Month::parse(&record.indicators.as_ref()?.fields.as_ref()?.period).ok()?;
+            CellKey::Indicators {
+                period: CellPeriod::Month(month.ordinal()),
+                departement: s.departement.clone(),
+                kind: slug_of::<StructureKind>(s.kind).to_string(),
+            }
+        }
+        Table::Needs => {
+            let need = record.need.as_ref()?;
+            CellKey::Needs {
+                start: Month::parse(need.start_date.get(..7)?).ok()?.ordinal(),
+                departement: need.departement.clone(),
+                rome: need.rome_code.clone(),
+                contract: slug_of::<ContractType>(need.contract_type).to_string(),
+            }
+        }
+        Table::Profiles => {
+            let profile = record.profile.as_ref()?;
+            CellKey::Profiles {
+                departement: profile.departement.clone(),
+                domaine: profile.rome_codes.first()?.chars().take(3).collect(),
+                age_band: slug_of::<AgeBand>(profile.age_band).to_string(),
+            }
+        }
     };
-    Some((key.into_bytes(), values))
+    Some((key.encode(), values))
 }
 
 /// Cells being changed by one commit.
@@ -173,11 +178,7 @@ impl Hub {
                 let cell = self.load_cell(&old.stat_key)?;
                 delta.cells.insert(old.stat_key.clone(), cell);
             }
-            let mut keys = vec![old.stat_key.clone()];
-            if old.stat_key.starts_with(b"i/") {
-                keys.extend(rollups(&old.stat_key));
-            }
-            for key in keys {
+            for key in with_rollups(&old.stat_key) {
                 if !delta.cells.contains_key(&key) {
                     let cell = self.load_cell(&key)?;
                     delta.cells.insert(key.clone(), cell);
@@ -190,11 +191,7 @@ impl Hub {
         if let Some(new) = new {
             new.stat_key.clear();
             if let Some((key, values)) = contribution(new, structure) {
-                let mut keys = vec![key.clone()];
-                if key.starts_with(b"i/") {
-                    keys.extend(rollups(&key));
-                }
-                for k in keys {
+                for k in with_rollups(&key) {
                     if !delta.cells.contains_key(&k) {
                         let cell = self.load_cell(&k)?;
                         delta.cells.insert(k.clone(), cell);
@@ -212,15 +209,14 @@ impl Hub {
     /// Writes the changed cells into `batch`.
     pub(in crate::hub) fn flush_stats(batch: &mut WriteBatch, delta: StatsDelta) {
         for (key, cell) in delta.cells {
-            let indicators = key.starts_with(b"i/") || key.starts_with(b"iq/") || key.starts_with(b"iy/");
-            let summary_key = [b"z/".as_slice(), &key].concat();
+            let summary_key = CellKey::decode(&key).and_then(|cell| cell.summary());
             if cell.contributions.is_empty() {
                 batch.delete(Tree::Stats, key);
-                if indicators {
+                if let Some(summary_key) = summary_key {
                     batch.delete(Tree::Stats, summary_key);
                 }
             } else {
-                if indicators {
+                if let Some(summary_key) = summary_key {
                     let mut group = Group::default();
                     for c in &cell.contributions {
                         group.add(c);

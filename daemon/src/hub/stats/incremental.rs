@@ -430,11 +430,7 @@ proptest! {
                 for dataset in [Dataset::Needs, Dataset::Indicators] {
                     for (_, record) in hub.records_of(siret, dataset).map_err(|e| TestCaseError::fail(e.to_string()))? {
 if let Some((key, values)) = contribution(&record, structure.as_ref()) {
-                            let mut keys = vec![key.clone()];
-                            if key.starts_with(b"i/") {
-                                keys.extend(rollups(&key));
-                            }
-                            for key in keys {
+                            for key in with_rollups(&key) {
                                 let entry = expected
                                     .entry(key)
                                     .or_default()

@@ -14,6 +14,7 @@ use super::disclosure::*;
 use super::family::*;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
+use crate::store::keys::{CellKey, CellPeriod};
 use crate::store::{StoreError, Tree, scan_prefix};
 
 /// A table's cell before disclosure control: contributions merged per structure.
@@ -109,25 +110,28 @@ impl Hub {
                 );
                 let from = from.unwrap_or(Month { year: 1900, month: 1 });
                 let to = to.unwrap_or(Month { year: 2199, month: 12 });
-                let start = format!("n/{:08}", from.ordinal());
-                let end = format!("n/{:08}", to.ordinal() + 1);
-                let cells =
-                    self.store.scan(Tree::Stats, start.as_bytes(), Some(end.as_bytes()), usize::MAX)?;
-                let groups = group_cells(cells, |parts| {
-                    let month = Month::from_ordinal(parts.get(1).and_then(|p| p.parse().ok()).unwrap_or(0));
-                    let (dep, rome, contract) = (part(parts, 2), part(parts, 3), part(parts, 4));
-                    request
-                        .by
-                        .iter()
-                        .map(|d| match d.as_str() {
-                            "rome-grand-domaine" => rome.chars().take(1).collect(),
-                            "rome-domaine" => rome.chars().take(3).collect(),
-                            "rome" => rome.to_string(),
-                            "departement" => dep.to_string(),
-                            "start-month" => month.to_string(),
-                            _ => contract.to_string(),
-                        })
-                        .collect()
+                let start = CellKey::needs_from(from.ordinal());
+                let end = CellKey::needs_from(to.ordinal() + 1);
+                let cells = self.store.scan(Tree::Stats, &start, Some(&end), usize::MAX)?;
+                let groups = group_cells(cells, |cell| {
+                    let CellKey::Needs { start, departement: dep, rome, contract } = cell else {
+                        return None;
+                    };
+                    let month = Month::from_ordinal(*start);
+                    Some(
+                        request
+                            .by
+                            .iter()
+                            .map(|d| match d.as_str() {
+                                "rome-grand-domaine" => rome.chars().take(1).collect(),
+                                "rome-domaine" => rome.chars().take(3).collect(),
+                                "rome" => rome.to_string(),
+                                "departement" => dep.to_string(),
+                                "start-month" => month.to_string(),
+                                _ => contract.to_string(),
+                            })
+                            .collect(),
+                    )
                 })?;
                 let entries = summarize_with_margins(spec, &request.by, &groups);
                 (controlled(spec, entries, &request.by, min_persons), label)
@@ -248,11 +252,13 @@ impl Hub {
     /// any one or two of domaine, département and age band), settled together.
     pub(super) fn profile_cells(&self, by: &[String], min_persons: i64) -> Result<Vec<Cell>> {
         let dims = profile_dims();
-        let cells = scan_prefix(self.store.as_ref(), Tree::Stats, b"p/")?;
-        let finest = group_cells(cells, |parts| {
-            // Stored as p/DEPARTEMENT/DOMAINE/AGE-BAND; the family's order is `profile_dims`.
-            let (dep, domaine, band) = (part(parts, 1), part(parts, 2), part(parts, 3));
-            vec![domaine.to_string(), dep.to_string(), band.to_string()]
+        let cells = scan_prefix(self.store.as_ref(), Tree::Stats, CellKey::profiles())?;
+        let finest = group_cells(cells, |cell| {
+            // The family's order is `profile_dims`.
+            let CellKey::Profiles { departement, domaine, age_band } = cell else {
+                return None;
+            };
+            Some(vec![domaine.clone(), departement.clone(), age_band.clone()])
         })?;
         let family = Family::build(
             &dims,
@@ -284,16 +290,10 @@ impl Hub {
         by: &[String],
     ) -> Result<(BTreeMap<Vec<String>, Summary>, i64)> {
         let (from, to) = parse_period(period)?;
-        let prefix = if from == to {
-            format!("z/i/{:08}/", from.ordinal())
-        } else if to.month - from.month == 2 {
-            format!("z/iq/{:08}/", from.year as u32 * 4 + u32::from(from.month - 1) / 3)
-        } else {
-            format!("z/iy/{:08}/", from.year)
-        };
+        let prefix = CellKey::summaries_of(CellPeriod::of_range(from, to));
         let mut groups: BTreeMap<Vec<String>, Summary> = BTreeMap::new();
         let mut latest = 0;
-        for (key, raw) in scan_prefix(self.store.as_ref(), Tree::Stats, prefix.as_bytes())? {
+        for (key, raw) in scan_prefix(self.store.as_ref(), Tree::Stats, &prefix)? {
             let summary = Summary::decode(raw.as_slice())
                 .map_err(|_| Error::Store(StoreError("corrupt summary".into())))?;
             latest = latest.max(summary.latest_ms);
@@ -325,22 +325,20 @@ pub(super) fn profile_dims() -> Vec<String> {
     vec!["rome-domaine".to_string(), "departement".to_string(), "age-band".to_string()]
 }
 
-pub(super) fn part<'a>(parts: &[&'a str], i: usize) -> &'a str {
-    parts.get(i).copied().unwrap_or("")
-}
-
-/// Groups stored cells (with per-structure contributions) by the coordinates `coords` gives.
+/// Groups stored cells (with per-structure contributions) by the coordinates `coords` gives
+/// (`None`: a cell of another table, or a key that is not a cell's, skipped).
 pub(super) fn group_cells(
     cells: Vec<crate::store::KeyValue>,
-    coords: impl Fn(&[&str]) -> Vec<String>,
+    coords: impl Fn(&CellKey) -> Option<Vec<String>>,
 ) -> Result<BTreeMap<Vec<String>, Group>> {
     let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
     for (key, raw) in cells {
         let cell =
             StatCell::decode(raw.as_slice()).map_err(|_| Error::Store(StoreError("corrupt cell".into())))?;
-        let key = String::from_utf8_lossy(&key).into_owned();
-        let parts: Vec<&str> = key.split('/').collect();
-        let group = groups.entry(coords(&parts)).or_default();
+        let Some(coords) = CellKey::decode(&key).as_ref().and_then(&coords) else {
+            continue;
+        };
+        let group = groups.entry(coords).or_default();
         for c in &cell.contributions {
             group.add(c);
         }
