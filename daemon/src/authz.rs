@@ -11,7 +11,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use passerelle_proto::identity::{PeerId, Role};
+use passerelle_proto::v1::{
+    hub_admin_server, hub_sync_server, statistics_service_server, structure_service_server,
+};
 use tonic::Status;
+use tonic_health::pb::health_server;
+use tonic_reflection::pb::v1::server_reflection_server as reflection_v1;
+use tonic_reflection::pb::v1alpha::server_reflection_server as reflection_v1alpha;
 
 use crate::tls::DenyList;
 use crate::tls::incoming::ConnInfo;
@@ -33,16 +39,18 @@ impl Peer {
     }
 }
 
-/// The roles that may call a gRPC service. This table is the role matrix.
+/// The roles that may call a gRPC service. This table is the role matrix. Services are named by
+/// the constants generated with their servers (the names `NamedService::NAME` gives), so a renamed
+/// service cannot silently fall to "nobody may call it".
 pub fn roles_allowed(service: &str) -> &'static [Role] {
     match service {
-        "passerelle.v1.HubSync" => &[Role::Node, Role::Hub],
-        "passerelle.v1.StatisticsService" => &[Role::Consumer],
-        "passerelle.v1.HubAdmin" | "passerelle.v1.StructureService" => &[Role::Operator],
+        hub_sync_server::SERVICE_NAME => &[Role::Node, Role::Hub],
+        statistics_service_server::SERVICE_NAME => &[Role::Consumer],
+        hub_admin_server::SERVICE_NAME | structure_service_server::SERVICE_NAME => &[Role::Operator],
         // Standard probes (health, reflection) reveal nothing and help every party.
-        "grpc.health.v1.Health"
-        | "grpc.reflection.v1.ServerReflection"
-        | "grpc.reflection.v1alpha.ServerReflection" => &Role::ALL,
+        health_server::SERVICE_NAME | reflection_v1::SERVICE_NAME | reflection_v1alpha::SERVICE_NAME => {
+            &Role::ALL
+        }
         _ => &[],
     }
 }

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use passerelle_client::TlsFiles;
 use passerelle_proto::codes::Code;
 use passerelle_proto::identity::normalize_serial;
 use passerelle_proto::v1::{Structure, StructureKind};
@@ -291,7 +292,7 @@ pub struct NodeConfig {
     /// The structure's identity.
     pub structure: Structure,
     /// Its client identity towards hubs: (CA file, cert, key).
-    pub tls: Option<ClientTlsFiles>,
+    pub tls: Option<TlsFiles>,
     /// The hubs it syncs with.
     pub hubs: Vec<HubLink>,
 }
@@ -305,17 +306,6 @@ pub struct HubLink {
     pub endpoint: String,
     /// Datasets shared, sorted and without duplicates.
     pub datasets: Vec<String>,
-}
-
-/// A node's TLS client files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientTlsFiles {
-    /// CA(s) hubs must chain to.
-    pub ca: PathBuf,
-    /// The node's certificate.
-    pub cert: PathBuf,
-    /// The node's key.
-    pub key: PathBuf,
 }
 
 /// A hub's settings.
@@ -351,7 +341,7 @@ pub struct Upstream {
     /// Its id and endpoint; the datasets relayed are `needs` and `indicators`.
     pub link: HubLink,
     /// The upstream's CA, and this hub's own certificate and key.
-    pub tls: ClientTlsFiles,
+    pub tls: TlsFiles,
 }
 
 /// The local API's settings.
@@ -585,7 +575,7 @@ impl Validator<'_> {
                 let cert = self.file("tls.cert", &t.cert)?;
                 let key = self.file("tls.key", &t.key)?;
                 tls::load_identity(&cert, &key).map_err(|e| self.tls_error("tls.key", &t.key, e))?;
-                Some(ClientTlsFiles { ca, cert, key })
+                Some(TlsFiles { ca, cert, key })
             }
         };
         let mut hubs: Vec<HubLink> = Vec::new();
@@ -716,7 +706,7 @@ impl Validator<'_> {
                         passerelle_proto::datasets::NEEDS.into(),
                     ],
                 },
-                tls: ClientTlsFiles { ca, cert: tls.cert.clone(), key: tls.key.clone() },
+                tls: TlsFiles { ca, cert: tls.cert.clone(), key: tls.key.clone() },
             });
         }
         Ok(HubConfig {

@@ -32,18 +32,18 @@ use passerelle_proto::v1::hub_sync_server::HubSyncServer;
 use passerelle_proto::v1::statistics_service_server::StatisticsServiceServer;
 use passerelle_proto::v1::structure_service_server::StructureServiceServer;
 use tokio::net::TcpListener;
-use tonic::server::NamedService;
 use tonic::transport::server::Router;
 use tower::layer::util::{Identity, Stack};
 
 pub use config::{Config, RoleConfig, ValidConfig};
 pub use error::{Error, Result};
 
-/// The services' full names (`package.Service`), from the generated servers.
-const STRUCTURE_SERVICE: &str = <StructureServiceServer<api::StructureApi> as NamedService>::NAME;
-const HUB_SYNC: &str = <HubSyncServer<api::HubApi> as NamedService>::NAME;
-const STATISTICS_SERVICE: &str = <StatisticsServiceServer<api::HubApi> as NamedService>::NAME;
-const HUB_ADMIN: &str = <HubAdminServer<api::HubApi> as NamedService>::NAME;
+/// The services' full names (`package.Service`): the constants generated with the servers, which
+/// their `NamedService::NAME` is; the role matrix in `authz` names them the same way.
+const STRUCTURE_SERVICE: &str = passerelle_proto::v1::structure_service_server::SERVICE_NAME;
+const HUB_SYNC: &str = passerelle_proto::v1::hub_sync_server::SERVICE_NAME;
+const STATISTICS_SERVICE: &str = passerelle_proto::v1::statistics_service_server::SERVICE_NAME;
+const HUB_ADMIN: &str = passerelle_proto::v1::hub_admin_server::SERVICE_NAME;
 
 /// The sockets a daemon serves on, bound before it starts so callers know the addresses.
 #[derive(Debug)]

@@ -12,9 +12,9 @@ use tonic_health::server::HealthReporter;
 use crate::error::Result;
 
 /// The health service's name, as clients ask reflection for it.
-const HEALTH: &str = "grpc.health.v1.Health";
+const HEALTH: &str = tonic_health::pb::health_server::SERVICE_NAME;
 /// The reflection service's own name (v1; v1alpha clients find it under the same listing).
-const REFLECTION: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION: &str = tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME;
 
 /// Reports the daemon's services as serving, then as not serving once shutdown starts.
 #[derive(Clone)]

@@ -18,13 +18,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use passerelle_client::TlsFiles;
 use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::v1::hub_sync_client::HubSyncClient;
 use passerelle_proto::v1::{HelloRequest, HubSyncStatus, SubscribeRequest, SyncStatusResponse};
 use tokio::sync::{Notify, watch};
 use tonic::transport::Channel;
 
-use crate::config::{ClientTlsFiles, HubLink};
+use crate::config::HubLink;
 use crate::error::{Error, Result};
 use crate::node::Node;
 
@@ -105,14 +106,14 @@ struct Link {
 pub struct SyncEngine {
     node: Arc<Node>,
     links: Vec<Arc<Link>>,
-    tls: Option<ClientTlsFiles>,
+    tls: Option<TlsFiles>,
     /// Notified on every acknowledgement or error, for `sync now --wait`.
     progress: Arc<Notify>,
 }
 
 impl SyncEngine {
     /// An engine for `hubs`; nothing runs until [`SyncEngine::start`].
-    pub fn new(node: Arc<Node>, hubs: &[HubLink], tls: Option<ClientTlsFiles>) -> Result<Arc<Self>> {
+    pub fn new(node: Arc<Node>, hubs: &[HubLink], tls: Option<TlsFiles>) -> Result<Arc<Self>> {
         let mut links = Vec::new();
         for hub in hubs {
             let state = state::reconcile(&node, hub)?;
