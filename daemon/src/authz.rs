@@ -1,6 +1,6 @@
 //! Who may call what: the role matrix, enforced in one place for every listener.
 //!
-//! Every connection carries a [`Peer`] (see `tls::incoming`). [`AuthzLayer`] runs before any
+//! Every connection carries a [`Peer`] (defined in `tls`, which extracts it at the handshake). [`AuthzLayer`] runs before any
 //! handler: it refuses calls whose service the peer's role may not use, and calls from a
 //! certificate revoked since the connection was opened, with `PERMISSION_DENIED` naming the role
 //! and the method. Handlers then read the [`Peer`] from the request (see [`peer`]) to act *as* it —
@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use passerelle_proto::identity::{PeerId, Role};
+use passerelle_proto::identity::Role;
 use passerelle_proto::v1::{
     hub_admin_server, hub_sync_server, statistics_service_server, structure_service_server,
 };
@@ -19,25 +19,8 @@ use tonic_health::pb::health_server;
 use tonic_reflection::pb::v1::server_reflection_server as reflection_v1;
 use tonic_reflection::pb::v1alpha::server_reflection_server as reflection_v1alpha;
 
-use crate::tls::DenyList;
 use crate::tls::incoming::ConnInfo;
-
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    /// Its identity, from its certificate.
-    pub id: PeerId,
-    /// Its certificate's serial (lowercase hex); `None` for the local operator on a plaintext
-    /// loopback listener.
-    pub serial: Option<String>,
-}
-
-impl Peer {
-    /// Whoever connects to a plaintext loopback listener: someone with a shell on this machine.
-    pub fn local_operator() -> Self {
-        Self { id: PeerId { role: Role::Operator, id: "local".into() }, serial: None }
-    }
-}
+use crate::tls::{DenyList, Peer};
 
 /// The roles that may call a gRPC service. This table is the role matrix. Services are named by
 /// the constants generated with their servers (the names `NamedService::NAME` gives), so a renamed
@@ -160,6 +143,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use passerelle_proto::identity::PeerId;
+
     use super::*;
 
     fn conn(role: Role, id: &str, serial: Option<&str>) -> ConnInfo {

@@ -142,6 +142,12 @@ fn default_min_persons() -> Spanned<u32> {
     Spanned::new(0..0, 5)
 }
 
+/// The least k of k-anonymity a hub may be configured with (k = 1 publishes singletons); the
+/// pooled-profiles view applies it too, whatever it is given.
+pub const MIN_K: u32 = 2;
+/// Default of [`HubSection::k_anonymity`].
+pub const DEFAULT_K: u32 = 5;
+
 /// Default of [`HubSection::tombstone_retention_days`].
 pub const DEFAULT_TOMBSTONE_DAYS: u32 = 30;
 
@@ -150,7 +156,7 @@ fn default_tombstone_days() -> Spanned<u32> {
 }
 
 fn default_k() -> Spanned<u32> {
-    Spanned::new(0..0, crate::hub::profiles_view::DEFAULT_K)
+    Spanned::new(0..0, DEFAULT_K)
 }
 
 /// A TLS server identity and the client CAs it accepts.
@@ -351,6 +357,26 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// TLS for operators, when set.
     pub tls: Option<ServerTlsFiles>,
+}
+
+impl HubConfig {
+    /// The hub settings of the config file `source`, read again for a reload (SIGHUP or
+    /// `HubAdmin.Reload`). An invalid file, or one that no longer describes a hub, is refused
+    /// with `FAILED_PRECONDITION` so the caller keeps what is in force.
+    pub fn reread(source: Option<&Path>) -> Result<HubConfig> {
+        let Some(source) = source else {
+            return Err(Error::FailedPrecondition("this hub was not started from a config file".into()));
+        };
+        let config =
+            Config::load(source).map_err(|e| Error::FailedPrecondition(format!("reload refused: {e}")))?;
+        match config.role {
+            RoleConfig::Hub(hub) => Ok(hub),
+            RoleConfig::Node(_) => Err(Error::FailedPrecondition(format!(
+                "reload refused: {} no longer describes a hub",
+                source.display()
+            ))),
+        }
+    }
 }
 
 impl ValidConfig {
@@ -649,7 +675,7 @@ impl Validator<'_> {
             denied_serials.push(normal);
         }
         let k = *hub.k_anonymity.get_ref();
-        if k < crate::hub::profiles_view::MIN_K {
+        if k < MIN_K {
             return Err(self.at(
                 "hub.k_anonymity",
                 hub.k_anonymity.span(),

@@ -97,6 +97,15 @@ pub enum Error {
     Task(#[from] tokio::task::JoinError),
 }
 
+impl From<crate::store::OpenError> for Error {
+    fn from(err: crate::store::OpenError) -> Self {
+        match err {
+            crate::store::OpenError::DataDir { path, reason } => Self::DataDir { path, reason },
+            crate::store::OpenError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
 impl Error {
     /// An I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {

@@ -130,12 +130,7 @@ impl Daemon {
                 Role::Node(node, engine)
             }
             RoleConfig::Hub(settings) => {
-                let hub = hub::Hub::open(
-                    &config.data_dir,
-                    settings.clone(),
-                    denied.clone(),
-                    config.source.clone(),
-                )?;
+                let hub = hub::Hub::open(&config.data_dir, settings.clone(), denied.clone())?;
                 tracing::info!(hub = %settings.id, data_dir = %config.data_dir.display(), "hub store open");
                 Role::Hub(Arc::new(hub))
             }
@@ -225,7 +220,8 @@ impl Daemon {
                 let hub_policy = self.accept_policy(Some(&settings.tls))?;
                 tracing::info!(addr = %hub_listener.local_addr().map_err(|e| Error::io("hub address", e))?, "hub listening (mutual tls)");
                 let hub_incoming = tls::incoming::serve_incoming(hub_listener, hub_policy);
-                let service = api::HubApi::new(hub.clone(), stop_rx_for_streams.clone());
+                let service =
+                    api::HubApi::new(hub.clone(), self.config.source.clone(), stop_rx_for_streams.clone());
                 background.push(hub::tombstones::start(
                     hub.clone(),
                     settings.tombstone_retention,

@@ -25,9 +25,9 @@ use prost::Message;
 
 use super::stats::StatsDelta;
 use super::{Hub, member_key};
-use crate::authz::Peer;
 use crate::error::{Error, Result};
 use crate::store::{StoreError, Tree, WriteBatch, scan_prefix};
+use crate::tls::Peer;
 
 /// A record as the hub holds it.
 #[derive(Clone, PartialEq, Message)]

@@ -22,13 +22,9 @@ use passerelle_proto::v1::{AnonymizedProfile, Barrier, PooledProfile};
 
 use super::Hub;
 use super::ingest::HubRecord;
+use crate::config::MIN_K;
 use crate::error::Result;
 use crate::store::Tree;
-
-/// The least k a hub may be configured with.
-pub const MIN_K: u32 = 2;
-/// The default k.
-pub const DEFAULT_K: u32 = 5;
 
 type Qi = (i32, String, String);
 

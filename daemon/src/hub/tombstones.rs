@@ -79,8 +79,8 @@ mod tests {
     use passerelle_proto::v1::{Batch, Change, SharedNeed, Structure, Tombstone, change};
 
     use super::*;
-    use crate::authz::Peer;
     use crate::hub::ingest::PushSession;
+    use crate::tls::Peer;
 
     const SIRET: &str = "73282932000074";
 

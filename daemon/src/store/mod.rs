@@ -11,7 +11,7 @@ pub mod keys;
 mod schema;
 mod sled_store;
 
-pub use schema::{Identity, SCHEMA_VERSION, open_store};
+pub use schema::{Identity, OpenError, SCHEMA_VERSION, open_store};
 pub use sled_store::SledStore;
 
 /// The trees of a node's store. Adding a tree is adding a variant (and a migration if existing

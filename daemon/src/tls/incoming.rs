@@ -16,7 +16,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
-use crate::authz::Peer;
+use super::Peer;
 
 /// What tonic puts in every request's extensions for a connection.
 #[derive(Debug, Clone)]

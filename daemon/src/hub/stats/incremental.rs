@@ -14,10 +14,10 @@ use super::aggregates::*;
 use super::disclosure::*;
 use super::family::*;
 use super::tables::*;
-use crate::authz::Peer;
 use crate::hub::Hub;
 use crate::hub::ingest::PushSession;
 use crate::store::Tree;
+use crate::tls::Peer;
 
 /// Cell key → structure → (values, records).
 type Cells = BTreeMap<Vec<u8>, BTreeMap<String, (Vec<i64>, u32)>>;
