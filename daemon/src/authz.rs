@@ -25,7 +25,7 @@ use crate::tls::{DenyList, Peer};
 /// The roles that may call a gRPC service. This table is the role matrix. Services are named by
 /// the constants generated with their servers (the names `NamedService::NAME` gives), so a renamed
 /// service cannot silently fall to "nobody may call it".
-pub fn roles_allowed(service: &str) -> &'static [Role] {
+pub(crate) fn roles_allowed(service: &str) -> &'static [Role] {
     match service {
         hub_sync_server::SERVICE_NAME => &[Role::Node, Role::Hub],
         statistics_service_server::SERVICE_NAME => &[Role::Consumer],
@@ -39,7 +39,7 @@ pub fn roles_allowed(service: &str) -> &'static [Role] {
 }
 
 /// Decides a call to `path` (`/package.Service/Method`) on a connection.
-pub fn authorize(path: &str, conn: Option<&ConnInfo>, denied: &DenyList) -> Result<Peer, Status> {
+pub(crate) fn authorize(path: &str, conn: Option<&ConnInfo>, denied: &DenyList) -> Result<Peer, Status> {
     let Some(conn) = conn else {
         // Every listener attaches a peer; a request without one is refused, never assumed.
         return Err(Status::unauthenticated("no authenticated peer on this connection"));
@@ -62,7 +62,7 @@ pub fn authorize(path: &str, conn: Option<&ConnInfo>, denied: &DenyList) -> Resu
 }
 
 /// The authenticated peer of a request that passed [`AuthzLayer`].
-pub fn peer<T>(request: &tonic::Request<T>) -> Result<Peer, Status> {
+pub(crate) fn peer<T>(request: &tonic::Request<T>) -> Result<Peer, Status> {
     request
         .extensions()
         .get::<Peer>()
@@ -72,13 +72,13 @@ pub fn peer<T>(request: &tonic::Request<T>) -> Result<Peer, Status> {
 
 /// Tower layer applying [`authorize`] to every request.
 #[derive(Debug, Clone)]
-pub struct AuthzLayer {
+pub(crate) struct AuthzLayer {
     denied: DenyList,
 }
 
 impl AuthzLayer {
     /// Checks calls against the role matrix and `denied`.
-    pub fn new(denied: DenyList) -> Self {
+    pub(crate) fn new(denied: DenyList) -> Self {
         Self { denied }
     }
 }
@@ -93,7 +93,7 @@ impl<S> tower::Layer<S> for AuthzLayer {
 
 /// The service made by [`AuthzLayer`].
 #[derive(Debug, Clone)]
-pub struct Authz<S> {
+pub(crate) struct Authz<S> {
     inner: S,
     denied: DenyList,
 }
@@ -148,10 +148,7 @@ mod tests {
     use super::*;
 
     fn conn(role: Role, id: &str, serial: Option<&str>) -> ConnInfo {
-        ConnInfo {
-            remote: None,
-            peer: Peer { id: PeerId { role, id: id.into() }, serial: serial.map(String::from) },
-        }
+        ConnInfo { peer: Peer { id: PeerId { role, id: id.into() }, serial: serial.map(String::from) } }
     }
 
     #[test]

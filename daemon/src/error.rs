@@ -131,7 +131,7 @@ fn rows_message(rows: &[passerelle_proto::validate::RowError]) -> String {
 
 /// The message of an error and of every error it wraps: the client's rendering, so both ends
 /// report a chain alike.
-pub use passerelle_client::chain;
+pub(crate) use passerelle_client::chain;
 
 /// The daemon's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

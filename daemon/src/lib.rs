@@ -10,17 +10,19 @@
 //! [`limits::MessageSizeLayer`] and [`authz::AuthzLayer`] before any handler.
 #![forbid(unsafe_code)]
 
-pub mod api;
-pub mod authz;
+// Public: what `passerelled`, the demo and the tests crate use (config, a hub or node opened in
+// process, TLS file and peer types). Everything else is the crate's own.
+pub(crate) mod api;
+pub(crate) mod authz;
 pub mod config;
-pub mod error;
+pub(crate) mod error;
 pub mod hub;
-pub mod limits;
-pub mod metrics;
+pub(crate) mod limits;
+pub(crate) mod metrics;
 pub mod node;
-pub mod probes;
-pub mod store;
-pub mod sync;
+pub(crate) mod probes;
+pub(crate) mod store;
+pub(crate) mod sync;
 pub mod tls;
 
 use std::future::Future;

@@ -31,15 +31,13 @@ use crate::config::HubConfig;
 use crate::hub::Hub;
 
 /// Structures a published statistics cell needs at least.
-pub const MIN_STRUCTURES: u32 = 3;
-/// Persons a published count needs at least (a hub may raise it).
-pub const MIN_PERSONS: u32 = 5;
+pub(crate) const MIN_STRUCTURES: u32 = 3;
 /// Largest share of a cell one structure may contribute, in percent.
-pub const DOMINANCE_PERCENT: u32 = 85;
+pub(crate) const DOMINANCE_PERCENT: u32 = 85;
 
 /// The hub's services over a [`Hub`].
 #[derive(Debug, Clone)]
-pub struct HubApi {
+pub(crate) struct HubApi {
     hub: Arc<Hub>,
     /// The config file `Reload` reads again; `None` when the hub was configured in memory.
     config_file: Option<PathBuf>,
@@ -49,7 +47,7 @@ pub struct HubApi {
 
 impl HubApi {
     /// Serves `hub`, configured from `config_file`; streams end when `stop` becomes `true`.
-    pub fn new(hub: Arc<Hub>, config_file: Option<PathBuf>, stop: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(hub: Arc<Hub>, config_file: Option<PathBuf>, stop: watch::Receiver<bool>) -> Self {
         Self { hub, config_file, stop }
     }
 }

@@ -7,8 +7,8 @@
 mod hub;
 mod structure;
 
-pub use hub::{DOMINANCE_PERCENT, HubApi, MIN_PERSONS, MIN_STRUCTURES};
-pub use structure::StructureApi;
+pub(crate) use hub::HubApi;
+pub(crate) use structure::StructureApi;
 
 use tonic::{Response, Status};
 

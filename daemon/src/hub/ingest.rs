@@ -76,7 +76,7 @@ impl HubRecord {
 }
 
 /// `origin/dataset/key`.
-pub fn record_key(origin: &str, dataset: &str, key: &str) -> Vec<u8> {
+pub(crate) fn record_key(origin: &str, dataset: &str, key: &str) -> Vec<u8> {
     format!("{origin}/{dataset}/{key}").into_bytes()
 }
 
@@ -550,7 +550,7 @@ impl PushSession {
 }
 
 /// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -5,12 +5,12 @@
 //! accepts it (or the hub's config says `auto_accept = true`). Invariant: a member's key is the
 //! identity of its certificate (`node/SIRET`, `hub/ID`), never something the peer wrote.
 
-pub mod ingest;
-pub mod profiles_view;
-pub mod relay;
-pub mod stats;
-pub mod tombstones;
-pub mod view;
+pub(crate) mod ingest;
+pub(crate) mod profiles_view;
+pub(crate) mod relay;
+pub(crate) mod stats;
+pub(crate) mod tombstones;
+pub(crate) mod view;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -48,7 +48,7 @@ fn is_sensitive(b: i32) -> bool {
 
 /// Publishes `profiles` k-anonymously; returns the published ones (with their index in the input)
 /// and how many were withheld.
-pub fn k_anonymize(profiles: &[AnonymizedProfile], k: u32) -> (Vec<(usize, PooledProfile)>, u32) {
+pub(crate) fn k_anonymize(profiles: &[AnonymizedProfile], k: u32) -> (Vec<(usize, PooledProfile)>, u32) {
     let k = k.max(MIN_K) as usize;
     let mut counts: [HashMap<Qi, usize>; 3] = Default::default();
     for p in profiles {

@@ -50,7 +50,7 @@ impl Hub {
 }
 
 /// Forgets expired tombstones at start and then daily, until `stop` turns true.
-pub fn start(
+pub(crate) fn start(
     hub: Arc<Hub>,
     retention: Duration,
     mut stop: watch::Receiver<bool>,

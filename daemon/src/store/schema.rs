@@ -34,7 +34,7 @@ pub enum OpenError {
 type Result<T, E = OpenError> = std::result::Result<T, E>;
 
 /// The schema this binary writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// A migration from version `i + 1` to `i + 2` is `MIGRATIONS[i]`. It must leave the store
 /// readable by the next one; the version marker is bumped in the same commit as its last write.
@@ -63,7 +63,7 @@ fn data_dir_error(dir: &Path, reason: impl Into<String>) -> OpenError {
 
 /// Opens the store in `dir` for `owner`, creating it on first use, migrating it if it is older,
 /// and refusing it if it is newer or belongs to someone else.
-pub fn open_store(dir: &Path, owner: &str) -> Result<(Arc<dyn Store>, Identity)> {
+pub(crate) fn open_store(dir: &Path, owner: &str) -> Result<(Arc<dyn Store>, Identity)> {
     let store = SledStore::open(dir).map_err(|e| data_dir_error(dir, e.0))?;
     let identity = match store.get(Tree::Meta, KEY_SCHEMA)? {
         None => initialise(&store, dir, owner)?,

@@ -9,7 +9,7 @@
 //! [`Peer`] and [`DenyList`] live here, below `authz` and `hub`, which both use them: identity comes
 //! from the certificate this module verified, and the deny list is consulted at the handshake.
 
-pub mod incoming;
+pub(crate) mod incoming;
 mod verifier;
 
 use std::collections::HashSet;

@@ -11,9 +11,9 @@ use super::tables::*;
 use crate::error::Result;
 
 /// A cell must have at least this many contributing structures.
-pub const MIN_STRUCTURES: usize = 3;
+pub(crate) const MIN_STRUCTURES: usize = 3;
 /// No structure may contribute more than this share of a cell's value, in percent.
-pub const DOMINANCE_PERCENT: i64 = 85;
+pub(crate) const DOMINANCE_PERCENT: i64 = 85;
 
 /// Primary disclosure control of every interior cell and total.
 pub(super) fn disclose(

@@ -29,6 +29,4 @@ mod incremental;
 #[cfg(test)]
 mod tests;
 
-pub use aggregates::{Contribution, StatCell, StatsDelta, Summary, contribution};
-pub use disclosure::{DOMINANCE_PERCENT, MIN_STRUCTURES};
-pub use tables::{kinds, parse_period};
+pub(crate) use aggregates::StatsDelta;

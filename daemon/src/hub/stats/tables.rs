@@ -2,9 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use passerelle_proto::codes::Code;
 use passerelle_proto::date::{Month, format_unix_ms};
-use passerelle_proto::v1::{Cell, GetTableRequest, StructureKind, Table};
+use passerelle_proto::v1::{Cell, GetTableRequest, Table};
 use passerelle_proto::validate::FieldError;
 use prost::Message;
 
@@ -98,7 +97,7 @@ pub(super) const PROFILES: Spec = Spec {
 };
 
 /// Parses `2026-10`, `2026-Q3` or `2026` into an inclusive month range.
-pub fn parse_period(period: &str) -> Result<(Month, Month)> {
+pub(crate) fn parse_period(period: &str) -> Result<(Month, Month)> {
     let invalid =
         || FieldError::new("period", period, "expected a month 2026-10, a quarter 2026-Q3 or a year 2026");
     if let Ok(m) = Month::parse(period) {
@@ -489,9 +488,4 @@ pub(super) fn summarize(spec: &Spec, group: &Group) -> Summary {
             .unwrap_or(0),
         latest_ms: 0,
     }
-}
-
-/// The kinds of structures, for listing dimensions.
-pub fn kinds() -> Vec<&'static str> {
-    StructureKind::ALL.iter().map(|(_, s)| *s).collect()
 }
