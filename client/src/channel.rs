@@ -14,9 +14,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The files of a TLS client: the CA(s) the server must chain to, and the client's own identity.
+/// One type for every TLS client: the CLI's `--ca/--cert/--key`, and in the daemon a node's
+/// `[tls]` towards its hubs and a hub's `[[upstream]]` files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
-    /// CA certificate(s), PEM.
+    /// CA certificate(s), PEM, the server must chain to.
     pub ca: PathBuf,
     /// Client certificate, PEM.
     pub cert: PathBuf,

@@ -129,8 +129,9 @@ fn invalid_file(path: &str, problems: &[crate::import::Problem]) -> String {
 /// The client's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The message of an error and of every error it wraps, joined by `: `.
-pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+/// The message of an error and of every error it wraps, joined by `: ` (repeats skipped). The
+/// daemon reports its own transport failures with it too: one rendering of an error chain.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![err.to_string()];
     let mut source = err.source();
     while let Some(s) = source {

@@ -16,6 +16,6 @@ pub mod pki;
 pub mod text;
 
 pub use channel::{CALL_TIMEOUT, CONNECT_TIMEOUT, TlsFiles, connect};
-pub use error::{Error, Result};
+pub use error::{Error, Result, chain};
 pub use hub_client::HubClient;
 pub use node_client::NodeClient;

@@ -1,6 +1,6 @@
 //! Who may call what: the role matrix, enforced in one place for every listener.
 //!
-//! Every connection carries a [`Peer`] (see `tls::incoming`). [`AuthzLayer`] runs before any
+//! Every connection carries a [`Peer`] (defined in `tls`, which extracts it at the handshake). [`AuthzLayer`] runs before any
 //! handler: it refuses calls whose service the peer's role may not use, and calls from a
 //! certificate revoked since the connection was opened, with `PERMISSION_DENIED` naming the role
 //! and the method. Handlers then read the [`Peer`] from the request (see [`peer`]) to act *as* it —
@@ -10,45 +10,36 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use passerelle_proto::identity::{PeerId, Role};
+use passerelle_proto::identity::Role;
+use passerelle_proto::v1::{
+    hub_admin_server, hub_sync_server, statistics_service_server, structure_service_server,
+};
 use tonic::Status;
+use tonic_health::pb::health_server;
+use tonic_reflection::pb::v1::server_reflection_server as reflection_v1;
+use tonic_reflection::pb::v1alpha::server_reflection_server as reflection_v1alpha;
 
-use crate::tls::DenyList;
 use crate::tls::incoming::ConnInfo;
+use crate::tls::{DenyList, Peer};
 
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    /// Its identity, from its certificate.
-    pub id: PeerId,
-    /// Its certificate's serial (lowercase hex); `None` for the local operator on a plaintext
-    /// loopback listener.
-    pub serial: Option<String>,
-}
-
-impl Peer {
-    /// Whoever connects to a plaintext loopback listener: someone with a shell on this machine.
-    pub fn local_operator() -> Self {
-        Self { id: PeerId { role: Role::Operator, id: "local".into() }, serial: None }
-    }
-}
-
-/// The roles that may call a gRPC service. This table is the role matrix.
-pub fn roles_allowed(service: &str) -> &'static [Role] {
+/// The roles that may call a gRPC service. This table is the role matrix. Services are named by
+/// the constants generated with their servers (the names `NamedService::NAME` gives), so a renamed
+/// service cannot silently fall to "nobody may call it".
+pub(crate) fn roles_allowed(service: &str) -> &'static [Role] {
     match service {
-        "passerelle.v1.HubSync" => &[Role::Node, Role::Hub],
-        "passerelle.v1.StatisticsService" => &[Role::Consumer],
-        "passerelle.v1.HubAdmin" | "passerelle.v1.StructureService" => &[Role::Operator],
+        hub_sync_server::SERVICE_NAME => &[Role::Node, Role::Hub],
+        statistics_service_server::SERVICE_NAME => &[Role::Consumer],
+        hub_admin_server::SERVICE_NAME | structure_service_server::SERVICE_NAME => &[Role::Operator],
         // Standard probes (health, reflection) reveal nothing and help every party.
-        "grpc.health.v1.Health"
-        | "grpc.reflection.v1.ServerReflection"
-        | "grpc.reflection.v1alpha.ServerReflection" => &Role::ALL,
+        health_server::SERVICE_NAME | reflection_v1::SERVICE_NAME | reflection_v1alpha::SERVICE_NAME => {
+            &Role::ALL
+        }
         _ => &[],
     }
 }
 
 /// Decides a call to `path` (`/package.Service/Method`) on a connection.
-pub fn authorize(path: &str, conn: Option<&ConnInfo>, denied: &DenyList) -> Result<Peer, Status> {
+pub(crate) fn authorize(path: &str, conn: Option<&ConnInfo>, denied: &DenyList) -> Result<Peer, Status> {
     let Some(conn) = conn else {
         // Every listener attaches a peer; a request without one is refused, never assumed.
         return Err(Status::unauthenticated("no authenticated peer on this connection"));
@@ -71,7 +62,7 @@ pub fn authorize(path: &str, conn: Option<&ConnInfo>, denied: &DenyList) -> Resu
 }
 
 /// The authenticated peer of a request that passed [`AuthzLayer`].
-pub fn peer<T>(request: &tonic::Request<T>) -> Result<Peer, Status> {
+pub(crate) fn peer<T>(request: &tonic::Request<T>) -> Result<Peer, Status> {
     request
         .extensions()
         .get::<Peer>()
@@ -81,13 +72,13 @@ pub fn peer<T>(request: &tonic::Request<T>) -> Result<Peer, Status> {
 
 /// Tower layer applying [`authorize`] to every request.
 #[derive(Debug, Clone)]
-pub struct AuthzLayer {
+pub(crate) struct AuthzLayer {
     denied: DenyList,
 }
 
 impl AuthzLayer {
     /// Checks calls against the role matrix and `denied`.
-    pub fn new(denied: DenyList) -> Self {
+    pub(crate) fn new(denied: DenyList) -> Self {
         Self { denied }
     }
 }
@@ -102,7 +93,7 @@ impl<S> tower::Layer<S> for AuthzLayer {
 
 /// The service made by [`AuthzLayer`].
 #[derive(Debug, Clone)]
-pub struct Authz<S> {
+pub(crate) struct Authz<S> {
     inner: S,
     denied: DenyList,
 }
@@ -152,13 +143,12 @@ where
 
 #[cfg(test)]
 mod tests {
+    use passerelle_proto::identity::PeerId;
+
     use super::*;
 
     fn conn(role: Role, id: &str, serial: Option<&str>) -> ConnInfo {
-        ConnInfo {
-            remote: None,
-            peer: Peer { id: PeerId { role, id: id.into() }, serial: serial.map(String::from) },
-        }
+        ConnInfo { peer: Peer { id: PeerId { role, id: id.into() }, serial: serial.map(String::from) } }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use passerelle_client::TlsFiles;
 use passerelle_proto::codes::Code;
 use passerelle_proto::datasets::Dataset;
 use passerelle_proto::identity::normalize_serial;
@@ -142,6 +143,12 @@ fn default_min_persons() -> Spanned<u32> {
     Spanned::new(0..0, 5)
 }
 
+/// The least k of k-anonymity a hub may be configured with (k = 1 publishes singletons); the
+/// pooled-profiles view applies it too, whatever it is given.
+pub const MIN_K: u32 = 2;
+/// Default of [`HubSection::k_anonymity`].
+pub const DEFAULT_K: u32 = 5;
+
 /// Default of [`HubSection::tombstone_retention_days`].
 pub const DEFAULT_TOMBSTONE_DAYS: u32 = 30;
 
@@ -150,7 +157,7 @@ fn default_tombstone_days() -> Spanned<u32> {
 }
 
 fn default_k() -> Spanned<u32> {
-    Spanned::new(0..0, crate::hub::profiles_view::DEFAULT_K)
+    Spanned::new(0..0, DEFAULT_K)
 }
 
 /// A TLS server identity and the client CAs it accepts.
@@ -292,7 +299,7 @@ pub struct NodeConfig {
     /// The structure's identity.
     pub structure: Structure,
     /// Its client identity towards hubs: (CA file, cert, key).
-    pub tls: Option<ClientTlsFiles>,
+    pub tls: Option<TlsFiles>,
     /// The hubs it syncs with.
     pub hubs: Vec<HubLink>,
 }
@@ -306,17 +313,6 @@ pub struct HubLink {
     pub endpoint: String,
     /// Datasets shared: [`Dataset`] slugs, parsed from `share`, sorted and without duplicates.
     pub datasets: Vec<String>,
-}
-
-/// A node's TLS client files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientTlsFiles {
-    /// CA(s) hubs must chain to.
-    pub ca: PathBuf,
-    /// The node's certificate.
-    pub cert: PathBuf,
-    /// The node's key.
-    pub key: PathBuf,
 }
 
 /// A hub's settings.
@@ -352,7 +348,7 @@ pub struct Upstream {
     /// Its id and endpoint; the datasets relayed are `needs` and `indicators`.
     pub link: HubLink,
     /// The upstream's CA, and this hub's own certificate and key.
-    pub tls: ClientTlsFiles,
+    pub tls: TlsFiles,
 }
 
 /// The local API's settings.
@@ -362,6 +358,26 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// TLS for operators, when set.
     pub tls: Option<ServerTlsFiles>,
+}
+
+impl HubConfig {
+    /// The hub settings of the config file `source`, read again for a reload (SIGHUP or
+    /// `HubAdmin.Reload`). An invalid file, or one that no longer describes a hub, is refused
+    /// with `FAILED_PRECONDITION` so the caller keeps what is in force.
+    pub fn reread(source: Option<&Path>) -> Result<HubConfig> {
+        let Some(source) = source else {
+            return Err(Error::FailedPrecondition("this hub was not started from a config file".into()));
+        };
+        let config =
+            Config::load(source).map_err(|e| Error::FailedPrecondition(format!("reload refused: {e}")))?;
+        match config.role {
+            RoleConfig::Hub(hub) => Ok(hub),
+            RoleConfig::Node(_) => Err(Error::FailedPrecondition(format!(
+                "reload refused: {} no longer describes a hub",
+                source.display()
+            ))),
+        }
+    }
 }
 
 impl ValidConfig {
@@ -586,7 +602,7 @@ impl Validator<'_> {
                 let cert = self.file("tls.cert", &t.cert)?;
                 let key = self.file("tls.key", &t.key)?;
                 tls::load_identity(&cert, &key).map_err(|e| self.tls_error("tls.key", &t.key, e))?;
-                Some(ClientTlsFiles { ca, cert, key })
+                Some(TlsFiles { ca, cert, key })
             }
         };
         let mut hubs: Vec<HubLink> = Vec::new();
@@ -650,7 +666,7 @@ impl Validator<'_> {
             denied_serials.push(normal);
         }
         let k = *hub.k_anonymity.get_ref();
-        if k < crate::hub::profiles_view::MIN_K {
+        if k < MIN_K {
             return Err(self.at(
                 "hub.k_anonymity",
                 hub.k_anonymity.span(),
@@ -710,7 +726,7 @@ impl Validator<'_> {
                         .into_iter()
                         .collect(),
                 },
-                tls: ClientTlsFiles { ca, cert: tls.cert.clone(), key: tls.key.clone() },
+                tls: TlsFiles { ca, cert: tls.cert.clone(), key: tls.key.clone() },
             });
         }
         Ok(HubConfig {

@@ -97,6 +97,15 @@ pub enum Error {
     Task(#[from] tokio::task::JoinError),
 }
 
+impl From<crate::store::OpenError> for Error {
+    fn from(err: crate::store::OpenError) -> Self {
+        match err {
+            crate::store::OpenError::DataDir { path, reason } => Self::DataDir { path, reason },
+            crate::store::OpenError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
 impl Error {
     /// An I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
@@ -120,19 +129,9 @@ fn rows_message(rows: &[passerelle_proto::validate::RowError]) -> String {
     text
 }
 
-/// The message of an error and of every error it wraps, joined by `: ` (repeats skipped).
-pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
+/// The message of an error and of every error it wraps: the client's rendering, so both ends
+/// report a chain alike.
+pub(crate) use passerelle_client::chain;
 
 /// The daemon's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

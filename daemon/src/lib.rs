@@ -10,17 +10,19 @@
 //! [`limits::MessageSizeLayer`] and [`authz::AuthzLayer`] before any handler.
 #![forbid(unsafe_code)]
 
-pub mod api;
-pub mod authz;
+// Public: what `passerelled`, the demo and the tests crate use (config, a hub or node opened in
+// process, TLS file and peer types). Everything else is the crate's own.
+pub(crate) mod api;
+pub(crate) mod authz;
 pub mod config;
-pub mod error;
+pub(crate) mod error;
 pub mod hub;
-pub mod limits;
-pub mod metrics;
+pub(crate) mod limits;
+pub(crate) mod metrics;
 pub mod node;
-pub mod probes;
-pub mod store;
-pub mod sync;
+pub(crate) mod probes;
+pub(crate) mod store;
+pub(crate) mod sync;
 pub mod tls;
 
 use std::future::Future;
@@ -32,18 +34,18 @@ use passerelle_proto::v1::hub_sync_server::HubSyncServer;
 use passerelle_proto::v1::statistics_service_server::StatisticsServiceServer;
 use passerelle_proto::v1::structure_service_server::StructureServiceServer;
 use tokio::net::TcpListener;
-use tonic::server::NamedService;
 use tonic::transport::server::Router;
 use tower::layer::util::{Identity, Stack};
 
 pub use config::{Config, RoleConfig, ValidConfig};
 pub use error::{Error, Result};
 
-/// The services' full names (`package.Service`), from the generated servers.
-const STRUCTURE_SERVICE: &str = <StructureServiceServer<api::StructureApi> as NamedService>::NAME;
-const HUB_SYNC: &str = <HubSyncServer<api::HubApi> as NamedService>::NAME;
-const STATISTICS_SERVICE: &str = <StatisticsServiceServer<api::HubApi> as NamedService>::NAME;
-const HUB_ADMIN: &str = <HubAdminServer<api::HubApi> as NamedService>::NAME;
+/// The services' full names (`package.Service`): the constants generated with the servers, which
+/// their `NamedService::NAME` is; the role matrix in `authz` names them the same way.
+const STRUCTURE_SERVICE: &str = passerelle_proto::v1::structure_service_server::SERVICE_NAME;
+const HUB_SYNC: &str = passerelle_proto::v1::hub_sync_server::SERVICE_NAME;
+const STATISTICS_SERVICE: &str = passerelle_proto::v1::statistics_service_server::SERVICE_NAME;
+const HUB_ADMIN: &str = passerelle_proto::v1::hub_admin_server::SERVICE_NAME;
 
 /// The sockets a daemon serves on, bound before it starts so callers know the addresses.
 #[derive(Debug)]
@@ -130,12 +132,7 @@ impl Daemon {
                 Role::Node(node, engine)
             }
             RoleConfig::Hub(settings) => {
-                let hub = hub::Hub::open(
-                    &config.data_dir,
-                    settings.clone(),
-                    denied.clone(),
-                    config.source.clone(),
-                )?;
+                let hub = hub::Hub::open(&config.data_dir, settings.clone(), denied.clone())?;
                 tracing::info!(hub = %settings.id, data_dir = %config.data_dir.display(), "hub store open");
                 Role::Hub(Arc::new(hub))
             }
@@ -225,7 +222,8 @@ impl Daemon {
                 let hub_policy = self.accept_policy(Some(&settings.tls))?;
                 tracing::info!(addr = %hub_listener.local_addr().map_err(|e| Error::io("hub address", e))?, "hub listening (mutual tls)");
                 let hub_incoming = tls::incoming::serve_incoming(hub_listener, hub_policy);
-                let service = api::HubApi::new(hub.clone(), stop_rx_for_streams.clone());
+                let service =
+                    api::HubApi::new(hub.clone(), self.config.source.clone(), stop_rx_for_streams.clone());
                 background.push(hub::tombstones::start(
                     hub.clone(),
                     settings.tombstone_retention,

@@ -14,17 +14,17 @@ use http_body::{Body, Frame, SizeHint};
 use tonic::Status;
 
 /// Default largest decoded message: 4 MiB, as gRPC's default.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Tower layer enforcing a maximum gRPC message size on requests.
 #[derive(Debug, Clone, Copy)]
-pub struct MessageSizeLayer {
+pub(crate) struct MessageSizeLayer {
     limit: usize,
 }
 
 impl MessageSizeLayer {
     /// Refuses request messages larger than `limit` bytes.
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         Self { limit }
     }
 }
@@ -39,7 +39,7 @@ impl<S> tower::Layer<S> for MessageSizeLayer {
 
 /// The service made by [`MessageSizeLayer`].
 #[derive(Debug, Clone)]
-pub struct MessageSize<S> {
+pub(crate) struct MessageSize<S> {
     inner: S,
     limit: usize,
 }

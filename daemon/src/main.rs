@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use passerelle_daemon::config::HubConfig;
 use passerelle_daemon::{Config, Daemon, Error, Listeners, RoleConfig, ValidConfig};
 
 /// How long in-flight calls get to finish after SIGINT/SIGTERM before the daemon exits anyway.
@@ -151,6 +152,8 @@ fn describe(config: &ValidConfig) -> String {
 async fn serve(config: ValidConfig) -> Result<(), Error> {
     let kind = if config.hub().is_some() { "hub" } else { "node" };
     let listeners = Listeners::bind(&config).await?;
+    // SIGHUP reads the file again, here, and hands the hub the settings parsed.
+    let config_file = config.source.clone();
     let daemon = tokio::task::spawn_blocking(move || Daemon::open(config)).await??;
     // Scripts (and the end-to-end tests) read these lines; logs go to stderr.
     println!("passerelled: {kind} api listening on {}", listeners.api_addr()?);
@@ -170,7 +173,9 @@ async fn serve(config: ValidConfig) -> Result<(), Error> {
             };
             while hangups.recv().await.is_some() {
                 let hub = hub.clone();
-                match tokio::task::spawn_blocking(move || hub.reload()).await {
+                let config_file = config_file.clone();
+                let reload = move || hub.reload(&HubConfig::reread(config_file.as_deref())?);
+                match tokio::task::spawn_blocking(reload).await {
                     Ok(Ok(serials)) => {
                         tracing::info!(denied = serials.len(), "SIGHUP: revocation list reloaded")
                     }

@@ -12,13 +12,13 @@ use tonic_health::server::HealthReporter;
 use crate::error::Result;
 
 /// The health service's name, as clients ask reflection for it.
-const HEALTH: &str = "grpc.health.v1.Health";
+const HEALTH: &str = tonic_health::pb::health_server::SERVICE_NAME;
 /// The reflection service's own name (v1; v1alpha clients find it under the same listing).
-const REFLECTION: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION: &str = tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME;
 
 /// Reports the daemon's services as serving, then as not serving once shutdown starts.
 #[derive(Clone)]
-pub struct Health {
+pub(crate) struct Health {
     reporter: HealthReporter,
     services: Vec<&'static str>,
     server: tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>,
@@ -26,7 +26,7 @@ pub struct Health {
 
 impl Health {
     /// A health service that reports `services` (and the whole server, `""`) as serving.
-    pub async fn serving(services: Vec<&'static str>) -> Self {
+    pub(crate) async fn serving(services: Vec<&'static str>) -> Self {
         let reporter = HealthReporter::new();
         reporter.set_service_status("", ServingStatus::Serving).await;
         for service in &services {
@@ -41,7 +41,7 @@ impl Health {
     /// Marks everything not serving, so probes stop routing new work here while in-flight
     /// calls finish, then ends every `Watch` stream (after it has delivered `NOT_SERVING`):
     /// a load balancer watching health must not hold the graceful shutdown open.
-    pub async fn shutting_down(&self) {
+    pub(crate) async fn shutting_down(&self) {
         let mut reporter = self.reporter.clone();
         for service in std::iter::once(&"").chain(&self.services) {
             reporter.set_service_status(service, ServingStatus::NotServing).await;
@@ -55,7 +55,7 @@ impl Health {
     /// Adds health checking and reflection (v1 and v1alpha, for older grpcurl) to `router`, whose
     /// own services are `services`: reflection lists those (and the probes) only, not every
     /// service of the `.proto` files, so a node's API does not advertise a hub's services.
-    pub fn add_to<L>(&self, router: Router<L>, services: &[&'static str]) -> Result<Router<L>> {
+    pub(crate) fn add_to<L>(&self, router: Router<L>, services: &[&'static str]) -> Result<Router<L>> {
         let reflection = || {
             let builder = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(passerelle_proto::FILE_DESCRIPTOR_SET)

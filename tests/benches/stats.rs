@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use passerelle_daemon::authz::Peer;
 use passerelle_daemon::config::HubConfig;
 use passerelle_daemon::hub::Hub;
+use passerelle_daemon::tls::Peer;
 use passerelle_daemon::tls::ServerTlsFiles;
 use passerelle_proto::date::Month;
 use passerelle_proto::identity::{PeerId, Role};
@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         upstreams: Vec::new(),
         tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), client_cas: Vec::new() },
     };
-    let hub = Hub::open(&dir.path().join("hub"), config, Default::default(), None)?;
+    let hub = Hub::open(&dir.path().join("hub"), config, Default::default())?;
     let csv_path = dir.path().join("reports.csv");
     let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
     writeln!(

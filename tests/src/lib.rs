@@ -328,7 +328,7 @@ pub fn hub_profiles_on_disk(
 ) -> anyhow::Result<Vec<passerelle_proto::v1::AnonymizedProfile>> {
     let config = Config::load(hub_config)?;
     let settings = config.hub().context("not a hub config")?.clone();
-    let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default(), None)?;
+    let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default())?;
     Ok(hub
         .records_of(origin, passerelle_proto::datasets::Dataset::Profiles)?
         .into_iter()

@@ -115,7 +115,7 @@ async fn a_structure_in_two_networks_counts_once_and_a_withdrawal_leaves_no_trac
 
     let config = passerelle_daemon::Config::load(&dreets_config)?;
     let settings = config.hub().cloned().ok_or_else(|| anyhow::anyhow!("hub config"))?;
-    let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default(), None)?;
+    let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default())?;
     let mut contributors = BTreeSet::new();
     for prefix in ["i/", "iq/", "iy/"] {
         for (_, cell) in hub.stat_cells(prefix)? {

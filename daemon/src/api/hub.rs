@@ -1,6 +1,7 @@
 //! The hub's services: `HubSync` (members), `StatisticsService` (consumers), `HubAdmin` (operators).
 //! Who may call which is decided by `crate::authz` before any of this runs.
 
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use tonic::{Request, Response, Status};
 
 use super::blocking;
 use crate::authz;
+use crate::config::HubConfig;
 use crate::hub::Hub;
 use crate::hub::stats::{self, DOMINANCE_PERCENT, MIN_STRUCTURES};
 
@@ -34,16 +36,18 @@ pub const MIN_PERSONS: u32 = 5;
 
 /// The hub's services over a [`Hub`].
 #[derive(Debug, Clone)]
-pub struct HubApi {
+pub(crate) struct HubApi {
     hub: Arc<Hub>,
+    /// The config file `Reload` reads again; `None` when the hub was configured in memory.
+    config_file: Option<PathBuf>,
     /// Becomes `true` at shutdown: long streams end then.
     stop: watch::Receiver<bool>,
 }
 
 impl HubApi {
-    /// Serves `hub`; streams end when `stop` becomes `true`.
-    pub fn new(hub: Arc<Hub>, stop: watch::Receiver<bool>) -> Self {
-        Self { hub, stop }
+    /// Serves `hub`, configured from `config_file`; streams end when `stop` becomes `true`.
+    pub(crate) fn new(hub: Arc<Hub>, config_file: Option<PathBuf>, stop: watch::Receiver<bool>) -> Self {
+        Self { hub, config_file, stop }
     }
 }
 
@@ -252,6 +256,11 @@ impl HubAdmin for HubApi {
 
     async fn reload(&self, _: Request<ReloadRequest>) -> Reply<ReloadResponse> {
         let hub = self.hub.clone();
-        blocking(move || hub.reload().map(|denied_serials| ReloadResponse { denied_serials })).await
+        let config_file = self.config_file.clone();
+        blocking(move || {
+            let fresh = HubConfig::reread(config_file.as_deref())?;
+            hub.reload(&fresh).map(|denied_serials| ReloadResponse { denied_serials })
+        })
+        .await
     }
 }

@@ -32,14 +32,14 @@ use crate::sync::SyncEngine;
 
 /// The implementation of `StructureService` over a [`Node`] and its sync engine.
 #[derive(Debug, Clone)]
-pub struct StructureApi {
+pub(crate) struct StructureApi {
     node: Arc<Node>,
     sync: Arc<SyncEngine>,
 }
 
 impl StructureApi {
     /// Serves `node`'s records and the state of its sync with hubs.
-    pub fn new(node: Arc<Node>, sync: Arc<SyncEngine>) -> Self {
+    pub(crate) fn new(node: Arc<Node>, sync: Arc<SyncEngine>) -> Self {
         Self { node, sync }
     }
 }

@@ -24,10 +24,10 @@ use prost::Message;
 
 use super::stats::StatsDelta;
 use super::{Hub, member_key};
-use crate::authz::Peer;
 use crate::error::{Error, Result};
 use crate::store::keys::RecordKey;
 use crate::store::{StoreError, Tree, WriteBatch, scan_prefix};
+use crate::tls::Peer;
 
 /// A record as the hub holds it.
 #[derive(Clone, PartialEq, Message)]
@@ -482,7 +482,7 @@ impl PushSession {
 }
 
 /// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -13,7 +13,6 @@ pub mod stats;
 pub mod tombstones;
 pub mod view;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use passerelle_proto::date::now_unix_ms;
@@ -22,11 +21,10 @@ use passerelle_proto::v1::{Member, MemberState, Structure};
 use passerelle_proto::validate::{self, FieldError};
 use prost::Message;
 
-use crate::authz::Peer;
-use crate::config::{Config, HubConfig};
+use crate::config::HubConfig;
 use crate::error::{Error, Result};
 use crate::store::{self, Identity, Store, StoreError, Tree, WriteBatch};
-use crate::tls::DenyList;
+use crate::tls::{DenyList, Peer};
 
 /// A hub and its members.
 pub struct Hub {
@@ -34,7 +32,6 @@ pub struct Hub {
     config: HubConfig,
     identity: Identity,
     denied: DenyList,
-    source: Option<PathBuf>,
     writer: Mutex<()>,
     /// The view feed's head, watched by subscribers.
     feed: tokio::sync::watch::Sender<u64>,
@@ -53,14 +50,8 @@ fn member_key(role: Role, id: &str) -> Vec<u8> {
 }
 
 impl Hub {
-    /// Opens the hub's store. `denied` is the revocation list shared with the TLS verifier;
-    /// `source` is the config file re-read by [`Hub::reload`].
-    pub fn open(
-        data_dir: &std::path::Path,
-        config: HubConfig,
-        denied: DenyList,
-        source: Option<PathBuf>,
-    ) -> Result<Self> {
+    /// Opens the hub's store. `denied` is the revocation list shared with the TLS verifier.
+    pub fn open(data_dir: &std::path::Path, config: HubConfig, denied: DenyList) -> Result<Self> {
         let (store, identity) = store::open_store(data_dir, &format!("hub:{}", config.id))?;
         set_denied(&denied, &config.denied_serials);
         let head = match store.get(Tree::Meta, view::FEED_HEAD)? {
@@ -72,16 +63,7 @@ impl Hub {
             None => 0,
         };
         let (feed, _) = tokio::sync::watch::channel(head);
-        Ok(Self {
-            store,
-            config,
-            identity,
-            denied,
-            source,
-            writer: Mutex::new(()),
-            feed,
-            relays: Mutex::default(),
-        })
+        Ok(Self { store, config, identity, denied, writer: Mutex::new(()), feed, relays: Mutex::default() })
     }
 
     /// A hub `coorace-pdl` of région 52 accepting members as they come, without TLS files, for
@@ -100,12 +82,12 @@ impl Hub {
             tombstone_retention: std::time::Duration::from_secs(30 * 24 * 3600),
             upstreams: Vec::new(),
             tls: crate::tls::ServerTlsFiles {
-                cert: PathBuf::new(),
-                key: PathBuf::new(),
+                cert: std::path::PathBuf::new(),
+                key: std::path::PathBuf::new(),
                 client_cas: Vec::new(),
             },
         };
-        Self::open(dir, config, DenyList::default(), None).expect("open hub")
+        Self::open(dir, config, DenyList::default()).expect("open hub")
     }
 
     /// The hub's settings.
@@ -277,23 +259,14 @@ impl Hub {
         Ok(member)
     }
 
-    /// Re-reads the revocation list from the config file. An invalid file changes nothing.
-    pub fn reload(&self) -> Result<Vec<String>> {
-        let Some(source) = &self.source else {
-            return Err(Error::FailedPrecondition("this hub was not started from a config file".into()));
-        };
-        let config =
-            Config::load(source).map_err(|e| Error::FailedPrecondition(format!("reload refused: {e}")))?;
-        let Some(hub) = config.hub() else {
-            return Err(Error::FailedPrecondition(format!(
-                "reload refused: {} no longer describes a hub",
-                source.display()
-            )));
-        };
-        if hub.id != self.config.id {
-            return Err(Error::FailedPrecondition(format!("reload refused: hub.id changed to {}", hub.id)));
+    /// Applies the revocation list of `fresh`, the hub's settings as the config file says them
+    /// now (read and validated by the caller, see [`HubConfig::reread`]). Settings for another hub
+    /// change nothing.
+    pub fn reload(&self, fresh: &HubConfig) -> Result<Vec<String>> {
+        if fresh.id != self.config.id {
+            return Err(Error::FailedPrecondition(format!("reload refused: hub.id changed to {}", fresh.id)));
         }
-        set_denied(&self.denied, &hub.denied_serials);
+        set_denied(&self.denied, &fresh.denied_serials);
         let serials = self.denied_serials();
         tracing::info!(denied = serials.len(), "revocation list reloaded");
         Ok(serials)

@@ -22,13 +22,9 @@ use passerelle_proto::v1::{AnonymizedProfile, Barrier, PooledProfile};
 
 use super::Hub;
 use super::ingest::HubRecord;
+use crate::config::MIN_K;
 use crate::error::Result;
 use crate::store::Tree;
-
-/// The least k a hub may be configured with.
-pub const MIN_K: u32 = 2;
-/// The default k.
-pub const DEFAULT_K: u32 = 5;
 
 type Qi = (i32, String, String);
 
@@ -52,7 +48,7 @@ fn is_sensitive(b: i32) -> bool {
 
 /// Publishes `profiles` k-anonymously; returns the published ones (with their index in the input)
 /// and how many were withheld.
-pub fn k_anonymize(profiles: &[AnonymizedProfile], k: u32) -> (Vec<(usize, PooledProfile)>, u32) {
+pub(crate) fn k_anonymize(profiles: &[AnonymizedProfile], k: u32) -> (Vec<(usize, PooledProfile)>, u32) {
     let k = k.max(MIN_K) as usize;
     let mut counts: [HashMap<Qi, usize>; 3] = Default::default();
     for p in profiles {

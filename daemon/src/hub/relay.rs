@@ -156,7 +156,7 @@ impl Hub {
 }
 
 /// Starts one relay task per upstream hub; they stop when `stop` becomes `true`.
-pub fn start(
+pub(crate) fn start(
     hub: Arc<Hub>,
     upstreams: Vec<Upstream>,
     stop: watch::Receiver<bool>,

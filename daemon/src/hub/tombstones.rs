@@ -50,7 +50,7 @@ impl Hub {
 }
 
 /// Forgets expired tombstones at start and then daily, until `stop` turns true.
-pub fn start(
+pub(crate) fn start(
     hub: Arc<Hub>,
     retention: Duration,
     mut stop: watch::Receiver<bool>,
@@ -79,7 +79,6 @@ mod tests {
     use passerelle_proto::v1::{Batch, Change, SharedNeed, Structure, Tombstone, change};
 
     use super::*;
-    use crate::authz::Peer;
     use crate::hub::ingest::PushSession;
     use passerelle_proto::datasets::Dataset;
 

@@ -23,7 +23,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 16;
 
 /// Serves `GET /metrics` on `listener` until `stop` turns true, then closes every connection.
-pub async fn serve(listener: TcpListener, scrape: Scrape, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(listener: TcpListener, scrape: Scrape, mut stop: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
     let for_connections = stop.clone();
     loop {

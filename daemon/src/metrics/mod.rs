@@ -15,8 +15,8 @@ mod rpc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use http::serve;
-pub use rpc::{RpcMetrics, RpcMetricsLayer};
+pub(crate) use http::serve;
+pub(crate) use rpc::{RpcMetrics, RpcMetricsLayer};
 
 use exposition::{Kind, Page};
 use passerelle_proto::v1::MemberState;
@@ -31,7 +31,7 @@ const RECORD_COUNT_TTL: Duration = Duration::from_secs(30);
 
 /// What a scrape reads.
 #[derive(Debug, Clone)]
-pub struct Scrape {
+pub(crate) struct Scrape {
     rpc: Arc<RpcMetrics>,
     source: Source,
     started_at: f64,
@@ -54,17 +54,17 @@ type Family<T> = (&'static str, Kind, &'static str, fn(&T) -> f64);
 
 impl Scrape {
     /// A node's metrics.
-    pub fn node(rpc: Arc<RpcMetrics>, node: Arc<Node>, engine: Arc<SyncEngine>) -> Self {
+    pub(crate) fn node(rpc: Arc<RpcMetrics>, node: Arc<Node>, engine: Arc<SyncEngine>) -> Self {
         Self { rpc, source: Source::Node(node, engine), started_at: now_seconds() }
     }
 
     /// A hub's metrics.
-    pub fn hub(rpc: Arc<RpcMetrics>, hub: Arc<Hub>) -> Self {
+    pub(crate) fn hub(rpc: Arc<RpcMetrics>, hub: Arc<Hub>) -> Self {
         Self { rpc, source: Source::Hub(hub, Arc::default()), started_at: now_seconds() }
     }
 
     /// The metrics page (reads the store: run it off the async workers).
-    pub fn render(&self) -> Result<String> {
+    pub(crate) fn render(&self) -> Result<String> {
         let mut page = Page::default();
         let version = env!("CARGO_PKG_VERSION");
         page.family("passerelle_build_info", Kind::Gauge, "The daemon's version and role (always 1)");

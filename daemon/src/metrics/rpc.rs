@@ -31,7 +31,7 @@ struct Histogram {
 
 /// Every call's outcome since the daemon started, by (method, code).
 #[derive(Debug, Default)]
-pub struct RpcMetrics {
+pub(crate) struct RpcMetrics {
     calls: Mutex<HashMap<(String, &'static str), Histogram>>,
     /// Calls started and not finished, by method (long-lived streams such as push sessions).
     in_flight: Mutex<HashMap<String, i64>>,
@@ -165,13 +165,13 @@ fn status_in(headers: &http::HeaderMap) -> Option<tonic::Code> {
 
 /// Tower layer recording every call into [`RpcMetrics`].
 #[derive(Debug, Clone)]
-pub struct RpcMetricsLayer {
+pub(crate) struct RpcMetricsLayer {
     metrics: Arc<RpcMetrics>,
 }
 
 impl RpcMetricsLayer {
     /// Records into `metrics`.
-    pub fn new(metrics: Arc<RpcMetrics>) -> Self {
+    pub(crate) fn new(metrics: Arc<RpcMetrics>) -> Self {
         Self { metrics }
     }
 }
@@ -186,7 +186,7 @@ impl<S> tower::Layer<S> for RpcMetricsLayer {
 
 /// The service made by [`RpcMetricsLayer`].
 #[derive(Debug, Clone)]
-pub struct Metered<S> {
+pub(crate) struct Metered<S> {
     inner: S,
     metrics: Arc<RpcMetrics>,
 }

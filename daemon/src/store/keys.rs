@@ -7,12 +7,12 @@ use passerelle_proto::date::Month;
 use uuid::Uuid;
 
 /// The key of a record identified by a UUID: its 16 bytes. UUIDv7 ids sort by creation time.
-pub fn id(id: &Uuid) -> [u8; 16] {
+pub(crate) fn id(id: &Uuid) -> [u8; 16] {
     *id.as_bytes()
 }
 
 /// The key of an index entry `parent ++ child`.
-pub fn pair(parent: &Uuid, child: &Uuid) -> [u8; 32] {
+pub(crate) fn pair(parent: &Uuid, child: &Uuid) -> [u8; 32] {
     let mut key = [0; 32];
     key[..16].copy_from_slice(parent.as_bytes());
     key[16..].copy_from_slice(child.as_bytes());
@@ -20,13 +20,13 @@ pub fn pair(parent: &Uuid, child: &Uuid) -> [u8; 32] {
 }
 
 /// The key of a month: its ordinal as a big-endian `u32`.
-pub fn month(month: Month) -> [u8; 4] {
+pub(crate) fn month(month: Month) -> [u8; 4] {
     month.ordinal().to_be_bytes()
 }
 
 /// The smallest key greater than every key starting with `prefix`, or `None` if there is none
 /// (the prefix is all `0xff`).
-pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {

@@ -7,17 +7,17 @@
 //! [`WriteBatch`] atomically across trees and returns only once it is durable on disk: nothing is
 //! acknowledged to a client before that.
 
-pub mod keys;
+pub(crate) mod keys;
 mod schema;
 mod sled_store;
 
-pub use schema::{Identity, SCHEMA_VERSION, open_store};
-pub use sled_store::SledStore;
+pub(crate) use schema::{Identity, OpenError, open_store};
+pub(crate) use sled_store::SledStore;
 
 /// The trees of a node's store. Adding a tree is adding a variant (and a migration if existing
 /// data must move).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Tree {
+pub(crate) enum Tree {
     /// Store-wide markers: schema version, epoch, owner SIRET.
     Meta,
     /// Recruitment needs by id.
@@ -56,7 +56,7 @@ pub enum Tree {
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 17] = [
+    pub(crate) const ALL: [Tree; 17] = [
         Tree::Meta,
         Tree::Needs,
         Tree::Persons,
@@ -77,12 +77,12 @@ impl Tree {
     ];
 
     /// The tree's one-byte key prefix in the single sled keyspace.
-    pub fn tag(self) -> u8 {
+    pub(crate) fn tag(self) -> u8 {
         Tree::ALL.iter().position(|t| *t == self).map_or(u8::MAX, |i| i as u8)
     }
 
     /// The tree's name on disk.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Tree::Meta => "meta",
             Tree::Needs => "needs",
@@ -106,10 +106,10 @@ impl Tree {
 }
 
 /// A key and its value, as scans return them.
-pub type KeyValue = (Vec<u8>, Vec<u8>);
+pub(crate) type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// One write of a batch: set (`Some`) or remove (`None`) a key of a tree.
-pub type WriteOp = (Tree, Vec<u8>, Option<Vec<u8>>);
+pub(crate) type WriteOp = (Tree, Vec<u8>, Option<Vec<u8>>);
 
 /// A failure of the storage engine.
 #[derive(Debug, thiserror::Error)]
@@ -118,39 +118,39 @@ pub struct StoreError(pub String);
 
 /// A set of writes applied atomically by [`Store::commit`].
 #[derive(Debug, Default)]
-pub struct WriteBatch {
+pub(crate) struct WriteBatch {
     ops: Vec<WriteOp>,
 }
 
 impl WriteBatch {
     /// An empty batch.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Sets `key` to `value` in `tree`.
-    pub fn put(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+    pub(crate) fn put(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
         self.ops.push((tree, key.into(), Some(value.into())));
     }
 
     /// Removes `key` from `tree`.
-    pub fn delete(&mut self, tree: Tree, key: impl Into<Vec<u8>>) {
+    pub(crate) fn delete(&mut self, tree: Tree, key: impl Into<Vec<u8>>) {
         self.ops.push((tree, key.into(), None));
     }
 
     /// Whether the batch has no write.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
 
     /// The writes, in order.
-    pub fn ops(&self) -> &[WriteOp] {
+    pub(crate) fn ops(&self) -> &[WriteOp] {
         &self.ops
     }
 }
 
 /// An ordered key-value store with atomic, durable multi-tree commits.
-pub trait Store: std::fmt::Debug + Send + Sync + 'static {
+pub(crate) trait Store: std::fmt::Debug + Send + Sync + 'static {
     /// The value of `key` in `tree`.
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
@@ -179,7 +179,7 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
 }
 
 /// Every entry of `tree` whose key starts with `prefix`, in key order.
-pub fn scan_prefix(store: &dyn Store, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+pub(crate) fn scan_prefix(store: &dyn Store, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
     let end = keys::prefix_end(prefix);
     store.scan(tree, prefix, end.as_deref(), usize::MAX)
 }

@@ -7,16 +7,34 @@
 //! - The **epoch** is random bytes created at first open. It changes only when the store is
 //!   recreated, so a peer that sees a new epoch knows the store was reset (as Syncthing's index id).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use passerelle_proto::date::now_unix_ms;
 
 use super::{SledStore, Store, StoreError, Tree, WriteBatch};
-use crate::error::{Error, Result};
+
+/// Why a data directory cannot be opened. The store's own error, so the store depends on nothing
+/// above it; the daemon's `Error` takes it by `From` (as `DataDir` or `Store`).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The directory does not belong to this configuration or this version.
+    #[error("data_dir {}: {reason}", path.display())]
+    DataDir {
+        /// The data directory.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The storage engine failed while opening, checking or migrating.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+}
+
+type Result<T, E = OpenError> = std::result::Result<T, E>;
 
 /// The schema this binary writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// A migration from version `i + 1` to `i + 2` is `MIGRATIONS[i]`. It must leave the store
 /// readable by the next one; the version marker is bumped in the same commit as its last write.
@@ -39,13 +57,13 @@ pub struct Identity {
     pub created_at_ms: i64,
 }
 
-fn data_dir_error(dir: &Path, reason: impl Into<String>) -> Error {
-    Error::DataDir { path: dir.to_path_buf(), reason: reason.into() }
+fn data_dir_error(dir: &Path, reason: impl Into<String>) -> OpenError {
+    OpenError::DataDir { path: dir.to_path_buf(), reason: reason.into() }
 }
 
 /// Opens the store in `dir` for `owner`, creating it on first use, migrating it if it is older,
 /// and refusing it if it is newer or belongs to someone else.
-pub fn open_store(dir: &Path, owner: &str) -> Result<(Arc<dyn Store>, Identity)> {
+pub(crate) fn open_store(dir: &Path, owner: &str) -> Result<(Arc<dyn Store>, Identity)> {
     let store = SledStore::open(dir).map_err(|e| data_dir_error(dir, e.0))?;
     let identity = match store.get(Tree::Meta, KEY_SCHEMA)? {
         None => initialise(&store, dir, owner)?,
@@ -103,7 +121,7 @@ fn migrate(store: &SledStore, mut version: u32) -> Result<()> {
     while version < SCHEMA_VERSION {
         let step = MIGRATIONS
             .get(version as usize - 1)
-            .ok_or_else(|| Error::Store(StoreError(format!("no migration from schema {version}"))))?;
+            .ok_or_else(|| StoreError(format!("no migration from schema {version}")))?;
         let mut batch = WriteBatch::new();
         step(store, &mut batch)?;
         version += 1;

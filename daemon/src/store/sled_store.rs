@@ -23,7 +23,7 @@ use super::{KeyValue, Store, StoreError, Tree, WriteBatch};
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A sled database in a directory; the logical trees share one sled tree.
-pub struct SledStore {
+pub(crate) struct SledStore {
     db: sled::Db,
     keyspace: sled::Tree,
     dir: PathBuf,
@@ -43,7 +43,7 @@ fn err(context: &str, e: impl std::fmt::Display) -> StoreError {
 
 impl SledStore {
     /// Opens (creating if needed) the database in `dir`. Fails if another process has it open.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| err(&format!("creating {}", dir.display()), e))?;
         // sled releases its file lock from its own threads shortly after the last handle is
         // dropped (a daemon that just stopped, a predecessor still exiting): wait for that, a

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
+use passerelle_client::TlsFiles;
 use passerelle_proto::identity::{PeerId, Role, peer_of_certificate};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -15,7 +16,7 @@ use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::config::{ClientTlsFiles, HubLink};
+use crate::config::HubLink;
 use crate::error::{Error, Result};
 use crate::tls::{load_identity, load_roots};
 
@@ -77,7 +78,7 @@ impl ServerCertVerifier for HubVerifier {
 }
 
 /// A channel to `hub` over mutual TLS, verifying that the server is that hub.
-pub(crate) async fn connect(hub: &HubLink, tls: &ClientTlsFiles) -> Result<Channel> {
+pub(crate) async fn connect(hub: &HubLink, tls: &TlsFiles) -> Result<Channel> {
     let config_error = |e: String| Error::Config(format!("hubs.endpoint {}: {e}", hub.endpoint));
     let uri: Uri = hub.endpoint.parse().map_err(|e| config_error(format!("{e}")))?;
     let host = uri

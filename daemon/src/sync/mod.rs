@@ -12,19 +12,20 @@
 
 pub(crate) mod connect;
 mod push;
-pub mod state;
+pub(crate) mod state;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use passerelle_client::TlsFiles;
 use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::v1::hub_sync_client::HubSyncClient;
 use passerelle_proto::v1::{HelloRequest, HubSyncStatus, SubscribeRequest, SyncStatusResponse};
 use tokio::sync::{Notify, watch};
 use tonic::transport::Channel;
 
-use crate::config::{ClientTlsFiles, HubLink};
+use crate::config::HubLink;
 use crate::error::{Error, Result};
 use crate::node::Node;
 
@@ -35,7 +36,7 @@ const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
 /// What the engine knows about one hub right now (the durable part is in [`state`]).
 #[derive(Debug, Clone, Default)]
-pub struct LinkStatus {
+pub(crate) struct LinkStatus {
     /// A push session is open.
     pub connected: bool,
     /// Highest acknowledged sequence number.
@@ -50,7 +51,7 @@ pub struct LinkStatus {
 
 /// Counters of one hub link since the daemon started, for the metrics endpoint.
 #[derive(Debug, Default)]
-pub struct LinkCounters {
+pub(crate) struct LinkCounters {
     /// Batches sent (outbox, full resend or withdrawal).
     pub batches_sent: AtomicU64,
     /// Changes in the batches sent.
@@ -66,7 +67,7 @@ pub struct LinkCounters {
 
 /// One hub link as the metrics endpoint shows it.
 #[derive(Debug, Clone, Default)]
-pub struct LinkMetrics {
+pub(crate) struct LinkMetrics {
     /// The hub's id.
     pub hub: String,
     /// A push session is open.
@@ -102,17 +103,17 @@ struct Link {
 
 /// The sync engine of a node.
 #[derive(Debug)]
-pub struct SyncEngine {
+pub(crate) struct SyncEngine {
     node: Arc<Node>,
     links: Vec<Arc<Link>>,
-    tls: Option<ClientTlsFiles>,
+    tls: Option<TlsFiles>,
     /// Notified on every acknowledgement or error, for `sync now --wait`.
     progress: Arc<Notify>,
 }
 
 impl SyncEngine {
     /// An engine for `hubs`; nothing runs until [`SyncEngine::start`].
-    pub fn new(node: Arc<Node>, hubs: &[HubLink], tls: Option<ClientTlsFiles>) -> Result<Arc<Self>> {
+    pub(crate) fn new(node: Arc<Node>, hubs: &[HubLink], tls: Option<TlsFiles>) -> Result<Arc<Self>> {
         let mut links = Vec::new();
         for hub in hubs {
             let state = state::reconcile(&node, hub)?;
@@ -138,7 +139,7 @@ impl SyncEngine {
 
     /// Starts one task per hub, and the daily check of age bands; they stop when `stop` becomes
     /// `true`.
-    pub fn start(self: &Arc<Self>, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    pub(crate) fn start(self: &Arc<Self>, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         let (node, mut until) = (self.node.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
@@ -263,7 +264,7 @@ impl SyncEngine {
 
     /// The pooled profiles each hub publishes now (k-anonymous at the hub), filtered by ROME
     /// prefix and département (a profile generalised to a région matches the départements in it).
-    pub async fn network_profiles(
+    pub(crate) async fn network_profiles(
         &self,
         rome_prefix: Option<&str>,
         departement: Option<&str>,
@@ -310,7 +311,7 @@ impl SyncEngine {
     }
 
     /// The metrics of every hub link.
-    pub fn metrics(&self) -> Result<Vec<LinkMetrics>> {
+    pub(crate) fn metrics(&self) -> Result<Vec<LinkMetrics>> {
         let now = passerelle_proto::date::now_unix_ms();
         let mut out = Vec::new();
         for link in &self.links {
@@ -336,7 +337,7 @@ impl SyncEngine {
     }
 
     /// Status of every hub.
-    pub fn status(&self) -> Result<SyncStatusResponse> {
+    pub(crate) fn status(&self) -> Result<SyncStatusResponse> {
         let head = self.node.head_seq();
         let mut hubs = Vec::new();
         for link in &self.links {
@@ -358,7 +359,7 @@ impl SyncEngine {
 
     /// Pushes now; with `wait`, until every hub has an accepted session and acknowledged
     /// everything committed before the call, or `timeout`.
-    pub async fn sync_now(&self, wait: bool, timeout: Duration) -> Result<SyncStatusResponse> {
+    pub(crate) async fn sync_now(&self, wait: bool, timeout: Duration) -> Result<SyncStatusResponse> {
         let target = self.node.head_seq();
         for link in &self.links {
             link.wake.notify_one();

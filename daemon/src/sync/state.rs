@@ -13,7 +13,7 @@ use crate::store::{StoreError, Tree, WriteBatch};
 
 /// Push state for one hub.
 #[derive(Clone, PartialEq, Message)]
-pub struct PushState {
+pub(crate) struct PushState {
     /// The agreement (sorted datasets) the checkpoint is for.
     #[prost(string, repeated, tag = "1")]
     pub datasets: Vec<String>,
@@ -33,7 +33,7 @@ pub struct PushState {
 
 /// View state for one hub: the position of the local copy of its network view.
 #[derive(Clone, PartialEq, Message)]
-pub struct ViewState {
+pub(crate) struct ViewState {
     /// The hub's store epoch the position belongs to.
     #[prost(bytes = "vec", tag = "1")]
     pub hub_epoch: Vec<u8>,
@@ -47,7 +47,7 @@ fn push_key(hub: &str) -> Vec<u8> {
 }
 
 /// The key of a hub's view state.
-pub fn view_key(hub: &str) -> Vec<u8> {
+pub(crate) fn view_key(hub: &str) -> Vec<u8> {
     format!("view/{hub}").into_bytes()
 }
 
@@ -58,7 +58,7 @@ fn decode<M: Message + Default>(raw: &[u8]) -> Result<M> {
 /// Loads a hub's push state and reconciles it with the configured agreement: a new hub starts
 /// at the current head with a full resend; an added dataset is resent in full; a removed one is
 /// withdrawn.
-pub fn reconcile(node: &Node, link: &HubLink) -> Result<PushState> {
+pub(crate) fn reconcile(node: &Node, link: &HubLink) -> Result<PushState> {
     let key = push_key(&link.id);
     let mut state = match node.store().get(Tree::SyncState, &key)? {
         Some(raw) => decode::<PushState>(&raw)?,
@@ -98,7 +98,7 @@ pub fn reconcile(node: &Node, link: &HubLink) -> Result<PushState> {
 }
 
 /// Saves a hub's push state durably (agreement changes, owed resends).
-pub fn save_push(node: &Node, hub: &str, state: &PushState) -> Result<()> {
+pub(crate) fn save_push(node: &Node, hub: &str, state: &PushState) -> Result<()> {
     let mut batch = WriteBatch::new();
     batch.put(Tree::SyncState, push_key(hub), state.encode_to_vec());
     Ok(node.store().commit(batch)?)
@@ -107,14 +107,14 @@ pub fn save_push(node: &Node, hub: &str, state: &PushState) -> Result<()> {
 /// Saves a hub's push state after an acknowledgement, without an fsync: a checkpoint lost in a
 /// crash only lags behind the hub's, and resending what the hub already has changes nothing
 /// there (idempotent apply). It never runs ahead of an acknowledgement.
-pub fn save_push_relaxed(node: &Node, hub: &str, state: &PushState) -> Result<()> {
+pub(crate) fn save_push_relaxed(node: &Node, hub: &str, state: &PushState) -> Result<()> {
     let mut batch = WriteBatch::new();
     batch.put(Tree::SyncState, push_key(hub), state.encode_to_vec());
     Ok(node.store().commit_relaxed(batch)?)
 }
 
 /// Loads a hub's view state.
-pub fn load_view(node: &Node, hub: &str) -> Result<ViewState> {
+pub(crate) fn load_view(node: &Node, hub: &str) -> Result<ViewState> {
     Ok(match node.store().get(Tree::SyncState, &view_key(hub))? {
         Some(raw) => decode(&raw)?,
         None => ViewState::default(),

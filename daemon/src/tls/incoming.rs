@@ -1,7 +1,6 @@
 //! The accept loop: TCP, then (for TLS listeners) a bounded handshake, then a stream that carries
 //! its peer's identity into every request tonic builds from it.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,13 +15,11 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
-use crate::authz::Peer;
+use super::Peer;
 
 /// What tonic puts in every request's extensions for a connection.
 #[derive(Debug, Clone)]
-pub struct ConnInfo {
-    /// The client's address.
-    pub remote: Option<SocketAddr>,
+pub(crate) struct ConnInfo {
     /// Who the client is: from its verified certificate, or the local operator on a plaintext
     /// loopback listener.
     pub peer: Peer,
@@ -34,7 +31,7 @@ enum Io {
 }
 
 /// An accepted connection. It holds a connection-limit permit until it is dropped.
-pub struct PeerStream {
+pub(crate) struct PeerStream {
     io: Io,
     info: ConnInfo,
     _permit: OwnedSemaphorePermit,
@@ -108,7 +105,7 @@ impl AsyncWrite for PeerStream {
 
 /// How a listener accepts connections.
 #[derive(Debug, Clone)]
-pub struct AcceptPolicy {
+pub(crate) struct AcceptPolicy {
     /// `None`: plaintext, loopback only (the caller checked), every client is the local operator.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Connections beyond this are closed at once.
@@ -119,7 +116,7 @@ pub struct AcceptPolicy {
 
 /// The connections of `listener`, as a stream for `serve_with_incoming`. The accept loop stops when
 /// the stream is dropped.
-pub fn serve_incoming(
+pub(crate) fn serve_incoming(
     listener: TcpListener,
     policy: AcceptPolicy,
 ) -> ReceiverStream<std::io::Result<PeerStream>> {
@@ -161,7 +158,7 @@ async fn accept_loop(
             let stream = match acceptor {
                 None => PeerStream {
                     io: Io::Plain(tcp),
-                    info: ConnInfo { remote: Some(remote), peer: Peer::local_operator() },
+                    info: ConnInfo { peer: Peer::local_operator() },
                     _permit: permit,
                 },
                 Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
@@ -171,11 +168,7 @@ async fn accept_loop(
                             return;
                         };
                         tracing::debug!(%remote, peer = %peer.id, "tls connection");
-                        PeerStream {
-                            io: Io::Tls(Box::new(tls)),
-                            info: ConnInfo { remote: Some(remote), peer },
-                            _permit: permit,
-                        }
+                        PeerStream { io: Io::Tls(Box::new(tls)), info: ConnInfo { peer }, _permit: permit }
                     }
                     Ok(Err(e)) => {
                         tracing::info!(%remote, error = %e, "tls handshake refused");

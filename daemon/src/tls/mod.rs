@@ -4,9 +4,12 @@
 //! revoked serials and certificates without a Passerelle identity at the handshake, a handshake
 //! timeout and a cap on connections, and the peer's identity attached to the connection once. So it
 //! builds the rustls config itself ([`server_config`]), accepts connections itself
-//! ([`incoming::serve_incoming`]) and hands tonic streams that carry a [`crate::authz::Peer`].
+//! ([`incoming::serve_incoming`]) and hands tonic streams that carry a [`Peer`].
+//!
+//! [`Peer`] and [`DenyList`] live here, below `authz` and `hub`, which both use them: identity comes
+//! from the certificate this module verified, and the deny list is consulted at the handshake.
 
-pub mod incoming;
+pub(crate) mod incoming;
 mod verifier;
 
 use std::collections::HashSet;
@@ -18,11 +21,30 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 
+use passerelle_proto::identity::{PeerId, Role};
+
 use crate::error::{Error, Result};
 
 /// Certificate serials refused, lowercase hex; shared by the verifier and the per-call check so a
 /// reload applies to both.
 pub type DenyList = Arc<RwLock<HashSet<String>>>;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its identity, from its certificate.
+    pub id: PeerId,
+    /// Its certificate's serial (lowercase hex); `None` for the local operator on a plaintext
+    /// loopback listener.
+    pub serial: Option<String>,
+}
+
+impl Peer {
+    /// Whoever connects to a plaintext loopback listener: someone with a shell on this machine.
+    pub fn local_operator() -> Self {
+        Self { id: PeerId { role: Role::Operator, id: "local".into() }, serial: None }
+    }
+}
 
 /// The certificates of a PEM file, in order.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {

@@ -43,7 +43,7 @@ pub struct StatCell {
 /// What a query needs of an indicators cell, precomputed when the cell changes, so a table costs
 /// the number of cells it reads and never the number of structures or records behind them.
 #[derive(Clone, PartialEq, Message)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Contributing structures.
     #[prost(uint32, tag = "1")]
     pub structures: u32,
@@ -112,7 +112,7 @@ pub(super) fn values_of(record: &HubRecord) -> Option<Vec<i64>> {
 
 /// Where a record is counted and with which values, or `None` if it is not counted. Indicators
 /// need the structure (département, kind); needs and profiles carry their own coordinates.
-pub fn contribution(record: &HubRecord, structure: Option<&Structure>) -> Option<(Vec<u8>, Vec<i64>)> {
+pub(crate) fn contribution(record: &HubRecord, structure: Option<&Structure>) -> Option<(Vec<u8>, Vec<i64>)> {
     let values = values_of(record)?;
     let key = match Table::of_record(record)? {
         Table::Indicators => {
@@ -147,7 +147,7 @@ pub fn contribution(record: &HubRecord, structure: Option<&Structure>) -> Option
 
 /// Cells being changed by one commit.
 #[derive(Default)]
-pub struct StatsDelta {
+pub(crate) struct StatsDelta {
     pub(super) cells: HashMap<Vec<u8>, StatCell>,
 }
 

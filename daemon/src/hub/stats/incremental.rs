@@ -15,7 +15,6 @@ use super::catalogue::*;
 use super::disclosure::*;
 use super::family::*;
 use super::tables::*;
-use crate::authz::Peer;
 use crate::hub::Hub;
 use crate::hub::ingest::PushSession;
 use crate::store::Tree;

@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use passerelle_proto::codes::Code;
 use passerelle_proto::date::{Month, format_unix_ms};
 use passerelle_proto::v1::{self, Cell, GetTableRequest, StructureKind};
 use passerelle_proto::validate::FieldError;
@@ -46,7 +45,7 @@ impl Group {
 }
 
 /// Parses `2026-10`, `2026-Q3` or `2026` into an inclusive month range.
-pub fn parse_period(period: &str) -> Result<(Month, Month)> {
+pub(crate) fn parse_period(period: &str) -> Result<(Month, Month)> {
     let invalid =
         || FieldError::new("period", period, "expected a month 2026-10, a quarter 2026-Q3 or a year 2026");
     if let Ok(m) = Month::parse(period) {
@@ -428,9 +427,4 @@ pub(super) fn summarize(spec: &Spec, group: &Group) -> Summary {
             .unwrap_or(0),
         latest_ms: 0,
     }
-}
-
-/// The kinds of structures, for listing dimensions.
-pub fn kinds() -> Vec<&'static str> {
-    StructureKind::ALL.iter().map(|(_, s)| *s).collect()
 }
