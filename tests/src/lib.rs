@@ -312,7 +312,7 @@ pub fn hub_records_on_disk(
 ) -> anyhow::Result<Vec<(String, u64, bool)>> {
     let config = Config::load(hub_config)?;
     let settings = config.hub().context("not a hub config")?.clone();
-    let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default(), None)?;
+    let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default())?;
     Ok(hub
         .records_of(origin, dataset.parse()?)?
         .into_iter()

@@ -229,7 +229,7 @@ async fn anti_entropy_repairs_a_damaged_hub_store() -> anyhow::Result<()> {
     {
         let config = passerelle_daemon::Config::load(&hub_config)?;
         let settings = config.hub().cloned().ok_or_else(|| anyhow::anyhow!("hub config"))?;
-        let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default(), None)?;
+        let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default())?;
         hub.damage_for_tests(SIRETS[4], passerelle_proto::datasets::Dataset::Needs, 5)?;
     }
     let hub = InProcessDaemon::start_config(&hub_config).await?;

@@ -31,9 +31,6 @@ use crate::config::HubConfig;
 use crate::hub::Hub;
 use crate::hub::stats::{self, DOMINANCE_PERCENT, MIN_STRUCTURES};
 
-/// Persons a published count needs at least (a hub may raise it).
-pub const MIN_PERSONS: u32 = 5;
-
 /// The hub's services over a [`Hub`].
 #[derive(Debug, Clone)]
 pub(crate) struct HubApi {

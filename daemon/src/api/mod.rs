@@ -7,8 +7,8 @@
 mod hub;
 mod structure;
 
-pub use hub::{HubApi, MIN_PERSONS};
-pub use structure::StructureApi;
+pub(crate) use hub::HubApi;
+pub(crate) use structure::StructureApi;
 
 use tonic::{Response, Status};
 

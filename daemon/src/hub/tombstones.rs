@@ -80,6 +80,7 @@ mod tests {
 
     use super::*;
     use crate::hub::ingest::PushSession;
+    use crate::tls::Peer;
     use passerelle_proto::datasets::Dataset;
 
     const SIRET: &str = "73282932000074";

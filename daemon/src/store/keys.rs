@@ -40,7 +40,7 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 /// The key of a node's local tombstone of a record: `dataset/key` (the last version, so a
 /// deletion travels with a version above the record's). Every tombstone of a dataset lies under
 /// `tombstone(dataset, "")`.
-pub fn tombstone(dataset: Dataset, key: &str) -> Vec<u8> {
+pub(crate) fn tombstone(dataset: Dataset, key: &str) -> Vec<u8> {
     format!("{dataset}/{key}").into_bytes()
 }
 
@@ -85,7 +85,7 @@ impl RecordKey {
 /// One entry of a hub's change feed: the records one commit changed, at a position.
 /// Stored as the position (big-endian, so positions scan in order) → the records' keys, one a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedEntry {
+pub(crate) struct FeedEntry {
     /// Its position (1, 2, …).
     pub position: u64,
     /// The records it changed.
@@ -94,19 +94,19 @@ pub struct FeedEntry {
 
 impl FeedEntry {
     /// The stored key of a position.
-    pub fn key(position: u64) -> [u8; 8] {
+    pub(crate) fn key(position: u64) -> [u8; 8] {
         position.to_be_bytes()
     }
 
     /// The stored value: the records' keys, one a line.
-    pub fn encode_records(records: &[RecordKey]) -> Vec<u8> {
+    pub(crate) fn encode_records(records: &[RecordKey]) -> Vec<u8> {
         let lines: Vec<Vec<u8>> = records.iter().map(RecordKey::encode).collect();
         lines.join(&b'\n')
     }
 
     /// Reads a stored entry back; lines that are not record keys are skipped, and a key that is
     /// not a position gives `None`.
-    pub fn decode(key: &[u8], value: &[u8]) -> Option<Self> {
+    pub(crate) fn decode(key: &[u8], value: &[u8]) -> Option<Self> {
         let position = u64::from_be_bytes(key.try_into().ok()?);
         let records = value.split(|b| *b == b'\n').filter_map(RecordKey::decode).collect();
         Some(Self { position, records })
@@ -115,7 +115,7 @@ impl FeedEntry {
 
 /// The period of an indicators cell: months roll up into quarters and years.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CellPeriod {
+pub(crate) enum CellPeriod {
     /// A month ([`Month::ordinal`]).
     Month(u32),
     /// A quarter: `year * 4 + quarter - 1`.
@@ -127,7 +127,7 @@ pub enum CellPeriod {
 impl CellPeriod {
     /// The period of a month, or of the quarter or year of a month range `from..=to` (a month,
     /// a calendar quarter, or a calendar year).
-    pub fn of_range(from: Month, to: Month) -> Self {
+    pub(crate) fn of_range(from: Month, to: Month) -> Self {
         if from == to {
             CellPeriod::Month(from.ordinal())
         } else if to.month - from.month == 2 {
@@ -157,7 +157,7 @@ impl CellPeriod {
 /// `i/MONTH/DEP/KIND` (and `iq/QUARTER/…`, `iy/YEAR/…`), `n/MONTH/DEP/ROME/CONTRACT`,
 /// `p/DEP/DOMAINE/AGE-BAND`. Indicators cells also have a summary under `z/` + the cell's key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CellKey {
+pub(crate) enum CellKey {
     /// An indicators cell.
     Indicators {
         /// Its period.
@@ -194,7 +194,7 @@ const SUMMARY: &str = "z/";
 
 impl CellKey {
     /// The stored bytes.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         match self {
             CellKey::Indicators { period, departement, kind } => {
                 format!("{}/{:08}/{departement}/{kind}", period.tag(), period.number())
@@ -210,7 +210,7 @@ impl CellKey {
     }
 
     /// Reads stored bytes back (not a summary key); `None` if they are not a cell key.
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(bytes).ok()?;
         let parts: Vec<&str> = text.split('/').collect();
         let owned = |i: usize| parts.get(i).map(|p| (*p).to_string());
@@ -240,12 +240,12 @@ impl CellKey {
     }
 
     /// The key of the cell's precomputed summary, for cells that have one (indicators).
-    pub fn summary(&self) -> Option<Vec<u8>> {
+    pub(crate) fn summary(&self) -> Option<Vec<u8>> {
         matches!(self, CellKey::Indicators { .. }).then(|| [SUMMARY.as_bytes(), &self.encode()].concat())
     }
 
     /// The quarter and year cells a month's indicators cell rolls up into (none for others).
-    pub fn rollups(&self) -> Vec<CellKey> {
+    pub(crate) fn rollups(&self) -> Vec<CellKey> {
         let CellKey::Indicators { period: CellPeriod::Month(ordinal), departement, kind } = self else {
             return Vec::new();
         };
@@ -261,17 +261,17 @@ impl CellKey {
 
     /// The prefix of the summaries of every indicators cell of `period`; what follows it is
     /// `DEP/KIND`.
-    pub fn summaries_of(period: CellPeriod) -> Vec<u8> {
+    pub(crate) fn summaries_of(period: CellPeriod) -> Vec<u8> {
         format!("{SUMMARY}{}/{:08}/", period.tag(), period.number()).into_bytes()
     }
 
     /// The first key of the needs cells starting in month `start` or later.
-    pub fn needs_from(start: u32) -> Vec<u8> {
+    pub(crate) fn needs_from(start: u32) -> Vec<u8> {
         format!("n/{start:08}").into_bytes()
     }
 
     /// The prefix of every profiles cell.
-    pub fn profiles() -> &'static [u8] {
+    pub(crate) fn profiles() -> &'static [u8] {
         b"p/"
     }
 }

@@ -17,7 +17,7 @@ use crate::hub::ingest::HubRecord;
 
 /// A predefined statistics table. Each counts one dataset, and is named after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
+pub(crate) enum Table {
     /// Monthly indicator reports, by period.
     Indicators,
     /// Recruitment needs, by start month.
@@ -28,19 +28,10 @@ pub enum Table {
 
 impl Table {
     /// Every table, in catalogue order.
-    pub const ALL: [Table; 3] = [Table::Indicators, Table::Needs, Table::Profiles];
-
-    /// The table counting `dataset`.
-    pub fn of(dataset: Dataset) -> Table {
-        match dataset {
-            Dataset::Needs => Table::Needs,
-            Dataset::Indicators => Table::Indicators,
-            Dataset::Profiles => Table::Profiles,
-        }
-    }
+    pub(crate) const ALL: [Table; 3] = [Table::Indicators, Table::Needs, Table::Profiles];
 
     /// The dataset it counts.
-    pub fn dataset(self) -> Dataset {
+    pub(crate) fn dataset(self) -> Dataset {
         match self {
             Table::Indicators => Dataset::Indicators,
             Table::Needs => Dataset::Needs,
@@ -49,7 +40,7 @@ impl Table {
     }
 
     /// Its name in requests and answers: its dataset's slug.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         self.dataset().as_str()
     }
 
@@ -74,7 +65,7 @@ impl Table {
     }
 
     /// Its entry in the catalogue: the measures are exactly those its cells carry.
-    pub fn descriptor(self) -> TableDescriptor {
+    pub(crate) fn descriptor(self) -> TableDescriptor {
         let spec = self.spec();
         let derived = spec.derived.iter().map(|d| d.name());
         TableDescriptor {
@@ -340,7 +331,6 @@ mod tests {
     fn tables_parse_their_names_and_count_their_dataset() {
         for table in Table::ALL {
             assert_eq!(table.as_str().parse::<Table>(), Ok(table));
-            assert_eq!(Table::of(table.dataset()), table);
             assert_eq!(table.spec().table, table, "each table's spec is its own");
             assert!(table.spec().persons.is_none_or(|p| table.spec().index(p) < table.spec().measures.len()));
             assert!(table.spec().index(table.spec().dominance) < table.spec().measures.len());

@@ -12,10 +12,10 @@ use super::tables::parse_period;
 use crate::error::Result;
 
 /// A cell must have at least this many contributing structures (the value `ListTables` reports).
-pub const MIN_STRUCTURES: u32 = 3;
+pub(crate) const MIN_STRUCTURES: u32 = 3;
 /// No structure may contribute more than this share of a cell's value, in percent (the value
 /// `ListTables` reports).
-pub const DOMINANCE_PERCENT: u32 = 85;
+pub(crate) const DOMINANCE_PERCENT: u32 = 85;
 
 /// Primary disclosure control of every interior cell and total.
 pub(super) fn disclose(

@@ -18,6 +18,7 @@ use super::tables::*;
 use crate::hub::Hub;
 use crate::hub::ingest::PushSession;
 use crate::store::Tree;
+use crate::tls::Peer;
 use passerelle_proto::datasets::Dataset;
 
 /// Cell key → structure → (values, records).

@@ -30,7 +30,6 @@ mod incremental;
 #[cfg(test)]
 mod tests;
 
-pub use aggregates::{Contribution, StatCell, StatsDelta, Summary, contribution};
-pub use catalogue::Table;
-pub use disclosure::{DOMINANCE_PERCENT, MIN_STRUCTURES};
-pub use tables::{kinds, parse_period};
+pub(crate) use aggregates::StatsDelta;
+pub(crate) use catalogue::Table;
+pub(crate) use disclosure::{DOMINANCE_PERCENT, MIN_STRUCTURES};

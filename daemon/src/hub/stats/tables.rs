@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use passerelle_proto::date::{Month, format_unix_ms};
-use passerelle_proto::v1::{self, Cell, GetTableRequest, StructureKind};
+use passerelle_proto::v1::{self, Cell, GetTableRequest};
 use passerelle_proto::validate::FieldError;
 use prost::Message;
 
