@@ -421,18 +421,38 @@ pub fn anonymized_profile(p: &crate::v1::AnonymizedProfile) -> Result {
     Ok(())
 }
 
-/// Largest ETP a single structure may report, in hundredths (100,000 ETP).
-pub const MAX_ETP_HUNDREDTHS: u64 = 10_000_000;
+/// Most employees in insertion one structure may report for a month. The largest SIAE (big
+/// ETTI and ACI groups) employ a few thousand people over a month; 10,000 leaves headroom while
+/// keeping every sum a hub computes far from overflow (see [`MAX_HOURS_WORKED`]).
+pub const MAX_EMPLOYEES: u32 = 10_000;
+/// Most hours one employee can work in a month: 48 h a week (the legal maximum) over the 4.6
+/// weeks of the longest month, rounded up.
+pub const MAX_HOURS_PER_EMPLOYEE_MONTH: u64 = 221;
+/// Most hours worked one structure may report for a month: [`MAX_EMPLOYEES`] working
+/// [`MAX_HOURS_PER_EMPLOYEE_MONTH`] each. With 4,000 structures × 12 months a year's total stays
+/// under 2^37, so aggregates cannot wrap whatever a peer sends.
+pub const MAX_HOURS_WORKED: u64 = MAX_EMPLOYEES as u64 * MAX_HOURS_PER_EMPLOYEE_MONTH;
+/// Largest ETP a single structure may report, in hundredths: every employee full time.
+pub const MAX_ETP_HUNDREDTHS: u64 = MAX_EMPLOYEES as u64 * 100;
+/// Most hires, and most exits, one structure may report for a month.
+pub const MAX_MOVES: u32 = MAX_EMPLOYEES;
 
 /// Checks an indicator report: a real month, bounded figures, and the exits invariant
 /// durable + transition + positive + other = total.
+///
+/// The bounds are absolute, not cross-field (hours ≤ employees × 221 would be true of a correct
+/// report, but a structure correcting one figure at a time must not be blocked by another).
 pub fn indicator_fields(r: &IndicatorFields) -> Result {
     month("period", &r.period)?;
     in_range("etp_hundredths", r.etp_hundredths, 0, MAX_ETP_HUNDREDTHS)?;
+    in_range("employees_in_insertion", r.employees_in_insertion, 0, MAX_EMPLOYEES)?;
+    in_range("hours_worked", r.hours_worked, 0, MAX_HOURS_WORKED)?;
+    in_range("hires", r.hires, 0, MAX_MOVES)?;
     let Some(exits) = &r.exits else {
         return Err(FieldError::rule("exits", "exit figures are required"));
     };
-    exits_sum(exits)
+    exits_sum(exits)?;
+    in_range("exits.total", exits.total, 0, MAX_MOVES)
 }
 
 fn exits_sum(e: &Exits) -> Result {
@@ -549,6 +569,39 @@ mod tests {
         assert!(
             err.to_string().starts_with("exits: durable + transition + positive + other must equal total")
         );
+    }
+
+    #[test]
+    fn indicator_figures_are_bounded_so_no_sum_can_wrap() {
+        let ok = IndicatorFields {
+            period: "2026-01".into(),
+            etp_hundredths: MAX_ETP_HUNDREDTHS,
+            employees_in_insertion: MAX_EMPLOYEES,
+            hours_worked: MAX_HOURS_WORKED,
+            hires: MAX_MOVES,
+            exits: Some(Exits { total: MAX_MOVES, durable: MAX_MOVES, ..Default::default() }),
+        };
+        assert_eq!(indicator_fields(&ok), Ok(()));
+        type Spoil = fn(&mut IndicatorFields);
+        let cases: [(&str, Spoil); 5] = [
+            ("hours_worked", |r| r.hours_worked = 9_223_372_036_854_775_000),
+            ("employees_in_insertion", |r| r.employees_in_insertion = u32::MAX),
+            ("etp_hundredths", |r| r.etp_hundredths = u64::MAX),
+            ("hires", |r| r.hires = MAX_MOVES + 1),
+            ("exits.total", |r| {
+                r.exits = Some(Exits { total: u32::MAX, other: u32::MAX, ..Default::default() })
+            }),
+        ];
+        for (field, spoil) in cases {
+            let mut bad = ok.clone();
+            spoil(&mut bad);
+            let err = indicator_fields(&bad).expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.rule.starts_with("must be between 0 and"), "{err}");
+        }
+        // 4,000 structures × 12 months of the largest reports still fit, with room to spare.
+        let year: u64 = MAX_HOURS_WORKED * 4_000 * 12;
+        assert!(year < 1 << 40);
     }
 
     #[test]
