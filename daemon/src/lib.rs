@@ -318,6 +318,7 @@ impl Daemon {
         Ok(tls::incoming::AcceptPolicy {
             tls,
             max_connections: self.config.limits.max_connections,
+            max_handshakes: self.config.limits.max_handshakes,
             handshake_timeout: self.config.limits.handshake_timeout,
         })
     }
