@@ -323,6 +323,32 @@ pub fn need_fields(n: &NeedFields) -> Result {
     Ok(())
 }
 
+/// Checks a need as a hub receives it: every field with the same rule the node applied to the
+/// need it was projected from, so a modified node (or a relay) cannot plant free text in a date,
+/// an unknown contract or zero positions. The origin and key are the caller's to check against
+/// the session.
+pub fn shared_need(n: &crate::v1::SharedNeed) -> Result {
+    siret("origin_siret", &n.origin_siret)?;
+    record_id("need_id", &n.need_id)?;
+    if n.origin_version == 0 {
+        return Err(FieldError::new("origin_version", "0", "versions start at 1"));
+    }
+    rome_code("rome_code", &n.rome_code)?;
+    code::<ContractType>("contract_type", n.contract_type)?;
+    in_range("open_positions", n.open_positions, 1, MAX_POSITIONS)?;
+    in_range("hours_per_week", n.hours_per_week, 1, MAX_HOURS_PER_WEEK)?;
+    departement("departement", &n.departement)?;
+    let start = date("start_date", &n.start_date)?;
+    if let Some(end) = &n.end_date {
+        let end_date = date("end_date", end)?;
+        if end_date < start {
+            return Err(FieldError::new("end_date", end, format!("must not be before start_date {start}")));
+        }
+    }
+    code::<NeedStatus>("status", n.status)?;
+    Ok(())
+}
+
 /// Checks the status a need is closed with: filled or cancelled.
 pub fn closing_status(raw: i32) -> Result<NeedStatus> {
     match code::<NeedStatus>("status", raw)? {
@@ -569,6 +595,40 @@ mod tests {
         assert!(
             err.to_string().starts_with("exits: durable + transition + positive + other must equal total")
         );
+    }
+
+    #[test]
+    fn a_shared_need_is_checked_field_by_field() {
+        let good = crate::v1::SharedNeed {
+            origin_siret: "73282932000074".into(),
+            need_id: "01920000-0000-7000-8000-000000000001".into(),
+            origin_version: 1,
+            rome_code: "K2204".into(),
+            contract_type: ContractType::Cddi as i32,
+            open_positions: 2,
+            hours_per_week: 24,
+            departement: "49".into(),
+            start_date: "2026-12-01".into(),
+            end_date: Some("2027-05-31".into()),
+            status: NeedStatus::Open as i32,
+            updated_at_ms: 1,
+        };
+        assert_eq!(shared_need(&good), Ok(()));
+        type Spoil = fn(&mut crate::v1::SharedNeed);
+        let cases: [(&str, Spoil); 7] = [
+            ("end_date", |n| n.end_date = Some("call 06 12 34 56 78".into())),
+            ("end_date", |n| n.end_date = Some("2026-01-01".into())),
+            ("contract_type", |n| n.contract_type = 99),
+            ("open_positions", |n| n.open_positions = 0),
+            ("hours_per_week", |n| n.hours_per_week = 0),
+            ("departement", |n| n.departement = "Maine-et-Loire".into()),
+            ("status", |n| n.status = 0),
+        ];
+        for (field, spoil) in cases {
+            let mut bad = good.clone();
+            spoil(&mut bad);
+            assert_eq!(shared_need(&bad).map_err(|e| e.field), Err(field.to_string()));
+        }
     }
 
     #[test]
