@@ -5,6 +5,43 @@ use std::io::Write;
 
 use passerelle_proto::v1::{Cell, Measure, Table};
 
+/// Writes CSV rows (the header first) with every cell passed through [`csv_cell`], so a file
+/// opened in a spreadsheet never runs a value as a formula. The one CSV writer of the client.
+pub fn write_csv<W: Write>(out: W, header: &[String], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(header.iter().map(|h| csv_cell(h).into_owned()))?;
+    for row in rows {
+        writer.write_record(row.iter().map(|c| csv_cell(c).into_owned()))?;
+    }
+    writer.flush()
+}
+
+/// A cell made safe for spreadsheets (CSV injection, OWASP): a value that a spreadsheet would
+/// evaluate — it starts with `=`, `+`, `-`, `@`, a tab or a carriage return — gets a leading `'`,
+/// which spreadsheets show as text. Plain numbers (`-3`, `+12.5`) are left alone: a spreadsheet
+/// reads them as numbers, never as formulas, and scripts reading our CSV keep their values.
+///
+/// Values a peer controls reach our CSV (structure names, free text entered on another node), so
+/// this applies to every cell, header included.
+pub fn csv_cell(value: &str) -> std::borrow::Cow<'_, str> {
+    let risky = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(value) {
+        std::borrow::Cow::Owned(format!("'{value}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+/// `[+-]digits[.digits]`, nothing else.
+fn is_plain_number(value: &str) -> bool {
+    let unsigned = value.strip_prefix(['+', '-']).unwrap_or(value);
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// A measure as printed: empty when suppressed, hundredths with two decimals.
 pub fn shown(m: &Measure) -> String {
     match (m.value, m.unit.as_str()) {
@@ -106,4 +143,29 @@ pub fn rows(table: &Table) -> Vec<Vec<String>> {
                 .collect()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_numbers_are_not() {
+        for risky in ["=1+1", "+1+1", "-2+3", "@SUM(A1)", "=HYPERLINK(\"http://x\")", "\tx", "\r=1", "-", "+"]
+        {
+            assert_eq!(csv_cell(risky), format!("'{risky}"), "{risky:?}");
+        }
+        for plain in ["-3", "+12.5", "0", "12.50", "Agent d'entretien", "", "2026-01", "a=b"] {
+            assert_eq!(csv_cell(plain), plain, "{plain:?}");
+        }
+    }
+
+    #[test]
+    fn written_csv_neutralises_every_cell() {
+        let mut out = Vec::new();
+        let rows = vec![vec!["=cmd|' /C calc'!A0".to_string(), "-7".to_string()]];
+        write_csv(&mut out, &["name".to_string(), "@n".to_string()], &rows).expect("in memory");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(text, "name,'@n\n'=cmd|' /C calc'!A0,-7\n");
+    }
 }

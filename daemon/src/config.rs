@@ -216,9 +216,18 @@ pub struct LimitsSection {
     pub max_concurrent_calls_per_connection: usize,
     /// A unary call taking longer is cancelled with `DEADLINE_EXCEEDED`. Default 30 s.
     pub request_timeout_secs: u64,
-    /// Open connections per listener; more are closed at once. Default 1024.
+    /// Authenticated connections per listener (TLS handshake done, or any plaintext loopback
+    /// connection); more are closed at once. Default 8192: a national hub holds one session per
+    /// structure (about 4,000) plus consumers and operators. The daemon raises its open-file
+    /// limit at start to fit it (see the systemd units' `LimitNOFILE`).
     pub max_connections: usize,
-    /// A TLS handshake taking longer is abandoned. Default 10 s.
+    /// TLS handshakes in progress per listener. Unfinished handshakes have their own budget, so
+    /// peers that connect and say nothing can never take the slots of authenticated traffic; when
+    /// it is full, a new connection evicts the *oldest* unfinished handshake rather than being
+    /// refused (a real client finishes in milliseconds, a silent one is the oldest). Not a
+    /// per-address limit: thousands of nodes may share one address behind a NAT. Default 512.
+    pub max_handshakes: usize,
+    /// A TLS handshake taking longer is abandoned. Default 5 s.
     pub handshake_timeout_secs: u64,
 }
 
@@ -228,8 +237,9 @@ impl Default for LimitsSection {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_concurrent_calls_per_connection: 64,
             request_timeout_secs: 30,
-            max_connections: 1024,
-            handshake_timeout_secs: 10,
+            max_connections: 8192,
+            max_handshakes: 512,
+            handshake_timeout_secs: 5,
         }
     }
 }
@@ -245,6 +255,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// See [`LimitsSection::max_connections`].
     pub max_connections: usize,
+    /// See [`LimitsSection::max_handshakes`].
+    pub max_handshakes: usize,
     /// See [`LimitsSection::handshake_timeout_secs`].
     pub handshake_timeout: Duration,
 }
@@ -262,6 +274,7 @@ impl From<LimitsSection> for Limits {
             max_concurrent_calls_per_connection: s.max_concurrent_calls_per_connection,
             request_timeout: Duration::from_secs(s.request_timeout_secs),
             max_connections: s.max_connections,
+            max_handshakes: s.max_handshakes,
             handshake_timeout: Duration::from_secs(s.handshake_timeout_secs),
         }
     }
@@ -485,6 +498,7 @@ impl Config {
             ("limits.max_concurrent_calls_per_connection", limits.max_concurrent_calls_per_connection as u64),
             ("limits.request_timeout_secs", limits.request_timeout_secs),
             ("limits.max_connections", limits.max_connections as u64),
+            ("limits.max_handshakes", limits.max_handshakes as u64),
             ("limits.handshake_timeout_secs", limits.handshake_timeout_secs),
         ] {
             if value == 0 {

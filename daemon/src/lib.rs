@@ -18,6 +18,7 @@ pub mod config;
 pub(crate) mod error;
 pub mod hub;
 pub(crate) mod limits;
+pub use limits::raise_open_file_limit;
 pub(crate) mod metrics;
 pub mod node;
 pub(crate) mod probes;
@@ -316,6 +317,7 @@ impl Daemon {
         Ok(tls::incoming::AcceptPolicy {
             tls,
             max_connections: self.config.limits.max_connections,
+            max_handshakes: self.config.limits.max_handshakes,
             handshake_timeout: self.config.limits.handshake_timeout,
         })
     }

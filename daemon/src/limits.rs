@@ -134,6 +134,33 @@ impl Body for LimitedBody {
     }
 }
 
+/// The open-file limit the daemon asks for at start: every connection is a file descriptor, and
+/// a hub's `[limits] max_connections` (8,192 by default) plus its unfinished handshakes, store
+/// files and outgoing links must fit. Distributions often start services at a soft limit of 1,024.
+pub(crate) const WANTED_OPEN_FILES: u64 = 65_536;
+
+/// Raises the process's soft open-file limit towards [`WANTED_OPEN_FILES`], never above the hard
+/// limit (only root could raise that; the systemd units set `LimitNOFILE=` for it). Returns the
+/// (before, after) soft limits so the caller can log them; `None` if the platform has no limit
+/// to read.
+pub fn raise_open_file_limit() -> Option<(u64, u64)> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let before = limit.current?;
+    let wanted = match limit.maximum {
+        Some(hard) => WANTED_OPEN_FILES.min(hard),
+        None => WANTED_OPEN_FILES,
+    };
+    if before >= wanted {
+        return Some((before, before));
+    }
+    let raised = rustix::process::Rlimit { current: Some(wanted), maximum: limit.maximum };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => Some((before, wanted)),
+        Err(_) => Some((before, before)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,6 +151,19 @@ fn describe(config: &ValidConfig) -> String {
 
 async fn serve(config: ValidConfig) -> Result<(), Error> {
     let kind = if config.hub().is_some() { "hub" } else { "node" };
+    if let Some((before, after)) = passerelle_daemon::raise_open_file_limit() {
+        let connections = config.limits.max_connections as u64;
+        if after < connections + config.limits.max_handshakes as u64 {
+            tracing::warn!(
+                before,
+                after,
+                connections,
+                "open-file limit below [limits] max_connections; raise LimitNOFILE"
+            );
+        } else if after != before {
+            tracing::info!(before, after, "open-file limit raised");
+        }
+    }
     let listeners = Listeners::bind(&config).await?;
     // SIGHUP reads the file again, here, and hands the hub the settings parsed.
     let config_file = config.source.clone();

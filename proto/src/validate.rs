@@ -323,6 +323,32 @@ pub fn need_fields(n: &NeedFields) -> Result {
     Ok(())
 }
 
+/// Checks a need as a hub receives it: every field with the same rule the node applied to the
+/// need it was projected from, so a modified node (or a relay) cannot plant free text in a date,
+/// an unknown contract or zero positions. The origin and key are the caller's to check against
+/// the session.
+pub fn shared_need(n: &crate::v1::SharedNeed) -> Result {
+    siret("origin_siret", &n.origin_siret)?;
+    record_id("need_id", &n.need_id)?;
+    if n.origin_version == 0 {
+        return Err(FieldError::new("origin_version", "0", "versions start at 1"));
+    }
+    rome_code("rome_code", &n.rome_code)?;
+    code::<ContractType>("contract_type", n.contract_type)?;
+    in_range("open_positions", n.open_positions, 1, MAX_POSITIONS)?;
+    in_range("hours_per_week", n.hours_per_week, 1, MAX_HOURS_PER_WEEK)?;
+    departement("departement", &n.departement)?;
+    let start = date("start_date", &n.start_date)?;
+    if let Some(end) = &n.end_date {
+        let end_date = date("end_date", end)?;
+        if end_date < start {
+            return Err(FieldError::new("end_date", end, format!("must not be before start_date {start}")));
+        }
+    }
+    code::<NeedStatus>("status", n.status)?;
+    Ok(())
+}
+
 /// Checks the status a need is closed with: filled or cancelled.
 pub fn closing_status(raw: i32) -> Result<NeedStatus> {
     match code::<NeedStatus>("status", raw)? {
@@ -421,18 +447,38 @@ pub fn anonymized_profile(p: &crate::v1::AnonymizedProfile) -> Result {
     Ok(())
 }
 
-/// Largest ETP a single structure may report, in hundredths (100,000 ETP).
-pub const MAX_ETP_HUNDREDTHS: u64 = 10_000_000;
+/// Most employees in insertion one structure may report for a month. The largest SIAE (big
+/// ETTI and ACI groups) employ a few thousand people over a month; 10,000 leaves headroom while
+/// keeping every sum a hub computes far from overflow (see [`MAX_HOURS_WORKED`]).
+pub const MAX_EMPLOYEES: u32 = 10_000;
+/// Most hours one employee can work in a month: 48 h a week (the legal maximum) over the 4.6
+/// weeks of the longest month, rounded up.
+pub const MAX_HOURS_PER_EMPLOYEE_MONTH: u64 = 221;
+/// Most hours worked one structure may report for a month: [`MAX_EMPLOYEES`] working
+/// [`MAX_HOURS_PER_EMPLOYEE_MONTH`] each. With 4,000 structures × 12 months a year's total stays
+/// under 2^37, so aggregates cannot wrap whatever a peer sends.
+pub const MAX_HOURS_WORKED: u64 = MAX_EMPLOYEES as u64 * MAX_HOURS_PER_EMPLOYEE_MONTH;
+/// Largest ETP a single structure may report, in hundredths: every employee full time.
+pub const MAX_ETP_HUNDREDTHS: u64 = MAX_EMPLOYEES as u64 * 100;
+/// Most hires, and most exits, one structure may report for a month.
+pub const MAX_MOVES: u32 = MAX_EMPLOYEES;
 
 /// Checks an indicator report: a real month, bounded figures, and the exits invariant
 /// durable + transition + positive + other = total.
+///
+/// The bounds are absolute, not cross-field (hours ≤ employees × 221 would be true of a correct
+/// report, but a structure correcting one figure at a time must not be blocked by another).
 pub fn indicator_fields(r: &IndicatorFields) -> Result {
     month("period", &r.period)?;
     in_range("etp_hundredths", r.etp_hundredths, 0, MAX_ETP_HUNDREDTHS)?;
+    in_range("employees_in_insertion", r.employees_in_insertion, 0, MAX_EMPLOYEES)?;
+    in_range("hours_worked", r.hours_worked, 0, MAX_HOURS_WORKED)?;
+    in_range("hires", r.hires, 0, MAX_MOVES)?;
     let Some(exits) = &r.exits else {
         return Err(FieldError::rule("exits", "exit figures are required"));
     };
-    exits_sum(exits)
+    exits_sum(exits)?;
+    in_range("exits.total", exits.total, 0, MAX_MOVES)
 }
 
 fn exits_sum(e: &Exits) -> Result {
@@ -549,6 +595,73 @@ mod tests {
         assert!(
             err.to_string().starts_with("exits: durable + transition + positive + other must equal total")
         );
+    }
+
+    #[test]
+    fn a_shared_need_is_checked_field_by_field() {
+        let good = crate::v1::SharedNeed {
+            origin_siret: "73282932000074".into(),
+            need_id: "01920000-0000-7000-8000-000000000001".into(),
+            origin_version: 1,
+            rome_code: "K2204".into(),
+            contract_type: ContractType::Cddi as i32,
+            open_positions: 2,
+            hours_per_week: 24,
+            departement: "49".into(),
+            start_date: "2026-12-01".into(),
+            end_date: Some("2027-05-31".into()),
+            status: NeedStatus::Open as i32,
+            updated_at_ms: 1,
+        };
+        assert_eq!(shared_need(&good), Ok(()));
+        type Spoil = fn(&mut crate::v1::SharedNeed);
+        let cases: [(&str, Spoil); 7] = [
+            ("end_date", |n| n.end_date = Some("call 06 12 34 56 78".into())),
+            ("end_date", |n| n.end_date = Some("2026-01-01".into())),
+            ("contract_type", |n| n.contract_type = 99),
+            ("open_positions", |n| n.open_positions = 0),
+            ("hours_per_week", |n| n.hours_per_week = 0),
+            ("departement", |n| n.departement = "Maine-et-Loire".into()),
+            ("status", |n| n.status = 0),
+        ];
+        for (field, spoil) in cases {
+            let mut bad = good.clone();
+            spoil(&mut bad);
+            assert_eq!(shared_need(&bad).map_err(|e| e.field), Err(field.to_string()));
+        }
+    }
+
+    #[test]
+    fn indicator_figures_are_bounded_so_no_sum_can_wrap() {
+        let ok = IndicatorFields {
+            period: "2026-01".into(),
+            etp_hundredths: MAX_ETP_HUNDREDTHS,
+            employees_in_insertion: MAX_EMPLOYEES,
+            hours_worked: MAX_HOURS_WORKED,
+            hires: MAX_MOVES,
+            exits: Some(Exits { total: MAX_MOVES, durable: MAX_MOVES, ..Default::default() }),
+        };
+        assert_eq!(indicator_fields(&ok), Ok(()));
+        type Spoil = fn(&mut IndicatorFields);
+        let cases: [(&str, Spoil); 5] = [
+            ("hours_worked", |r| r.hours_worked = 9_223_372_036_854_775_000),
+            ("employees_in_insertion", |r| r.employees_in_insertion = u32::MAX),
+            ("etp_hundredths", |r| r.etp_hundredths = u64::MAX),
+            ("hires", |r| r.hires = MAX_MOVES + 1),
+            ("exits.total", |r| {
+                r.exits = Some(Exits { total: u32::MAX, other: u32::MAX, ..Default::default() })
+            }),
+        ];
+        for (field, spoil) in cases {
+            let mut bad = ok.clone();
+            spoil(&mut bad);
+            let err = indicator_fields(&bad).expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.rule.starts_with("must be between 0 and"), "{err}");
+        }
+        // 4,000 structures × 12 months of the largest reports still fit, with room to spare.
+        let year: u64 = MAX_HOURS_WORKED * 4_000 * 12;
+        assert!(year < 1 << 40);
     }
 
     #[test]

@@ -186,3 +186,23 @@ fn shell_completions() -> anyhow::Result<()> {
     assert!(bad.stderr.contains("bash") && bad.stderr.contains("fish"), "{}", bad.stderr);
     Ok(())
 }
+
+/// A value a spreadsheet would run as a formula (CSV injection) comes out as text in every CSV
+/// the CLI writes; plain numbers stay numbers.
+#[tokio::test(flavor = "multi_thread")]
+async fn csv_output_neutralises_formulas() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let node = InProcessNode::start(dir.path()).await?;
+    let ep = node.endpoint.as_str();
+    let mut args = need_add_args();
+    let title = args.iter().position(|a| *a == "--title").map(|i| i + 1).unwrap_or_default();
+    args[title] = "=HYPERLINK(\"http://evil.invalid\",\"x\")";
+    args.extend(["--client", "@SUM(A1:A9)"]);
+    cli_async(ep, &args).await.ok()?;
+    let csv = cli_async(ep, &["--format", "csv", "need", "list"]).await.ok()?.stdout;
+    assert!(csv.contains("\"'=HYPERLINK(\"\"http://evil.invalid\"\",\"\"x\"\")\""), "{csv}");
+    assert!(csv.contains("'@SUM(A1:A9)"), "{csv}");
+    assert!(!csv.contains(",=") && !csv.contains(",@"), "{csv}");
+    assert!(csv.contains(",24,"), "numbers untouched: {csv}");
+    Ok(())
+}

@@ -269,6 +269,11 @@ async fn cli_exits_2_naming_the_field_and_writes_nothing() -> anyhow::Result<()>
         (with(indicators_submit_args("2026-10"), "--etp", "12.555"), "--etp"),
         (with(indicators_submit_args("2026-10"), "--exits-total", "9"), "exits"),
         (
+            with(indicators_submit_args("2026-10"), "--hours", "9223372036854775000"),
+            "hours_worked \"9223372036854775000\": must be between 0 and 2210000",
+        ),
+        (with(indicators_submit_args("2026-10"), "--employees", "4000000000"), "employees_in_insertion"),
+        (
             vec![
                 "consent",
                 "grant",

@@ -90,10 +90,6 @@ fn text(value: &Value) -> String {
 }
 
 fn write_csv(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
-    let mut writer = csv::Writer::from_writer(out);
-    writer.write_record(header)?;
-    for row in rows {
-        writer.write_record(row)?;
-    }
-    writer.flush()
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    passerelle_client::text::write_csv(out, &header, rows)
 }

@@ -53,14 +53,7 @@ pub(crate) fn print(format: Format, table: &Table) -> std::io::Result<()> {
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)
         }
-        Format::Csv => {
-            let mut writer = csv::Writer::from_writer(out);
-            writer.write_record(&header)?;
-            for row in rows {
-                writer.write_record(row)?;
-            }
-            writer.flush()
-        }
+        Format::Csv => passerelle_client::text::write_csv(out, &header, &rows),
         Format::Table => passerelle_client::text::write_table(&mut out, table),
     }
 }

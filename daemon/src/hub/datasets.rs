@@ -4,7 +4,7 @@
 //! asks for.
 
 use passerelle_proto::datasets::Dataset;
-use passerelle_proto::v1::{Change, NeedStatus, change};
+use passerelle_proto::v1::{Change, change};
 use passerelle_proto::validate::{self, FieldError};
 
 use super::ingest::HubRecord;
@@ -35,11 +35,9 @@ pub(super) fn check(
                 )
                 .into());
             }
-            validate::record_id("need_id", &need.need_id)?;
-            validate::rome_code("rome_code", &need.rome_code)?;
-            validate::departement("departement", &need.departement)?;
-            validate::date("start_date", &need.start_date)?;
-            validate::code::<NeedStatus>("status", need.status)?;
+            // Every field, with the node's rules: a modified node cannot plant free text in a
+            // date, an unknown contract or zero positions.
+            validate::shared_need(need)?;
         }
         (Dataset::Indicators, change::Payload::Indicators(report)) => {
             if report.siret != origin {
@@ -89,6 +87,56 @@ impl HubRecord {
             Some(change::Payload::Indicators(report)) => self.indicators = Some(report),
             Some(change::Payload::Profile(profile)) => self.profile = Some(profile),
             Some(change::Payload::Tombstone(_)) | None => self.deleted = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use passerelle_proto::v1::{ContractType, NeedStatus, SharedNeed};
+
+    use super::*;
+
+    /// A modified node sending a need whose fields the node's own rules refuse gets
+    /// `INVALID_ARGUMENT` naming the field.
+    #[test]
+    fn a_hub_checks_every_field_of_a_need() {
+        let siret = "73282932000074";
+        let good = SharedNeed {
+            origin_siret: siret.into(),
+            need_id: "01920000-0000-7000-8000-000000000001".into(),
+            origin_version: 1,
+            rome_code: "K2204".into(),
+            contract_type: ContractType::Cddi as i32,
+            open_positions: 2,
+            hours_per_week: 24,
+            departement: "49".into(),
+            start_date: "2026-12-01".into(),
+            end_date: None,
+            status: NeedStatus::Open as i32,
+            updated_at_ms: 1,
+        };
+        let change_of = |need: &SharedNeed| Change {
+            dataset: Dataset::Needs.to_string(),
+            key: need.need_id.clone(),
+            version: 1,
+            payload: Some(change::Payload::Need(need.clone())),
+            ..Default::default()
+        };
+        let run = |need: SharedNeed| {
+            let change = change_of(&need);
+            let payload = change.payload.clone().expect("payload");
+            check(Dataset::Needs, &payload, &change, siret)
+        };
+        assert!(run(good.clone()).is_ok());
+        for (field, need) in [
+            ("end_date", SharedNeed { end_date: Some("appeler le 06 12 34 56 78".into()), ..good.clone() }),
+            ("contract_type", SharedNeed { contract_type: 42, ..good.clone() }),
+            ("open_positions", SharedNeed { open_positions: 0, ..good.clone() }),
+        ] {
+            let status = tonic::Status::from(run(need).expect_err(field));
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert!(status.message().starts_with(field), "{field}: {}", status.message());
         }
     }
 }

@@ -1,15 +1,16 @@
 //! The accept loop: TCP, then (for TLS listeners) a bounded handshake, then a stream that carries
 //! its peer's identity into every request tonic builds from it.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use passerelle_proto::identity::peer_of_certificate;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -108,8 +109,10 @@ impl AsyncWrite for PeerStream {
 pub(crate) struct AcceptPolicy {
     /// `None`: plaintext, loopback only (the caller checked), every client is the local operator.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Connections beyond this are closed at once.
+    /// Authenticated connections beyond this are closed at once.
     pub max_connections: usize,
+    /// Handshakes in progress beyond this evict the oldest one.
+    pub max_handshakes: usize,
     /// A TLS handshake that takes longer is abandoned.
     pub handshake_timeout: Duration,
 }
@@ -125,12 +128,51 @@ pub(crate) fn serve_incoming(
     ReceiverStream::new(rx)
 }
 
+/// The handshakes in progress on one listener, oldest first, each with the means to abandon it.
+///
+/// Why eviction rather than refusal: with a fixed budget that refuses newcomers, a peer holding
+/// the budget with silent sockets locks everyone out until its handshakes time out — and it can
+/// renew them forever. Evicting the oldest means a silent socket lives only until enough newer
+/// connections arrive, while a real client, which finishes in a few round trips, is almost never
+/// the oldest. (An attacker would have to open `max_handshakes` connections within one real
+/// handshake's few milliseconds, far beyond what one accept loop admits.)
+#[derive(Debug, Default)]
+struct Pending {
+    next: u64,
+    abandon: BTreeMap<u64, oneshot::Sender<()>>,
+}
+
+impl Pending {
+    /// Registers a new handshake, evicting the oldest ones beyond `max`. Returns its ticket and
+    /// the receiver that fires (or closes) when it is evicted.
+    fn admit(&mut self, max: usize) -> (u64, oneshot::Receiver<()>) {
+        while self.abandon.len() >= max.max(1) {
+            match self.abandon.pop_first() {
+                Some((_, evict)) => {
+                    let _ = evict.send(());
+                }
+                None => break,
+            }
+        }
+        let ticket = self.next;
+        self.next += 1;
+        let (tx, rx) = oneshot::channel();
+        self.abandon.insert(ticket, tx);
+        (ticket, rx)
+    }
+
+    fn done(&mut self, ticket: u64) {
+        self.abandon.remove(&ticket);
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     policy: AcceptPolicy,
     tx: mpsc::Sender<std::io::Result<PeerStream>>,
 ) {
     let permits = Arc::new(Semaphore::new(policy.max_connections));
+    let pending = Arc::new(Mutex::new(Pending::default()));
     let acceptor = policy.tls.map(TlsAcceptor::from);
     loop {
         let accepted = tokio::select! {
@@ -146,43 +188,67 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%remote, limit = policy.max_connections, "connection limit reached, closing a new connection");
-            continue;
-        };
         let _ = tcp.set_nodelay(true);
         let tx = tx.clone();
-        let acceptor = acceptor.clone();
-        let timeout = policy.handshake_timeout;
-        tokio::spawn(async move {
-            let stream = match acceptor {
-                None => PeerStream {
-                    io: Io::Plain(tcp),
-                    info: ConnInfo { peer: Peer::local_operator() },
-                    _permit: permit,
-                },
-                Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        let Some(peer) = peer_of_stream(&tls) else {
-                            tracing::warn!(%remote, "tls peer without a usable identity");
-                            return;
-                        };
-                        tracing::debug!(%remote, peer = %peer.id, "tls connection");
-                        PeerStream { io: Io::Tls(Box::new(tls)), info: ConnInfo { peer }, _permit: permit }
-                    }
-                    Ok(Err(e)) => {
-                        tracing::info!(%remote, error = %e, "tls handshake refused");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::info!(%remote, ?timeout, "tls handshake timed out");
-                        return;
-                    }
-                },
+        let Some(acceptor) = acceptor.clone() else {
+            // Plaintext loopback: the operator, already authenticated by being local.
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!(%remote, limit = policy.max_connections, "connection limit reached, closing a new connection");
+                continue;
             };
-            let _ = tx.send(Ok(stream)).await;
+            let info = ConnInfo { peer: Peer::local_operator() };
+            let stream = PeerStream { io: Io::Plain(tcp), info, _permit: permit };
+            if tx.send(Ok(stream)).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let (ticket, evicted) = lock(&pending).admit(policy.max_handshakes);
+        let pending = pending.clone();
+        let permits = permits.clone();
+        let timeout = policy.handshake_timeout;
+        let limit = policy.max_connections;
+        tokio::spawn(async move {
+            let outcome = tokio::select! {
+                outcome = tokio::time::timeout(timeout, acceptor.accept(tcp)) => Some(outcome),
+                _ = evicted => None,
+            };
+            lock(&pending).done(ticket);
+            let tls = match outcome {
+                Some(Ok(Ok(tls))) => tls,
+                Some(Ok(Err(e))) => {
+                    tracing::info!(%remote, error = %e, "tls handshake refused");
+                    return;
+                }
+                Some(Err(_)) => {
+                    tracing::info!(%remote, ?timeout, "tls handshake timed out");
+                    return;
+                }
+                None => {
+                    tracing::info!(%remote, "unfinished tls handshake evicted by newer connections");
+                    return;
+                }
+            };
+            let Some(peer) = peer_of_stream(&tls) else {
+                tracing::warn!(%remote, "tls peer without a usable identity");
+                return;
+            };
+            // Only now does the connection count against the authenticated budget.
+            let Ok(permit) = permits.try_acquire_owned() else {
+                tracing::warn!(%remote, peer = %peer.id, limit, "connection limit reached, closing a new connection");
+                return;
+            };
+            tracing::debug!(%remote, peer = %peer.id, "tls connection");
+            let info = ConnInfo { peer };
+            let _ = tx.send(Ok(PeerStream { io: Io::Tls(Box::new(tls)), info, _permit: permit })).await;
         });
     }
+}
+
+/// The pending set's lock; a panic elsewhere cannot leave it inconsistent (each operation is a
+/// single map insert or removal), so a poisoned lock is used as is.
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The identity of the verified client certificate (the verifier already refused any without one).
@@ -190,4 +256,22 @@ fn peer_of_stream(tls: &TlsStream<TcpStream>) -> Option<Peer> {
     let cert = tls.get_ref().1.peer_certificates()?.first()?;
     let (id, serial) = peer_of_certificate(cert).ok()?;
     Some(Peer { id, serial: Some(serial) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_handshake_budget_evicts_the_oldest() {
+        let mut pending = Pending::default();
+        let (a, mut rx_a) = pending.admit(2);
+        let (_b, mut rx_b) = pending.admit(2);
+        assert!(rx_a.try_recv().is_err() && rx_b.try_recv().is_err(), "nobody evicted yet");
+        let (_c, _rx_c) = pending.admit(2);
+        assert_eq!(rx_a.try_recv(), Ok(()), "the oldest goes");
+        assert!(rx_b.try_recv().is_err(), "the others stay");
+        pending.done(a);
+        assert_eq!(pending.abandon.len(), 2);
+    }
 }
