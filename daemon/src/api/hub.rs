@@ -4,6 +4,9 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use passerelle_proto::v1::{
+    ClosePeriodRequest, Completeness, GetCompletenessRequest, ListPeriodsRequest, ListPeriodsResponse, Period,
+};
 use passerelle_proto::v1::{GetTableRequest, Table};
 use passerelle_proto::v1::{
     ListProfilesRequest, ListProfilesResponse, PushMessage, PushReply, SubscribeRequest, ViewBatch,
@@ -73,6 +76,7 @@ impl HubSync for HubApi {
                 network: hub.config().network.clone(),
                 region: hub.config().region.clone(),
                 state: member.state,
+                deadline_day: u32::from(hub.config().periods.deadline_day),
             })
         })
         .await
@@ -206,6 +210,8 @@ impl HubSync for HubApi {
 #[tonic::async_trait]
 impl StatisticsService for HubApi {
     async fn list_tables(&self, _: Request<ListTablesRequest>) -> Reply<ListTablesResponse> {
+        let hub = self.hub.clone();
+        let periods = run_blocking(move || hub.published_periods()).await?;
         let table = |name: &str, description: &str, dimensions: &[&str], measures: &[&str]| TableDescriptor {
             name: name.into(),
             description: description.into(),
@@ -244,6 +250,7 @@ impl StatisticsService for HubApi {
             min_structures: MIN_STRUCTURES,
             min_persons: self.hub.config().min_persons,
             dominance_percent: DOMINANCE_PERCENT,
+            periods,
         }))
     }
 
@@ -289,5 +296,20 @@ impl HubAdmin for HubApi {
     async fn reload(&self, _: Request<ReloadRequest>) -> Reply<ReloadResponse> {
         let hub = self.hub.clone();
         blocking(move || hub.reload().map(|denied_serials| ReloadResponse { denied_serials })).await
+    }
+
+    async fn get_completeness(&self, request: Request<GetCompletenessRequest>) -> Reply<Completeness> {
+        let (hub, period) = (self.hub.clone(), request.into_inner().period);
+        blocking(move || hub.completeness(&period)).await
+    }
+
+    async fn list_periods(&self, _: Request<ListPeriodsRequest>) -> Reply<ListPeriodsResponse> {
+        let hub = self.hub.clone();
+        blocking(move || hub.list_periods().map(|periods| ListPeriodsResponse { periods })).await
+    }
+
+    async fn close_period(&self, request: Request<ClosePeriodRequest>) -> Reply<Period> {
+        let (hub, period) = (self.hub.clone(), request.into_inner().period);
+        blocking(move || hub.close_period(&period)).await
     }
 }

@@ -6,6 +6,7 @@
 //! identity of its certificate (`node/SIRET`, `hub/ID`), never something the peer wrote.
 
 pub mod ingest;
+pub mod periods;
 pub mod profiles_view;
 pub mod relay;
 pub mod stats;
@@ -98,6 +99,7 @@ impl Hub {
             min_persons: 5,
             tombstone_retention: std::time::Duration::from_secs(30 * 24 * 3600),
             upstreams: Vec::new(),
+            periods: periods::PeriodsConfig::default(),
             tls: crate::tls::ServerTlsFiles {
                 cert: PathBuf::new(),
                 key: PathBuf::new(),
