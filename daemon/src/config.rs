@@ -475,10 +475,9 @@ impl Config {
                         FieldError::rule("tls", "is for nodes; a hub's TLS goes in [hub.tls]"),
                     ));
                 }
+                let periods = self.periods.as_ref().map(|p| v.periods(p)).transpose()?;
                 let mut config = v.hub(hub, &self.upstream)?;
-                if let Some(periods) = &self.periods {
-                    config.periods = v.periods(periods)?;
-                }
+                config.periods = periods.unwrap_or_default();
                 RoleConfig::Hub(config)
             }
             (Some(_), Some(hub)) => {
@@ -909,6 +908,29 @@ listen = "127.0.0.1:0"
             err.to_string().contains(":7: hub.tombstone_retention_days \"0\": must be between 1 and 3650"),
             "{err}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn periods_are_checked_with_their_line() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let text = |periods: &str| {
+            format!(
+                "data_dir = \"d\"\n[hub]\nid = \"coorace-pdl\"\nnetwork = \"coorace\"\nregion = \"52\"\nlisten = \"127.0.0.1:0\"\n[hub.tls]\ncert = \"missing.pem\"\nkey = \"missing.key\"\nclient_cas = []\n[periods]\n{periods}\n"
+            )
+        };
+        let path = dir.path().join("hub.toml");
+        for (line, rule) in [
+            ("deadline_day = 29", ":12: periods.deadline_day \"29\": must be between 1 and 28"),
+            ("deadline_day = 0", ":12: periods.deadline_day \"0\": must be between 1 and 28"),
+            ("close = \"monthly\"", ":12: periods.close \"monthly\": expected deadline or manual"),
+            ("history_grace_days = 0", ":12: periods.history_grace_days \"0\": must be between 1 and 365"),
+        ] {
+            let err = Config::parse(&text(line), &path)?.validate(&text(line), &path).expect_err(line);
+            assert!(err.to_string().contains(rule), "{err}");
+        }
+        let err = Config::parse(&text("deadline = 15"), &path).expect_err("unknown key");
+        assert!(err.to_string().contains(":12: unknown field `deadline`"), "{err}");
         Ok(())
     }
 
