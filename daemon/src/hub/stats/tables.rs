@@ -148,8 +148,9 @@ impl Hub {
         Ok(())
     }
 
-    /// A predefined table computed from the current cells (indicators: what a closing freezes).
-    pub(in crate::hub) fn compute_table(&self, request: &GetTableRequest) -> Result<Table> {
+    /// A predefined table computed from the current cells (indicators: what a closing freezes;
+    /// consumers read the frozen copy through [`Hub::table`]).
+    pub fn compute_table(&self, request: &GetTableRequest) -> Result<Table> {
         let spec = match request.table.as_str() {
             "indicators" => &INDICATORS,
             "needs" => &NEEDS,
