@@ -285,15 +285,31 @@ impl Hub {
             .transpose()
     }
 
-    /// Every receipt, by structure and month.
-    fn receipts(&self) -> Result<ByStructure> {
+    /// Every receipt, by structure and month; with `held_only`, only those of reports the hub
+    /// still holds (a withdrawn or purged report no longer counts as received).
+    fn receipts(&self, held_only: bool) -> Result<ByStructure> {
         let mut by: ByStructure = BTreeMap::new();
         for (key, raw) in scan_prefix(self.store.as_ref(), Tree::Periods, b"r/")? {
             let key = String::from_utf8_lossy(&key).into_owned();
             let mut parts = key.splitn(3, '/').skip(1);
             let (Some(ord), Some(siret)) = (parts.next(), parts.next()) else { continue };
             let Ok(ord) = ord.parse::<u32>() else { continue };
-            let receipt = Receipt::decode(raw.as_slice()).map_err(|e| corrupt("receipt", e))?;
+            let mut receipt = Receipt::decode(raw.as_slice()).map_err(|e| corrupt("receipt", e))?;
+            if held_only {
+                let month = Month::from_ordinal(ord);
+                let key = super::ingest::record_key(siret, passerelle_proto::datasets::INDICATORS, &month.to_string());
+                let record = self
+                    .store
+                    .get(Tree::Records, &key)?
+                    .map(|raw| super::ingest::HubRecord::decode(raw.as_slice()).map_err(|e| corrupt("record", e)))
+                    .transpose()?;
+                match record {
+                    // The hubs relaying it now (a resend through a second network changes no
+                    // report, so the record, not the receipt, knows them all).
+                    Some(record) if record.is_live() => receipt.sources = record.sources,
+                    _ => continue,
+                }
+            }
             by.entry(siret.to_string()).or_default().insert(Month::from_ordinal(ord), receipt);
         }
         Ok(by)
@@ -355,7 +371,7 @@ impl Hub {
         } else {
             passerelle_proto::validate::month("period", period)?
         };
-        let receipts = self.receipts()?;
+        let receipts = self.receipts(true)?;
         let structures = self.reporting_structures(&receipts)?;
         let closing = self.closing(month)?;
         let mut out = Completeness {
@@ -407,7 +423,7 @@ impl Hub {
 
     /// Every month seen (a report received, or closed), oldest first.
     pub fn list_periods(&self) -> Result<Vec<Period>> {
-        let receipts = self.receipts()?;
+        let receipts = self.receipts(true)?;
         let structures = self.reporting_structures(&receipts)?;
         let mut months: BTreeSet<Month> = receipts.values().flat_map(|m| m.keys().copied()).collect();
         for (key, _) in scan_prefix(self.store.as_ref(), Tree::Periods, b"c/")? {
@@ -555,7 +571,7 @@ impl Hub {
     fn closing_schedule(&self, now: i64) -> Result<(Vec<Month>, Option<i64>)> {
         let config = *self.periods_config();
         let mut first_report: BTreeMap<Month, i64> = BTreeMap::new();
-        for months in self.receipts()?.values() {
+        for months in self.receipts(false)?.values() {
             for (month, receipt) in months {
                 let at = first_report.entry(*month).or_insert(receipt.first_at_ms);
                 *at = (*at).min(receipt.first_at_ms);
