@@ -62,7 +62,10 @@ async fn a_structure_in_two_networks_counts_once_and_a_withdrawal_leaves_no_trac
         if periods.len() == 3 && periods.iter().all(|p| p.reported == 3 && p.expected == 3) {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "the consolidation hub never saw 3 structures: {periods:?}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the consolidation hub never saw 3 structures: {periods:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let completeness = operator.completeness("2026-09").await?;

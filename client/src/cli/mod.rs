@@ -117,11 +117,8 @@ async fn stats_command(
         args::StatsCommand::Tables => {
             let tables = hub.tables().await?;
             let periods = tables.periods;
-            let rows: Vec<views::TableInfoView> = tables
-                .tables
-                .into_iter()
-                .map(|t| views::TableInfoView::with_periods(t, &periods))
-                .collect();
+            let rows: Vec<views::TableInfoView> =
+                tables.tables.into_iter().map(|t| views::TableInfoView::with_periods(t, &periods)).collect();
             return Ok(render::list(format, &rows));
         }
         args::StatsCommand::Indicators { by, period } => {

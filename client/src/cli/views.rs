@@ -771,6 +771,12 @@ impl TableInfoView {
     /// closed period; the others describe the current state.
     pub(crate) fn with_periods(t: passerelle_proto::v1::TableDescriptor, periods: &[String]) -> Self {
         let periods = if t.name == "indicators" { periods.to_vec() } else { vec!["live".into()] };
-        Self { id: t.name, description: t.description, dimensions: t.dimensions, measures: t.measures, periods }
+        Self {
+            id: t.name,
+            description: t.description,
+            dimensions: t.dimensions,
+            measures: t.measures,
+            periods,
+        }
     }
 }

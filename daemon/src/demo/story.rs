@@ -69,11 +69,16 @@ pub(crate) async fn wait_for_sync(federation: &Federation, months: &[Month]) -> 
 /// Closes the reported months on every hub through its operator API, as its operator would
 /// once the reports are in (`passerelle hub period close`): consumers read closed months only.
 pub(crate) async fn close_months(federation: &Federation, months: &[Month]) -> anyhow::Result<()> {
-    title(&format!("Closing the reported months on {CONSOLIDATION} and the network hubs (passerelle hub period close)"));
+    title(&format!(
+        "Closing the reported months on {CONSOLIDATION} and the network hubs (passerelle hub period close)"
+    ));
     for hub in federation.networks.iter().chain([&federation.consolidation]) {
         let operator = HubClient::connect(&hub.api, None).await?;
         for month in months {
-            operator.close_period(&month.to_string()).await.with_context(|| format!("closing {month} on {}", hub.name))?;
+            operator
+                .close_period(&month.to_string())
+                .await
+                .with_context(|| format!("closing {month} on {}", hub.name))?;
         }
     }
     let periods = HubClient::connect(&federation.consolidation.api, None).await?.periods().await?;
@@ -82,7 +87,8 @@ pub(crate) async fn close_months(federation: &Federation, months: &[Month]) -> a
     let rows: Vec<Vec<String>> = periods
         .iter()
         .map(|p| {
-            let state = if p.state == passerelle_proto::v1::PeriodState::Closed as i32 { "closed" } else { "open" };
+            let state =
+                if p.state == passerelle_proto::v1::PeriodState::Closed as i32 { "closed" } else { "open" };
             vec![
                 p.period.clone(),
                 state.into(),
@@ -94,7 +100,9 @@ pub(crate) async fn close_months(federation: &Federation, months: &[Month]) -> a
         })
         .collect();
     aligned(&mut std::io::stdout().lock(), &header, &rows)?;
-    println!("each closed month's tables are frozen: a report arriving later is counted late and changes nothing published");
+    println!(
+        "each closed month's tables are frozen: a report arriving later is counted late and changes nothing published"
+    );
     Ok(())
 }
 

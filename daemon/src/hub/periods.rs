@@ -227,6 +227,9 @@ fn months_of(period: &str) -> Result<Vec<Month>> {
     Ok((from.ordinal()..=to.ordinal()).map(Month::from_ordinal).collect())
 }
 
+/// A structure expected to report: its identity as last known, and the hubs relaying it.
+type Reporting = (Option<Structure>, Vec<String>);
+
 /// Per structure: its receipts by month.
 type ByStructure = BTreeMap<String, BTreeMap<Month, Receipt>>;
 
@@ -237,7 +240,12 @@ impl Hub {
     }
 
     /// Stages the receipts of the reports a batch applies (called under the write lock).
-    pub(super) fn stage_receipts(&self, write: &mut WriteBatch, received: &[Received], now: i64) -> Result<()> {
+    pub(super) fn stage_receipts(
+        &self,
+        write: &mut WriteBatch,
+        received: &[Received],
+        now: i64,
+    ) -> Result<()> {
         let mut staged: BTreeMap<Vec<u8>, Receipt> = BTreeMap::new();
         for r in received {
             let Ok(month) = Month::parse(&r.period) else { continue };
@@ -262,10 +270,8 @@ impl Hub {
             if r.structure.is_some() {
                 receipt.structure = r.structure.clone();
             }
-            if let Some(source) = &r.source {
-                if !receipt.sources.contains(source) {
-                    receipt.sources.push(source.clone());
-                }
+            if let Some(source) = r.source.as_ref().filter(|s| !receipt.sources.contains(s)) {
+                receipt.sources.push(source.clone());
             }
             if existing.as_ref() != Some(&receipt) {
                 staged.insert(key, receipt);
@@ -297,11 +303,17 @@ impl Hub {
             let mut receipt = Receipt::decode(raw.as_slice()).map_err(|e| corrupt("receipt", e))?;
             if held_only {
                 let month = Month::from_ordinal(ord);
-                let key = super::ingest::record_key(siret, passerelle_proto::datasets::INDICATORS, &month.to_string());
+                let key = super::ingest::record_key(
+                    siret,
+                    passerelle_proto::datasets::INDICATORS,
+                    &month.to_string(),
+                );
                 let record = self
                     .store
                     .get(Tree::Records, &key)?
-                    .map(|raw| super::ingest::HubRecord::decode(raw.as_slice()).map_err(|e| corrupt("record", e)))
+                    .map(|raw| {
+                        super::ingest::HubRecord::decode(raw.as_slice()).map_err(|e| corrupt("record", e))
+                    })
                     .transpose()?;
                 match record {
                     // The hubs relaying it now (a resend through a second network changes no
@@ -317,7 +329,7 @@ impl Hub {
 
     /// The structures this hub expects reports from, with their identity: its accepted member
     /// nodes, and the structures relayed to it by accepted member hubs.
-    fn reporting_structures(&self, receipts: &ByStructure) -> Result<BTreeMap<String, (Option<Structure>, Vec<String>)>> {
+    fn reporting_structures(&self, receipts: &ByStructure) -> Result<BTreeMap<String, Reporting>> {
         let members = self.list_members()?;
         let accepted_hubs: BTreeSet<&str> = members
             .iter()
@@ -347,7 +359,8 @@ impl Hub {
     fn days_late(&self, month: Month, receipt: &Receipt, closing: Option<&Closing>) -> u32 {
         let due = due_instant_ms(month, self.periods_config().deadline_day);
         let at = if receipt.after_closing { receipt.last_at_ms } else { receipt.first_at_ms };
-        let after_closing = receipt.after_closing || closing.is_some_and(|c| receipt.first_at_ms > c.closed_at_ms);
+        let after_closing =
+            receipt.after_closing || closing.is_some_and(|c| receipt.first_at_ms > c.closed_at_ms);
         if at <= due && !after_closing {
             return 0;
         }
@@ -386,9 +399,9 @@ impl Hub {
             let expected = first.is_some_and(|f| f <= month);
             let receipt = months.get(&month);
             let missing_months = match first {
-                Some(f) if f <= month => {
-                    (f.ordinal()..=month.ordinal()).filter(|o| !months.contains_key(&Month::from_ordinal(*o))).count()
-                }
+                Some(f) if f <= month => (f.ordinal()..=month.ordinal())
+                    .filter(|o| !months.contains_key(&Month::from_ordinal(*o)))
+                    .count(),
                 _ => 0,
             };
             let days_late = receipt.map(|r| self.days_late(month, r, closing.as_ref()));
@@ -480,7 +493,11 @@ impl Hub {
         }
         let mut write = WriteBatch::new();
         self.stage_frozen(&mut write, &month.to_string())?;
-        write.put(Tree::Periods, closing_key(month), Closing { closed_at_ms: now, revisions: 0 }.encode_to_vec());
+        write.put(
+            Tree::Periods,
+            closing_key(month),
+            Closing { closed_at_ms: now, revisions: 0 }.encode_to_vec(),
+        );
         // The quarter and the year, once every month of theirs is closed (this one included).
         let quarter = format!("{}-Q{}", month.year, (month.month - 1) / 3 + 1);
         for wider in [quarter, month.year.to_string()] {
