@@ -4,8 +4,9 @@ use passerelle_proto::v1::hub_admin_client::HubAdminClient;
 use passerelle_proto::v1::hub_sync_client::HubSyncClient;
 use passerelle_proto::v1::statistics_service_client::StatisticsServiceClient;
 use passerelle_proto::v1::{
-    AcceptMemberRequest, GetHubRequest, HelloRequest, HelloResponse, HubInfo, ListMembersRequest,
-    ListTablesRequest, ListTablesResponse, Member, ReloadRequest, RemoveMemberRequest, Structure,
+    AcceptMemberRequest, ClosePeriodRequest, Completeness, GetCompletenessRequest, GetHubRequest,
+    HelloRequest, HelloResponse, HubInfo, ListMembersRequest, ListPeriodsRequest, ListTablesRequest,
+    ListTablesResponse, Member, Period, ReloadRequest, RemoveMemberRequest, Structure,
 };
 use tonic::transport::Channel;
 
@@ -61,6 +62,28 @@ impl HubClient {
     pub async fn reload(&self) -> Result<Vec<String>> {
         let reply = HubAdminClient::new(self.channel.clone()).reload(ReloadRequest {}).await;
         reply.map(|r| r.into_inner().denied_serials).map_err(|s| self.status(s))
+    }
+
+    /// Who has reported a month (empty: the latest month whose due date has passed).
+    pub async fn completeness(&self, period: &str) -> Result<Completeness> {
+        let reply = HubAdminClient::new(self.channel.clone())
+            .get_completeness(GetCompletenessRequest { period: period.into() })
+            .await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Every month seen, open or closed.
+    pub async fn periods(&self) -> Result<Vec<Period>> {
+        let reply = HubAdminClient::new(self.channel.clone()).list_periods(ListPeriodsRequest {}).await;
+        reply.map(|r| r.into_inner().periods).map_err(|s| self.status(s))
+    }
+
+    /// Closes a month now (idempotent).
+    pub async fn close_period(&self, period: &str) -> Result<Period> {
+        let reply = HubAdminClient::new(self.channel.clone())
+            .close_period(ClosePeriodRequest { period: period.into() })
+            .await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
     }
 
     /// As a member: introduces a structure (or, with `None`, a downstream hub).

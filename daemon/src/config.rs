@@ -54,6 +54,38 @@ pub struct Config {
     pub limits: LimitsSection,
     /// Prometheus metrics over plain HTTP, off unless this section is present.
     pub metrics: Option<MetricsSection>,
+    /// On a hub: when monthly reports are due and when a month closes.
+    pub periods: Option<PeriodsSection>,
+}
+
+/// `[periods]` (hubs): due dates of monthly reports and the closing of months.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodsSection {
+    /// A month's reports are due on this day of the following month, Europe/Paris (1 to 28,
+    /// default 15), so every month has the day.
+    #[serde(default = "default_deadline_day")]
+    pub deadline_day: Spanned<u32>,
+    /// `deadline` (default): a month closes at the end of its due date, Europe/Paris;
+    /// `manual`: only `passerelle hub period close` closes it.
+    #[serde(default = "default_close")]
+    pub close: Spanned<String>,
+    /// A month whose due date had passed when the hub received its first report for it (a
+    /// backlog) closes this many days after that report instead (default 7, 1 to 365).
+    #[serde(default = "default_history_grace_days")]
+    pub history_grace_days: Spanned<u32>,
+}
+
+fn default_deadline_day() -> Spanned<u32> {
+    Spanned::new(0..0, u32::from(crate::hub::periods::DEFAULT_DEADLINE_DAY))
+}
+
+fn default_close() -> Spanned<String> {
+    Spanned::new(0..0, "deadline".into())
+}
+
+fn default_history_grace_days() -> Spanned<u32> {
+    Spanned::new(0..0, crate::hub::periods::DEFAULT_HISTORY_GRACE_DAYS)
 }
 
 /// `[metrics]`: where Prometheus scrapes `GET /metrics`.
@@ -351,6 +383,8 @@ pub struct HubConfig {
     pub tombstone_retention: Duration,
     /// Consolidation hubs to relay to.
     pub upstreams: Vec<Upstream>,
+    /// Due dates and closing of monthly periods.
+    pub periods: crate::hub::periods::PeriodsConfig,
     /// Its TLS files.
     pub tls: ServerTlsFiles,
 }
@@ -447,6 +481,14 @@ impl Config {
                     FieldError::rule("upstream", "is for hubs; a node lists [[hubs]]"),
                 ));
             }
+            (Some(_), None) if self.periods.is_some() => {
+                let span = self.periods.as_ref().map(|p| p.close.span()).unwrap_or_default();
+                return Err(v.at(
+                    "periods",
+                    span,
+                    FieldError::rule("periods", "is for hubs; a node learns due dates from its hubs"),
+                ));
+            }
             (Some(node), None) => RoleConfig::Node(v.node(node, self.tls.as_ref(), &self.hubs)?),
             (None, Some(hub)) => {
                 if let Some(link) = self.hubs.first() {
@@ -463,7 +505,10 @@ impl Config {
                         FieldError::rule("tls", "is for nodes; a hub's TLS goes in [hub.tls]"),
                     ));
                 }
-                RoleConfig::Hub(v.hub(hub, &self.upstream)?)
+                let periods = self.periods.as_ref().map(|p| v.periods(p)).transpose()?;
+                let mut config = v.hub(hub, &self.upstream)?;
+                config.periods = periods.unwrap_or_default();
+                RoleConfig::Hub(config)
             }
             (Some(_), Some(hub)) => {
                 return Err(v.at(
@@ -754,8 +799,36 @@ impl Validator<'_> {
             k_anonymity: k,
             min_persons,
             tombstone_retention: Duration::from_secs(u64::from(days) * 24 * 3600),
+            periods: crate::hub::periods::PeriodsConfig::default(),
             tls,
         })
+    }
+
+    fn periods(&self, periods: &PeriodsSection) -> Result<crate::hub::periods::PeriodsConfig> {
+        let day = *periods.deadline_day.get_ref();
+        let deadline_day = u8::try_from(day).ok().filter(|d| (1..=28).contains(d)).ok_or_else(|| {
+            self.at(
+                "periods.deadline_day",
+                periods.deadline_day.span(),
+                FieldError::new("deadline_day", day.to_string(), "must be between 1 and 28"),
+            )
+        })?;
+        let close = crate::hub::periods::CloseRule::parse(periods.close.get_ref()).ok_or_else(|| {
+            self.at(
+                "periods.close",
+                periods.close.span(),
+                FieldError::new("close", periods.close.get_ref(), "expected deadline or manual"),
+            )
+        })?;
+        let grace = *periods.history_grace_days.get_ref();
+        if !(1..=365).contains(&grace) {
+            return Err(self.at(
+                "periods.history_grace_days",
+                periods.history_grace_days.span(),
+                FieldError::new("history_grace_days", grace.to_string(), "must be between 1 and 365"),
+            ));
+        }
+        Ok(crate::hub::periods::PeriodsConfig { deadline_day, close, history_grace_days: grace })
     }
 }
 
@@ -859,6 +932,29 @@ listen = "127.0.0.1:0"
             err.to_string().contains(":7: hub.tombstone_retention_days \"0\": must be between 1 and 3650"),
             "{err}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn periods_are_checked_with_their_line() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let text = |periods: &str| {
+            format!(
+                "data_dir = \"d\"\n[hub]\nid = \"coorace-pdl\"\nnetwork = \"coorace\"\nregion = \"52\"\nlisten = \"127.0.0.1:0\"\n[hub.tls]\ncert = \"missing.pem\"\nkey = \"missing.key\"\nclient_cas = []\n[periods]\n{periods}\n"
+            )
+        };
+        let path = dir.path().join("hub.toml");
+        for (line, rule) in [
+            ("deadline_day = 29", ":12: periods.deadline_day \"29\": must be between 1 and 28"),
+            ("deadline_day = 0", ":12: periods.deadline_day \"0\": must be between 1 and 28"),
+            ("close = \"monthly\"", ":12: periods.close \"monthly\": expected deadline or manual"),
+            ("history_grace_days = 0", ":12: periods.history_grace_days \"0\": must be between 1 and 365"),
+        ] {
+            let err = Config::parse(&text(line), &path)?.validate(&text(line), &path).expect_err(line);
+            assert!(err.to_string().contains(rule), "{err}");
+        }
+        let err = Config::parse(&text("deadline = 15"), &path).expect_err("unknown key");
+        assert!(err.to_string().contains(":12: unknown field `deadline`"), "{err}");
         Ok(())
     }
 

@@ -230,6 +230,7 @@ impl Daemon {
                     settings.tombstone_retention,
                     stop_rx_for_streams.clone(),
                 ));
+                background.extend(hub::periods::start(hub.clone(), stop_rx_for_streams.clone()));
                 background.extend(hub::relay::start(
                     hub.clone(),
                     settings.upstreams.clone(),

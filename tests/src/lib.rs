@@ -100,6 +100,16 @@ impl InProcessDaemon {
         format!("https://localhost:{}", self.hub_addr.map(|a| a.port()).unwrap_or_default())
     }
 
+    /// On a hub: closes the months given through the operator API, as an operator would
+    /// (consumers read closed periods only).
+    pub async fn close_periods(&self, periods: &[&str]) -> anyhow::Result<()> {
+        let hub = passerelle_client::HubClient::connect(&self.endpoint, None).await?;
+        for period in periods {
+            hub.close_period(period).await?;
+        }
+        Ok(())
+    }
+
     /// Stops the daemon gracefully and waits until its store is closed.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {

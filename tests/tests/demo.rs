@@ -82,7 +82,9 @@ impl Drop for Demo {
 /// What every telling of the story must show.
 fn assert_story(out: &str) {
     for expected in [
-        "dreets-52 counts all 4 structures, relayed by both networks",
+        "dreets-52 holds all 4 structures' reports, relayed by both networks",
+        "── Closing the reported months on dreets-52 and the network hubs",
+        "each closed month's tables are frozen",
         "── Members of coorace-pdl",
         "node/85204617600016  accepted  Les Jardins du Bocage",
         "── Members of fas-pdl",
@@ -95,6 +97,13 @@ fn assert_story(out: &str) {
     ] {
         assert!(out.contains(expected), "the story lacks {expected:?}:\n{out}");
     }
+    // The operator closed the twelve seeded months, each with the 4 structures reported.
+    let closed = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() == 6 && f[1] == "closed" && f[4] == "4" && f[5] == "4")
+        .count();
+    assert_eq!(closed, 12, "twelve closed months, 4 of 4 reported:\n{out}");
     // The consolidated région total is published, with the sector's dynamic-exit rate.
     let total = out.lines().find(|l| l.starts_with("all ")).unwrap_or_default();
     let figures: Vec<&str> = total.split_whitespace().collect();

@@ -53,6 +53,26 @@ async fn a_structure_in_two_networks_counts_once_and_a_withdrawal_leaves_no_trac
         nodes.push(node);
     }
 
+    // Relaying is asynchronous: wait (bounded) until the consolidation hub has every report of
+    // the three structures, then close the quarter's months as its operator would.
+    let operator = passerelle_client::HubClient::connect(&dreets.endpoint, None).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let periods = operator.periods().await?;
+        if periods.len() == 3 && periods.iter().all(|p| p.reported == 3 && p.expected == 3) {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the consolidation hub never saw 3 structures: {periods:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let completeness = operator.completeness("2026-09").await?;
+    let s0 = completeness.rows.iter().find(|r| r.member == SIRETS[0]).cloned().unwrap_or_default();
+    assert_eq!(s0.networks, ["coorace-pdl", "fas-pdl"], "S0 is relayed by both networks: {completeness:?}");
+    dreets.close_periods(&["2026-07", "2026-08", "2026-09"]).await?;
+
     let consumer = pki.issue(Role::Consumer, "dreets-52")?;
     let mut flags = TestPki::cli_flags(&consumer);
     flags.extend([
@@ -64,17 +84,10 @@ async fn a_structure_in_two_networks_counts_once_and_a_withdrawal_leaves_no_trac
         "2026-Q3".into(),
     ]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    // Relaying is asynchronous: poll the consumer's view, bounded.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let total = loop {
-        let table = cli_async(&dreets.hub_endpoint(), &flags).await.ok()?.json()?;
-        let cell = table["cells"].as_array().and_then(|c| c.first()).cloned().unwrap_or_default();
-        if cell["structures"] == 3 {
-            break cell;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the consolidation hub never saw 3 structures: {table}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let published = cli_async(&dreets.hub_endpoint(), &flags).await.ok()?;
+    let table = published.json()?;
+    let total = table["cells"].as_array().and_then(|c| c.first()).cloned().unwrap_or_default();
+    assert_eq!(total["structures"], 3, "{table}");
     assert_eq!(
         total["measures"]["hires"], 27,
         "3 structures × 3 months × 3 hires: S0 counted once, not twice"
@@ -92,19 +105,24 @@ async fn a_structure_in_two_networks_counts_once_and_a_withdrawal_leaves_no_trac
     )?)
     .await?;
     NodeClient::connect(&s1.endpoint, None).await?.sync_now(true, Duration::from_secs(30)).await?;
+    // The withdrawal reaches the consolidation hub: S1's reports are no longer held there...
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let table = cli_async(&dreets.hub_endpoint(), &flags).await.ok()?.json()?;
-        let cell = table["cells"].as_array().and_then(|c| c.first()).cloned().unwrap_or_default();
-        if cell["suppressed"] == "fewer than 3 structures" {
+        let completeness = operator.completeness("2026-09").await?;
+        let s1_row = completeness.rows.iter().find(|r| r.member == SIRETS[1]);
+        if s1_row.is_none_or(|r| !r.reported) {
             break;
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the withdrawal never reached the consolidation hub: {table}"
+            "the withdrawal never reached the consolidation hub: {completeness:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // ...and the published quarter, frozen at its closing, is unchanged (the purge shows in the
+    // next revision, not in the frozen one).
+    let after = cli_async(&dreets.hub_endpoint(), &flags).await.ok()?;
+    assert_eq!(after.stdout, published.stdout, "a closed period's table does not move");
     s1.stop().await?;
     for node in nodes {
         node.stop().await?;

@@ -82,6 +82,8 @@ async fn python_grpcio_consumer_reads_health_and_a_suppressed_table() -> anyhow:
         client.sync_now(true, Duration::from_secs(30)).await?;
         nodes.push(node);
     }
+    // Consumers read closed periods: the operator closes the quarter's months.
+    hub.close_periods(&["2026-07", "2026-08", "2026-09"]).await?;
     let consumer = pki.issue(Role::Consumer, "dreets-52")?;
 
     // The same table through the Rust client, as the reference.

@@ -34,8 +34,18 @@ async fn a_consumer_reads_suppressed_tables_and_cannot_isolate_a_structure() -> 
         nodes.push(node);
     }
 
+    // The third quarter is published once its months are closed.
     let consumer = pki.issue(Role::Consumer, "dreets-52")?;
     let tls_flags = TestPki::cli_flags(&consumer);
+    let mut args: Vec<String> = tls_flags.clone();
+    args.extend(["stats", "indicators", "--period", "2026-Q3"].map(String::from));
+    let refused = cli_async(&a.hub_endpoint(), &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(refused.stderr.contains("period 2026-07 is not closed yet (due 2026-08-15)"), "{refused:?}");
+    for hub in [&a, &b] {
+        hub.close_periods(&["2026-07", "2026-08", "2026-09"]).await?;
+    }
+
     let run = |endpoint: String, extra: &[&str]| {
         let args: Vec<String> =
             tls_flags.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect();
@@ -144,6 +154,13 @@ async fn a_consumer_reads_suppressed_tables_and_cannot_isolate_a_structure() -> 
     // The other tables answer, and only consumers may ask.
     let tables = run(a.hub_endpoint(), &["stats", "tables"]).await.ok()?;
     assert!(tables.stdout.contains("indicators") && tables.stdout.contains("profiles"), "{tables:?}");
+    let listed = run(a.hub_endpoint(), &["--format", "json", "stats", "tables"]).await.ok()?.json()?;
+    let indicators = listed.as_array().and_then(|t| t.iter().find(|t| t["id"] == "indicators")).cloned();
+    assert_eq!(
+        indicators.map(|t| t["periods"].clone()),
+        Some(serde_json::json!(["2026-07", "2026-08", "2026-09", "2026-Q3"])),
+        "the closed months and their quarter: {listed}"
+    );
     let bad = run(a.hub_endpoint(), &["stats", "indicators", "--by", "commune", "--period", "2026-Q3"]).await;
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("by \"commune\""), "{bad:?}");

@@ -246,6 +246,26 @@ pub(crate) enum HubCommand {
     },
     /// Re-read the hub's revocation list (denied_serials) from its config file.
     Reload,
+    /// Who has reported a month's indicators: on time, late, missing.
+    Completeness {
+        /// The month, YYYY-MM (default: the latest month whose due date has passed).
+        #[arg(long)]
+        period: Option<String>,
+    },
+    /// Reporting periods: list them, close one.
+    #[command(subcommand)]
+    Period(PeriodCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PeriodCommand {
+    /// Every month seen: state, due date, closing, reported of expected.
+    List,
+    /// Close a month now and freeze its published tables (idempotent; a month not yet ended is refused).
+    Close {
+        /// The month, YYYY-MM.
+        period: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 pub(crate) mod args;
 mod import;
+mod periods;
 mod progress;
 mod render;
 mod stats;
@@ -115,8 +116,9 @@ async fn stats_command(
     let request = match command {
         args::StatsCommand::Tables => {
             let tables = hub.tables().await?;
+            let periods = tables.periods;
             let rows: Vec<views::TableInfoView> =
-                tables.tables.into_iter().map(views::TableInfoView::from).collect();
+                tables.tables.into_iter().map(|t| views::TableInfoView::with_periods(t, &periods)).collect();
             return Ok(render::list(format, &rows));
         }
         args::StatsCommand::Indicators { by, period } => {
@@ -157,6 +159,15 @@ async fn hub_command(
         HubCommand::Reload => {
             let serials = hub.reload().await?;
             render::one(format, &HubView { denied_serials: serials, ..HubView::from(hub.info().await?) })
+        }
+        HubCommand::Completeness { period } => {
+            periods::print_completeness(format, &hub.completeness(period.as_deref().unwrap_or("")).await?)
+        }
+        HubCommand::Period(args::PeriodCommand::List) => {
+            render::list_of::<_, periods::PeriodView>(format, hub.periods().await?)
+        }
+        HubCommand::Period(args::PeriodCommand::Close { period }) => {
+            render::one(format, &periods::PeriodView::from(hub.close_period(&period).await?))
         }
     })
 }

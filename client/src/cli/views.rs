@@ -757,15 +757,26 @@ pub(crate) struct TableInfoView {
     description: String,
     dimensions: Vec<String>,
     measures: Vec<String>,
+    /// The periods published (closed ones), or `live` for tables of the current state.
+    periods: Vec<String>,
 }
 
 impl Record for TableInfoView {
     const PLURAL: &'static str = "tables";
-    const TABLE: &'static [&'static str] = &["id", "dimensions", "description"];
+    const TABLE: &'static [&'static str] = &["id", "dimensions", "periods", "description"];
 }
 
-impl From<passerelle_proto::v1::TableDescriptor> for TableInfoView {
-    fn from(t: passerelle_proto::v1::TableDescriptor) -> Self {
-        Self { id: t.name, description: t.description, dimensions: t.dimensions, measures: t.measures }
+impl TableInfoView {
+    /// The table, with the periods published: the monthly `indicators` table is published per
+    /// closed period; the others describe the current state.
+    pub(crate) fn with_periods(t: passerelle_proto::v1::TableDescriptor, periods: &[String]) -> Self {
+        let periods = if t.name == "indicators" { periods.to_vec() } else { vec!["live".into()] };
+        Self {
+            id: t.name,
+            description: t.description,
+            dimensions: t.dimensions,
+            measures: t.measures,
+            periods,
+        }
     }
 }

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use passerelle_proto::v1::{
+    ClosePeriodRequest, Completeness, GetCompletenessRequest, ListPeriodsRequest, ListPeriodsResponse, Period,
+};
 use passerelle_proto::v1::{GetTableRequest, Table};
 use passerelle_proto::v1::{
     ListProfilesRequest, ListProfilesResponse, PushMessage, PushReply, SubscribeRequest, ViewBatch,
@@ -71,6 +74,7 @@ impl HubSync for HubApi {
                 network: hub.config().network.clone(),
                 region: hub.config().region.clone(),
                 state: member.state,
+                deadline_day: u32::from(hub.config().periods.deadline_day),
             })
         })
         .await
@@ -204,11 +208,14 @@ impl HubSync for HubApi {
 #[tonic::async_trait]
 impl StatisticsService for HubApi {
     async fn list_tables(&self, _: Request<ListTablesRequest>) -> Reply<ListTablesResponse> {
+        let hub = self.hub.clone();
+        let periods = run_blocking(move || hub.published_periods()).await?;
         Ok(Response::new(ListTablesResponse {
             tables: stats::Table::ALL.into_iter().map(stats::Table::descriptor).collect(),
             min_structures: MIN_STRUCTURES,
             min_persons: self.hub.config().min_persons,
             dominance_percent: DOMINANCE_PERCENT,
+            periods,
         }))
     }
 
@@ -259,5 +266,20 @@ impl HubAdmin for HubApi {
             hub.reload(&fresh).map(|denied_serials| ReloadResponse { denied_serials })
         })
         .await
+    }
+
+    async fn get_completeness(&self, request: Request<GetCompletenessRequest>) -> Reply<Completeness> {
+        let (hub, period) = (self.hub.clone(), request.into_inner().period);
+        blocking(move || hub.completeness(&period)).await
+    }
+
+    async fn list_periods(&self, _: Request<ListPeriodsRequest>) -> Reply<ListPeriodsResponse> {
+        let hub = self.hub.clone();
+        blocking(move || hub.list_periods().map(|periods| ListPeriodsResponse { periods })).await
+    }
+
+    async fn close_period(&self, request: Request<ClosePeriodRequest>) -> Reply<Period> {
+        let (hub, period) = (self.hub.clone(), request.into_inner().period);
+        blocking(move || hub.close_period(&period)).await
     }
 }

@@ -139,11 +139,13 @@ async fn tell(federation: &Federation, dir: &std::path::Path) -> anyhow::Result<
             STRUCTURES.len()
         );
     }
-    story::wait_for_sync(federation, &quarter).await?;
+    let months = cast::last_twelve_months(today);
+    story::wait_for_sync(federation, &months).await?;
+    story::close_months(federation, &months).await?;
     story::members(federation).await?;
     story::pooled_needs(federation).await?;
     story::consolidated_table(federation, &quarter).await?;
     story::withdrawal(federation).await?;
-    story::commands(federation, &quarter, today)?;
+    story::commands(federation, &quarter)?;
     Ok(())
 }

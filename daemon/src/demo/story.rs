@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use passerelle_client::text::aligned;
 use passerelle_client::{HubClient, NodeClient};
 use passerelle_proto::codes::slug_of;
-use passerelle_proto::date::{Date, format_unix_ms, now_unix_ms};
+use passerelle_proto::date::{Month, format_unix_ms, now_unix_ms};
 use passerelle_proto::v1::{
     ConsentPurpose, ContractType, GetTableRequest, HubShare, MemberState, StructureKind,
 };
@@ -30,8 +30,8 @@ pub(crate) fn title(text: &str) {
 }
 
 /// Asks every node to push now and waits for every hub's acknowledgement, then waits until the
-/// consolidation hub counts every structure in `quarter`'s table.
-pub(crate) async fn wait_for_sync(federation: &Federation, quarter: &str) -> anyhow::Result<()> {
+/// consolidation hub has every structure's report for each of `months`.
+pub(crate) async fn wait_for_sync(federation: &Federation, months: &[Month]) -> anyhow::Result<()> {
     let started = Instant::now();
     for node in &federation.nodes {
         let mut client = NodeClient::connect(&node.api, None).await?;
@@ -41,25 +41,67 @@ pub(crate) async fn wait_for_sync(federation: &Federation, quarter: &str) -> any
             .with_context(|| format!("{} did not sync with its hubs", node.name))?;
     }
     println!("every node's changes acknowledged by its hubs after {:.1} s", started.elapsed().as_secs_f64());
-    let consumer =
-        HubClient::connect(federation.consolidation.hub_endpoint()?, Some(&federation.consumer)).await?;
-    let request =
-        GetTableRequest { table: "indicators".into(), period: quarter.into(), ..Default::default() };
+    let operator = HubClient::connect(&federation.consolidation.api, None).await?;
     let deadline = Instant::now() + STEP_TIMEOUT;
+    let wanted: BTreeSet<String> = months.iter().map(ToString::to_string).collect();
     loop {
-        let table = consumer.table(request.clone()).await?;
-        if table.cells.first().and_then(|c| c.structures) == Some(STRUCTURES.len() as u32) {
+        let periods = operator.periods().await?;
+        let complete = periods
+            .iter()
+            .filter(|p| wanted.contains(&p.period) && p.reported == STRUCTURES.len() as u32)
+            .count();
+        if complete == wanted.len() {
             break;
         }
         if Instant::now() > deadline {
-            bail!("{CONSOLIDATION} never counted the {} structures in {quarter}", STRUCTURES.len());
+            bail!("{CONSOLIDATION} never received the {} structures' reports", STRUCTURES.len());
         }
         tokio::time::sleep(POLL).await;
     }
     println!(
-        "{CONSOLIDATION} counts all {} structures, relayed by both networks, after {:.1} s",
+        "{CONSOLIDATION} holds all {} structures' reports, relayed by both networks, after {:.1} s",
         STRUCTURES.len(),
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Closes the reported months on every hub through its operator API, as its operator would
+/// once the reports are in (`passerelle hub period close`): consumers read closed months only.
+pub(crate) async fn close_months(federation: &Federation, months: &[Month]) -> anyhow::Result<()> {
+    title(&format!(
+        "Closing the reported months on {CONSOLIDATION} and the network hubs (passerelle hub period close)"
+    ));
+    for hub in federation.networks.iter().chain([&federation.consolidation]) {
+        let operator = HubClient::connect(&hub.api, None).await?;
+        for month in months {
+            operator
+                .close_period(&month.to_string())
+                .await
+                .with_context(|| format!("closing {month} on {}", hub.name))?;
+        }
+    }
+    let periods = HubClient::connect(&federation.consolidation.api, None).await?.periods().await?;
+    let header: Vec<String> =
+        ["PERIOD", "STATE", "DUE", "CLOSED_AT", "REPORTED", "EXPECTED"].map(String::from).to_vec();
+    let rows: Vec<Vec<String>> = periods
+        .iter()
+        .map(|p| {
+            let state =
+                if p.state == passerelle_proto::v1::PeriodState::Closed as i32 { "closed" } else { "open" };
+            vec![
+                p.period.clone(),
+                state.into(),
+                p.due.clone(),
+                if p.closed_at_ms > 0 { format_unix_ms(p.closed_at_ms) } else { String::new() },
+                p.reported.to_string(),
+                p.expected.to_string(),
+            ]
+        })
+        .collect();
+    aligned(&mut std::io::stdout().lock(), &header, &rows)?;
+    println!(
+        "each closed month's tables are frozen: a report arriving later is counted late and changes nothing published"
     );
     Ok(())
 }
@@ -282,7 +324,7 @@ async fn share(
 }
 
 /// The exact commands to explore the running federation.
-pub(crate) fn commands(federation: &Federation, quarter: &str, today: Date) -> anyhow::Result<()> {
+pub(crate) fn commands(federation: &Federation, quarter: &str) -> anyhow::Result<()> {
     let cli = passerelle_cli();
     let node = &federation.nodes[0];
     let coorace = &federation.networks[0];
@@ -306,10 +348,12 @@ pub(crate) fn commands(federation: &Federation, quarter: &str, today: Date) -> a
     println!("# {}'s regional staff (operator API of the hub, loopback only):", coorace.name);
     println!("{cli} --endpoint {} hub members", coorace.api);
     println!("{cli} --endpoint {} hub info", coorace.api);
+    println!("{cli} --endpoint {} hub completeness", coorace.api);
+    println!("{cli} --endpoint {} hub period list", coorace.api);
     println!("# The DREETS analyst (consumer certificate, mutual TLS):");
     println!("{cli} {tls} stats tables");
     println!("{cli} {tls} stats indicators --by departement --period {quarter}");
-    println!("{cli} {tls} stats indicators --by kind --period {}", today.year - 1);
+    println!("{cli} {tls} stats indicators --by kind --period {quarter}");
     println!("{cli} {tls} stats needs --by rome-grand-domaine");
     println!("# Prometheus metrics (plain HTTP; every daemon has its own):");
     for running in [node, coorace] {

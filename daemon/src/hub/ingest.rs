@@ -215,6 +215,7 @@ impl Hub {
         let mut pending: HashMap<Vec<u8>, Option<HubRecord>> = HashMap::new();
         let mut log: Vec<RecordKey> = Vec::new();
         let mut stats = StatsDelta::default();
+        let mut received = Vec::new();
         let member_structure = member.structure.clone();
         for change in batch.changes {
             let dataset = self.check_change(session, &change)?;
@@ -313,6 +314,16 @@ impl Hub {
             if session.relay && !record.sources.contains(&session.peer.id.id) {
                 record.sources.push(session.peer.id.id.clone());
             }
+            if let Some(change::Payload::Indicators(report)) = &change.payload {
+                // Reporting periods: when this month's report arrived (see `hub/periods.rs`).
+                received.push(super::periods::Received {
+                    origin: origin.clone(),
+                    period: change.key.clone(),
+                    structure: structure.clone(),
+                    source: session.relay.then(|| session.peer.id.id.clone()),
+                    changed: existing.as_ref().and_then(|o| o.indicators.as_ref()) != Some(report),
+                });
+            }
             record.set_payload(change.payload);
             match (was_live, record.is_live()) {
                 (false, true) => member.records_held += 1,
@@ -331,6 +342,7 @@ impl Hub {
         }
         let head = self.stage_feed(&mut write, log);
         Self::flush_stats(&mut write, stats);
+        self.stage_receipts(&mut write, &received, now)?;
         if batch.seq > member.last_acked_seq {
             member.last_acked_seq = batch.seq;
         }

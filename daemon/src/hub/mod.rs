@@ -7,6 +7,7 @@
 
 mod datasets;
 pub mod ingest;
+pub mod periods;
 pub mod profiles_view;
 pub mod relay;
 pub mod stats;
@@ -81,6 +82,7 @@ impl Hub {
             min_persons: 5,
             tombstone_retention: std::time::Duration::from_secs(30 * 24 * 3600),
             upstreams: Vec::new(),
+            periods: periods::PeriodsConfig::default(),
             tls: crate::tls::ServerTlsFiles {
                 cert: std::path::PathBuf::new(),
                 key: std::path::PathBuf::new(),

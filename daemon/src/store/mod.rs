@@ -52,11 +52,13 @@ pub(crate) enum Tree {
     Audit,
     /// On a hub: statistics cells, maintained with the records they count.
     Stats,
+    /// On a hub: reporting periods — receipts per month and structure, closings, frozen tables.
+    Periods,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub(crate) const ALL: [Tree; 17] = [
+    pub(crate) const ALL: [Tree; 18] = [
         Tree::Meta,
         Tree::Needs,
         Tree::Persons,
@@ -74,6 +76,7 @@ impl Tree {
         Tree::Shares,
         Tree::Audit,
         Tree::Stats,
+        Tree::Periods,
     ];
 
     /// The tree's one-byte key prefix in the single sled keyspace.
@@ -101,6 +104,7 @@ impl Tree {
             Tree::Shares => "shares",
             Tree::Audit => "audit",
             Tree::Stats => "stats",
+            Tree::Periods => "periods",
         }
     }
 }

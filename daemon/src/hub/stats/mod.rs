@@ -33,3 +33,4 @@ mod tests;
 pub(crate) use aggregates::StatsDelta;
 pub(crate) use catalogue::Table;
 pub(crate) use disclosure::{DOMINANCE_PERCENT, MIN_STRUCTURES};
+pub(crate) use tables::parse_period;

@@ -67,14 +67,23 @@ pub(crate) fn parse_period(period: &str) -> Result<(Month, Month)> {
 }
 
 impl Hub {
-    /// A predefined table with disclosure control.
+    /// A predefined table with disclosure control, as published: indicators tables are those
+    /// frozen when their period closed (see `hub::periods`); needs and profiles are live.
     pub fn table(&self, request: &GetTableRequest) -> Result<v1::Table> {
         let table: Table = request.table.parse()?;
-        let spec = table.spec();
-        if request.by.len() > 2 {
+        if table == Table::Indicators {
+            parse_period(&request.period)?;
+            self.check_dimensions(table.spec(), &request.by)?;
+            return self.published_indicators(request);
+        }
+        self.compute_table(request)
+    }
+
+    fn check_dimensions(&self, spec: &Spec, by: &[String]) -> Result<()> {
+        if by.len() > 2 {
             return Err(FieldError::rule("by", "at most two dimensions").into());
         }
-        for d in &request.by {
+        for d in by {
             if !spec.dimensions.contains(&d.as_str()) {
                 return Err(FieldError::new(
                     "by",
@@ -84,6 +93,15 @@ impl Hub {
                 .into());
             }
         }
+        Ok(())
+    }
+
+    /// A predefined table computed from the current cells (indicators: what a closing freezes;
+    /// consumers read the frozen copy through [`Hub::table`]).
+    pub fn compute_table(&self, request: &GetTableRequest) -> Result<v1::Table> {
+        let table: Table = request.table.parse()?;
+        let spec = table.spec();
+        self.check_dimensions(spec, &request.by)?;
         let mut freshness = Vec::new();
         let min_persons = i64::from(self.config.min_persons);
         let (cells, label) = match table {
