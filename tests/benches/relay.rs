@@ -19,8 +19,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use passerelle_daemon::authz::Peer;
 use passerelle_daemon::hub::Hub;
+use passerelle_daemon::tls::Peer;
 use passerelle_proto::date::Month;
 use passerelle_proto::identity::{PeerId, Role};
 use passerelle_proto::v1::{
@@ -47,7 +47,7 @@ fn siret(n: usize) -> String {
 fn ingest(config: &Path, structures: usize, year: i32) -> anyhow::Result<()> {
     let config = passerelle_daemon::Config::load(config)?;
     let settings = config.hub().cloned().context("hub config")?;
-    let hub = Hub::open(&config.data_dir, settings, Default::default(), None)?;
+    let hub = Hub::open(&config.data_dir, settings, Default::default())?;
     for n in 0..structures {
         let siret = siret(n);
         let structure = Structure {
