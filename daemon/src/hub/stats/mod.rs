@@ -33,4 +33,5 @@ mod tests;
 pub(crate) use aggregates::StatsDelta;
 pub(crate) use catalogue::Table;
 pub(crate) use disclosure::{DOMINANCE_PERCENT, MIN_STRUCTURES};
+pub use tables::check_table_request;
 pub(crate) use tables::parse_period;

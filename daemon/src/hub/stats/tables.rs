@@ -66,34 +66,45 @@ pub(crate) fn parse_period(period: &str) -> Result<(Month, Month)> {
     Ok((Month { year, month: 1 }, Month { year, month: 12 }))
 }
 
+/// Checks a consumer's request before anything is read: the table's name, its dimensions and,
+/// for the monthly indicators, the period. The first thing `GetTable` does with what a consumer
+/// sent, and the entry of the `get_table_request` fuzz target.
+pub fn check_table_request(request: &GetTableRequest) -> Result<()> {
+    checked_table(request).map(|_| ())
+}
+
+/// [`check_table_request`], returning the table asked for.
+fn checked_table(request: &GetTableRequest) -> Result<Table> {
+    let table: Table = request.table.parse()?;
+    check_dimensions(table.spec(), &request.by)?;
+    if table == Table::Indicators {
+        parse_period(&request.period)?;
+    }
+    Ok(table)
+}
+
+fn check_dimensions(spec: &Spec, by: &[String]) -> Result<()> {
+    if by.len() > 2 {
+        return Err(FieldError::rule("by", "at most two dimensions").into());
+    }
+    for d in by {
+        if !spec.dimensions.contains(&d.as_str()) {
+            return Err(
+                FieldError::new("by", d, format!("expected one of {}", spec.dimensions.join(", "))).into()
+            );
+        }
+    }
+    Ok(())
+}
+
 impl Hub {
     /// A predefined table with disclosure control, as published: indicators tables are those
     /// frozen when their period closed (see `hub::periods`); needs and profiles are live.
     pub fn table(&self, request: &GetTableRequest) -> Result<v1::Table> {
-        let table: Table = request.table.parse()?;
-        if table == Table::Indicators {
-            parse_period(&request.period)?;
-            self.check_dimensions(table.spec(), &request.by)?;
+        if checked_table(request)? == Table::Indicators {
             return self.published_indicators(request);
         }
         self.compute_table(request)
-    }
-
-    fn check_dimensions(&self, spec: &Spec, by: &[String]) -> Result<()> {
-        if by.len() > 2 {
-            return Err(FieldError::rule("by", "at most two dimensions").into());
-        }
-        for d in by {
-            if !spec.dimensions.contains(&d.as_str()) {
-                return Err(FieldError::new(
-                    "by",
-                    d,
-                    format!("expected one of {}", spec.dimensions.join(", ")),
-                )
-                .into());
-            }
-        }
-        Ok(())
     }
 
     /// A predefined table computed from the current cells (indicators: what a closing freezes;
@@ -101,7 +112,7 @@ impl Hub {
     pub fn compute_table(&self, request: &GetTableRequest) -> Result<v1::Table> {
         let table: Table = request.table.parse()?;
         let spec = table.spec();
-        self.check_dimensions(spec, &request.by)?;
+        check_dimensions(spec, &request.by)?;
         let mut freshness = Vec::new();
         let min_persons = i64::from(self.config.min_persons);
         let (cells, label) = match table {
