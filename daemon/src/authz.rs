@@ -45,6 +45,11 @@ pub(crate) fn authorize(path: &str, conn: Option<&ConnInfo>, denied: &DenyList) 
         return Err(Status::unauthenticated("no authenticated peer on this connection"));
     };
     let peer = &conn.peer;
+    if let Some(at) = conn.expires_at_s
+        && at < passerelle_proto::date::now_unix_ms() / 1000
+    {
+        return Err(Status::unauthenticated(format!("certificate of {} expired", peer.id)));
+    }
     if let Some(serial) = &peer.serial {
         let revoked = denied.read().map(|d| d.contains(serial)).unwrap_or(true);
         if revoked {
@@ -68,6 +73,12 @@ pub(crate) fn peer<T>(request: &tonic::Request<T>) -> Result<Peer, Status> {
         .get::<Peer>()
         .cloned()
         .ok_or_else(|| Status::unauthenticated("no authenticated peer"))
+}
+
+/// When the certificate of the request's connection expires, seconds since the Unix epoch
+/// (`None`: the local operator, or no connection information).
+pub(crate) fn expires_at_s<T>(request: &tonic::Request<T>) -> Option<i64> {
+    request.extensions().get::<ConnInfo>().and_then(|c| c.expires_at_s)
 }
 
 /// Tower layer applying [`authorize`] to every request.
@@ -148,7 +159,10 @@ mod tests {
     use super::*;
 
     fn conn(role: Role, id: &str, serial: Option<&str>) -> ConnInfo {
-        ConnInfo { peer: Peer { id: PeerId { role, id: id.into() }, serial: serial.map(String::from) } }
+        ConnInfo {
+            peer: Peer { id: PeerId { role, id: id.into() }, serial: serial.map(String::from) },
+            expires_at_s: None,
+        }
     }
 
     #[test]

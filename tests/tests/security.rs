@@ -488,3 +488,86 @@ async fn health_watchers_see_not_serving_and_do_not_block_shutdown() -> anyhow::
     tokio::time::timeout(Duration::from_secs(5), stopping).await???;
     Ok(())
 }
+
+/// A revoked member's streams opened before the revocation end within a second of the reload:
+/// its open Push gets `PERMISSION_DENIED` (and nothing it sends afterwards is applied), its open
+/// Subscribe ends with `PERMISSION_DENIED` instead of receiving others' needs. The same holds for
+/// a member removed by the operator.
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_and_removal_end_open_streams() -> anyhow::Result<()> {
+    use passerelle_proto::v1::hub_sync_client::HubSyncClient;
+    use passerelle_proto::v1::{PushMessage, PushOpen, SubscribeRequest, push_message, push_reply};
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let config = pki.write_hub_config("coorace-pdl", "auto_accept = true\ndenied_serials = []", "")?;
+    let hub = InProcessDaemon::start_config(&config).await?;
+
+    // Opens a Push (after Hello) and a Subscribe for `siret` on one connection.
+    async fn open_streams(
+        hub: &InProcessDaemon,
+        tls: &TlsFiles,
+        siret: &str,
+    ) -> anyhow::Result<(
+        tokio::sync::mpsc::Sender<PushMessage>,
+        tonic::Streaming<passerelle_proto::v1::PushReply>,
+        tonic::Streaming<passerelle_proto::v1::ViewBatch>,
+    )> {
+        let channel = passerelle_client::connect(&hub.hub_endpoint(), Some(tls), "hub").await?;
+        let mut client = HubSyncClient::new(channel);
+        client.hello(passerelle_proto::v1::HelloRequest { structure: Some(structure(siret)) }).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(PushMessage {
+            kind: Some(push_message::Kind::Open(PushOpen {
+                structure: Some(structure(siret)),
+                epoch: vec![7; 16],
+                datasets: vec!["needs".into()],
+                ..Default::default()
+            })),
+        })
+        .await?;
+        let mut replies = client.push(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
+        let accepted = replies.message().await?;
+        assert!(matches!(accepted, Some(r) if matches!(r.kind, Some(push_reply::Kind::Accepted(_)))));
+        let mut view = client.subscribe(SubscribeRequest::default()).await?.into_inner();
+        view.message().await?; // the first (empty) view page
+        Ok((tx, replies, view))
+    }
+
+    async fn ended_denied<T: std::fmt::Debug>(stream: &mut tonic::Streaming<T>) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), stream.message()).await {
+                Err(_) => anyhow::bail!("still open a second later"),
+                Ok(Err(status)) => {
+                    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+                    assert!(started.elapsed() < Duration::from_secs(1));
+                    return Ok(());
+                }
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) => anyhow::bail!("ended without a status"),
+            }
+        }
+    }
+
+    // Revocation by reload.
+    let victim = pki.issue(Role::Node, SIRETS[3])?;
+    let serial = TestPki::serial(&victim)?;
+    let (push, mut replies, mut view) = open_streams(&hub, &victim, SIRETS[3]).await?;
+    let text = std::fs::read_to_string(&config)?;
+    std::fs::write(
+        &config,
+        text.replace("denied_serials = []", &format!("denied_serials = [\"{serial}\"]")),
+    )?;
+    cli_async(&hub.endpoint, &["hub", "reload"]).await.ok()?;
+    ended_denied(&mut replies).await?;
+    ended_denied(&mut view).await?;
+    drop(push);
+
+    // Removal by the operator.
+    let member = pki.issue(Role::Node, SIRETS[4])?;
+    let (_push, mut replies, mut view) = open_streams(&hub, &member, SIRETS[4]).await?;
+    cli_async(&hub.endpoint, &["hub", "remove", SIRETS[4]]).await.ok()?;
+    ended_denied(&mut replies).await?;
+    ended_denied(&mut view).await?;
+    hub.stop().await
+}

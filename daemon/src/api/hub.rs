@@ -62,6 +62,45 @@ async fn run_blocking<T: Send + 'static>(
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// Resolves when a long stream of `peer` must end, with the status to end it with: the hub's
+/// access changed (revocation list reloaded, member removed) and `peer` no longer passes
+/// [`Hub::check_access`], or its certificate expired. Cancel-safe: a stream re-creates it on
+/// each turn of its loop; `access` remembers which changes were already seen.
+async fn access_lost(
+    hub: Arc<Hub>,
+    peer: crate::tls::Peer,
+    expires_at_s: Option<i64>,
+    access: &mut watch::Receiver<u64>,
+) -> Status {
+    let expiry = async {
+        let Some(at_s) = expires_at_s else { return std::future::pending().await };
+        loop {
+            let left_ms = at_s.saturating_mul(1000).saturating_sub(passerelle_proto::date::now_unix_ms());
+            if left_ms <= 0 {
+                return Status::unauthenticated(format!("certificate of {} expired", peer.id));
+            }
+            // Re-read the clock at least daily rather than trust one very long timer.
+            let wait = u64::try_from(left_ms).unwrap_or(u64::MAX).min(86_400_000);
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        }
+    };
+    let changed = async {
+        loop {
+            if access.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            let (hub, peer) = (hub.clone(), peer.clone());
+            if let Err(status) = run_blocking(move || hub.check_access(&peer)).await {
+                return status;
+            }
+        }
+    };
+    tokio::select! {
+        status = expiry => status,
+        status = changed => status,
+    }
+}
+
 #[tonic::async_trait]
 impl HubSync for HubApi {
     async fn hello(&self, request: Request<HelloRequest>) -> Reply<HelloResponse> {
@@ -84,6 +123,8 @@ impl HubSync for HubApi {
 
     async fn push(&self, request: Request<Streaming<PushMessage>>) -> Reply<Self::PushStream> {
         let peer = authz::peer(&request)?;
+        let expires_at_s = authz::expires_at_s(&request);
+        let stream_peer = peer.clone();
         let mut inbound = request.into_inner();
         let open = match inbound.message().await? {
             Some(PushMessage { kind: Some(push_message::Kind::Open(open)) }) => open,
@@ -97,12 +138,22 @@ impl HubSync for HubApi {
         let hub = self.hub.clone();
         let mut stop = self.stop.clone();
         let span = tracing::info_span!("push session", origin = session.origin());
+        let mut access = self.hub.watch_access();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 loop {
                     let message = tokio::select! {
-                        message = inbound.message() => message,
+                        message = inbound.message() => Ok(message),
                         _ = stop.wait_for(|s| *s) => break,
+                        status = access_lost(hub.clone(), stream_peer.clone(), expires_at_s, &mut access) => Err(status),
+                    };
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(status) => {
+                            tracing::info!(%status, "push session ended: access lost");
+                            let _ = tx.send(Err(status)).await;
+                            break;
+                        }
                     };
                     let message = match message {
                         Ok(Some(m)) => m,
@@ -112,17 +163,25 @@ impl HubSync for HubApi {
                             break;
                         }
                     };
-                    let (hub, session) = (hub.clone(), session.clone());
+                    let (hub, session, peer) = (hub.clone(), session.clone(), stream_peer.clone());
                     let outcome = match message.kind {
+                        // Every message is checked against the member's current state: a peer
+                        // revoked or removed since the stream opened writes nothing more.
                         Some(push_message::Kind::Batch(batch)) => {
                             let seq = batch.seq;
-                            run_blocking(move || hub.apply_batch(&session, batch)).await.map(|()| seq)
+                            run_blocking(move || {
+                                hub.check_access(&peer)?;
+                                hub.apply_batch(&session, batch)
+                            })
+                            .await
+                            .map(|()| seq)
                         }
-                        Some(push_message::Kind::SnapshotDone(done)) => {
-                            run_blocking(move || hub.finish_snapshot(&session, &done.dataset))
-                                .await
-                                .map(|_| 0)
-                        }
+                        Some(push_message::Kind::SnapshotDone(done)) => run_blocking(move || {
+                            hub.check_access(&peer)?;
+                            hub.finish_snapshot(&session, &done.dataset)
+                        })
+                        .await
+                        .map(|_| 0),
                         _ => Err(Status::invalid_argument(
                             "kind: expected a batch or snapshot_done after open",
                         )),
@@ -156,21 +215,29 @@ impl HubSync for HubApi {
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Reply<Self::SubscribeStream> {
         let peer = authz::peer(&request)?;
+        let expires_at_s = authz::expires_at_s(&request);
         let hub = self.hub.clone();
         let viewer = peer.id.id.clone();
-        run_blocking(move || hub.require_member(&peer)).await?;
+        let check = peer.clone();
+        run_blocking(move || hub.check_access(&check)).await?;
         let SubscribeRequest { mut hub_epoch, after } = request.into_inner();
         let mut position = after;
         let (tx, rx) = mpsc::channel(8);
         let hub = self.hub.clone();
         let mut stop = self.stop.clone();
+        let mut access = self.hub.watch_access();
         tokio::spawn(async move {
             let mut feed = hub.watch_feed();
             let mut first = true;
             loop {
                 feed.borrow_and_update();
-                let (h, epoch, viewer) = (hub.clone(), hub_epoch.clone(), viewer.clone());
-                let batches = match run_blocking(move || h.view_batches(&epoch, position, &viewer)).await {
+                let (h, epoch, viewer, who) = (hub.clone(), hub_epoch.clone(), viewer.clone(), peer.clone());
+                let batches = match run_blocking(move || {
+                    h.check_access(&who)?;
+                    h.view_batches(&epoch, position, &viewer)
+                })
+                .await
+                {
                     Ok(batches) => batches,
                     Err(status) => {
                         let _ = tx.send(Err(status)).await;
@@ -193,10 +260,15 @@ impl HubSync for HubApi {
                     }
                 }
                 if position >= hub.feed_head() {
-                    tokio::select! {
-                        changed = feed.changed() => if changed.is_err() { return },
+                    let lost = tokio::select! {
+                        changed = feed.changed() => if changed.is_err() { return } else { None },
                         _ = stop.wait_for(|s| *s) => return,
                         () = tx.closed() => return,
+                        status = access_lost(hub.clone(), peer.clone(), expires_at_s, &mut access) => Some(status),
+                    };
+                    if let Some(status) = lost {
+                        let _ = tx.send(Err(status)).await;
+                        return;
                     }
                 }
             }

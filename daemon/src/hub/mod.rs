@@ -36,6 +36,9 @@ pub struct Hub {
     writer: Mutex<()>,
     /// The view feed's head, watched by subscribers.
     feed: tokio::sync::watch::Sender<u64>,
+    /// Bumped whenever who may act here can shrink (revocation list reloaded, a member removed),
+    /// so open streams re-check their peer at once instead of at their next message.
+    access: tokio::sync::watch::Sender<u64>,
     /// What each relay to an upstream hub has done since start, for the metrics endpoint.
     relays: Mutex<std::collections::BTreeMap<String, relay::RelayStatus>>,
 }
@@ -64,7 +67,17 @@ impl Hub {
             None => 0,
         };
         let (feed, _) = tokio::sync::watch::channel(head);
-        Ok(Self { store, config, identity, denied, writer: Mutex::new(()), feed, relays: Mutex::default() })
+        let (access, _) = tokio::sync::watch::channel(0);
+        Ok(Self {
+            store,
+            config,
+            identity,
+            denied,
+            writer: Mutex::new(()),
+            feed,
+            access,
+            relays: Mutex::default(),
+        })
     }
 
     /// A hub `coorace-pdl` of région 52 accepting members as they come, without TLS files, for
@@ -197,6 +210,32 @@ impl Hub {
         }
     }
 
+    /// Checks that `peer` may still act here: its certificate serial is not revoked and it is an
+    /// accepted member. The authorization layer checks this when a call starts; long streams
+    /// (Push, Subscribe) check it again on every message and whenever [`Hub::watch_access`]
+    /// fires, so a revocation or a removal ends what is already open.
+    pub fn check_access(&self, peer: &Peer) -> Result<Member> {
+        if let Some(serial) = &peer.serial {
+            let revoked = self.denied.read().map(|d| d.contains(serial)).unwrap_or(true);
+            if revoked {
+                return Err(Error::PermissionDenied(format!(
+                    "certificate serial {serial} of {} is revoked",
+                    peer.id
+                )));
+            }
+        }
+        self.require_member(peer)
+    }
+
+    /// Fires when access may have shrunk: see [`Hub::check_access`].
+    pub fn watch_access(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.access.subscribe()
+    }
+
+    fn access_changed(&self) {
+        self.access.send_modify(|n| *n += 1);
+    }
+
     /// Every member, by role then id.
     pub fn list_members(&self) -> Result<Vec<Member>> {
         self.store
@@ -257,6 +296,7 @@ impl Hub {
         Self::flush_stats(&mut batch, stats);
         self.store.commit(batch)?;
         self.publish_feed(head);
+        self.access_changed();
         tracing::info!(role = %role, id, purged, "member removed with its records");
         Ok(member)
     }
@@ -270,6 +310,7 @@ impl Hub {
         }
         set_denied(&self.denied, &fresh.denied_serials);
         let serials = self.denied_serials();
+        self.access_changed();
         tracing::info!(denied = serials.len(), "revocation list reloaded");
         Ok(serials)
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use passerelle_proto::identity::peer_of_certificate;
+use passerelle_proto::identity::inspect_certificate;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -24,6 +24,10 @@ pub(crate) struct ConnInfo {
     /// Who the client is: from its verified certificate, or the local operator on a plaintext
     /// loopback listener.
     pub peer: Peer,
+    /// When the client's certificate stops being valid, seconds since the Unix epoch (`None`
+    /// for the local operator). The handshake checked it once; calls and long streams on the
+    /// connection are refused or ended from then on (see `authz`).
+    pub expires_at_s: Option<i64>,
 }
 
 enum Io {
@@ -196,7 +200,7 @@ async fn accept_loop(
                 tracing::warn!(%remote, limit = policy.max_connections, "connection limit reached, closing a new connection");
                 continue;
             };
-            let info = ConnInfo { peer: Peer::local_operator() };
+            let info = ConnInfo { peer: Peer::local_operator(), expires_at_s: None };
             let stream = PeerStream { io: Io::Plain(tcp), info, _permit: permit };
             if tx.send(Ok(stream)).await.is_err() {
                 return;
@@ -229,7 +233,7 @@ async fn accept_loop(
                     return;
                 }
             };
-            let Some(peer) = peer_of_stream(&tls) else {
+            let Some((peer, expires_at_s)) = peer_of_stream(&tls) else {
                 tracing::warn!(%remote, "tls peer without a usable identity");
                 return;
             };
@@ -239,7 +243,7 @@ async fn accept_loop(
                 return;
             };
             tracing::debug!(%remote, peer = %peer.id, "tls connection");
-            let info = ConnInfo { peer };
+            let info = ConnInfo { peer, expires_at_s: Some(expires_at_s) };
             let _ = tx.send(Ok(PeerStream { io: Io::Tls(Box::new(tls)), info, _permit: permit })).await;
         });
     }
@@ -252,10 +256,11 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
 }
 
 /// The identity of the verified client certificate (the verifier already refused any without one).
-fn peer_of_stream(tls: &TlsStream<TcpStream>) -> Option<Peer> {
+/// Also returns the certificate's end of validity.
+fn peer_of_stream(tls: &TlsStream<TcpStream>) -> Option<(Peer, i64)> {
     let cert = tls.get_ref().1.peer_certificates()?.first()?;
-    let (id, serial) = peer_of_certificate(cert).ok()?;
-    Some(Peer { id, serial: Some(serial) })
+    let info = inspect_certificate(cert).ok()?;
+    Some((Peer { id: info.peer.ok()?, serial: Some(info.serial) }, info.not_after))
 }
 
 #[cfg(test)]
