@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use passerelle_client::NodeClient;
-use passerelle_daemon::hub::periods::{due_date, due_instant_ms, month_at};
 use passerelle_proto::date::{Month, now_unix_ms};
 use passerelle_proto::identity::Role;
+use passerelle_proto::periods::{due_date, due_instant_ms, month_at};
 use passerelle_tests::fixtures::report;
 use passerelle_tests::pki::{SIRETS, TestPki};
 use passerelle_tests::{InProcessDaemon, cli_async};
