@@ -19,6 +19,7 @@ use passerelle_proto::v1::{
 use passerelle_proto::v1::{
     ImportIndicatorsRequest, ImportNeedsRequest, ImportResponse, IndicatorRow, NeedRow,
 };
+use passerelle_proto::v1::{ListMissingIndicatorsRequest, MissingIndicators};
 use tonic::transport::Channel;
 
 use crate::channel::{TlsFiles, connect};
@@ -234,6 +235,12 @@ impl NodeClient {
     ) -> Result<Vec<IndicatorReport>> {
         let reply = self.inner.list_indicators(ListIndicatorsRequest { from, to }).await;
         reply.map(|r| r.into_inner().reports).map_err(|s| self.status(s))
+    }
+
+    /// The months not reported, per hub receiving `indicators`, with their due dates.
+    pub async fn missing_indicators(&mut self) -> Result<Vec<MissingIndicators>> {
+        let reply = self.inner.list_missing_indicators(ListMissingIndicatorsRequest {}).await;
+        reply.map(|r| r.into_inner().missing).map_err(|s| self.status(s))
     }
 }
 

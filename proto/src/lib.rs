@@ -8,6 +8,7 @@
 //! - [`codes`]: the stable lowercase slugs of the protocol's enums (`cddi`, `garde-enfants`…),
 //!   used by the CLI, the config files and JSON output;
 //! - [`date`]: the small civil-calendar arithmetic the rules need;
+//! - [`periods`]: when a month's reports are due (Europe/Paris), for hubs and nodes alike;
 //! - [`identity`]: who a peer is (`passerelle://ROLE/ID` in its certificate).
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod datasets;
 pub mod date;
 pub mod geo;
 pub mod identity;
+pub mod periods;
 pub mod validate;
 
 /// Generated code for the `passerelle.v1` package.

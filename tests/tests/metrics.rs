@@ -205,3 +205,62 @@ async fn a_network_hub_reports_its_relay_to_the_consolidation_hub() -> anyhow::R
     coorace.stop().await?;
     dreets.stop().await
 }
+
+/// Reporting periods: a node's overdue months, a hub's reported and expected structures per
+/// month, as `indicators missing` and `hub period list` say.
+#[tokio::test(flavor = "multi_thread")]
+async fn period_metrics_follow_reports() -> anyhow::Result<()> {
+    use passerelle_proto::date::{Month, now_unix_ms};
+    use passerelle_proto::periods::{due_instant_ms, month_at};
+    use passerelle_tests::fixtures::report;
+
+    const DEADLINE_DAY: u8 = 28;
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let periods = format!("{METRICS}\n[periods]\nclose = \"manual\"\ndeadline_day = {DEADLINE_DAY}\n");
+    let hub = InProcessDaemon::start_config(&pki.write_hub_config(
+        "coorace-pdl",
+        "auto_accept = true",
+        &periods,
+    )?)
+    .await?;
+    let last = Month::from_ordinal(month_at(now_unix_ms()).ordinal() - 1);
+    let gap = Month::from_ordinal(last.ordinal() - 1);
+    let old = Month::from_ordinal(gap.ordinal() - 1);
+    // The first node reports the old month only; the second the old month and last month.
+    let mut nodes = Vec::new();
+    for (siret, months) in [(SIRETS[0], &[old][..]), (SIRETS[1], &[old, last][..])] {
+        let config =
+            pki.write_node_config(siret, "49", &[("coorace-pdl", hub.hub_endpoint(), &["indicators"])])?;
+        std::fs::write(&config, std::fs::read_to_string(&config)? + METRICS)?;
+        let node = InProcessDaemon::start_config(&config).await?;
+        let mut client = NodeClient::connect(&node.endpoint, None).await?;
+        for month in months {
+            client.submit_indicators(report(&month.to_string())).await?;
+        }
+        client.sync_now(true, Duration::from_secs(30)).await?;
+        nodes.push(node);
+    }
+
+    // The gap is overdue for both (due 28 of last month); last month only for the first, and only
+    // once its due date has passed.
+    let last_overdue = now_unix_ms() > due_instant_ms(last, DEADLINE_DAY);
+    let first = scrape(nodes[0].metrics_addr)?;
+    let overdue = "passerelle_indicators_overdue_months";
+    assert_eq!(value(&first, overdue), Some(1.0 + f64::from(u8::from(last_overdue))), "{first}");
+    assert_eq!(value(&scrape(nodes[1].metrics_addr)?, overdue), Some(1.0));
+
+    let page = scrape(hub.metrics_addr)?;
+    let sample = |name: &str, month: Month| value(&page, &format!("{name}{{period=\"{month}\"}}"));
+    assert_eq!(sample("passerelle_hub_period_reported", old), Some(2.0), "{page}");
+    assert_eq!(sample("passerelle_hub_period_expected", old), Some(2.0), "{page}");
+    assert_eq!(sample("passerelle_hub_period_reported", last), Some(1.0), "{page}");
+    assert_eq!(sample("passerelle_hub_period_expected", last), Some(2.0), "{page}");
+    // A month nobody reported is not seen by the hub (as in `hub period list`).
+    assert_eq!(sample("passerelle_hub_period_expected", gap), None, "{page}");
+
+    for node in nodes {
+        node.stop().await?;
+    }
+    hub.stop().await
+}

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use passerelle_client::NodeClient;
-use passerelle_daemon::hub::periods::{due_date, due_instant_ms, month_at};
 use passerelle_proto::date::{Month, now_unix_ms};
 use passerelle_proto::identity::Role;
+use passerelle_proto::periods::{due_date, due_instant_ms, month_at};
 use passerelle_tests::fixtures::report;
 use passerelle_tests::pki::{SIRETS, TestPki};
 use passerelle_tests::{InProcessDaemon, cli_async};
@@ -89,6 +89,19 @@ async fn completeness_closing_and_frozen_tables() -> anyhow::Result<()> {
         ),
         "{csv:?}"
     );
+
+    // The fourth node lists the month it owes, with the hub's due date.
+    let missing =
+        cli_async(&nodes[3].0.endpoint, &["--format", "json", "indicators", "missing"]).await.ok()?.json()?;
+    let overdue = now_unix_ms() > due_instant_ms(last, DEADLINE_DAY);
+    assert_eq!(
+        missing,
+        serde_json::json!([{ "period": last_s, "hub": "coorace-pdl", "due": due, "overdue": overdue }]),
+        "the node that did not report sees its month"
+    );
+    let reported =
+        cli_async(&nodes[0].0.endpoint, &["--format", "json", "indicators", "missing"]).await.ok()?.json()?;
+    assert_eq!(reported, serde_json::json!([]), "a node that reported owes nothing");
 
     // A consumer is refused the open month (exit 2, with its due date), and its quarter.
     let consumer = pki.issue(Role::Consumer, "dreets-52")?;
@@ -185,5 +198,76 @@ async fn completeness_closing_and_frozen_tables() -> anyhow::Result<()> {
     for (node, _) in nodes {
         node.stop().await?;
     }
+    hub.stop().await
+}
+
+/// A node that skipped a month: `indicators missing` lists it with its due date as overdue,
+/// `sync status` says so, and reporting it clears it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_sees_the_months_it_owes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub = InProcessDaemon::start_config(&pki.write_hub_config(
+        "coorace-pdl",
+        "auto_accept = true",
+        &format!("\n[periods]\nclose = \"manual\"\ndeadline_day = {DEADLINE_DAY}\n"),
+    )?)
+    .await?;
+    let now = now_unix_ms();
+    let last = Month::from_ordinal(month_at(now).ordinal() - 1);
+    let gap = Month::from_ordinal(last.ordinal() - 1);
+    let old = Month::from_ordinal(gap.ordinal() - 1);
+    let hubs = [("coorace-pdl", hub.hub_endpoint(), &["indicators"][..])];
+    let node = InProcessDaemon::start_config(&pki.write_node_config(SIRETS[0], "49", &hubs)?).await?;
+    let mut client = NodeClient::connect(&node.endpoint, None).await?;
+
+    // Joined this month, never reported: last month is owed, with the hub's due date.
+    client.sync_now(true, Duration::from_secs(30)).await?;
+    let last_overdue = now_unix_ms() > due_instant_ms(last, DEADLINE_DAY);
+    let missing =
+        cli_async(&node.endpoint, &["--format", "json", "indicators", "missing"]).await.ok()?.json()?;
+    assert_eq!(
+        missing,
+        serde_json::json!([{ "period": last.to_string(), "hub": "coorace-pdl",
+              "due": due_date(last, DEADLINE_DAY).to_string(), "overdue": last_overdue }])
+    );
+
+    // A report from three months ago: the month since (due 28 of last month, passed) is owed too.
+    client.submit_indicators(report(&old.to_string())).await?;
+    let missing =
+        cli_async(&node.endpoint, &["--format", "json", "indicators", "missing"]).await.ok()?.json()?;
+    assert_eq!(
+        missing,
+        serde_json::json!([
+            { "period": gap.to_string(), "hub": "coorace-pdl",
+              "due": due_date(gap, DEADLINE_DAY).to_string(), "overdue": true },
+            { "period": last.to_string(), "hub": "coorace-pdl",
+              "due": due_date(last, DEADLINE_DAY).to_string(), "overdue": last_overdue },
+        ])
+    );
+    let table = cli_async(&node.endpoint, &["indicators", "missing"]).await.ok()?;
+    assert!(table.stdout.contains(&gap.to_string()) && table.stdout.contains("true"), "{table:?}");
+    let csv = cli_async(&node.endpoint, &["--format", "csv", "indicators", "missing"]).await.ok()?;
+    assert!(csv.stdout.starts_with("period,hub,due,overdue\n"), "{csv:?}");
+
+    let overdue = 1 + u32::from(last_overdue);
+    assert_eq!(client.sync_status().await?.overdue_months, overdue);
+    let status = cli_async(&node.endpoint, &["sync", "status"]).await.ok()?;
+    let line = if overdue == 1 { "1 month overdue".to_string() } else { format!("{overdue} months overdue") };
+    assert!(status.stdout.contains(&line), "{status:?}");
+    let json = cli_async(&node.endpoint, &["--format", "json", "sync", "status"]).await.ok()?;
+    assert!(json.json()?.is_array(), "JSON stays one document: {json:?}");
+    assert!(json.stderr.contains(&line), "{json:?}");
+
+    // Reporting the gap (and last month) clears them.
+    client.submit_indicators(report(&gap.to_string())).await?;
+    client.submit_indicators(report(&last.to_string())).await?;
+    let missing =
+        cli_async(&node.endpoint, &["--format", "json", "indicators", "missing"]).await.ok()?.json()?;
+    assert_eq!(missing, serde_json::json!([]));
+    let status = cli_async(&node.endpoint, &["sync", "status"]).await.ok()?;
+    assert!(!status.stdout.contains("overdue"), "{status:?}");
+
+    node.stop().await?;
     hub.stop().await
 }

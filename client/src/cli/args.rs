@@ -462,6 +462,9 @@ pub(crate) enum IndicatorsCommand {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Months not reported yet, from the first report (or the first sync with a hub receiving
+    /// indicators) to last month, with each hub's due date and whether it has passed.
+    Missing,
 }
 
 #[derive(Debug, Args)]

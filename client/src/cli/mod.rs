@@ -12,6 +12,8 @@ use args::{
     AuditCommand, Cli, Command, ConsentCommand, HubCommand, IndicatorsCommand, NeedCommand, NetworkCommand,
     PersonCommand, PkiCommand, SyncCommand,
 };
+use std::io::Write as _;
+
 use passerelle_client::pki::{self, IssueRequest};
 use passerelle_client::{Error, HubClient, NodeClient, TlsFiles};
 use passerelle_proto::identity::{PeerId, Role};
@@ -22,8 +24,8 @@ use views::{
     AuditCheckView, AuditView, DeletedView, PersonReportView, PooledNeedView, StructureSyncView, SyncHubView,
 };
 use views::{
-    CertificateView, ConsentView, ErasureView, HubView, IndicatorView, MemberView, NeedView, PersonView,
-    StructureView, WrittenView,
+    CertificateView, ConsentView, ErasureView, HubView, IndicatorView, MemberView, MissingView, NeedView,
+    PersonView, StructureView, WrittenView,
 };
 
 /// Runs one command: PKI commands work on files, the others call the node or hub at `cli.endpoint`.
@@ -207,6 +209,7 @@ async fn node_command(
         Command::Sync(SyncCommand::Status) => {
             let status = node.sync_status().await?;
             render::list_of::<_, SyncHubView>(format, status.hubs)
+                .and_then(|()| print_overdue(format, status.overdue_months))
         }
         Command::Sync(SyncCommand::Now { wait, timeout }) => {
             let status = node.sync_now(wait, timeout).await?;
@@ -348,6 +351,9 @@ async fn node_command(
                 let reports = node.indicators(from, to).await?;
                 render::list_of::<_, IndicatorView>(format, reports)
             }
+            IndicatorsCommand::Missing => {
+                render::list_of::<_, MissingView>(format, node.missing_indicators().await?)
+            }
         },
     })
 }
@@ -360,4 +366,20 @@ fn unreachable_command() -> std::io::Result<()> {
 /// Who collected a consent when `--collected-by` is not given: the logged-in user.
 fn current_user() -> String {
     std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "passerelle-cli".into())
+}
+
+/// After `sync status`: "N months overdue" when there are any — below the table, or on stderr
+/// for JSON and CSV so their output stays one document.
+fn print_overdue(format: args::Format, months: u32) -> std::io::Result<()> {
+    if months == 0 {
+        return Ok(());
+    }
+    let line = format!(
+        "{months} month{} overdue (passerelle indicators missing)",
+        if months == 1 { "" } else { "s" }
+    );
+    match format {
+        args::Format::Table => writeln!(std::io::stdout().lock(), "\n{line}"),
+        args::Format::Json | args::Format::Csv => writeln!(std::io::stderr().lock(), "{line}"),
+    }
 }

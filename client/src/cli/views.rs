@@ -214,6 +214,26 @@ impl Record for ErasureView {
     const TABLE: &'static [&'static str] = &["id", "erased", "withdrawn_consent_ids"];
 }
 
+/// A month not reported, as one hub expects it.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct MissingView {
+    period: String,
+    hub: String,
+    due: String,
+    overdue: bool,
+}
+
+impl Record for MissingView {
+    const PLURAL: &'static str = "months missing";
+    const TABLE: &'static [&'static str] = &["period", "hub", "due", "overdue"];
+}
+
+impl From<passerelle_proto::v1::MissingIndicators> for MissingView {
+    fn from(m: passerelle_proto::v1::MissingIndicators) -> Self {
+        Self { period: m.period, hub: m.hub_id, due: m.due, overdue: m.overdue }
+    }
+}
+
 /// A monthly indicator report. Its `id` is its period: there is one report per month.
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct IndicatorView {

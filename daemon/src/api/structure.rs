@@ -1,5 +1,6 @@
 //! `passerelle.v1.StructureService`: the structure's local API.
 
+use passerelle_proto::date::now_unix_ms;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +21,9 @@ use passerelle_proto::v1::{
     AddPersonRequest, CloseNeedRequest, Consent, CreateNeedRequest, DeletePersonRequest,
     DeletePersonResponse, GetNeedRequest, GetPersonRequest, GetStructureRequest, GrantConsentRequest,
     IndicatorReport, ListConsentsRequest, ListConsentsResponse, ListIndicatorsRequest,
-    ListIndicatorsResponse, ListNeedsRequest, ListNeedsResponse, ListPersonsRequest, ListPersonsResponse,
-    Person, RecruitmentNeed, Structure, SubmitIndicatorsRequest, UpdateNeedRequest, UpdatePersonRequest,
-    WithdrawConsentRequest,
+    ListIndicatorsResponse, ListMissingIndicatorsRequest, ListMissingIndicatorsResponse, ListNeedsRequest,
+    ListNeedsResponse, ListPersonsRequest, ListPersonsResponse, Person, RecruitmentNeed, Structure,
+    SubmitIndicatorsRequest, UpdateNeedRequest, UpdatePersonRequest, WithdrawConsentRequest,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -234,6 +235,18 @@ impl StructureService for StructureApi {
         blocking(move || {
             node.list_indicators(r.from.as_deref(), r.to.as_deref())
                 .map(|reports| ListIndicatorsResponse { reports })
+        })
+        .await
+    }
+
+    async fn list_missing_indicators(
+        &self,
+        _: Request<ListMissingIndicatorsRequest>,
+    ) -> Reply<ListMissingIndicatorsResponse> {
+        let (node, hubs) = (self.node.clone(), self.sync.indicator_hubs());
+        blocking(move || {
+            node.missing_indicators(&hubs, now_unix_ms())
+                .map(|missing| ListMissingIndicatorsResponse { missing })
         })
         .await
     }

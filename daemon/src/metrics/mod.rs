@@ -98,7 +98,11 @@ impl Scrape {
 }
 
 fn now_seconds() -> f64 {
-    passerelle_proto::date::now_unix_ms() as f64 / 1000.0
+    now_ms() as f64 / 1000.0
+}
+
+fn now_ms() -> i64 {
+    passerelle_proto::date::now_unix_ms()
 }
 
 fn write_node(page: &mut Page, node: &Node, engine: &SyncEngine) -> Result<()> {
@@ -160,6 +164,12 @@ fn write_node(page: &mut Page, node: &Node, engine: &SyncEngine) -> Result<()> {
     for (dataset, count) in node.record_counts()? {
         page.sample("passerelle_records", &[("dataset", dataset)], count as f64);
     }
+    page.single(
+        "passerelle_indicators_overdue_months",
+        Kind::Gauge,
+        "Months not reported whose due date has passed at one hub at least (passerelle indicators missing)",
+        f64::from(node.overdue_months(&engine.indicator_hubs(), now_ms())?),
+    );
     Ok(())
 }
 
@@ -261,6 +271,27 @@ fn write_hub(page: &mut Page, hub: &Hub, cache: &RecordCountCache) -> Result<()>
     );
     for (dataset, count) in counts {
         page.sample("passerelle_records", &[("dataset", &dataset)], count as f64);
+    }
+    let periods = hub.list_periods()?;
+    let period_families: [Family<passerelle_proto::v1::Period>; 2] = [
+        (
+            "passerelle_hub_period_reported",
+            Kind::Gauge,
+            "Structures that reported the month, among those expected (as in hub period list)",
+            |p| f64::from(p.reported),
+        ),
+        (
+            "passerelle_hub_period_expected",
+            Kind::Gauge,
+            "Structures expected to report the month: first report at or before it (as in hub period list)",
+            |p| f64::from(p.expected),
+        ),
+    ];
+    for (name, kind, help, value) in period_families {
+        page.family(name, kind, help);
+        for p in &periods {
+            page.sample(name, &[("period", &p.period)], value(p));
+        }
     }
     Ok(())
 }

@@ -13,6 +13,7 @@
 pub mod audit;
 mod consents;
 mod indicators;
+mod missing;
 mod needs;
 pub mod network;
 pub mod outbox;

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use passerelle_client::TlsFiles;
+use passerelle_proto::datasets::Dataset;
 use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::v1::hub_sync_client::HubSyncClient;
 use passerelle_proto::v1::{HelloRequest, HubSyncStatus, SubscribeRequest, SyncStatusResponse};
@@ -222,6 +223,10 @@ impl SyncEngine {
             )));
         }
         tracing::info!(network = %hello.network, "connected");
+        if link.config.datasets.iter().any(|d| d == Dataset::Indicators.as_str()) {
+            let (node, hub, day) = (self.node.clone(), link.config.id.clone(), hello.deadline_day);
+            tokio::task::spawn_blocking(move || node.record_hub_periods(&hub, day, now_unix_ms())).await??;
+        }
         let push = push::PushSession::new(self, link.clone(), channel.clone());
         tokio::try_join!(push.run(stop.clone()), self.pull(link, channel, stop))?;
         Ok(())
@@ -336,6 +341,12 @@ impl SyncEngine {
         Ok(out)
     }
 
+    /// The hubs configured to receive `indicators` (those whose due dates count).
+    pub(crate) fn indicator_hubs(&self) -> Vec<String> {
+        let shares = |l: &&Arc<Link>| l.config.datasets.iter().any(|d| d == Dataset::Indicators.as_str());
+        self.links.iter().filter(shares).map(|l| l.config.id.clone()).collect()
+    }
+
     /// Status of every hub.
     pub(crate) fn status(&self) -> Result<SyncStatusResponse> {
         let head = self.node.head_seq();
@@ -354,7 +365,8 @@ impl SyncEngine {
                 network_needs: self.node.network_needs_from(&link.config.id)? as u64,
             });
         }
-        Ok(SyncStatusResponse { hubs, head_seq: head })
+        let overdue_months = self.node.overdue_months(&self.indicator_hubs(), now_unix_ms())?;
+        Ok(SyncStatusResponse { hubs, head_seq: head, overdue_months })
     }
 
     /// Pushes now; with `wait`, until every hub has an accepted session and acknowledged

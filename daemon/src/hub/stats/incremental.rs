@@ -83,7 +83,7 @@ fn no_withheld_month_or_quarter_can_be_recomputed_from_other_periods() -> anyhow
     // Consumers read closed periods only.
     for m in 1..=12 {
         let month = passerelle_proto::date::Month { year: 2026, month: m };
-        hub.close_month(month, crate::hub::periods::month_end_ms(month))?;
+        hub.close_month(month, passerelle_proto::periods::month_end_ms(month))?;
     }
 
     let months: Vec<String> = (1..=12).map(|m| format!("2026-{m:02}")).collect();
@@ -220,7 +220,7 @@ fn linked_tables_share_one_suppression_and_give_nothing_away_together() -> anyho
     }
     hub.apply_batch(&PushSession::for_tests_relay("coorace-pdl", 1), Batch { seq: 1, changes, head_seq: 1 })?;
     let october = passerelle_proto::date::Month { year: 2026, month: 10 };
-    hub.close_month(october, crate::hub::periods::month_end_ms(october))?;
+    hub.close_month(october, passerelle_proto::periods::month_end_ms(october))?;
 
     let shapes: [Vec<String>; 4] =
         [vec![], vec!["departement".into()], vec!["kind".into()], vec!["departement".into(), "kind".into()]];
