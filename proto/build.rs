@@ -26,6 +26,8 @@ fn main() -> anyhow::Result<()> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Element-count bounds checked before decoding (see `src/codec.rs`).
+        .codec_path("crate::codec::BoundedCodec")
         .compile_fds(fds)
         .context("generating Rust code from the descriptors")?;
     Ok(())

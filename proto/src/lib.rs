@@ -12,6 +12,7 @@
 //! - [`identity`]: who a peer is (`passerelle://ROLE/ID` in its certificate).
 #![forbid(unsafe_code)]
 
+pub mod codec;
 pub mod codes;
 pub mod datasets;
 pub mod date;

@@ -571,3 +571,60 @@ async fn revocation_and_removal_end_open_streams() -> anyhow::Result<()> {
     ended_denied(&mut view).await?;
     hub.stop().await
 }
+
+/// A batch bounded in bytes but not in count (empty changes are 2 bytes each) is refused with
+/// `RESOURCE_EXHAUSTED` naming `changes`, before the hub decodes it; the session's datasets and a
+/// consumer's dimensions are bounded the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_are_bounded_in_element_count() -> anyhow::Result<()> {
+    use passerelle_proto::codec::MAX_CHANGES_PER_BATCH;
+    use passerelle_proto::v1::hub_sync_client::HubSyncClient;
+    use passerelle_proto::v1::{Batch, Change, PushMessage, PushOpen, push_message};
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let config = pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?;
+    let hub = InProcessDaemon::start_config(&config).await?;
+    let tls = pki.issue(Role::Node, SIRETS[0])?;
+    let channel = passerelle_client::connect(&hub.hub_endpoint(), Some(&tls), "hub").await?;
+    let mut client = HubSyncClient::new(channel);
+    client.hello(passerelle_proto::v1::HelloRequest { structure: Some(structure(SIRETS[0])) }).await?;
+
+    let open = PushMessage {
+        kind: Some(push_message::Kind::Open(PushOpen {
+            structure: Some(structure(SIRETS[0])),
+            epoch: vec![7; 16],
+            datasets: vec!["needs".into()],
+            ..Default::default()
+        })),
+    };
+    let flood = PushMessage {
+        kind: Some(push_message::Kind::Batch(Batch {
+            seq: 1,
+            changes: vec![Change::default(); MAX_CHANGES_PER_BATCH + 1],
+            head_seq: 1,
+        })),
+    };
+    let mut replies = client.push(tokio_stream::iter([open, flood])).await?.into_inner();
+    let mut refused = None;
+    while let Some(reply) = replies.message().await.transpose() {
+        if let Err(status) = reply {
+            refused = Some(status);
+            break;
+        }
+    }
+    let status = refused.ok_or_else(|| anyhow::anyhow!("the flood was not refused"))?;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("changes: at most 10000"), "{status:?}");
+
+    let consumer =
+        HubClient::connect(&hub.hub_endpoint(), Some(&pki.issue(Role::Consumer, "dreets-52")?)).await?;
+    let many = consumer
+        .table(passerelle_proto::v1::GetTableRequest {
+            table: "needs".into(),
+            by: vec!["rome".into(); 17],
+            ..Default::default()
+        })
+        .await;
+    assert!(matches!(&many, Err(e) if e.to_string().contains("by: at most 16")), "{many:?}");
+    hub.stop().await
+}

@@ -159,7 +159,10 @@ impl HubSync for HubApi {
                         Ok(Some(m)) => m,
                         Ok(None) => break,
                         Err(status) => {
+                            // A message refused while decoding (over a bound, malformed): the
+                            // peer is told why; if it hung up, the send just fails.
                             tracing::debug!(?status, "push stream ended");
+                            let _ = tx.send(Err(status)).await;
                             break;
                         }
                     };

@@ -1,0 +1,243 @@
+//! The gRPC codec of every Passerelle service: prost, plus element-count bounds checked on the
+//! encoded bytes *before* decoding.
+//!
+//! Why: the message-size limit bounds bytes, not allocations. An empty `Change` is 2 bytes on the
+//! wire and a few hundred in memory, so one 4 MiB `Batch` of them decodes into two million structs
+//! (a hub went from 36 MB to 742 MB). Counting the repeated fields a peer controls is a linear scan
+//! of the wire format that allocates nothing; a message over a bound is refused with
+//! `RESOURCE_EXHAUSTED` naming the field, and never decoded.
+
+use std::any::TypeId;
+use std::marker::PhantomData;
+
+use prost::Message;
+use tonic::Status;
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
+use tonic_prost::ProstEncoder;
+
+use crate::v1::{GetTableRequest, PushMessage};
+
+/// Most changes in one `Batch`. A node sends at most 1,000; a relaying hub sends about 500 feed
+/// lines plus the records of the last feed entry it read (a member's batch, or a removal).
+pub const MAX_CHANGES_PER_BATCH: usize = 10_000;
+/// Most datasets (and digests) a `PushOpen` may name: there are three today.
+pub const MAX_DATASETS_PER_OPEN: usize = 16;
+/// Most dimensions a `GetTableRequest` may name (tables have at most two; the rest is refused
+/// by the table's own check, this only bounds what is decoded).
+pub const MAX_DIMENSIONS: usize = 16;
+/// Most top-level fields in any message: far above any legitimate message (a view page holds
+/// 2,000 needs, an import message 500 rows), far below what 4 MiB of empty fields would make.
+pub const MAX_FIELDS: usize = 100_000;
+
+/// [`tonic_prost::ProstCodec`] with the bounds of this module on decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundedCodec<T, U>(PhantomData<(T, U)>);
+
+impl<T, U> Default for BoundedCodec<T, U> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T, U> Codec for BoundedCodec<T, U>
+where
+    T: Message + Send + 'static,
+    U: Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = ProstEncoder<T>;
+    type Decoder = BoundedDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::new(BufferSettings::default())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BoundedDecoder(PhantomData)
+    }
+}
+
+/// Checks [`check_bounds`], then decodes with prost.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundedDecoder<U>(PhantomData<U>);
+
+impl<U: Message + Default + 'static> Decoder for BoundedDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        check_bounds::<U>(bytes::Buf::chunk(buf)).map_err(|e| Status::resource_exhausted(e.to_string()))?;
+        U::decode(buf).map(Some).map_err(|e| Status::internal(e.to_string()))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::default()
+    }
+}
+
+/// A bound a message breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooMany {
+    /// The repeated field, as the proto names it.
+    pub field: &'static str,
+    /// Its bound.
+    pub max: usize,
+}
+
+impl std::fmt::Display for TooMany {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: at most {} per message", self.field, self.max)
+    }
+}
+
+/// Checks the encoded bytes of a `U` against the bounds above. Bytes that are not valid protobuf
+/// pass (prost's decoding refuses them right after, with its own error).
+pub fn check_bounds<U: 'static>(bytes: &[u8]) -> Result<(), TooMany> {
+    let Some(top) = count(bytes, |_| true) else { return Ok(()) };
+    if top > MAX_FIELDS {
+        return Err(TooMany { field: "fields", max: MAX_FIELDS });
+    }
+    let id = TypeId::of::<U>();
+    if id == TypeId::of::<PushMessage>() {
+        // PushMessage { open = 1, batch = 2 }; PushOpen { datasets = 3, digests = 4 };
+        // Batch { changes = 2 }. A oneof may be repeated on the wire: every occurrence counts.
+        let mut opens = 0;
+        let mut changes = 0;
+        each_nested(bytes, 1, |open| {
+            opens = opens.max(count(open, |f| f == 3).unwrap_or(0)).max(count(open, |f| f == 4).unwrap_or(0));
+        });
+        each_nested(bytes, 2, |batch| changes += count(batch, |f| f == 2).unwrap_or(0));
+        if opens > MAX_DATASETS_PER_OPEN {
+            return Err(TooMany { field: "datasets", max: MAX_DATASETS_PER_OPEN });
+        }
+        if changes > MAX_CHANGES_PER_BATCH {
+            return Err(TooMany { field: "changes", max: MAX_CHANGES_PER_BATCH });
+        }
+    } else if id == TypeId::of::<GetTableRequest>() {
+        // GetTableRequest { by = 2 }.
+        if count(bytes, |f| f == 2).unwrap_or(0) > MAX_DIMENSIONS {
+            return Err(TooMany { field: "by", max: MAX_DIMENSIONS });
+        }
+    }
+    Ok(())
+}
+
+/// One top-level field: its number, and its bytes when length-delimited.
+fn fields(mut bytes: &[u8], mut each: impl FnMut(u32, Option<&[u8]>)) -> Option<()> {
+    while !bytes.is_empty() {
+        let tag = varint(&mut bytes)?;
+        let field = u32::try_from(tag >> 3).ok()?;
+        match tag & 7 {
+            0 => {
+                varint(&mut bytes)?;
+                each(field, None);
+            }
+            1 => {
+                bytes = bytes.get(8..)?;
+                each(field, None);
+            }
+            2 => {
+                let len = usize::try_from(varint(&mut bytes)?).ok()?;
+                let (payload, rest) = (bytes.get(..len)?, bytes.get(len..)?);
+                each(field, Some(payload));
+                bytes = rest;
+            }
+            5 => {
+                bytes = bytes.get(4..)?;
+                each(field, None);
+            }
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+/// How many top-level fields `only` keeps; `None` if the bytes are not protobuf.
+fn count(bytes: &[u8], only: impl Fn(u32) -> bool) -> Option<usize> {
+    let mut n = 0;
+    fields(bytes, |field, _| {
+        if only(field) {
+            n += 1;
+        }
+    })?;
+    Some(n)
+}
+
+/// Calls `each` with the bytes of every occurrence of length-delimited `field`.
+fn each_nested(bytes: &[u8], field: u32, mut each: impl FnMut(&[u8])) {
+    let _ = fields(bytes, |f, payload| {
+        if let (true, Some(payload)) = (f == field, payload) {
+            each(payload);
+        }
+    });
+}
+
+fn varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v1::{Batch, Change, PushOpen, push_message};
+
+    fn batch_of(n: usize) -> Vec<u8> {
+        PushMessage {
+            kind: Some(push_message::Kind::Batch(Batch {
+                changes: vec![Change::default(); n],
+                ..Default::default()
+            })),
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn a_batch_is_bounded_in_changes_before_decoding() {
+        assert_eq!(check_bounds::<PushMessage>(&batch_of(MAX_CHANGES_PER_BATCH)), Ok(()));
+        let too_many = batch_of(MAX_CHANGES_PER_BATCH + 1);
+        assert!(too_many.len() < 30_000, "empty changes are 2 bytes each: {}", too_many.len());
+        assert_eq!(
+            check_bounds::<PushMessage>(&too_many),
+            Err(TooMany { field: "changes", max: MAX_CHANGES_PER_BATCH })
+        );
+        // Split over two occurrences of the oneof, they still add up.
+        let mut twice = batch_of(MAX_CHANGES_PER_BATCH / 2 + 1);
+        twice.extend(batch_of(MAX_CHANGES_PER_BATCH / 2 + 1));
+        assert!(check_bounds::<PushMessage>(&twice).is_err());
+    }
+
+    #[test]
+    fn open_get_table_and_any_message_are_bounded() {
+        let open = |n: usize| {
+            PushMessage {
+                kind: Some(push_message::Kind::Open(PushOpen {
+                    datasets: vec!["needs".into(); n],
+                    ..Default::default()
+                })),
+            }
+            .encode_to_vec()
+        };
+        assert_eq!(check_bounds::<PushMessage>(&open(3)), Ok(()));
+        assert_eq!(check_bounds::<PushMessage>(&open(17)).map_err(|e| e.field), Err("datasets"));
+        let table =
+            |n: usize| GetTableRequest { by: vec![String::new(); n], ..Default::default() }.encode_to_vec();
+        assert_eq!(check_bounds::<GetTableRequest>(&table(2)), Ok(()));
+        assert_eq!(check_bounds::<GetTableRequest>(&table(17)).map_err(|e| e.field), Err("by"));
+        let huge = crate::v1::ListMembersResponse { members: vec![Default::default(); MAX_FIELDS + 1] };
+        assert_eq!(
+            check_bounds::<crate::v1::ListMembersResponse>(&huge.encode_to_vec()).map_err(|e| e.field),
+            Err("fields")
+        );
+        assert_eq!(check_bounds::<PushMessage>(&[0xff, 0xff]), Ok(()), "not protobuf: prost's error");
+    }
+}
