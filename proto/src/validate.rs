@@ -414,14 +414,30 @@ pub fn grant_consent(r: &GrantConsentRequest) -> Result {
     line("collected_by", &r.collected_by, 0, 100)
 }
 
+/// Checks a profile pseudonym: 32 lowercase hex characters (a truncated HMAC).
+pub fn pseudonym(field: &str, value: &str) -> Result {
+    let hex = value.len() == 32 && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex {
+        return Err(FieldError::new(field, value, "expected 32 lowercase hex characters"));
+    }
+    Ok(())
+}
+
+/// Checks the key of one record of `dataset` (a tombstone carries nothing else): a need id, a
+/// month, or a pseudonym.
+pub fn record_key(dataset: crate::datasets::Dataset, field: &str, key: &str) -> Result {
+    use crate::datasets::Dataset;
+    match dataset {
+        Dataset::Needs => record_id(field, key),
+        Dataset::Indicators => month(field, key).map(|_| ()),
+        Dataset::Profiles => pseudonym(field, key),
+    }
+}
+
 /// Checks an anonymised profile as a hub receives it: only codes and bands, each valid.
 pub fn anonymized_profile(p: &crate::v1::AnonymizedProfile) -> Result {
     use crate::v1::{AgeBand, HoursBand, MobilityBand};
-    let hex = p.pseudonym.len() == 32
-        && p.pseudonym.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !hex {
-        return Err(FieldError::new("pseudonym", &p.pseudonym, "expected 32 lowercase hex characters"));
-    }
+    pseudonym("pseudonym", &p.pseudonym)?;
     siret("holding_siret", &p.holding_siret)?;
     code::<AgeBand>("age_band", p.age_band)?;
     departement("departement", &p.departement)?;
@@ -595,6 +611,22 @@ mod tests {
         assert!(
             err.to_string().starts_with("exits: durable + transition + positive + other must equal total")
         );
+    }
+
+    #[test]
+    fn tombstone_keys_are_checked_per_dataset() {
+        use crate::datasets::Dataset;
+        assert_eq!(record_key(Dataset::Needs, "key", "01920000-0000-7000-8000-000000000001"), Ok(()));
+        assert_eq!(record_key(Dataset::Indicators, "key", "2026-01"), Ok(()));
+        assert_eq!(record_key(Dataset::Profiles, "key", &"a".repeat(32)), Ok(()));
+        for (dataset, key) in [
+            (Dataset::Needs, "../../etc"),
+            (Dataset::Indicators, "2026-13"),
+            (Dataset::Profiles, "Camille Martin"),
+            (Dataset::Needs, ""),
+        ] {
+            assert_eq!(record_key(dataset, "key", key).map_err(|e| e.field), Err("key".to_string()));
+        }
     }
 
     #[test]

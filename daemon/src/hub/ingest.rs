@@ -422,7 +422,8 @@ impl Hub {
                 .origin
                 .as_ref()
                 .ok_or_else(|| FieldError::rule("origin", "a relayed change names its origin structure"))?;
-            validate::siret("origin.siret", &structure.siret)?;
+            // What the relaying hub says of the origin is checked with the node's rules.
+            validate::structure(structure)?;
             if change.key.is_empty() {
                 return Err(FieldError::rule("key", "relays send one tombstone per record").into());
             }
@@ -461,6 +462,9 @@ impl Hub {
                         format!("this is hub {}", self.config.id),
                     )
                     .into());
+                }
+                if !withdrawal {
+                    validate::record_key(dataset, "key", &change.key)?;
                 }
             }
             Some(payload) => super::datasets::check(dataset, payload, change, origin)?,
