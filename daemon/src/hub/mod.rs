@@ -291,6 +291,9 @@ impl Hub {
                 purged += 1;
             }
         }
+        if role == Role::Hub {
+            purged += self.stage_relay_purge(id, &mut batch, &mut stats, &mut feed)?;
+        }
         batch.delete(Tree::Members, key);
         let head = self.stage_feed(&mut batch, feed);
         Self::flush_stats(&mut batch, stats);
@@ -299,6 +302,38 @@ impl Hub {
         self.access_changed();
         tracing::info!(role = %role, id, purged, "member removed with its records");
         Ok(member)
+    }
+
+    /// Removes relaying hub `hub_id` from the sources of every record it relayed; a record no
+    /// other hub relays goes, with its statistics (the same rule as a relayed tombstone). A
+    /// removed network hub leaves nothing here that only it vouched for. Returns how many records
+    /// went. Reads every record: removal is a rare operator action.
+    fn stage_relay_purge(
+        &self,
+        hub_id: &str,
+        batch: &mut WriteBatch,
+        stats: &mut stats::StatsDelta,
+        feed: &mut Vec<crate::store::keys::RecordKey>,
+    ) -> Result<usize> {
+        let mut gone = 0;
+        for (raw_key, raw) in self.store.scan(Tree::Records, &[], None, usize::MAX)? {
+            let mut record = ingest::HubRecord::decode(raw.as_slice())
+                .map_err(|e| Error::Store(StoreError(format!("corrupt record: {e}"))))?;
+            if !record.sources.iter().any(|s| s == hub_id) {
+                continue;
+            }
+            let Some(key) = crate::store::keys::RecordKey::decode(&raw_key) else { continue };
+            record.sources.retain(|s| s != hub_id);
+            if record.sources.is_empty() {
+                self.stage_stats(stats, &key.origin, None, Some(&record), None)?;
+                batch.delete(Tree::Records, raw_key);
+                feed.push(key);
+                gone += 1;
+            } else {
+                batch.put(Tree::Records, raw_key, record.encode_to_vec());
+            }
+        }
+        Ok(gone)
     }
 
     /// Applies the revocation list of `fresh`, the hub's settings as the config file says them

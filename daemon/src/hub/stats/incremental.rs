@@ -373,6 +373,58 @@ fn relayed_records_are_reference_counted() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `hub remove` of a relaying hub purges it from every relayed record's sources: a record only it
+/// relayed goes with its statistics, one another network also relays stays, counted once.
+#[test]
+fn removing_a_relaying_hub_purges_what_only_it_relayed() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let hub = hub(dir.path());
+    for relay in ["coorace-pdl", "fas-pdl"] {
+        hub.admit(&Peer { id: PeerId { role: Role::Hub, id: relay.into() }, serial: None }, None)?;
+        hub.accept_member(relay)?;
+    }
+    let change = |n: usize| {
+        let (siret, dep, kind) = ORIGINS[n];
+        Change {
+            dataset: "indicators".into(),
+            key: "2026-10".into(),
+            version: 1,
+            payload: Some(change::Payload::Indicators(IndicatorReport {
+                siret: siret.into(),
+                fields: Some(IndicatorFields {
+                    period: "2026-10".into(),
+                    etp_hundredths: 100,
+                    employees_in_insertion: 10,
+                    hours_worked: 1000,
+                    hires: 2,
+                    exits: Some(Exits::default()),
+                }),
+                version: 1,
+                submitted_at_ms: 0,
+            })),
+            origin: Some(Structure { siret: siret.into(), kind, name: "S".into(), departement: dep.into() }),
+            origin_epoch: vec![1; 16],
+            origin_epoch_created_at_ms: 1,
+        }
+    };
+    let coorace = PushSession::for_tests_relay("coorace-pdl", 1);
+    let fas = PushSession::for_tests_relay("fas-pdl", 2);
+    hub.apply_batch(&coorace, Batch { seq: 1, changes: vec![change(0), change(1)], head_seq: 1 })?;
+    hub.apply_batch(&fas, Batch { seq: 1, changes: vec![change(0)], head_seq: 1 })?;
+    let contributions = |hub: &Hub| -> anyhow::Result<usize> {
+        Ok(hub.stat_cells("i/")?.values().map(|c| c.contributions.len()).sum())
+    };
+    assert_eq!(contributions(&hub)?, 2);
+
+    hub.remove_member("coorace-pdl")?;
+    let (both, only_coorace) = (ORIGINS[0].0, ORIGINS[1].0);
+    assert!(hub.records_of(only_coorace, Dataset::Indicators)?.is_empty(), "relayed by coorace alone: gone");
+    let kept = hub.records_of(both, Dataset::Indicators)?;
+    assert_eq!(kept.first().map(|(_, r)| r.sources.clone()), Some(vec!["fas-pdl".to_string()]));
+    assert_eq!(contributions(&hub)?, 1, "its statistics went with it");
+    Ok(())
+}
+
 proptest! {
         #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
         #[test]
