@@ -37,7 +37,7 @@ pub struct Hub {
     /// The view feed's head, watched by subscribers.
     feed: tokio::sync::watch::Sender<u64>,
     /// What each relay to an upstream hub has done since start, for the metrics endpoint.
-    relays: Mutex<std::collections::BTreeMap<String, relay::RelayStatus>>,
+    relays: Mutex<std::collections::BTreeMap<String, Arc<relay::RelayLink>>>,
 }
 
 impl std::fmt::Debug for Hub {
