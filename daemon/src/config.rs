@@ -356,8 +356,9 @@ pub struct HubLink {
     pub id: String,
     /// `https://HOST:PORT`.
     pub endpoint: String,
-    /// Datasets shared: [`Dataset`] slugs, parsed from `share`, sorted and without duplicates.
-    pub datasets: Vec<String>,
+    /// Datasets shared, parsed from `share`, without duplicates and sorted by slug (the order
+    /// the sync state has always stored the agreement in).
+    pub datasets: Vec<Dataset>,
 }
 
 /// A hub's settings.
@@ -681,11 +682,13 @@ impl Validator<'_> {
             let mut datasets = Vec::new();
             for dataset in &link.share {
                 let name = self.check("hubs.share", dataset, |f, v| Dataset::parse(f, v).map(drop))?;
-                if !datasets.contains(&name) {
-                    datasets.push(name);
+                // Checked just above: parsing again cannot fail.
+                let parsed = Dataset::parse("hubs.share", &name)?;
+                if !datasets.contains(&parsed) {
+                    datasets.push(parsed);
                 }
             }
-            datasets.sort();
+            datasets.sort_by_key(|d| d.as_str());
             hubs.push(HubLink { id, endpoint, datasets });
         }
         if !hubs.is_empty() && tls.is_none() {
@@ -777,13 +780,12 @@ impl Validator<'_> {
                 link: HubLink {
                     id: up_id,
                     endpoint,
-                    datasets: Dataset::ALL
-                        .into_iter()
-                        .filter(|d| d.is_relayed())
-                        .map(|d| d.to_string())
-                        .collect::<std::collections::BTreeSet<_>>()
-                        .into_iter()
-                        .collect(),
+                    datasets: {
+                        let mut relayed: Vec<Dataset> =
+                            Dataset::ALL.into_iter().filter(|d| d.is_relayed()).collect();
+                        relayed.sort_by_key(|d| d.as_str());
+                        relayed
+                    },
                 },
                 tls: TlsFiles { ca, cert: tls.cert.clone(), key: tls.key.clone() },
             });

@@ -107,7 +107,7 @@ type Layers =
 /// What a daemon runs.
 #[derive(Debug, Clone)]
 enum Role {
-    Node(Arc<node::Node>, Arc<sync::SyncEngine>),
+    Node(Arc<node::Node>, Arc<node::sync_engine::SyncEngine>),
     Hub(Arc<hub::Hub>),
 }
 
@@ -129,7 +129,8 @@ impl Daemon {
             RoleConfig::Node(settings) => {
                 let node = Arc::new(node::Node::open(&config.data_dir, settings.structure.clone())?);
                 tracing::info!(siret = %node.structure().siret, data_dir = %config.data_dir.display(), "node store open");
-                let engine = sync::SyncEngine::new(node.clone(), &settings.hubs, settings.tls.clone())?;
+                let engine =
+                    node::sync_engine::SyncEngine::new(node.clone(), &settings.hubs, settings.tls.clone())?;
                 Role::Node(node, engine)
             }
             RoleConfig::Hub(settings) => {

@@ -29,7 +29,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::blocking;
 use crate::node::Node;
-use crate::sync::SyncEngine;
+use crate::node::sync_engine::SyncEngine;
 
 /// The implementation of `StructureService` over a [`Node`] and its sync engine.
 #[derive(Debug, Clone)]

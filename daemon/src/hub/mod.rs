@@ -40,7 +40,7 @@ pub struct Hub {
     /// so open streams re-check their peer at once instead of at their next message.
     access: tokio::sync::watch::Sender<u64>,
     /// What each relay to an upstream hub has done since start, for the metrics endpoint.
-    relays: Mutex<std::collections::BTreeMap<String, relay::RelayStatus>>,
+    relays: Mutex<std::collections::BTreeMap<String, Arc<relay::RelayLink>>>,
 }
 
 impl std::fmt::Debug for Hub {

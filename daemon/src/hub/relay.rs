@@ -3,29 +3,33 @@
 //! origin version and origin store epoch, so the upstream counts each structure once even when it
 //! belongs to several networks. Withdrawals travel up as tombstones.
 //!
-//! The relay reads the hub's change feed from a durable position (`relay/ID` in the sync-state
-//! tree) and sends the current state of each changed record; when the upstream does not know this
-//! hub's store (first contact, or a reset), it sends every record first.
+//! A relay is the hub's side of the one sync link (`sync::link`, the same connection, backoff
+//! with jitter and window of batches in flight as a node's): [`RelaySource`] reads the hub's
+//! change feed from a durable position (`relay/ID` in the sync-state tree) and sends the current
+//! state of each changed record; its tickets are feed positions, saved as they are acknowledged.
+//! When the upstream does not know this hub's store (first contact, or a reset), it sends every
+//! record first, then a `SnapshotDone` per dataset.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
+use passerelle_client::TlsFiles;
+use passerelle_proto::datasets::Dataset;
 use passerelle_proto::identity::Role;
-use passerelle_proto::v1::hub_sync_client::HubSyncClient;
 use passerelle_proto::v1::{
-    Batch, Change, HelloRequest, PushMessage, PushOpen, SnapshotDone, Structure, Tombstone, change,
-    push_message, push_reply,
+    Batch, Change, PushOpen, SnapshotDone, Structure, Tombstone, change, push_message,
 };
 use prost::Message;
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 
 use super::Hub;
 use super::ingest::HubRecord;
-use crate::config::Upstream;
+use crate::config::{HubLink, Upstream};
 use crate::error::{Error, Result};
 use crate::store::keys::{FeedEntry, RecordKey};
 use crate::store::{Tree, WriteBatch};
+use crate::sync::LinkCounters;
+use crate::sync::link::{self, ChangeSource, Outgoing};
 
 /// Most records in one relayed batch.
 const BATCH: usize = 500;
@@ -43,6 +47,14 @@ pub struct RelayStatus {
     pub last_ack_at_ms: i64,
     /// Feed entries (batches received from members) not yet relayed.
     pub pending_feed_entries: u64,
+}
+
+/// What a relay to one upstream has done since start (kept across its sessions).
+#[derive(Debug, Default)]
+pub(super) struct RelayLink {
+    connected: AtomicBool,
+    last_ack_at_ms: AtomicI64,
+    counters: LinkCounters,
 }
 
 fn position_key(upstream: &str) -> Vec<u8> {
@@ -126,16 +138,26 @@ impl Hub {
         let mut out = Vec::new();
         for upstream in &self.config.upstreams {
             let id = &upstream.link.id;
-            let mut status = self.relays.lock().ok().and_then(|r| r.get(id).cloned()).unwrap_or_default();
-            status.pending_feed_entries = self.feed_head().saturating_sub(self.relay_position(id)?);
-            out.push((id.clone(), status));
+            let link = self.relay_link(id);
+            out.push((
+                id.clone(),
+                RelayStatus {
+                    connected: link.connected.load(Ordering::Relaxed),
+                    batches_acked: link.counters.batches_acked.load(Ordering::Relaxed),
+                    records_acked: link.counters.records_acked.load(Ordering::Relaxed),
+                    last_ack_at_ms: link.last_ack_at_ms.load(Ordering::Relaxed),
+                    pending_feed_entries: self.feed_head().saturating_sub(self.relay_position(id)?),
+                },
+            ));
         }
         Ok(out)
     }
 
-    fn relay_update(&self, upstream: &str, change: impl FnOnce(&mut RelayStatus)) {
-        if let Ok(mut relays) = self.relays.lock() {
-            change(relays.entry(upstream.to_string()).or_default());
+    /// The live state of the relay to `upstream` (created at first use).
+    fn relay_link(&self, upstream: &str) -> Arc<RelayLink> {
+        match self.relays.lock() {
+            Ok(mut relays) => relays.entry(upstream.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
         }
     }
 
@@ -163,24 +185,25 @@ pub(crate) fn start(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     for upstream in upstreams {
-        let (hub, mut stop) = (hub.clone(), stop.clone());
+        let (hub, stop) = (hub.clone(), stop.clone());
         let span = tracing::info_span!("relay", upstream = %upstream.link.id);
         tasks.push(tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let mut delay = Duration::from_millis(250);
-                loop {
-                    let outcome = session(&hub, &upstream, stop.clone()).await;
-                    hub.relay_update(&upstream.link.id, |s| s.connected = false);
-                    match outcome {
-                        Ok(()) => return,
-                        Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "relay session ended"),
+                let relay = hub.relay_link(&upstream.link.id);
+                let session = || {
+                    let (hub, upstream, relay, stop) =
+                        (hub.clone(), upstream.clone(), relay.clone(), stop.clone());
+                    async move {
+                        let outcome = session(hub, &upstream.link, &upstream.tls, relay.clone(), stop).await;
+                        relay.connected.store(false, Ordering::Relaxed);
+                        outcome
                     }
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        _ = stop.wait_for(|s| *s) => return,
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(60));
-                }
+                };
+                let ended = |e: &Error, retry_in| {
+                    tracing::warn!(error = %e, ?retry_in, "relay session ended");
+                    false
+                };
+                link::retry(stop.clone(), None, session, ended).await;
             },
             span,
         )));
@@ -188,108 +211,145 @@ pub(crate) fn start(
     tasks
 }
 
-async fn session(hub: &Arc<Hub>, upstream: &Upstream, mut stop: watch::Receiver<bool>) -> Result<()> {
-    let status = |s: tonic::Status| Error::FailedPrecondition(format!("{:?}: {}", s.code(), s.message()));
-    let channel = crate::sync::connect::connect(&upstream.link, &upstream.tls).await?;
-    let mut client = HubSyncClient::new(channel);
-    client.hello(HelloRequest { structure: None }).await.map_err(status)?;
-    let (tx, rx) = mpsc::channel::<PushMessage>(4);
-    let open = PushOpen {
-        structure: None,
-        epoch: hub.identity().epoch.to_vec(),
-        datasets: upstream.link.datasets.clone(),
-        digests: Vec::new(),
-        head_seq: hub.feed_head(),
-        epoch_created_at_ms: hub.identity().created_at_ms,
-    };
-    let _ = tx.send(PushMessage { kind: Some(push_message::Kind::Open(open)) }).await;
-    let mut replies = client.push(ReceiverStream::new(rx)).await.map_err(status)?.into_inner();
-    let accepted = match replies.message().await.map_err(status)? {
-        Some(r) => match r.kind {
-            Some(push_reply::Kind::Accepted(a)) => a,
-            _ => return Err(Error::FailedPrecondition("the upstream hub did not accept the relay".into())),
-        },
-        None => return Err(Error::FailedPrecondition("the upstream hub closed the relay".into())),
-    };
-    let id = upstream.link.id.clone();
-    hub.relay_update(&id, |s| s.connected = true);
-    let acked = |records: usize| {
-        hub.relay_update(&id, |s| {
-            s.batches_acked += 1;
-            s.records_acked += records as u64;
-            s.last_ack_at_ms = passerelle_proto::date::now_unix_ms();
-        })
-    };
-    let send = |message: push_message::Kind| {
-        let tx = tx.clone();
-        async move {
-            tx.send(PushMessage { kind: Some(message) })
-                .await
-                .map_err(|_| Error::FailedPrecondition("relay stream closed".into()))
-        }
-    };
-    let mut position = {
-        let (h, id) = (hub.clone(), id.clone());
-        tokio::task::spawn_blocking(move || h.relay_position(&id)).await??
-    };
-    if !accepted.resend.is_empty() || position == 0 {
-        let start = hub.feed_head();
-        let all = {
-            let (h, id) = (hub.clone(), id.clone());
-            tokio::task::spawn_blocking(move || h.relay_all(&id)).await??
-        };
-        tracing::info!(records = all.len(), "relaying everything");
-        for chunk in all.chunks(BATCH) {
-            send(push_message::Kind::Batch(Batch { seq: 0, changes: chunk.to_vec(), head_seq: start }))
-                .await?;
-            ack(&mut replies).await?;
-            acked(chunk.len());
-        }
-        for dataset in &upstream.link.datasets {
-            send(push_message::Kind::SnapshotDone(SnapshotDone { dataset: dataset.clone() })).await?;
-            ack(&mut replies).await?;
-        }
-        position = start;
-        let (h, i) = (hub.clone(), id.clone());
-        tokio::task::spawn_blocking(move || h.save_relay_position(&i, position)).await??;
-    }
-    let mut feed = hub.watch_feed();
-    loop {
-        feed.borrow_and_update();
-        let (h, i) = (hub.clone(), id.clone());
-        let (changes, reached) = tokio::task::spawn_blocking(move || {
-            let (lines, reached) = h.feed_lines(position, BATCH)?;
-            let mut seen = std::collections::HashSet::new();
-            let mut changes = Vec::new();
-            for line in lines {
-                if !line.key.is_empty() && line.dataset.is_relayed() && seen.insert(line.clone()) {
-                    changes.push(h.relay_change(&line, &i)?);
-                }
-            }
-            Ok::<_, Error>((changes, reached))
-        })
-        .await??;
-        if reached == position {
-            tokio::select! {
-                changed = feed.changed() => if changed.is_err() { return Ok(()) },
-                _ = stop.wait_for(|s| *s) => return Ok(()),
-            }
-            continue;
-        }
-        let records = changes.len();
-        send(push_message::Kind::Batch(Batch { seq: reached, changes, head_seq: hub.feed_head() })).await?;
-        ack(&mut replies).await?;
-        acked(records);
-        position = reached;
-        let (h, i) = (hub.clone(), id.clone());
-        tokio::task::spawn_blocking(move || h.save_relay_position(&i, position)).await??;
+async fn session(
+    hub: Arc<Hub>,
+    upstream: &HubLink,
+    tls: &TlsFiles,
+    relay: Arc<RelayLink>,
+    stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let (channel, _) = link::connect(upstream, tls, None).await?;
+    let source =
+        RelaySource { hub, upstream: upstream.id.clone(), datasets: upstream.datasets.clone(), relay };
+    link::push(Arc::new(source), channel, stop).await
+}
+
+/// One relay session's source: the hub's change feed towards one upstream.
+#[derive(Debug)]
+struct RelaySource {
+    hub: Arc<Hub>,
+    upstream: String,
+    /// The datasets relayed.
+    datasets: Vec<Dataset>,
+    relay: Arc<RelayLink>,
+}
+
+/// Where a relay session stands.
+#[derive(Debug)]
+enum Cursor {
+    /// Everything is still to send (the upstream does not know this hub's store).
+    Everything,
+    /// The change feed after this position.
+    Feed(u64),
+}
+
+/// What an acknowledgement confirms.
+#[derive(Debug)]
+enum Ticket {
+    /// A batch of a full resend.
+    Everything,
+    /// The end of a full resend of a dataset, and the feed position it reached if it is the
+    /// last one.
+    Done(Option<u64>),
+    /// Feed entries up to this position.
+    Feed(u64),
+}
+
+impl RelaySource {
+    fn acked_batch(&self) {
+        self.relay.last_ack_at_ms.store(passerelle_proto::date::now_unix_ms(), Ordering::Relaxed);
     }
 }
 
-async fn ack(replies: &mut tonic::Streaming<passerelle_proto::v1::PushReply>) -> Result<()> {
-    match replies.message().await {
-        Ok(Some(r)) if matches!(r.kind, Some(push_reply::Kind::Ack(_))) => Ok(()),
-        Ok(_) => Err(Error::FailedPrecondition("the upstream hub closed the relay".into())),
-        Err(s) => Err(Error::FailedPrecondition(format!("{:?}: {}", s.code(), s.message()))),
+impl ChangeSource for RelaySource {
+    type Ticket = Ticket;
+    type Cursor = Cursor;
+
+    fn open(&self) -> Result<PushOpen> {
+        Ok(PushOpen {
+            structure: None,
+            epoch: self.hub.identity().epoch.to_vec(),
+            datasets: self.datasets.iter().map(ToString::to_string).collect(),
+            digests: Vec::new(),
+            head_seq: self.hub.feed_head(),
+            epoch_created_at_ms: self.hub.identity().created_at_ms,
+        })
+    }
+
+    fn accepted(&self, resend: Vec<String>) -> Result<Cursor> {
+        self.relay.connected.store(true, Ordering::Relaxed);
+        let position = self.hub.relay_position(&self.upstream)?;
+        Ok(if !resend.is_empty() || position == 0 { Cursor::Everything } else { Cursor::Feed(position) })
+    }
+
+    fn next(&self, cursor: &mut Cursor, _idle: bool) -> Result<Vec<Outgoing<Ticket>>> {
+        let hub = &self.hub;
+        let position = match *cursor {
+            Cursor::Everything => {
+                let start = hub.feed_head();
+                let all = hub.relay_all(&self.upstream)?;
+                tracing::info!(records = all.len(), "relaying everything");
+                let mut out: Vec<Outgoing<Ticket>> = all
+                    .chunks(BATCH)
+                    .map(|chunk| Outgoing {
+                        message: push_message::Kind::Batch(Batch {
+                            seq: 0,
+                            changes: chunk.to_vec(),
+                            head_seq: start,
+                        }),
+                        ticket: Ticket::Everything,
+                    })
+                    .collect();
+                for (i, dataset) in self.datasets.iter().enumerate() {
+                    let last = i + 1 == self.datasets.len();
+                    out.push(Outgoing {
+                        message: push_message::Kind::SnapshotDone(SnapshotDone {
+                            dataset: dataset.to_string(),
+                        }),
+                        ticket: Ticket::Done(last.then_some(start)),
+                    });
+                }
+                *cursor = Cursor::Feed(start);
+                return Ok(out);
+            }
+            Cursor::Feed(position) => position,
+        };
+        let (lines, reached) = hub.feed_lines(position, BATCH)?;
+        if reached == position {
+            return Ok(Vec::new());
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut changes = Vec::new();
+        for line in lines {
+            if !line.key.is_empty() && line.dataset.is_relayed() && seen.insert(line.clone()) {
+                changes.push(hub.relay_change(&line, &self.upstream)?);
+            }
+        }
+        *cursor = Cursor::Feed(reached);
+        Ok(vec![Outgoing {
+            message: push_message::Kind::Batch(Batch { seq: reached, changes, head_seq: hub.feed_head() }),
+            ticket: Ticket::Feed(reached),
+        }])
+    }
+
+    fn acked(&self, ticket: Ticket) -> Result<()> {
+        match ticket {
+            Ticket::Everything => self.acked_batch(),
+            Ticket::Done(None) => {}
+            Ticket::Done(Some(position)) => self.hub.save_relay_position(&self.upstream, position)?,
+            Ticket::Feed(position) => {
+                self.acked_batch();
+                self.hub.save_relay_position(&self.upstream, position)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.hub.watch_feed()
+    }
+
+    fn counters(&self) -> &LinkCounters {
+        &self.relay.counters
     }
 }

@@ -24,7 +24,7 @@ use passerelle_proto::v1::MemberState;
 use crate::error::Result;
 use crate::hub::Hub;
 use crate::node::Node;
-use crate::sync::SyncEngine;
+use crate::node::sync_engine::SyncEngine;
 
 /// How long the hub's per-dataset record counts (a full read of its records) are reused.
 const RECORD_COUNT_TTL: Duration = Duration::from_secs(30);
@@ -47,7 +47,7 @@ enum Source {
 type RecordCountCache = Mutex<Option<(Instant, Vec<(String, u64)>)>>;
 
 /// A metric family of one value per hub link: name, help, how to read it.
-type LinkFamily<T> = (&'static str, &'static str, fn(&crate::sync::LinkMetrics) -> T);
+type LinkFamily<T> = (&'static str, &'static str, fn(&crate::node::sync_engine::LinkMetrics) -> T);
 
 /// A metric family of one value per item (a member, a relay): name, kind, help, how to read it.
 type Family<T> = (&'static str, Kind, &'static str, fn(&T) -> f64);

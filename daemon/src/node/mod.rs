@@ -20,6 +20,8 @@ pub mod outbox;
 mod persons;
 pub mod profiles;
 pub mod projection;
+mod push;
+pub(crate) mod sync_engine;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -38,6 +40,9 @@ pub struct Node {
     structure: Structure,
     identity: Identity,
     writer: Mutex<()>,
+    /// Serialises sync state (checkpoints, view positions), apart from `writer`: see
+    /// [`Node::sync_lock`].
+    sync_lock: Mutex<()>,
     /// The outbox head, watched by sync tasks.
     head: tokio::sync::watch::Sender<u64>,
     /// When recent changes were committed, for the sync lag metric.
@@ -66,7 +71,15 @@ impl Node {
         };
         let commit_times = Mutex::new(outbox::CommitTimes::new(head, now_unix_ms()));
         let (head, _) = tokio::sync::watch::channel(head);
-        Ok(Self { store, structure, identity, writer: Mutex::new(()), head, commit_times })
+        Ok(Self {
+            store,
+            structure,
+            identity,
+            writer: Mutex::new(()),
+            sync_lock: Mutex::new(()),
+            head,
+            commit_times,
+        })
     }
 
     /// The structure this node belongs to.
@@ -105,11 +118,6 @@ impl Node {
             counts.push((tree.name(), self.store.scan(tree, &[], None, usize::MAX)?.len() as u64));
         }
         Ok(counts)
-    }
-
-    /// The store, for the sync engine's own state.
-    pub(crate) fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     fn load_all<M: Message + Default>(&self, tree: Tree) -> Result<Vec<M>> {

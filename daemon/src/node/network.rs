@@ -41,7 +41,8 @@ impl Node {
         let state = ViewState { hub_epoch: batch.hub_epoch.clone(), position: batch.position };
         write.put(Tree::SyncState, view_key(hub), state.encode_to_vec());
         // A copy of the hub's view: if a crash loses the latest batches, they are fetched again
-        // from the older position, which lands atomically with them.
+        // from the older position, which lands atomically with them. Sync state: its own lock.
+        let _sync = self.sync_lock();
         self.store.commit_relaxed(write).map_err(Into::into)
     }
 
