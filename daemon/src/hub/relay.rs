@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use passerelle_client::TlsFiles;
+use passerelle_proto::codec::MAX_CHANGES_PER_BATCH;
 use passerelle_proto::datasets::Dataset;
 use passerelle_proto::identity::Role;
 use passerelle_proto::v1::{
@@ -326,10 +327,23 @@ impl ChangeSource for RelaySource {
             }
         }
         *cursor = Cursor::Feed(reached);
-        Ok(vec![Outgoing {
-            message: push_message::Kind::Batch(Batch { seq: reached, changes, head_seq: hub.feed_head() }),
-            ticket: Ticket::Feed(reached),
-        }])
+        // One feed entry can hold many records (a member's removal): batches stay within what an
+        // upstream decodes (`codec::MAX_CHANGES_PER_BATCH`); only the last one moves the position.
+        let head = hub.feed_head();
+        let mut chunks: Vec<Vec<Change>> =
+            changes.chunks(MAX_CHANGES_PER_BATCH).map(<[Change]>::to_vec).collect();
+        if chunks.is_empty() {
+            chunks.push(Vec::new());
+        }
+        let last = chunks.len() - 1;
+        Ok(chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, changes)| Outgoing {
+                message: push_message::Kind::Batch(Batch { seq: reached, changes, head_seq: head }),
+                ticket: if i == last { Ticket::Feed(reached) } else { Ticket::Everything },
+            })
+            .collect())
     }
 
     fn acked(&self, ticket: Ticket) -> Result<()> {
