@@ -348,15 +348,25 @@ pub fn hub_profiles_on_disk(
 
 /// Whether any file under `dir` contains `needle` (raw bytes, as an attacker with the disk sees).
 pub fn dir_contains(dir: &Path, needle: &str) -> anyhow::Result<bool> {
+    Ok(dir_find(dir, needle)?.is_some())
+}
+
+/// Where `needle` occurs under `dir`: the file and the bytes around it (to tell a leak from a
+/// coincidence when a test fails).
+pub fn dir_find(dir: &Path, needle: &str) -> anyhow::Result<Option<(PathBuf, String)>> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
-            if dir_contains(&path, needle)? {
-                return Ok(true);
+            if let Some(found) = dir_find(&path, needle)? {
+                return Ok(Some(found));
             }
-        } else if std::fs::read(&path)?.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-            return Ok(true);
+        } else {
+            let bytes = std::fs::read(&path)?;
+            if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle.as_bytes()) {
+                let around = &bytes[at.saturating_sub(48)..(at + needle.len() + 48).min(bytes.len())];
+                return Ok(Some((path, String::from_utf8_lossy(around).into_owned())));
+            }
         }
     }
-    Ok(false)
+    Ok(None)
 }

@@ -374,7 +374,8 @@ async fn arbitrary_persons_leave_no_personal_data_at_the_hub() -> anyhow::Result
     assert_eq!(hub_profiles_on_disk(&hub_config, SIRETS[2])?.len(), 30, "every profile arrived");
     let data = hub_config.parent().unwrap_or(&hub_config).join("coorace-pdl-data");
     for secret in &secrets {
-        assert!(!dir_contains(&data, secret)?, "{secret:?} reached the hub's disk");
+        let found = passerelle_tests::dir_find(&data, secret)?;
+        assert!(found.is_none(), "{secret:?} reached the hub's disk: {found:?}");
     }
     Ok(())
 }

@@ -208,7 +208,7 @@ pub(crate) async fn consolidated_table(federation: &Federation, quarter: &str) -
         HubClient::connect(federation.consolidation.hub_endpoint()?, Some(&federation.consumer)).await?;
     let table = consumer
         .table(GetTableRequest {
-            table: "indicators".into(),
+            table: passerelle_proto::datasets::Dataset::Indicators.to_string(),
             by: vec!["departement".into()],
             period: quarter.into(),
             ..Default::default()

@@ -47,7 +47,7 @@ pub(super) fn check(
             validate::indicator_fields(fields)?;
             if fields.period != change.key || report.version != change.version {
                 return Err(FieldError::rule(
-                    "indicators",
+                    "period",
                     "period and version must match the change's key and version",
                 )
                 .into());

@@ -469,7 +469,7 @@ impl Hub {
     fn stage_frozen(&self, write: &mut WriteBatch, period: &str) -> Result<()> {
         for by in indicator_dimension_sets() {
             let table = self.compute_table(&GetTableRequest {
-                table: "indicators".into(),
+                table: super::stats::Table::Indicators.as_str().into(),
                 by: by.clone(),
                 period: period.into(),
                 from: None,

@@ -26,7 +26,7 @@ mod family;
 mod tables;
 
 #[cfg(test)]
-mod incremental;
+mod cells_tests;
 #[cfg(test)]
 mod tests;
 

@@ -1,4 +1,5 @@
-//! Aggregates and tables on a real hub store: incremental cells, relays, periods, linked tables.
+//! Tests of the cells on a real hub store (test-only module): cells kept incrementally equal a
+//! recomputation, relays are reference-counted, periods freeze, linked tables hold against an attacker.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
