@@ -379,3 +379,54 @@ async fn arbitrary_persons_leave_no_personal_data_at_the_hub() -> anyhow::Result
     }
     Ok(())
 }
+
+/// The race of issue 13: 100 persons granted then at once withdrawn placement consent through
+/// the API while sync runs. A profile counts as possibly held from the moment it enters a batch,
+/// so each withdrawal sends a tombstone to the hub whether the share's acknowledgement came back
+/// or not: once sync settles, the hub's store (opened after it stops) holds none of them, and
+/// every person report says whether a purge was needed and acknowledged.
+#[tokio::test(flavor = "multi_thread")]
+async fn grant_then_withdraw_races_leave_no_profile_at_the_hub() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub_config = pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?;
+    let hub = InProcessDaemon::start_config(&hub_config).await?;
+    let node = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[2],
+        "49",
+        &[("coorace-pdl", hub.hub_endpoint(), &["profiles"])],
+    )?)
+    .await?;
+    let mut n = NodeClient::connect(&node.endpoint, None).await?;
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let p = n.add_person(person(&format!("Race{i:03}"), "Martin", &[])).await?;
+        n.grant_consent(grant(&p.id, ConsentPurpose::Placement, "coorace-pdl")).await?;
+        if i % 3 == 0 {
+            // Let some shares reach the hub (and maybe their acks) before the withdrawal.
+            tokio::task::yield_now().await;
+        }
+        n.withdraw_consent(WithdrawConsentRequest {
+            person_id: p.id.clone(),
+            purpose: ConsentPurpose::Placement as i32,
+            hub_id: "coorace-pdl".into(),
+        })
+        .await?;
+        ids.push(p.id);
+    }
+    n.sync_now(true, Duration::from_secs(60)).await?;
+    for id in &ids {
+        let report = n.person_report(id).await?;
+        for share in &report.shares {
+            assert!(!share.held, "{id}: still held at {}: {share:?}", share.hub_id);
+            if share.purge_requested_at_ms > 0 {
+                assert!(share.purge_acked_at_ms > 0, "{id}: purge requested, never acknowledged: {share:?}");
+            }
+        }
+    }
+    node.stop().await?;
+    hub.stop().await?;
+    let left = hub_profiles_on_disk(&hub_config, SIRETS[2])?;
+    assert!(left.is_empty(), "{} profiles of withdrawn persons still at the hub", left.len());
+    Ok(())
+}

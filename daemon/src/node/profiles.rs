@@ -56,12 +56,19 @@ pub struct ShareRecord {
     /// The age band last sent, to notice birthdays that move it.
     #[prost(int32, tag = "7")]
     pub age_band: i32,
+    /// When a version of the profile went into a batch for this hub and no acknowledgement has
+    /// come since (0: none). Written durably *before* the batch is sent: from then on the hub may
+    /// hold the profile whether or not its acknowledgement ever arrives, so a withdrawal or an
+    /// erasure must send it a tombstone. (Records written before this field read 0.)
+    #[prost(int64, tag = "8")]
+    pub in_flight_since_ms: i64,
 }
 
 impl ShareRecord {
-    /// Whether the hub holds the profile now (or will until its purge is acknowledged).
+    /// Whether the hub may hold the profile: it acknowledged a share, or one is in flight, and no
+    /// purge has been acknowledged since.
     pub fn held(&self) -> bool {
-        self.last_sent_at_ms > 0 && self.purge_acked_at_ms == 0
+        (self.last_sent_at_ms > 0 || self.in_flight_since_ms > 0) && self.purge_acked_at_ms == 0
     }
 }
 
@@ -275,6 +282,10 @@ impl Node {
     /// tombstone if the hub holds it without consent (or the person was erased), or nothing.
     pub fn profile_change(&self, person_id: &str, hub_id: &str) -> Result<Option<(Change, ProfileEffect)>> {
         let id = super::parse_id("key", person_id)?;
+        // The version is read *before* the consents: sync reads without the writer lock, and a
+        // withdrawal committed between two reads must not give the profile the version of its
+        // own tombstone (the hub would then keep the profile, the tombstone being no newer).
+        let version_before = self.profile_version(person_id)?;
         let pseudonym = self.pseudonym(hub_id, person_id)?;
         let held = self
             .store
@@ -284,7 +295,7 @@ impl Node {
         let person: Option<Person> = self.load(Tree::Persons, &keys::id(&id))?;
         let consented = person.is_some() && self.consent_in_force(&id, ConsentPurpose::Placement, hub_id)?;
         if let (Some(person), true) = (&person, consented) {
-            let version = self.profile_version(person_id)?;
+            let version = version_before;
             let sensitive = self.consent_in_force(&id, ConsentPurpose::PlacementSensitive, hub_id)?;
             let profile = anonymize(
                 person,
@@ -330,6 +341,35 @@ impl Node {
         Ok(Some((change, ProfileEffect::Purged { person_id: person_id.to_string() })))
     }
 
+    /// Marks the profiles of `person_ids` as possibly held by `hub_id`, durably, before the batch
+    /// carrying them is sent (see [`ShareRecord::in_flight_since_ms`]).
+    pub(crate) fn record_profiles_in_flight(&self, hub_id: &str, person_ids: &[String]) -> Result<()> {
+        if person_ids.is_empty() {
+            return Ok(());
+        }
+        let now = now_unix_ms();
+        let _writer = self.write_lock();
+        let mut batch = WriteBatch::new();
+        for person_id in person_ids {
+            let key = share_key(person_id, hub_id);
+            let mut share = match self.store.get(Tree::Shares, &key)? {
+                Some(raw) => ShareRecord::decode(raw.as_slice()).unwrap_or_default(),
+                None => ShareRecord { pseudonym: self.pseudonym(hub_id, person_id)?, ..Default::default() },
+            };
+            if share.in_flight_since_ms > 0 && share.purge_acked_at_ms == 0 {
+                continue;
+            }
+            share.in_flight_since_ms = now;
+            if share.purge_acked_at_ms > 0 {
+                // A new share after an acknowledged purge: held again until purged again.
+                share.purge_requested_at_ms = 0;
+                share.purge_acked_at_ms = 0;
+            }
+            batch.put(Tree::Shares, key, share.encode_to_vec());
+        }
+        self.commit(batch)
+    }
+
     /// Records what a hub acknowledged: share records and audit entries, durably.
     pub fn record_profile_acks(&self, hub_id: &str, effects: &[ProfileEffect]) -> Result<()> {
         if effects.is_empty() {
@@ -352,6 +392,7 @@ impl Node {
                         },
                     };
                     share.last_sent_at_ms = now;
+                    share.in_flight_since_ms = 0;
                     share.categories.clone_from(categories);
                     share.age_band = *age_band;
                     share.purge_requested_at_ms = 0;
@@ -368,7 +409,11 @@ impl Node {
                     let key = share_key(person_id, hub_id);
                     if let Some(raw) = self.store.get(Tree::Shares, &key)? {
                         let mut share = ShareRecord::decode(raw.as_slice()).unwrap_or_default();
-                        if share.purge_acked_at_ms == 0 {
+                        // A share put in flight after this purge was requested is not covered
+                        // by its acknowledgement: the profile may be back at the hub.
+                        let newer_in_flight = share.in_flight_since_ms > share.purge_requested_at_ms
+                            && share.purge_requested_at_ms > 0;
+                        if share.purge_acked_at_ms == 0 && !newer_in_flight {
                             if share.purge_requested_at_ms == 0 {
                                 share.purge_requested_at_ms = now;
                             }

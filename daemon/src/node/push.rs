@@ -181,6 +181,7 @@ impl ChangeSource for OutboxSource {
                 message: push_message::Kind::SnapshotDone(SnapshotDone { dataset: dataset.clone() }),
                 ticket: Ticket::SnapshotDone(dataset),
             });
+            mark_in_flight(node, &hub.id, &out)?;
             return Ok(out);
         }
         let Some((last, changes)) = self.outbox_page(cursor.sent)? else {
@@ -214,6 +215,7 @@ impl ChangeSource for OutboxSource {
             out.push(Outgoing { message: push_message::Kind::Batch(batch), ticket });
         }
         cursor.sent = last;
+        mark_in_flight(node, &hub.id, &out)?;
         Ok(out)
     }
 
@@ -361,6 +363,25 @@ fn chunks_with(changes: Vec<Pending>) -> Vec<(Vec<Change>, Vec<ProfileEffect>)> 
             (chunk, effects)
         })
         .collect()
+}
+
+/// Records, durably and before anything is sent, that the profiles these batches share may be
+/// held by the hub from now on — so a withdrawal racing with the batch (or a lost ack) still
+/// sends the hub a tombstone.
+fn mark_in_flight(node: &Node, hub_id: &str, out: &[Outgoing<Ticket>]) -> Result<()> {
+    let shared: Vec<String> = out
+        .iter()
+        .filter_map(|o| match &o.ticket {
+            Ticket::Outbox(_, effects) | Ticket::Snapshot(effects) => Some(effects),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|e| match e {
+            ProfileEffect::Shared { person_id, .. } => Some(person_id.clone()),
+            ProfileEffect::Purged { .. } => None,
+        })
+        .collect();
+    node.record_profiles_in_flight(hub_id, &shared)
 }
 
 /// The profile effects of a chunk of a full resend (the pseudonym maps back only here).
