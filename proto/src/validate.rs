@@ -460,6 +460,32 @@ pub fn anonymized_profile(p: &crate::v1::AnonymizedProfile) -> Result {
     for (i, &b) in p.barriers.iter().enumerate() {
         code::<Barrier>(&format!("barriers[{i}]"), b)?;
     }
+    profile_purposes(&p.purposes)
+}
+
+/// The purposes a profile is sent under: `placement` and/or `statistics`, each at most once
+/// (empty: a node older than the field, placement only). `placement-sensitive` is carried by the
+/// barriers themselves, not here.
+fn profile_purposes(purposes: &[i32]) -> Result {
+    use crate::v1::ConsentPurpose;
+    for (i, &p) in purposes.iter().enumerate() {
+        let field = format!("purposes[{i}]");
+        code::<ConsentPurpose>(&field, p)?;
+        if p != ConsentPurpose::Placement as i32 && p != ConsentPurpose::Statistics as i32 {
+            return Err(FieldError::new(
+                field,
+                crate::codes::slug_of::<ConsentPurpose>(p),
+                "expected placement or statistics",
+            ));
+        }
+        if purposes[..i].contains(&p) {
+            return Err(FieldError::new(
+                field,
+                crate::codes::slug_of::<ConsentPurpose>(p),
+                "a purpose may be named once",
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -704,5 +730,17 @@ mod tests {
         assert!(line("title", "   ", 1, 10).is_err());
         assert!(line("title", "a\u{7}", 1, 10).is_err());
         assert!(paragraph("description", "a\nb", 10).is_ok());
+    }
+
+    #[test]
+    fn a_profile_names_placement_or_statistics_once() {
+        use crate::v1::ConsentPurpose as P;
+        assert!(profile_purposes(&[]).is_ok(), "an older node: placement only");
+        assert!(profile_purposes(&[P::Statistics as i32, P::Placement as i32]).is_ok());
+        let err = profile_purposes(&[P::PlacementSensitive as i32]).expect_err("not a profile purpose");
+        assert_eq!(err.to_string(), r#"purposes[0] "placement-sensitive": expected placement or statistics"#);
+        let err = profile_purposes(&[P::Statistics as i32, P::Statistics as i32]).expect_err("twice");
+        assert_eq!(err.field, "purposes[1]");
+        assert!(profile_purposes(&[0]).is_err(), "unspecified is always rejected");
     }
 }

@@ -227,9 +227,9 @@ async fn profiles_follow_consent_per_hub_and_are_purged_on_withdrawal() -> anyho
     node.stop().await
 }
 
-/// The pooled profiles another structure sees are k-anonymous: a class smaller than k is
-/// generalised (département → région, then domaine → grand domaine) or withheld, and sensitive
-/// barriers show only where a class is l-diverse.
+/// The pooled view another structure sees is k-anonymous classes: a class smaller than k is
+/// generalised (département → région, then domaine → grand domaine) or withheld, each profile
+/// counts in one class only, and sensitive barriers show only where a class is l-diverse.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_network_view_of_profiles_is_k_anonymous() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -267,7 +267,8 @@ async fn the_network_view_of_profiles_is_k_anonymous() -> anyhow::Result<()> {
         add("1985-01-10", "49007", "K2201", &[Barrier::Sante]),
         add("1979-07-21", "49099", "K2204", &[Barrier::Sante]),
         add("1992-03-03", "44109", "K2204", &[Barrier::Mobilite]),
-        add("1988-12-12", "44109", "K2202", &[]),
+        add("1988-12-12", "44109", "K2202", &[Barrier::Mobilite]),
+        add("1987-02-02", "85191", "K2202", &[Barrier::Mobilite]),
         add("1960-05-05", "85191", "N1103", &[]),
     ];
     for fields in people {
@@ -281,17 +282,20 @@ async fn the_network_view_of_profiles_is_k_anonymous() -> anyhow::Result<()> {
     let seen =
         cli_async(&viewer.endpoint, &["--format", "json", "network", "profiles"]).await.ok()?.json()?;
     let seen = seen.as_array().cloned().unwrap_or_default();
-    assert_eq!(seen.len(), 5, "the only 50+ profile cannot reach k = 3 even generalised: withheld: {seen:?}");
-    let at = |area: &str| seen.iter().filter(|p| p["area"] == area).count();
-    assert_eq!(at("49"), 3, "three 26-49 in 49 / K22: published at département level");
-    assert_eq!(at("52"), 2, "two 26-49 in 44 / K22: generalised to the région");
-    assert!(seen.iter().all(|p| p["rome"] == "K22" && p["age_band"] == "26-49"));
-    assert!(seen.iter().all(|p| p["holding_name"] == format!("Structure {}", SIRETS[0])));
-    assert!(
-        seen.iter().all(|p| !p["barriers"].as_array().is_some_and(|b| b.iter().any(|x| x == "sante"))),
-        "sante in every profile of the 49 class is not l-diverse: removed"
-    );
-    assert!(seen.iter().any(|p| p["barriers"].as_array().is_some_and(|b| b.iter().any(|x| x == "mobilite"))));
+    assert_eq!(seen.len(), 2, "the only 50+ profile cannot reach k = 3 even generalised: withheld: {seen:?}");
+    let at = |area: &str| seen.iter().find(|c| c["area"] == area).cloned().unwrap_or_default();
+    assert_eq!(at("49")["count"], 3, "three 26-49 in 49 / K22: published at département level");
+    assert_eq!(at("49")["area_level"], "departement");
+    assert_eq!(at("52")["count"], 3, "two in 44 and one in 85 / K22: one class of the région");
+    assert_eq!(at("52")["area_level"], "region");
+    assert!(seen.iter().all(|c| c["rome"] == "K22" && c["age_band"] == "26-49"));
+    let text = serde_json::to_string(&seen)?;
+    for absent in ["holding", "pseudonym", SIRETS[0]] {
+        assert!(!text.contains(absent), "no holding structure, no row per person: {absent} in {text}");
+    }
+    assert_eq!(at("49")["barriers"], serde_json::json!({}), "sante in every profile of 49 is not l-diverse");
+    assert_eq!(at("52")["barriers"]["mobilite"], 3);
+    assert_eq!(at("49")["hours_band"]["21-34h"], 3, "a breakdown whose every part reaches k is shown");
 
     let nantes =
         cli_async(&viewer.endpoint, &["--format", "json", "network", "profiles", "--departement", "44"])
@@ -299,9 +303,9 @@ async fn the_network_view_of_profiles_is_k_anonymous() -> anyhow::Result<()> {
             .ok()?
             .json()?;
     assert_eq!(
-        nantes.as_array().map(Vec::len),
-        Some(2),
-        "région-level profiles match a département of the région"
+        nantes.as_array().map(|a| a.iter().map(|c| c["area"].clone()).collect::<Vec<_>>()),
+        Some(vec![serde_json::json!("52")]),
+        "région-level classes match a département of the région"
     );
     let own = cli_async(&holder.endpoint, &["--format", "json", "network", "profiles"]).await.ok()?.json()?;
     assert_eq!(

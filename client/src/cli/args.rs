@@ -153,12 +153,13 @@ pub(crate) enum SyncCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum NetworkCommand {
-    /// Anonymised profiles of persons other structures support, k-anonymous, asked of each hub now.
+    /// Classes of candidates other structures support (age band, area, ROME, how many; breakdowns
+    /// shown whole or not at all), k-anonymous without your own, asked of each hub now.
     Profiles {
         /// Only this ROME grand domaine (K) or domaine (K22).
         #[arg(long)]
         rome: Option<String>,
-        /// Only this département (a profile generalised to its région matches too).
+        /// Only this département (a class generalised to its région matches too).
         #[arg(long)]
         departement: Option<String>,
     },

@@ -79,12 +79,16 @@ fn cells(fields: &[(String, Value)]) -> Vec<String> {
     fields.iter().map(|(_, v)| text(v)).collect()
 }
 
-/// A JSON value as a cell: nothing for null, lists joined with commas.
+/// A JSON value as a cell: nothing for null, lists joined with commas, maps as `key:value` pairs
+/// joined with commas.
 fn text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
+        Value::Object(map) => {
+            map.iter().map(|(k, v)| format!("{k}:{}", text(v))).collect::<Vec<_>>().join(",")
+        }
         other => other.to_string(),
     }
 }

@@ -9,6 +9,8 @@ use passerelle_proto::v1::{
     Barrier, Consent, ConsentPurpose, ContractType, IndicatorReport, NeedStatus, Person, RecruitmentNeed,
     Structure, StructureKind,
 };
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// A view the renderer can print.
@@ -713,59 +715,63 @@ impl Record for AuditCheckView {
     const TABLE: &'static [&'static str] = &["entries", "intact", "broken_at", "problem"];
 }
 
-/// A profile of the network view.
+/// A class of candidates in the network view: how many persons other structures hold with these
+/// generalised traits. A breakdown is `null` when the hub withheld it (some part under k).
 #[derive(Debug, Default, Serialize)]
-pub(crate) struct NetworkProfileView {
+pub(crate) struct NetworkClassView {
     id: String,
     hub_id: String,
-    pseudonym: String,
-    holding_siret: String,
-    holding_name: String,
     age_band: &'static str,
     area: String,
     area_level: String,
     rome: String,
-    available_from: String,
-    hours_band: Option<&'static str>,
-    mobility_band: Option<&'static str>,
-    pass_iae_valid: bool,
-    barriers: Vec<&'static str>,
+    count: u32,
+    available_from: Option<BTreeMap<String, u32>>,
+    hours_band: Option<BTreeMap<String, u32>>,
+    mobility_band: Option<BTreeMap<String, u32>>,
+    pass_iae_valid: Option<BTreeMap<String, u32>>,
+    barriers: BTreeMap<String, u32>,
 }
 
-impl Record for NetworkProfileView {
-    const PLURAL: &'static str = "profiles in the network view";
+impl Record for NetworkClassView {
+    const PLURAL: &'static str = "classes of candidates in the network view";
     const TABLE: &'static [&'static str] = &[
-        "holding_name",
+        "hub_id",
         "age_band",
         "area",
         "rome",
+        "count",
         "available_from",
         "hours_band",
         "mobility_band",
+        "pass_iae_valid",
         "barriers",
-        "pseudonym",
     ];
 }
 
-impl From<passerelle_proto::v1::NetworkProfile> for NetworkProfileView {
+/// A breakdown as value → count; `None` when the hub sent none (withheld).
+fn breakdown(counts: Vec<passerelle_proto::v1::ClassCount>) -> Option<BTreeMap<String, u32>> {
+    (!counts.is_empty()).then(|| counts.into_iter().map(|c| (c.value, c.count)).collect())
+}
+
+impl From<passerelle_proto::v1::NetworkProfile> for NetworkClassView {
     fn from(n: passerelle_proto::v1::NetworkProfile) -> Self {
-        use passerelle_proto::v1::{AgeBand, HoursBand, MobilityBand};
-        let p = n.profile.unwrap_or_default();
+        use passerelle_proto::v1::AgeBand;
+        let c = n.profile.unwrap_or_default();
+        let age_band = slug_of::<AgeBand>(c.age_band);
         Self {
-            id: format!("{}/{}", n.hub_id, p.pseudonym),
+            id: format!("{}/{age_band}/{}/{}", n.hub_id, c.area, c.rome),
             hub_id: n.hub_id,
-            pseudonym: p.pseudonym,
-            holding_siret: p.holding_siret,
-            holding_name: p.holding_name,
-            age_band: slug_of::<AgeBand>(p.age_band),
-            area: p.area,
-            area_level: p.area_level,
-            rome: p.rome,
-            available_from: p.available_from,
-            hours_band: (p.hours_band != 0).then(|| slug_of::<HoursBand>(p.hours_band)),
-            mobility_band: (p.mobility_band != 0).then(|| slug_of::<MobilityBand>(p.mobility_band)),
-            pass_iae_valid: p.pass_iae_valid,
-            barriers: p.barriers.iter().map(|b| slug_of::<Barrier>(*b)).collect(),
+            age_band,
+            area: c.area,
+            area_level: c.area_level,
+            rome: c.rome,
+            count: c.count,
+            available_from: breakdown(c.available_from),
+            hours_band: breakdown(c.hours_band),
+            mobility_band: breakdown(c.mobility_band),
+            pass_iae_valid: breakdown(c.pass_iae_valid),
+            barriers: c.barriers.into_iter().map(|b| (b.value, b.count)).collect(),
         }
     }
 }

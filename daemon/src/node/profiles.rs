@@ -156,6 +156,7 @@ pub fn anonymize(
             .and_then(|d| Date::parse(d).ok())
             .is_some_and(|end| end >= today),
         barriers,
+        purposes: vec![ConsentPurpose::Placement as i32],
     }
 }
 
