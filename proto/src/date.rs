@@ -126,6 +126,11 @@ impl Date {
         Month { year: self.year, month: self.month }
     }
 
+    /// The first day of this day's month.
+    pub fn first_of_month(self) -> Self {
+        Self { day: 1, ..self }
+    }
+
     /// Whole years between `self` (a birth date) and `on`.
     pub fn age_on(self, on: Date) -> i32 {
         let mut age = on.year - self.year;

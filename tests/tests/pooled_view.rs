@@ -133,3 +133,86 @@ async fn planted_fakes_do_not_reveal_a_sensitive_barrier() -> anyhow::Result<()>
     assert!(!text.contains("justice"), "{text}");
     Ok(())
 }
+
+/// Purposes at the hub: `stats profiles` counts only persons with a `statistics` consent for that
+/// hub (placement alone never puts a person in a published table), and a person with `statistics`
+/// and no `placement` is sent flagged statistics-only and never appears in the pooled view.
+#[tokio::test(flavor = "multi_thread")]
+async fn statistics_count_only_statistics_consents_and_the_view_only_placement() -> anyhow::Result<()> {
+    use passerelle_proto::identity::Role;
+    use passerelle_tests::hub_profiles_on_disk;
+
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub_config = pki.write_hub_config("coorace-pdl", "auto_accept = true\nk_anonymity = 5", "")?;
+    let hub = InProcessDaemon::start_config(&hub_config).await?;
+    let mut nodes = Vec::new();
+    // Three structures of 49, two persons with both consents each: a publishable cell of six.
+    // Structure 0 adds five with placement only, structure 1 one with statistics only.
+    for (i, placement_only, statistics_only) in [(0, 5, 0), (1, 0, 1), (2, 0, 0)] {
+        let node = InProcessDaemon::start_config(&pki.write_node_config(
+            SIRETS[i],
+            "49",
+            &[("coorace-pdl", hub.hub_endpoint(), &["profiles"])],
+        )?)
+        .await?;
+        let mut client = NodeClient::connect(&node.endpoint, None).await?;
+        let plan = [
+            (2, &[ConsentPurpose::Placement, ConsentPurpose::Statistics][..]),
+            (placement_only, &[ConsentPurpose::Placement][..]),
+            (statistics_only, &[ConsentPurpose::Statistics][..]),
+        ];
+        for (n, purposes) in plan {
+            for j in 0..n {
+                let p = client.add_person(target(&format!("P{i}x{j}"), &[])).await?;
+                for purpose in purposes {
+                    client
+                        .grant_consent(GrantConsentRequest {
+                            person_id: p.id.clone(),
+                            purpose: *purpose as i32,
+                            hub_id: "coorace-pdl".into(),
+                            text_version: "2026-01".into(),
+                            collected_by: "accueil".into(),
+                        })
+                        .await?;
+                }
+            }
+        }
+        client.sync_now(true, Duration::from_secs(30)).await?;
+        nodes.push(node);
+    }
+
+    let consumer = pki.issue(Role::Consumer, "dreets-52")?;
+    let mut args = TestPki::cli_flags(&consumer);
+    args.extend(["--format", "json", "stats", "profiles", "--by", "departement"].map(String::from));
+    let table = cli_async(&hub.hub_endpoint(), &args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+        .ok()?
+        .json()?;
+    let total = table["cells"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["total"] == true).cloned())
+        .unwrap_or_default();
+    assert_eq!(
+        total["measures"]["profiles"], 7,
+        "six with both consents and one statistics-only; the five placement-only are not counted: {table}"
+    );
+
+    let view =
+        cli_async(&nodes[2].endpoint, &["--format", "json", "network", "profiles"]).await.ok()?.json()?;
+    assert_eq!(
+        view.as_array().map(|a| a.iter().map(|c| c["count"].clone()).collect::<Vec<_>>()),
+        Some(vec![serde_json::json!(9)]),
+        "structures 0 and 1: 2 + 5 + 2 placement profiles, not the statistics-only one: {view}"
+    );
+    for node in nodes {
+        node.stop().await?;
+    }
+    hub.stop().await?;
+    let held = hub_profiles_on_disk(&hub_config, SIRETS[1])?;
+    let statistics_only: Vec<_> =
+        held.iter().filter(|p| p.purposes == [ConsentPurpose::Statistics as i32]).collect();
+    assert_eq!((held.len(), statistics_only.len()), (3, 1), "sent, flagged statistics-only: {held:?}");
+    assert!(statistics_only[0].barriers.is_empty());
+    Ok(())
+}

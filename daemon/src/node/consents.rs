@@ -68,8 +68,16 @@ impl Node {
         let mut batch = WriteBatch::new();
         batch.put(Tree::Consents, keys::id(&key), consent.encode_to_vec());
         if affects_profiles(purpose) {
-            if purpose == ConsentPurpose::Placement as i32 {
-                self.request_purges(&mut batch, person_id, Some(hub_id), "placement consent withdrawn")?;
+            // The hub keeps a copy while placement or statistics is still in force (then for that
+            // purpose only); withdrawing the last of them asks for the purge.
+            let sends =
+                purpose == ConsentPurpose::Placement as i32 || purpose == ConsentPurpose::Statistics as i32;
+            if sends && self.sending_purposes(&person, hub_id)?.iter().all(|p| *p as i32 == purpose) {
+                let reason = format!(
+                    "{} consent withdrawn",
+                    passerelle_proto::codes::slug_of::<ConsentPurpose>(purpose)
+                );
+                self.request_purges(&mut batch, person_id, Some(hub_id), &reason)?;
             }
             let seq = self.bump_profile(&mut batch, person_id)?;
             self.commit_change(batch, seq)?;
@@ -106,7 +114,10 @@ impl Node {
     }
 }
 
-/// Placement consents decide what hubs receive of a person; statistics consents do not.
+/// Every purpose changes what hubs receive of a person: placement and statistics whether a profile
+/// goes at all (and which purposes it is flagged with), placement-sensitive its barriers.
 fn affects_profiles(purpose: i32) -> bool {
-    purpose == ConsentPurpose::Placement as i32 || purpose == ConsentPurpose::PlacementSensitive as i32
+    purpose == ConsentPurpose::Placement as i32
+        || purpose == ConsentPurpose::PlacementSensitive as i32
+        || purpose == ConsentPurpose::Statistics as i32
 }

@@ -1,8 +1,13 @@
 //! Anonymised profiles: what a hub may learn about a person, only under that person's consent for
 //! that hub, and the record of what each hub received.
 //!
-//! - A person's profile goes to hub H only while a `placement` consent for H is in force; the
-//!   barriers `sante` and `justice` only while a `placement-sensitive` consent for H is too.
+//! - A person's profile goes to hub H only while a `placement` or a `statistics` consent for H is
+//!   in force, flagged with those purposes: the hub shows it in the pooled view only for
+//!   `placement`, counts it in published tables only for `statistics`. The barriers `sante` and
+//!   `justice` go only while `placement` and `placement-sensitive` consents for H are both in force.
+//! - Age band and PASS IAE validity are computed as of the first day of the month, and the refresh
+//!   moves everyone whose band or validity changed in one batch on the first run of a month: the
+//!   hub's receive time says the month, never the day of a birthday or of a PASS's end.
 //! - [`AnonymizedProfile`] is built field by field from bands and codes: no name, contact, birth
 //!   date, commune or free text can be copied into it, because it has no field to hold them.
 //! - Its key at the hub is a pseudonym: HMAC-SHA-256 of (hub id, person id) under a secret made at
@@ -18,7 +23,8 @@ use passerelle_proto::codes::Code;
 use passerelle_proto::datasets::Dataset;
 use passerelle_proto::date::{Date, now_unix_ms};
 use passerelle_proto::v1::{
-    AgeBand, AnonymizedProfile, Barrier, Change, ConsentPurpose, HoursBand, MobilityBand, Person, change,
+    AgeBand, AnonymizedProfile, Barrier, Change, ConsentPurpose, HoursBand, MobilityBand, Person,
+    PersonFields, change,
 };
 use passerelle_proto::validate;
 use prost::Message;
@@ -62,6 +68,10 @@ pub struct ShareRecord {
     /// erasure must send it a tombstone. (Records written before this field read 0.)
     #[prost(int64, tag = "8")]
     pub in_flight_since_ms: i64,
+    /// The PASS IAE validity last sent, to notice a PASS that lapsed (`None`: a record written
+    /// before it was kept; such a record is compared on its age band only).
+    #[prost(bool, optional, tag = "16")]
+    pub pass_iae_valid: Option<bool>,
 }
 
 impl ShareRecord {
@@ -83,6 +93,8 @@ pub enum ProfileEffect {
         categories: Vec<String>,
         /// The age band sent.
         age_band: i32,
+        /// The PASS IAE validity sent.
+        pass_iae_valid: bool,
     },
     /// The hub purged the profile.
     Purged {
@@ -122,18 +134,31 @@ fn mobility_band(km: Option<u32>) -> MobilityBand {
     }
 }
 
-/// Builds the anonymised profile of `person` for one hub. Every field is derived (a band, a
-/// month, a département, a code); `sensitive` says whether `sante` and `justice` may be included.
+/// The age band and PASS IAE validity of a person as of the first day of `today`'s month: what
+/// a profile sent any day of that month says, so a change shows only at a month's start.
+pub fn monthly_bands(fields: &PersonFields, today: Date) -> (AgeBand, bool) {
+    let as_of = today.first_of_month();
+    let birth = Date::parse(&fields.birth_date).unwrap_or(as_of);
+    let pass_valid =
+        fields.pass_iae_end.as_deref().and_then(|d| Date::parse(d).ok()).is_some_and(|end| end >= as_of);
+    (age_band(birth, as_of), pass_valid)
+}
+
+/// Builds the anonymised profile of `person` for one hub, sent for `purposes` (`placement`,
+/// `statistics`). Every field is derived (a band, a month, a département, a code); bands are as of
+/// the first of `today`'s month ([`monthly_bands`]); `sensitive` says whether `sante` and
+/// `justice` may be included.
 pub fn anonymize(
     person: &Person,
     pseudonym: String,
     holding_siret: &str,
     version: u64,
     sensitive: bool,
+    purposes: &[ConsentPurpose],
     today: Date,
 ) -> AnonymizedProfile {
     let f = person.fields.clone().unwrap_or_default();
-    let birth = Date::parse(&f.birth_date).unwrap_or(today);
+    let (age_band, pass_iae_valid) = monthly_bands(&f, today);
     let barriers = f
         .barriers
         .iter()
@@ -144,19 +169,15 @@ pub fn anonymize(
         pseudonym,
         holding_siret: holding_siret.to_string(),
         origin_version: version,
-        age_band: age_band(birth, today) as i32,
+        age_band: age_band as i32,
         departement: validate::departement_of_commune(&f.commune).unwrap_or_default().to_string(),
         rome_codes: f.rome_codes,
         available_from: Date::parse(&f.available_from).map(|d| d.month_of().to_string()).unwrap_or_default(),
         hours_band: hours_band(f.hours_per_week) as i32,
         mobility_band: mobility_band(f.mobility_km) as i32,
-        pass_iae_valid: f
-            .pass_iae_end
-            .as_deref()
-            .and_then(|d| Date::parse(d).ok())
-            .is_some_and(|end| end >= today),
+        pass_iae_valid,
         barriers,
-        purposes: vec![ConsentPurpose::Placement as i32],
+        purposes: purposes.iter().map(|p| *p as i32).collect(),
     }
 }
 
@@ -279,6 +300,18 @@ impl Node {
             .any(|c| c.purpose == purpose as i32 && c.hub_id == hub_id && c.withdrawn_at_ms.is_none()))
     }
 
+    /// The purposes a person's profile is sent to `hub_id` for: `placement` and `statistics`, those
+    /// whose consent is in force (empty: nothing may be sent).
+    pub(super) fn sending_purposes(&self, person: &uuid::Uuid, hub_id: &str) -> Result<Vec<ConsentPurpose>> {
+        let mut out = Vec::new();
+        for purpose in [ConsentPurpose::Placement, ConsentPurpose::Statistics] {
+            if self.consent_in_force(person, purpose, hub_id)? {
+                out.push(purpose);
+            }
+        }
+        Ok(out)
+    }
+
     /// The change a hub must receive for a person's profile now: the profile under consent, a
     /// tombstone if the hub holds it without consent (or the person was erased), or nothing.
     pub fn profile_change(&self, person_id: &str, hub_id: &str) -> Result<Option<(Change, ProfileEffect)>> {
@@ -294,22 +327,28 @@ impl Node {
             .and_then(|raw| ShareRecord::decode(raw.as_slice()).ok())
             .is_some_and(|s| s.held());
         let person: Option<Person> = self.load(Tree::Persons, &keys::id(&id))?;
-        let consented = person.is_some() && self.consent_in_force(&id, ConsentPurpose::Placement, hub_id)?;
-        if let (Some(person), true) = (&person, consented) {
+        let purposes = match person {
+            Some(_) => self.sending_purposes(&id, hub_id)?,
+            None => Vec::new(),
+        };
+        if let (Some(person), false) = (&person, purposes.is_empty()) {
             let version = version_before;
-            let sensitive = self.consent_in_force(&id, ConsentPurpose::PlacementSensitive, hub_id)?;
+            let sensitive = purposes.contains(&ConsentPurpose::Placement)
+                && self.consent_in_force(&id, ConsentPurpose::PlacementSensitive, hub_id)?;
             let profile = anonymize(
                 person,
                 pseudonym.clone(),
                 &self.structure.siret,
                 version,
                 sensitive,
+                &purposes,
                 Date::today(),
             );
             let effect = ProfileEffect::Shared {
                 person_id: person_id.to_string(),
                 categories: categories(&profile),
                 age_band: profile.age_band,
+                pass_iae_valid: profile.pass_iae_valid,
             };
             let change = Change {
                 dataset: Dataset::Profiles.to_string(),
@@ -382,7 +421,7 @@ impl Node {
         let mut entries = Vec::new();
         for effect in effects {
             match effect {
-                ProfileEffect::Shared { person_id, categories, age_band } => {
+                ProfileEffect::Shared { person_id, categories, age_band, pass_iae_valid } => {
                     let key = share_key(person_id, hub_id);
                     let mut share = match self.store.get(Tree::Shares, &key)? {
                         Some(raw) => ShareRecord::decode(raw.as_slice()).unwrap_or_default(),
@@ -396,6 +435,7 @@ impl Node {
                     share.in_flight_since_ms = 0;
                     share.categories.clone_from(categories);
                     share.age_band = *age_band;
+                    share.pass_iae_valid = Some(*pass_iae_valid);
                     share.purge_requested_at_ms = 0;
                     share.purge_acked_at_ms = 0;
                     batch.put(Tree::Shares, key, share.encode_to_vec());
@@ -435,8 +475,9 @@ impl Node {
         self.commit(batch)
     }
 
-    /// Re-logs the profiles whose age band moved since they were sent (birthdays); returns how
-    /// many. Run at start and daily.
+    /// Re-logs the profiles whose age band or PASS IAE validity as of the first of this month
+    /// differs from what was sent; returns how many. Run at start and daily: only the first run of
+    /// a month finds anything, and moves everyone of that month in one batch.
     pub fn refresh_age_bands(&self) -> Result<usize> {
         self.refresh_age_bands_on(Date::today())
     }
@@ -453,10 +494,11 @@ impl Node {
             let Some((person_id, _)) = key.split_once('/') else { continue };
             let Ok(id) = super::parse_id("person_id", person_id) else { continue };
             let Some(person) = self.load::<Person>(Tree::Persons, &keys::id(&id))? else { continue };
-            let birth = person.fields.as_ref().and_then(|f| Date::parse(&f.birth_date).ok());
-            if birth.is_some_and(|b| age_band(b, today) as i32 != share.age_band)
-                && !moved.contains(&person_id.to_string())
-            {
+            let Some(fields) = person.fields.as_ref() else { continue };
+            let (band, pass_valid) = monthly_bands(fields, today);
+            let changed =
+                band as i32 != share.age_band || share.pass_iae_valid.is_some_and(|sent| sent != pass_valid);
+            if changed && !moved.contains(&person_id.to_string()) {
                 moved.push(person_id.to_string());
             }
         }
@@ -494,7 +536,7 @@ impl Node {
         let mut out = Vec::new();
         for person in self.load_all::<Person>(Tree::Persons)? {
             let id = super::parse_id("person_id", &person.id)?;
-            if self.consent_in_force(&id, ConsentPurpose::Placement, hub_id)? {
+            if !self.sending_purposes(&id, hub_id)?.is_empty() {
                 out.push((self.pseudonym(hub_id, &person.id)?, self.profile_version(&person.id)?));
             }
         }
@@ -562,7 +604,15 @@ mod tests {
             };
             let today = Date::parse("2026-11-22").map_err(|e| TestCaseError::fail(e.0))?;
             // Digits and "f" only: no generated name or e-mail user can occur in it by chance.
-            let profile = anonymize(&person, "0f".repeat(16), "73282932000074", 1, sensitive, today);
+            let profile = anonymize(
+                &person,
+                "0f".repeat(16),
+                "73282932000074",
+                1,
+                sensitive,
+                &[ConsentPurpose::Placement],
+                today,
+            );
             let bytes = profile.encode_to_vec();
             for secret in [first.trim(), last.trim(), &birth, &commune, &phone, &email, email_user.as_str()] {
                 if secret.len() >= 3 {

@@ -186,19 +186,29 @@ fn an_import_is_bounded_and_its_refusal_lists_rows_then_counts_the_rest() {
     assert!(node.list_needs(0).expect("list").is_empty(), "nothing written");
 }
 
-/// A person who turns 26 in five days ("under 26" today, "26-49" then), whose profile the hub
-/// `coorace-pdl` has acknowledged today.
-fn shared_person_turning_26(node: &Node, today: passerelle_proto::date::Date) -> String {
-    use passerelle_proto::date::Date;
-    use passerelle_proto::v1::AgeBand;
+/// The first day of the month `n` months after `day`'s.
+fn first_of_month_after(day: passerelle_proto::date::Date, n: i32) -> passerelle_proto::date::Date {
+    let months = day.year * 12 + i32::from(day.month) - 1 + n;
+    passerelle_proto::date::Date {
+        year: months.div_euclid(12),
+        month: (months.rem_euclid(12) + 1) as u8,
+        day: 1,
+    }
+}
 
+/// A person born on `birth` whose PASS IAE ends on `pass_end`, whose profile the hub
+/// `coorace-pdl` has acknowledged today with `band` and a valid PASS.
+fn shared_person(
+    node: &Node,
+    birth: passerelle_proto::date::Date,
+    pass_end: passerelle_proto::date::Date,
+    band: passerelle_proto::v1::AgeBand,
+) -> String {
     use super::profiles::ProfileEffect;
 
-    let in_five_days = Date::from_days_since_epoch(today.days_since_epoch() + 5);
-    let day = if in_five_days.month == 2 && in_five_days.day == 29 { 28 } else { in_five_days.day };
-    let birth = Date { year: in_five_days.year - 26, month: in_five_days.month, day };
     let mut fields = person();
     fields.birth_date = birth.to_string();
+    fields.pass_iae_end = Some(pass_end.to_string());
     let person = node.add_person(Some(fields)).expect("person");
     node.grant_consent(GrantConsentRequest {
         person_id: person.id.clone(),
@@ -210,50 +220,67 @@ fn shared_person_turning_26(node: &Node, today: passerelle_proto::date::Date) ->
     .expect("consent");
     let (_, effect) = node.profile_change(&person.id, "coorace-pdl").expect("change").expect("shared");
     assert!(
-        matches!(&effect, ProfileEffect::Shared { age_band, .. } if *age_band == AgeBand::Under26 as i32)
+        matches!(&effect, ProfileEffect::Shared { age_band, pass_iae_valid: true, .. } if *age_band == band as i32),
+        "{effect:?}"
     );
     node.record_profile_acks("coorace-pdl", &[effect]).expect("ack");
     person.id
 }
 
+/// A person who turns 26 on `day` of next month, shared and acknowledged today as under 26.
+fn shared_person_turning_26_next_month(node: &Node, today: passerelle_proto::date::Date, day: u8) -> String {
+    use passerelle_proto::date::Date;
+    use passerelle_proto::v1::AgeBand;
+
+    let next = first_of_month_after(today, 1);
+    let birth = Date { year: next.year - 26, month: next.month, day };
+    shared_person(node, birth, Date { year: today.year + 2, ..next }, AgeBand::Under26)
+}
+
+/// A birthday in the middle of a month moves no profile on that day nor on any other day of the
+/// month (bands are as of the first of the month): the hub's receive time would give the birth
+/// date. The move comes on the first of the next month.
 #[test]
-fn a_birthday_that_moves_an_age_band_resends_the_profile() {
+fn a_birthday_mid_month_moves_no_profile_until_the_first_of_the_next_month() {
     use passerelle_proto::date::Date;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let node = node(dir.path());
     let today = Date::today();
-    shared_person_turning_26(&node, today);
+    shared_person_turning_26_next_month(&node, today, 15);
 
     let head = node.head_seq();
-    assert_eq!(node.refresh_age_bands_on(today).expect("refresh"), 0, "nothing moved today");
-    assert_eq!(
-        node.refresh_age_bands_on(Date::from_days_since_epoch(today.days_since_epoch() + 4))
-            .expect("refresh"),
-        0
-    );
+    let after_next = first_of_month_after(today, 2);
+    for day in today.days_since_epoch()..after_next.days_since_epoch() {
+        let on = Date::from_days_since_epoch(day);
+        assert_eq!(node.refresh_age_bands_on(on).expect("refresh"), 0, "nothing moves on {on}");
+    }
     assert_eq!(node.head_seq(), head, "no change logged");
-    let on_birthday = Date::from_days_since_epoch(today.days_since_epoch() + 5);
-    assert_eq!(node.refresh_age_bands_on(on_birthday).expect("refresh"), 1, "the birthday moves her band");
+    assert_eq!(node.refresh_age_bands_on(after_next).expect("refresh"), 1, "the first of the next month");
     assert_eq!(node.head_seq(), head + 1, "one profile change logged for sync, in one commit");
     let pending = node.outbox_after(head, 10).expect("outbox");
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].1.dataset, passerelle_proto::datasets::Dataset::Profiles);
 }
 
-/// Several birthdays on one day: each person gets an outbox entry of their own (they once shared
-/// one sequence number, so only the last person's profile was resent).
+/// Several birthdays in one month move together on the first of the next, each person with an
+/// outbox entry of their own (they once shared one sequence number, so only the last person's
+/// profile was resent).
 #[test]
-fn several_birthdays_on_one_day_resend_every_profile() {
+fn birthdays_of_one_month_move_in_one_batch() {
     use passerelle_proto::date::Date;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let node = node(dir.path());
     let today = Date::today();
-    let mut ids = vec![shared_person_turning_26(&node, today), shared_person_turning_26(&node, today)];
+    let mut ids = vec![
+        shared_person_turning_26_next_month(&node, today, 3),
+        shared_person_turning_26_next_month(&node, today, 20),
+    ];
     let head = node.head_seq();
-    let on_birthday = Date::from_days_since_epoch(today.days_since_epoch() + 5);
-    assert_eq!(node.refresh_age_bands_on(on_birthday).expect("refresh"), 2);
+    let next = first_of_month_after(today, 1);
+    assert_eq!(node.refresh_age_bands_on(Date { day: 21, ..next }).expect("refresh"), 0);
+    assert_eq!(node.refresh_age_bands_on(first_of_month_after(today, 2)).expect("refresh"), 2);
     assert_eq!(node.head_seq(), head + 2);
     let mut logged: Vec<String> =
         node.outbox_after(head, 10).expect("outbox").into_iter().map(|(_, e)| e.key).collect();
@@ -261,4 +288,28 @@ fn several_birthdays_on_one_day_resend_every_profile() {
     ids.sort();
     assert_eq!(logged, ids, "one entry per person");
     assert_eq!(node.pending_after(head), 2);
+}
+
+/// A PASS IAE that ends mid-month is valid, as sent, until the first of the next month, when the
+/// profile moves.
+#[test]
+fn a_pass_iae_ending_mid_month_moves_the_profile_on_the_first_of_the_next() {
+    use passerelle_proto::date::Date;
+    use passerelle_proto::v1::AgeBand;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node(dir.path());
+    let today = Date::today();
+    let next = first_of_month_after(today, 1);
+    shared_person(
+        &node,
+        Date { year: 1990, month: 4, day: 2 },
+        Date { day: 10, ..next },
+        AgeBand::AgeBand2649,
+    );
+    let head = node.head_seq();
+    assert_eq!(node.refresh_age_bands_on(Date { day: 11, ..next }).expect("refresh"), 0, "lapsed mid-month");
+    assert_eq!(node.head_seq(), head);
+    assert_eq!(node.refresh_age_bands_on(first_of_month_after(today, 2)).expect("refresh"), 1);
+    assert_eq!(node.head_seq(), head + 1);
 }

@@ -10,7 +10,7 @@
 use std::str::FromStr;
 
 use passerelle_proto::datasets::Dataset;
-use passerelle_proto::v1::{NeedStatus, TableDescriptor};
+use passerelle_proto::v1::{ConsentPurpose, NeedStatus, TableDescriptor};
 use passerelle_proto::validate::FieldError;
 
 use crate::hub::ingest::HubRecord;
@@ -274,7 +274,12 @@ impl Spec {
             && match self.table {
                 Table::Indicators => record.indicators.as_ref().is_some_and(|r| r.fields.is_some()),
                 Table::Needs => record.need.as_ref().is_some_and(|n| n.status == NeedStatus::Open as i32),
-                Table::Profiles => record.profile.is_some(),
+                // Only under a `statistics` consent: `placement` alone never puts a person in a
+                // published table.
+                Table::Profiles => record
+                    .profile
+                    .as_ref()
+                    .is_some_and(|p| crate::hub::profiles_view::serves(p, ConsentPurpose::Statistics)),
             };
         counted.then(|| self.measures.iter().map(|m| m.read(record)).collect())
     }
@@ -314,7 +319,7 @@ pub(super) const NEEDS: Spec = Spec {
 
 pub(super) const PROFILES: Spec = Spec {
     table: Table::Profiles,
-    description: "available anonymised profiles shared under consent",
+    description: "available anonymised profiles shared under a statistics consent",
     dimensions: &["rome-domaine", "departement", "age-band"],
     measures: &[Measure::Profiles],
     derived: &[],

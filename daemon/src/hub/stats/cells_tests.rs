@@ -562,6 +562,7 @@ fn linked_profile_tables_share_one_suppression() -> anyhow::Result<()> {
                     departement: dep.into(),
                     rome_codes: vec![domaines[(i * 7 + s) % 3].into()],
                     available_from: "2026-12".into(),
+                    purposes: vec![passerelle_proto::v1::ConsentPurpose::Statistics as i32],
                     ..Default::default()
                 };
                 Change {
