@@ -97,11 +97,19 @@ async fn profiles_follow_consent_per_hub_and_are_purged_on_withdrawal() -> anyho
 
     let mut coorace_keys = Vec::new();
     hubs = hubs.inspect(|a, b| {
-        let profiles = hub_profiles_on_disk(a, SIRETS[0])?;
+        let all = hub_profiles_on_disk(a, SIRETS[0])?;
+        let placement = ConsentPurpose::Placement as i32;
+        let (profiles, statistics_only): (Vec<_>, Vec<_>) =
+            all.into_iter().partition(|p| p.purposes.contains(&placement));
         assert_eq!(
             profiles.len(),
             2,
             "placement consent for Coorace: Camille and Sacha only (not statistics, not none)"
+        );
+        assert_eq!(
+            statistics_only.iter().map(|p| p.purposes.clone()).collect::<Vec<_>>(),
+            vec![vec![ConsentPurpose::Statistics as i32]],
+            "Dominique's statistics consent: a profile flagged statistics-only, never in the view"
         );
         let sensitive = |p: &passerelle_proto::v1::AnonymizedProfile| {
             p.barriers.iter().any(|b| *b == Barrier::Sante as i32 || *b == Barrier::Justice as i32)
@@ -156,13 +164,15 @@ async fn profiles_follow_consent_per_hub_and_are_purged_on_withdrawal() -> anyho
     n.delete_person(&sacha.id).await?;
     n.sync_now(true, Duration::from_secs(30)).await?;
     hubs = hubs.inspect(|a, b| {
-        assert!(
-            hub_profiles_on_disk(a, SIRETS[0])?.is_empty(),
-            "withdrawn and erased: nothing left at Coorace"
+        let left = hub_profiles_on_disk(a, SIRETS[0])?;
+        assert_eq!(
+            left.iter().map(|p| p.purposes.clone()).collect::<Vec<_>>(),
+            vec![vec![ConsentPurpose::Statistics as i32]],
+            "withdrawn and erased: nothing left at Coorace but Dominique's statistics-only profile"
         );
         let records = hub_records_on_disk(a, SIRETS[0], "profiles")?;
-        assert_eq!(records.len(), 2, "two tombstones, no payload");
-        assert!(records.iter().all(|r| !r.2));
+        assert_eq!(records.len(), 3);
+        assert_eq!(records.iter().filter(|r| !r.2).count(), 2, "two tombstones, no payload");
         assert_eq!(
             hub_profiles_on_disk(b, SIRETS[0])?.len(),
             1,

@@ -223,7 +223,8 @@ pub(crate) async fn consolidated_table(federation: &Federation, quarter: &str) -
     Ok(())
 }
 
-/// A person withdraws their placement consent for a hub; the demo follows the purge request to
+/// A person withdraws their placement and statistics consents for a hub (either one alone leaves
+/// the hub a copy for the other purpose); the demo follows the purge request to
 /// the hub's acknowledgement, in the node's person report and audit log.
 pub(crate) async fn withdrawal(federation: &Federation) -> anyhow::Result<()> {
     let (index, first_name) = WITHDRAWING;
@@ -236,16 +237,23 @@ pub(crate) async fn withdrawal(federation: &Federation) -> anyhow::Result<()> {
         .into_iter()
         .find(|p| p.fields.as_ref().is_some_and(|f| f.first_name == first_name))
         .with_context(|| format!("{first_name} is not among {}'s persons", cast.name))?;
-    title(&format!("{first_name} (person {}) withdraws her placement consent for {hub}", person.id));
-    let placement = ConsentPurpose::Placement as i32;
-    let in_force = client
-        .consents(Some(person.id.clone()))
-        .await?
+    title(&format!(
+        "{first_name} (person {}) withdraws her placement and statistics consents for {hub}",
+        person.id
+    ));
+    let purposes = [ConsentPurpose::Placement, ConsentPurpose::Statistics];
+    let consents = client.consents(Some(person.id.clone())).await?;
+    let missing: Vec<ConsentPurpose> = purposes
         .into_iter()
-        .any(|c| c.purpose == placement && c.hub_id == hub && c.withdrawn_at_ms.is_none());
-    if !in_force {
+        .filter(|p| {
+            !consents.iter().any(|c| c.purpose == *p as i32 && c.hub_id == hub && c.withdrawn_at_ms.is_none())
+        })
+        .collect();
+    if !missing.is_empty() {
         // A second run on the same data: she withdrew last time; she consents again first.
-        client.grant_consent(grant(&person.id, ConsentPurpose::Placement, hub)).await?;
+        for purpose in missing {
+            client.grant_consent(grant(&person.id, purpose, hub)).await?;
+        }
         println!("(a previous run withdrew it: consent given again for this run)");
     }
     client.sync_now(true, STEP_TIMEOUT).await?;
@@ -257,13 +265,15 @@ pub(crate) async fn withdrawal(federation: &Federation) -> anyhow::Result<()> {
         format_unix_ms(before.last_sent_at_ms)
     );
     let withdrawn_at = now_unix_ms();
-    client
-        .withdraw_consent(passerelle_proto::v1::WithdrawConsentRequest {
-            person_id: person.id.clone(),
-            purpose: placement,
-            hub_id: hub.into(),
-        })
-        .await?;
+    for purpose in purposes {
+        client
+            .withdraw_consent(passerelle_proto::v1::WithdrawConsentRequest {
+                person_id: person.id.clone(),
+                purpose: purpose as i32,
+                hub_id: hub.into(),
+            })
+            .await?;
+    }
     client.sync_now(true, STEP_TIMEOUT).await?;
     let after = share(&mut client, &person.id, hub, |s| {
         !s.held && s.purge_acked_at_ms >= s.purge_requested_at_ms && s.purge_requested_at_ms >= withdrawn_at
@@ -271,7 +281,7 @@ pub(crate) async fn withdrawal(federation: &Federation) -> anyhow::Result<()> {
     .await?;
     let header: Vec<String> = ["+MS", "EVENT"].map(String::from).to_vec();
     let rows = vec![
-        vec!["0".into(), format!("consent withdrawn at the node ({})", format_unix_ms(withdrawn_at))],
+        vec!["0".into(), format!("consents withdrawn at the node ({})", format_unix_ms(withdrawn_at))],
         vec![
             (after.purge_requested_at_ms - withdrawn_at).to_string(),
             format!(
