@@ -119,7 +119,7 @@ impl NodeClient {
         reply.map(|r| r.into_inner().needs).map_err(|s| self.status(s))
     }
 
-    /// The pooled anonymised profiles of the networks, asked of each hub now.
+    /// The classes of candidates of the networks (k-anonymous, without our own), asked of each hub now.
     pub async fn network_profiles(
         &mut self,
         rome_prefix: Option<String>,

@@ -220,7 +220,7 @@ async fn node_command(
             for hub in &reply.unreachable {
                 eprintln!("warning: not asked: {hub}");
             }
-            render::list_of::<_, views::NetworkClassView>(format, reply.profiles)
+            render::list_of::<_, views::NetworkClassView>(format, reply.classes)
         }
         Command::Network(NetworkCommand::Needs { rome, departement }) => {
             let needs = node.network_needs(rome, departement).await?;

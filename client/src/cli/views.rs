@@ -754,10 +754,10 @@ fn breakdown(counts: Vec<passerelle_proto::v1::ClassCount>) -> Option<BTreeMap<S
     (!counts.is_empty()).then(|| counts.into_iter().map(|c| (c.value, c.count)).collect())
 }
 
-impl From<passerelle_proto::v1::NetworkProfile> for NetworkClassView {
-    fn from(n: passerelle_proto::v1::NetworkProfile) -> Self {
+impl From<passerelle_proto::v1::NetworkClass> for NetworkClassView {
+    fn from(n: passerelle_proto::v1::NetworkClass) -> Self {
         use passerelle_proto::v1::AgeBand;
-        let c = n.profile.unwrap_or_default();
+        let c = n.class.unwrap_or_default();
         let age_band = slug_of::<AgeBand>(c.age_band);
         Self {
             id: format!("{}/{age_band}/{}/{}", n.hub_id, c.area, c.rome),

@@ -208,8 +208,8 @@ impl HubSync for HubApi {
         let hub = self.hub.clone();
         blocking(move || {
             hub.require_member(&peer)?;
-            let (profiles, withheld) = hub.profiles_view(&peer.id.id)?;
-            Ok(ListProfilesResponse { profiles, k: hub.config().k_anonymity, withheld })
+            let (classes, withheld) = hub.profiles_view(&peer.id.id)?;
+            Ok(ListProfilesResponse { classes, k: hub.config().k_anonymity, withheld })
         })
         .await
     }

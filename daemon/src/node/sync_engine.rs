@@ -224,14 +224,15 @@ impl SyncEngine {
         self.links.iter().filter_map(|l| l.status.lock().ok().map(|s| s.checkpoint)).min().unwrap_or(0)
     }
 
-    /// The pooled profiles each hub publishes now (k-anonymous at the hub), filtered by ROME
-    /// prefix and département (a profile generalised to a région matches the départements in it).
+    /// The classes of candidates each hub publishes now (k-anonymous at the hub, without this
+    /// structure's own), filtered by ROME prefix and département (a class generalised to a région
+    /// matches the départements in it).
     pub(crate) async fn network_profiles(
         &self,
         rome_prefix: Option<&str>,
         departement: Option<&str>,
     ) -> Result<passerelle_proto::v1::ListNetworkProfilesResponse> {
-        use passerelle_proto::v1::{ListNetworkProfilesResponse, ListProfilesRequest, NetworkProfile};
+        use passerelle_proto::v1::{ListNetworkProfilesResponse, ListProfilesRequest, NetworkClass};
         if let Some(dep) = departement {
             passerelle_proto::validate::departement("departement", dep)?;
         }
@@ -251,18 +252,16 @@ impl SyncEngine {
             .await;
             match fetched {
                 Ok(reply) => {
-                    for profile in reply.into_inner().profiles {
+                    for class in reply.into_inner().classes {
                         let rome_ok = rome_prefix
-                            .is_none_or(|p| profile.rome.starts_with(p) || p.starts_with(&profile.rome));
+                            .is_none_or(|p| class.rome.starts_with(p) || p.starts_with(&class.rome));
                         let area_ok = departement.is_none_or(|d| {
-                            profile.area == d
-                                || (profile.area_level == "region" && Some(profile.area.as_str()) == region)
+                            class.area == d
+                                || (class.area_level == "region" && Some(class.area.as_str()) == region)
                         });
                         if rome_ok && area_ok {
-                            out.profiles.push(NetworkProfile {
-                                hub_id: link.config.id.clone(),
-                                profile: Some(profile),
-                            });
+                            out.classes
+                                .push(NetworkClass { hub_id: link.config.id.clone(), class: Some(class) });
                         }
                     }
                 }
