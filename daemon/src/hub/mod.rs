@@ -68,7 +68,7 @@ impl Hub {
         };
         let (feed, _) = tokio::sync::watch::channel(head);
         let (access, _) = tokio::sync::watch::channel(0);
-        Ok(Self {
+        let hub = Self {
             store,
             config,
             identity,
@@ -77,7 +77,9 @@ impl Hub {
             feed,
             access,
             relays: Mutex::default(),
-        })
+        };
+        hub.uncount_profiles_without_statistics()?;
+        Ok(hub)
     }
 
     /// A hub `coorace-pdl` of région 52 accepting members as they come, without TLS files, for

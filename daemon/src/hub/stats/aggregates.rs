@@ -110,6 +110,13 @@ pub(super) fn values_of(record: &HubRecord) -> Option<Vec<i64>> {
     Table::of_record(record)?.spec().values(record)
 }
 
+/// What a stored record with a `stat_key` contributed to that cell. Read from the record whatever
+/// today's counting rules say, so a record counted under older rules (a profile counted before
+/// purposes existed) is still taken out of its cell.
+fn contributed(record: &HubRecord) -> Option<Vec<i64>> {
+    (!record.stat_key.is_empty()).then(|| Table::of_record(record).map(|t| t.spec().read(record)))?
+}
+
 /// Where a record is counted and with which values, or `None` if it is not counted. Indicators
 /// need the structure (département, kind); needs and profiles carry their own coordinates.
 pub(crate) fn contribution(record: &HubRecord, structure: Option<&Structure>) -> Option<(Vec<u8>, Vec<i64>)> {
@@ -171,8 +178,7 @@ impl Hub {
         new: Option<&mut HubRecord>,
     ) -> Result<()> {
         if let Some(old) = old
-            && !old.stat_key.is_empty()
-            && let Some(values) = values_of(old)
+            && let Some(values) = contributed(old)
         {
             if !delta.cells.contains_key(&old.stat_key) {
                 let cell = self.load_cell(&old.stat_key)?;
@@ -204,6 +210,37 @@ impl Hub {
             }
         }
         Ok(())
+    }
+
+    /// Takes out of the statistics the profiles counted under the rules before purposes (every
+    /// profile) that no `statistics` consent covers, in one commit; returns how many. Run at open:
+    /// a no-op once done, and cheap next to a view of profiles (one scan of the records).
+    pub(in crate::hub) fn uncount_profiles_without_statistics(&self) -> Result<usize> {
+        use crate::store::keys::RecordKey;
+        use passerelle_proto::datasets::Dataset;
+
+        let _writer = self.write_lock();
+        let mut delta = StatsDelta::default();
+        let mut batch = WriteBatch::new();
+        let mut uncounted = 0;
+        for (key, raw) in self.store.scan(Tree::Records, &[], None, usize::MAX)? {
+            let Some(record_key) = RecordKey::decode(&key).filter(|k| k.dataset == Dataset::Profiles) else {
+                continue;
+            };
+            let Ok(record) = HubRecord::decode(raw.as_slice()) else { continue };
+            if record.stat_key.is_empty() || values_of(&record).is_some() {
+                continue;
+            }
+            let mut now = record.clone();
+            self.stage_stats(&mut delta, &record_key.origin, None, Some(&record), Some(&mut now))?;
+            batch.put(Tree::Records, key, now.encode_to_vec());
+            uncounted += 1;
+        }
+        if uncounted > 0 {
+            Self::flush_stats(&mut batch, delta);
+            self.store.commit(batch)?;
+        }
+        Ok(uncounted)
     }
 
     /// Writes the changed cells into `batch`.

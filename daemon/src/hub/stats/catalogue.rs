@@ -281,7 +281,13 @@ impl Spec {
                     .as_ref()
                     .is_some_and(|p| crate::hub::profiles_view::serves(p, ConsentPurpose::Statistics)),
             };
-        counted.then(|| self.measures.iter().map(|m| m.read(record)).collect())
+        counted.then(|| self.read(record))
+    }
+
+    /// The values `record` holds for this table's measures, counted or not: what a record with a
+    /// `stat_key` contributed to that cell (its payload has not changed since).
+    pub(super) fn read(&self, record: &HubRecord) -> Vec<i64> {
+        self.measures.iter().map(|m| m.read(record)).collect()
     }
 }
 

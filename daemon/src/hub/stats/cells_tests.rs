@@ -634,3 +634,71 @@ fn linked_profile_tables_share_one_suppression() -> anyhow::Result<()> {
     assert_eq!(recovered, Vec::<Vec<String>>::new());
     Ok(())
 }
+
+/// A hub store written before profiles carried purposes counted every profile in the statistics.
+/// At open, the ones no `statistics` consent covers are taken out of their cells (once), and a
+/// later change of such a record uncounts it from the cell it was counted in.
+#[test]
+fn profiles_counted_before_purposes_are_uncounted_at_open() -> anyhow::Result<()> {
+    use passerelle_proto::v1::{AgeBand, AnonymizedProfile, ConsentPurpose};
+
+    use crate::hub::ingest::HubRecord;
+    use crate::store::WriteBatch;
+    use crate::store::keys::RecordKey;
+
+    let dir = tempfile::tempdir()?;
+    let hub = hub(dir.path());
+    let siret = siret(200);
+    let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+    hub.admit(
+        &peer,
+        Some(Structure { siret: siret.clone(), kind: 1, name: "S".into(), departement: "49".into() }),
+    )?;
+    let session = PushSession::for_tests(peer, vec![1; 16], &[Dataset::Profiles], 1);
+    let changes = (0..3u64)
+        .map(|i| {
+            let key = format!("{i:032x}");
+            Change {
+                dataset: "profiles".into(),
+                key: key.clone(),
+                version: 1,
+                payload: Some(change::Payload::Profile(AnonymizedProfile {
+                    pseudonym: key,
+                    holding_siret: siret.clone(),
+                    origin_version: 1,
+                    age_band: AgeBand::Under26 as i32,
+                    departement: "49".into(),
+                    rome_codes: vec!["K2204".into()],
+                    available_from: "2026-12".into(),
+                    purposes: vec![ConsentPurpose::Statistics as i32],
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }
+        })
+        .collect();
+    hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1 })?;
+    let counted = |hub: &Hub| -> anyhow::Result<u32> {
+        Ok(hub.stat_cells("p/")?.values().flat_map(|c| c.contributions.iter().map(|c| c.records)).sum())
+    };
+    assert_eq!(counted(&hub)?, 3);
+
+    // Two of them as an older hub stored them: counted, without purposes (placement only).
+    let mut batch = WriteBatch::new();
+    for i in 0..2u64 {
+        let key = RecordKey::new(siret.clone(), Dataset::Profiles, format!("{i:032x}")).encode();
+        let raw = hub.store.get(Tree::Records, &key)?.ok_or_else(|| anyhow::anyhow!("record"))?;
+        let mut record = HubRecord::decode(raw.as_slice())?;
+        assert!(!record.stat_key.is_empty());
+        if let Some(p) = record.profile.as_mut() {
+            p.purposes.clear();
+        }
+        batch.put(Tree::Records, key, record.encode_to_vec());
+    }
+    hub.store.commit(batch)?;
+    assert_eq!(counted(&hub)?, 3, "an older store: still counted");
+    assert_eq!(hub.uncount_profiles_without_statistics()?, 2);
+    assert_eq!(counted(&hub)?, 1, "only the statistics one is left");
+    assert_eq!(hub.uncount_profiles_without_statistics()?, 0, "once");
+    Ok(())
+}
