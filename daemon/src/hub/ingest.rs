@@ -341,7 +341,7 @@ impl Hub {
             }
         }
         let head = self.stage_feed(&mut write, log);
-        Self::flush_stats(&mut write, stats);
+        self.flush_stats(&mut write, stats)?;
         self.stage_receipts(&mut write, &received, now)?;
         if batch.seq > member.last_acked_seq {
             member.last_acked_seq = batch.seq;
@@ -406,7 +406,7 @@ impl Hub {
         member.records_held = live;
         write.put(Tree::Members, member_key(Role::Node, &origin), member.encode_to_vec());
         let head = self.stage_feed(&mut write, feed);
-        Self::flush_stats(&mut write, stats);
+        self.flush_stats(&mut write, stats)?;
         self.store.commit(write)?;
         self.publish_feed(head);
         Ok(swept)

@@ -79,6 +79,7 @@ impl Hub {
             relays: Mutex::default(),
         };
         hub.uncount_profiles_without_statistics()?;
+        hub.rebuild_rollups_once()?;
         Ok(hub)
     }
 
@@ -298,7 +299,7 @@ impl Hub {
         }
         batch.delete(Tree::Members, key);
         let head = self.stage_feed(&mut batch, feed);
-        Self::flush_stats(&mut batch, stats);
+        self.flush_stats(&mut batch, stats)?;
         self.store.commit(batch)?;
         self.publish_feed(head);
         self.access_changed();

@@ -114,7 +114,7 @@ impl FeedEntry {
 }
 
 /// The period of an indicators cell: months roll up into quarters and years.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum CellPeriod {
     /// A month ([`Month::ordinal`]).
     Month(u32),
@@ -244,7 +244,9 @@ impl CellKey {
         matches!(self, CellKey::Indicators { .. }).then(|| [SUMMARY.as_bytes(), &self.encode()].concat())
     }
 
-    /// The quarter and year cells a month's indicators cell rolls up into (none for others).
+    /// The quarter and year cells a month's indicators cell rolls up into (none for others): the
+    /// key layout the stores hold (which of them a structure counts in is `hub::stats`'s call).
+    #[cfg(test)]
     pub(crate) fn rollups(&self) -> Vec<CellKey> {
         let CellKey::Indicators { period: CellPeriod::Month(ordinal), departement, kind } = self else {
             return Vec::new();
