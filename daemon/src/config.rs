@@ -56,7 +56,27 @@ pub struct Config {
     pub metrics: Option<MetricsSection>,
     /// On a hub: when monthly reports are due and when a month closes.
     pub periods: Option<PeriodsSection>,
+    /// On a hub: how published statistics are protected.
+    pub statistics: Option<StatisticsSection>,
 }
+
+/// `[statistics]` (hubs): the protection published tables give withheld values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatisticsSection {
+    /// An attacker solving every published table together must not narrow a withheld value `v`
+    /// to less than `[v × (1 − p), v × (1 + p)]`, `p` this percentage (default 15, 5 to 50):
+    /// the audit of complementary suppression checks it at every closing.
+    #[serde(default = "default_protection_percent")]
+    pub protection_percent: Spanned<u32>,
+}
+
+fn default_protection_percent() -> Spanned<u32> {
+    Spanned::new(0..0, DEFAULT_PROTECTION_PERCENT)
+}
+
+/// Default of [`StatisticsSection::protection_percent`].
+pub const DEFAULT_PROTECTION_PERCENT: u32 = 15;
 
 /// `[periods]` (hubs): due dates of monthly reports and the closing of months.
 #[derive(Debug, Clone, Deserialize)]
@@ -386,6 +406,8 @@ pub struct HubConfig {
     pub upstreams: Vec<Upstream>,
     /// Due dates and closing of monthly periods.
     pub periods: crate::hub::periods::PeriodsConfig,
+    /// The protection level of withheld statistics, in percent (`[statistics]`).
+    pub protection_percent: u32,
     /// Its TLS files.
     pub tls: ServerTlsFiles,
 }
@@ -482,6 +504,14 @@ impl Config {
                     FieldError::rule("upstream", "is for hubs; a node lists [[hubs]]"),
                 ));
             }
+            (Some(_), None) if self.statistics.is_some() => {
+                let span = self.statistics.as_ref().map(|s| s.protection_percent.span()).unwrap_or_default();
+                return Err(v.at(
+                    "statistics",
+                    span,
+                    FieldError::rule("statistics", "is for hubs; a node publishes no statistics"),
+                ));
+            }
             (Some(_), None) if self.periods.is_some() => {
                 let span = self.periods.as_ref().map(|p| p.close.span()).unwrap_or_default();
                 return Err(v.at(
@@ -509,6 +539,9 @@ impl Config {
                 let periods = self.periods.as_ref().map(|p| v.periods(p)).transpose()?;
                 let mut config = v.hub(hub, &self.upstream)?;
                 config.periods = periods.unwrap_or_default();
+                if let Some(statistics) = &self.statistics {
+                    config.protection_percent = v.protection(statistics)?;
+                }
                 RoleConfig::Hub(config)
             }
             (Some(_), Some(hub)) => {
@@ -802,8 +835,21 @@ impl Validator<'_> {
             min_persons,
             tombstone_retention: Duration::from_secs(u64::from(days) * 24 * 3600),
             periods: crate::hub::periods::PeriodsConfig::default(),
+            protection_percent: DEFAULT_PROTECTION_PERCENT,
             tls,
         })
+    }
+
+    fn protection(&self, statistics: &StatisticsSection) -> Result<u32> {
+        let percent = *statistics.protection_percent.get_ref();
+        if !(5..=50).contains(&percent) {
+            return Err(self.at(
+                "statistics.protection_percent",
+                statistics.protection_percent.span(),
+                FieldError::new("protection_percent", percent.to_string(), "must be between 5 and 50"),
+            ));
+        }
+        Ok(percent)
     }
 
     fn periods(&self, periods: &PeriodsSection) -> Result<crate::hub::periods::PeriodsConfig> {
@@ -957,6 +1003,28 @@ listen = "127.0.0.1:0"
         }
         let err = Config::parse(&text("deadline = 15"), &path).expect_err("unknown key");
         assert!(err.to_string().contains(":12: unknown field `deadline`"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_protection_level_is_checked_with_its_line() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("hub.toml");
+        let text = |line: &str| {
+            format!(
+                "data_dir = \"d\"\n[hub]\nid = \"coorace-pdl\"\nnetwork = \"coorace\"\nregion = \"52\"\nlisten = \"127.0.0.1:0\"\n[hub.tls]\ncert = \"missing.pem\"\nkey = \"missing.key\"\nclient_cas = []\n[statistics]\n{line}\n"
+            )
+        };
+        for (line, rule) in [
+            ("protection_percent = 4", ":12: statistics.protection_percent \"4\": must be between 5 and 50"),
+            (
+                "protection_percent = 51",
+                ":12: statistics.protection_percent \"51\": must be between 5 and 50",
+            ),
+        ] {
+            let err = Config::parse(&text(line), &path)?.validate(&text(line), &path).expect_err(line);
+            assert!(err.to_string().contains(rule), "{err}");
+        }
         Ok(())
     }
 

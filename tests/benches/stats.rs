@@ -55,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         tombstone_retention: Duration::from_secs(30 * 24 * 3600),
         upstreams: Vec::new(),
         periods: Default::default(),
+        protection_percent: passerelle_daemon::config::DEFAULT_PROTECTION_PERCENT,
         tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), client_cas: Vec::new() },
     };
     let hub = Hub::open(&dir.path().join("hub"), config, Default::default())?;

@@ -80,6 +80,7 @@ impl Hub {
         };
         hub.uncount_profiles_without_statistics()?;
         hub.rebuild_rollups_once()?;
+        hub.rebuild_summaries_once()?;
         Ok(hub)
     }
 
@@ -99,6 +100,7 @@ impl Hub {
             tombstone_retention: std::time::Duration::from_secs(30 * 24 * 3600),
             upstreams: Vec::new(),
             periods: periods::PeriodsConfig::default(),
+            protection_percent: crate::config::DEFAULT_PROTECTION_PERCENT,
             tls: crate::tls::ServerTlsFiles {
                 cert: std::path::PathBuf::new(),
                 key: std::path::PathBuf::new(),

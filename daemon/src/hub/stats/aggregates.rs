@@ -56,6 +56,10 @@ pub(crate) struct Summary {
     /// Latest record received.
     #[prost(int64, tag = "4")]
     pub latest_ms: i64,
+    /// The largest single-structure value of each measure (stored order), for dominance on
+    /// every measure. Empty in summaries written before it, which are rebuilt at open.
+    #[prost(int64, repeated, tag = "5")]
+    pub maxima: Vec<i64>,
 }
 
 impl Summary {
@@ -67,11 +71,26 @@ impl Summary {
             *a += b;
         }
         self.dominance_max = self.dominance_max.max(other.dominance_max);
+        self.maxima.resize(self.maxima.len().max(other.maxima.len()), 0);
+        for (a, b) in self.maxima.iter_mut().zip(&other.maxima) {
+            *a = (*a).max(*b);
+        }
         self.latest_ms = self.latest_ms.max(other.latest_ms);
     }
 }
 
 impl StatCell {
+    /// The summary of an indicators cell, as stored under `z/`.
+    pub(super) fn summary(&self) -> Summary {
+        let mut group = Group::default();
+        for c in &self.contributions {
+            group.add(c);
+        }
+        let mut summary = summarize(&INDICATORS, &group);
+        summary.latest_ms = self.latest_ms;
+        summary
+    }
+
     pub(super) fn apply(&mut self, siret: &str, values: &[i64], sign: i64, at_ms: i64) {
         self.shift(siret, values, sign, sign, at_ms);
     }
@@ -180,6 +199,10 @@ pub(crate) struct StatsDelta {
 /// Meta key set once the quarter and year cells follow [`Placement`] (see
 /// [`Hub::rebuild_rollups_once`]).
 const ROLLUPS_BY_LATEST_MONTH: &[u8] = b"stats/rollups-by-latest-month";
+
+/// Meta key set once every indicators summary carries per-measure maxima (see
+/// [`Hub::rebuild_summaries_once`]).
+const SUMMARIES_WITH_MAXIMA: &[u8] = b"stats/summaries-with-maxima";
 
 /// How one month of a structure's indicators is counted: under which attributes, with which
 /// values, received when.
@@ -448,6 +471,31 @@ impl Hub {
         Ok(rewritten)
     }
 
+    /// Rewrites every indicators summary from its cell, once per store
+    /// ([`SUMMARIES_WITH_MAXIMA`] marks it done): summaries written before per-measure maxima
+    /// could not apply dominance to every measure. One commit; returns how many it rewrote.
+    pub(in crate::hub) fn rebuild_summaries_once(&self) -> Result<usize> {
+        let _writer = self.write_lock();
+        if self.store.get(Tree::Meta, SUMMARIES_WITH_MAXIMA)?.is_some() {
+            return Ok(0);
+        }
+        let mut batch = WriteBatch::new();
+        let mut rewritten = 0;
+        for prefix in [&b"i/"[..], b"iq/", b"iy/"] {
+            for (key, raw) in scan_prefix(self.store.as_ref(), Tree::Stats, prefix)? {
+                let cell = StatCell::decode(raw.as_slice())
+                    .map_err(|_| Error::Store(StoreError("corrupt cell".into())))?;
+                if let Some(summary_key) = CellKey::decode(&key).and_then(|k| k.summary()) {
+                    batch.put(Tree::Stats, summary_key, cell.summary().encode_to_vec());
+                    rewritten += 1;
+                }
+            }
+        }
+        batch.put(Tree::Meta, SUMMARIES_WITH_MAXIMA, [1u8]);
+        self.store.commit(batch)?;
+        Ok(rewritten)
+    }
+
     /// Settles the quarters and years of the months changed, then writes the changed cells into
     /// `batch`.
     pub(in crate::hub) fn flush_stats(&self, batch: &mut WriteBatch, mut delta: StatsDelta) -> Result<()> {
@@ -461,13 +509,7 @@ impl Hub {
                 }
             } else {
                 if let Some(summary_key) = summary_key {
-                    let mut group = Group::default();
-                    for c in &cell.contributions {
-                        group.add(c);
-                    }
-                    let mut summary = summarize(&INDICATORS, &group);
-                    summary.latest_ms = cell.latest_ms;
-                    batch.put(Tree::Stats, summary_key, summary.encode_to_vec());
+                    batch.put(Tree::Stats, summary_key, cell.summary().encode_to_vec());
                 }
                 batch.put(Tree::Stats, key, cell.encode_to_vec());
             }

@@ -166,7 +166,7 @@ fn no_withheld_month_or_quarter_can_be_recomputed_from_other_periods() -> anyhow
 }
 
 /// A valid SIRET (Luhn) for structure `n`.
-fn siret(n: usize) -> String {
+pub(super) fn siret(n: usize) -> String {
     let base = format!("{:013}", 1_000_000_000_000u64 + n as u64 * 7919);
     (0..10)
         .map(|d| format!("{base}{d}"))
