@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         tombstone_retention: Duration::from_secs(30 * 24 * 3600),
         upstreams: Vec::new(),
         periods: Default::default(),
-        tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), client_cas: Vec::new() },
+        tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), trust: Vec::new() },
     };
     let hub = Hub::open(&dir.path().join("hub"), config, Default::default())?;
     let csv_path = dir.path().join("reports.csv");
@@ -80,7 +80,11 @@ fn main() -> anyhow::Result<()> {
             name: format!("SIAE {n}"),
             departement: dep.into(),
         };
-        let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+        let peer = Peer {
+            id: PeerId { role: Role::Node, id: siret.clone() },
+            serial: None,
+            network: Some("coorace".into()),
+        };
         let open = PushOpen {
             structure: Some(structure),
             epoch: uuid_bytes(n),
