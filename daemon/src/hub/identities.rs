@@ -48,8 +48,8 @@ impl Hub {
         networks
     }
 
-    /// The network an operator means for `role`/`id`: the one given (which must be able to vouch
-    /// for the role here), else the only one holding that id, else — when pre-accepting an id
+    /// The network an operator means for `role`/`id`: the one given (which, to accept, must be
+    /// able to vouch for the role here), else the only one holding that id, else — when pre-accepting an id
     /// never seen — the only network whose anchors may vouch for the role. Anything ambiguous is
     /// `INVALID_ARGUMENT` listing the choices.
     pub(super) fn resolve_network(
@@ -57,12 +57,13 @@ impl Hub {
         role: Role,
         id: &str,
         network: Option<&str>,
-        pre_accept: bool,
+        accepting: bool,
     ) -> Result<String> {
         let vouching = self.vouching_networks(role);
         if let Some(network) = network.filter(|n| !n.is_empty()) {
             validate::hub_id("network", network)?;
-            if !vouching.contains(&network) {
+            // Removing stays possible after the network's anchor left the config.
+            if accepting && !vouching.contains(&network) {
                 return Err(FieldError::new(
                     "network",
                     network,
@@ -75,8 +76,8 @@ impl Hub {
         let known: Vec<String> = self.namesakes(role, id)?.into_iter().map(|m| m.network).collect();
         match (known.as_slice(), vouching.as_slice()) {
             ([one], _) => Ok(one.clone()),
-            ([], [one]) if pre_accept => Ok((*one).to_string()),
-            ([], _) if !pre_accept => Err(Error::NotFound { what: "member", id: id.to_string() }),
+            ([], [one]) if accepting => Ok((*one).to_string()),
+            ([], _) if !accepting => Err(Error::NotFound { what: "member", id: id.to_string() }),
             ([], several) => Err(FieldError::rule(
                 "network",
                 format!(

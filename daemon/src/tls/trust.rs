@@ -112,3 +112,53 @@ impl Trust {
             .map(|(issuer, _)| issuer.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use passerelle_client::pki::{CertificateAuthority, IssueRequest};
+    use passerelle_proto::identity::PeerId;
+    use rustls::pki_types::pem::PemObject;
+
+    use super::*;
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).expect("a PEM certificate")
+    }
+
+    /// The anchor found is the one whose CA signed the chain, whatever the certificate says and
+    /// whatever the order of the anchors; a CA nobody anchors finds none.
+    #[test]
+    fn the_issuing_anchor_is_the_one_that_verifies_the_chain() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut anchors = Vec::new();
+        let mut cas = Vec::new();
+        for (network, roles) in [
+            ("state", Role::ALL.to_vec()),
+            ("fas", vec![Role::Node, Role::Hub]),
+            ("coorace", vec![Role::Hub]),
+        ] {
+            let ca = CertificateAuthority::generate(network)?;
+            let file = dir.path().join(format!("{network}.pem"));
+            std::fs::write(&file, &ca.cert_pem)?;
+            anchors.push(TrustAnchor { ca: file, network: network.into(), roles });
+            cas.push(ca);
+        }
+        let trust = Trust::load(&anchors, &Arc::new(rustls::crypto::ring::default_provider()))?;
+        let fas_pdl = PeerId::new(Role::Hub, "fas-pdl")?;
+        for (ca, network) in cas.iter().zip(["state", "fas", "coorace"]) {
+            let cert = der(&ca.issue(&IssueRequest::new(fas_pdl.clone(), 30))?.cert_pem);
+            assert_eq!(trust.issuer_of(&cert, &[]).map(|i| i.network), Some(network.to_string()));
+        }
+        let stranger = CertificateAuthority::generate("fas")?;
+        let forged = der(&stranger.issue(&IssueRequest::new(fas_pdl, 30))?.cert_pem);
+        assert_eq!(trust.issuer_of(&forged, &[]), None, "a CA named like fas's is not fas's");
+
+        // One CA under two anchors would make the issuer ambiguous.
+        let mut twice = anchors.clone();
+        twice.push(TrustAnchor { network: "iae".into(), ..anchors[1].clone() });
+        let err = Trust::load(&twice, &Arc::new(rustls::crypto::ring::default_provider()))
+            .expect_err("same CA twice");
+        assert!(err.to_string().contains("already the anchor of network fas"), "{err}");
+        Ok(())
+    }
+}
