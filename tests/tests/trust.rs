@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use passerelle_client::{Error, HubClient, TlsFiles};
 use passerelle_proto::identity::Role;
-use passerelle_proto::v1::MemberState;
-use passerelle_tests::pki::TestPki;
+use passerelle_proto::v1::{MemberState, Structure, StructureKind};
+use passerelle_tests::pki::{SIRETS, TestPki};
 use passerelle_tests::{InProcessDaemon, cli_async};
 use tonic::Code;
 
@@ -106,6 +106,28 @@ async fn a_hub_id_minted_by_another_networks_ca_is_a_separate_pending_identity()
         );
         assert_denied(impostor.hello(None).await, "pending approval");
         genuine.hello(None).await.map_err(|e| anyhow::anyhow!("{form}: the genuine hub is refused: {e}"))?;
+        // The same holds for a structure's SIRET.
+        let structure = || Structure {
+            siret: SIRETS[0].into(),
+            kind: StructureKind::Aci as i32,
+            name: "Atelier du Bocage".into(),
+            departement: "85".into(),
+        };
+        let node =
+            HubClient::connect(&hub.hub_endpoint(), Some(&fed.client(&fed.fas, Role::Node, SIRETS[0])?))
+                .await?;
+        node.hello(Some(structure())).await?;
+        let forged =
+            HubClient::connect(&hub.hub_endpoint(), Some(&fed.client(&fed.coorace, Role::Node, SIRETS[0])?))
+                .await?;
+        assert_denied(
+            forged.hello(Some(structure())).await,
+            &format!(
+                "structure {} is pending approval on hub dreets-52 (certificate of network coorace)",
+                SIRETS[0]
+            ),
+        );
+        node.hello(Some(structure())).await?;
 
         let operator = HubClient::connect(&hub.endpoint, None).await?;
         let members = operator.members().await?;
@@ -116,6 +138,8 @@ async fn a_hub_id_minted_by_another_networks_ca_is_a_separate_pending_identity()
             vec![
                 ("coorace", "hub", "fas-pdl", MemberState::Pending),
                 ("fas", "hub", "fas-pdl", MemberState::Accepted),
+                ("coorace", "node", SIRETS[0], MemberState::Pending),
+                ("fas", "node", SIRETS[0], MemberState::Accepted),
             ],
             "{form}"
         );
