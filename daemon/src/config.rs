@@ -15,7 +15,7 @@ use std::time::Duration;
 use passerelle_client::TlsFiles;
 use passerelle_proto::codes::Code;
 use passerelle_proto::datasets::Dataset;
-use passerelle_proto::identity::normalize_serial;
+use passerelle_proto::identity::{Role, normalize_serial};
 use passerelle_proto::v1::{Structure, StructureKind};
 use passerelle_proto::validate::{self, FieldError};
 use serde::Deserialize;
@@ -23,7 +23,7 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 use crate::limits::DEFAULT_MAX_MESSAGE_BYTES;
-use crate::tls::{self, ServerTlsFiles};
+use crate::tls::{self, ServerTlsFiles, TrustAnchor};
 
 /// Where the local API listens when the config does not say.
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7401";
@@ -187,8 +187,28 @@ pub struct HubSection {
     /// cannot bring it back; after, only its key and version would have been left anyway.
     #[serde(default = "default_tombstone_days")]
     pub tombstone_retention_days: Spanned<u32>,
-    /// The hub's certificate and the CAs whose certificates it accepts.
+    /// The hub's certificate and key (and, as a shorthand for `[[hub.trust]]`, `client_cas`).
     pub tls: ServerTlsSection,
+    /// `[[hub.trust]]`: the CAs whose certificates this hub accepts, each naming the network it
+    /// speaks for and the roles it may vouch for here. An identity is (network, role, id): the same
+    /// id from another CA is another member, and operators come only from an anchor listing
+    /// `operator` (normally the hub's own CA).
+    #[serde(default)]
+    pub trust: Vec<TrustSection>,
+}
+
+/// `[[hub.trust]]`: one trust anchor of a hub.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSection {
+    /// The CA certificate (PEM) of a network, e.g. `certs/fas-ca.pem`. A CA anchors one network
+    /// only; a network may have several CAs (a rotation).
+    pub ca: Spanned<PathBuf>,
+    /// The network it speaks for, e.g. `fas`: the first part of its members' identities.
+    pub network: Spanned<String>,
+    /// The roles its certificates may carry here: `node`, `hub`, `consumer`, `operator` (at least
+    /// one). A certificate with another role is refused at every call.
+    pub roles: Spanned<Vec<Spanned<String>>>,
 }
 
 fn default_min_persons() -> Spanned<u32> {
@@ -221,6 +241,11 @@ pub struct ServerTlsSection {
     /// Private key, PEM.
     pub key: Spanned<PathBuf>,
     /// CA certificates (PEM) whose client certificates are accepted; one per trusted network.
+    /// The shorthand of `[[hub.trust]]` that existing configs use: the first CA speaks for this
+    /// daemon's own network (a hub's `network`; on a node, the network its subject names) with
+    /// every role; each further CA for the network its subject names (`CN=Passerelle CA
+    /// NETWORK`, as `passerelle pki init` writes it), with the roles `node` and `hub` only.
+    #[serde(default)]
     pub client_cas: Vec<Spanned<PathBuf>>,
 }
 
@@ -559,7 +584,16 @@ impl Config {
             }
         };
         let listen = v.addr("api.listen", &self.api.listen)?;
-        let api_tls = self.api.tls.as_ref().map(|t| v.server_tls("api.tls", t)).transpose()?;
+        let own_network = match &role {
+            RoleConfig::Hub(hub) => Some(hub.network.clone()),
+            RoleConfig::Node(_) => None,
+        };
+        let api_tls = self
+            .api
+            .tls
+            .as_ref()
+            .map(|t| v.server_tls("api.tls", t, own_network.as_deref(), &[]))
+            .transpose()?;
         if api_tls.is_none() && !listen.ip().is_loopback() {
             return Err(v.at(
                 "api.listen",
@@ -648,23 +682,130 @@ impl Validator<'_> {
         self.at(field, value.span(), FieldError::rule(field, e.to_string()))
     }
 
-    fn server_tls(&self, section: &str, t: &ServerTlsSection) -> Result<ServerTlsFiles> {
+    /// A TLS listener's files and trust anchors: `trust` (`[[hub.trust]]`) or the `client_cas`
+    /// shorthand, one of them. `own_network` is the daemon's network (a hub's), which the first
+    /// of `client_cas` speaks for.
+    fn server_tls(
+        &self,
+        section: &str,
+        t: &ServerTlsSection,
+        own_network: Option<&str>,
+        trust: &[TrustSection],
+    ) -> Result<ServerTlsFiles> {
         let cert = self.file(&format!("{section}.cert"), &t.cert)?;
         let key = self.file(&format!("{section}.key"), &t.key)?;
         tls::load_identity(&cert, &key).map_err(|e| self.tls_error(&format!("{section}.key"), &t.key, e))?;
-        if t.client_cas.is_empty() {
-            return Err(Error::Config(format!(
-                "{}: {section}.client_cas: at least one CA is required",
-                self.path.display()
-            )));
+        let cas_field = format!("{section}.client_cas");
+        let mut anchors: Vec<(TrustAnchor, &Spanned<PathBuf>, &str)> = Vec::new();
+        match (t.client_cas.first(), trust.first()) {
+            (Some(_), Some(anchor)) => {
+                return Err(self.at(
+                    "hub.trust",
+                    anchor.ca.span(),
+                    FieldError::rule(
+                        "hub.trust",
+                        format!("{cas_field} is its shorthand: list the CAs in one of them, not both"),
+                    ),
+                ));
+            }
+            (None, None) => {
+                let what =
+                    if section == "hub.tls" { "[[hub.trust]] (or hub.tls.client_cas)" } else { "client_cas" };
+                return Err(Error::Config(format!(
+                    "{}: {section}: at least one trusted CA is required: {what}",
+                    self.path.display()
+                )));
+            }
+            (Some(_), None) => {
+                for (i, ca) in t.client_cas.iter().enumerate() {
+                    let file = self.file(&cas_field, ca)?;
+                    let first = tls::load_certs(&file).map_err(|e| self.tls_error(&cas_field, ca, e))?;
+                    let named = passerelle_proto::identity::network_of_ca(&first[0]);
+                    let (network, roles) = match (i, own_network, named) {
+                        (0, Some(own), _) => (own.to_string(), Role::ALL.to_vec()),
+                        (0, None, named) => (named.unwrap_or_else(|_| "local".into()), Role::ALL.to_vec()),
+                        (_, _, Ok(named)) => (named, vec![Role::Node, Role::Hub]),
+                        (_, _, Err(reason)) => {
+                            return Err(self.at(
+                                &cas_field,
+                                ca.span(),
+                                FieldError::new(
+                                    &cas_field,
+                                    file.display().to_string(),
+                                    format!("{reason}: say which network it speaks for with [[hub.trust]]"),
+                                ),
+                            ));
+                        }
+                    };
+                    anchors.push((TrustAnchor { ca: file, network, roles }, ca, cas_field.as_str()));
+                }
+            }
+            (None, Some(_)) => {
+                for anchor in trust {
+                    let file = self.file("hub.trust.ca", &anchor.ca)?;
+                    let network = self.check("hub.trust.network", &anchor.network, validate::hub_id)?;
+                    if anchor.roles.get_ref().is_empty() {
+                        return Err(self.at(
+                            "hub.trust.roles",
+                            anchor.roles.span(),
+                            FieldError::rule(
+                                "roles",
+                                "must list at least one of node, hub, consumer, operator",
+                            ),
+                        ));
+                    }
+                    let mut roles = Vec::new();
+                    for role in anchor.roles.get_ref() {
+                        let parsed = Role::parse(role.get_ref()).ok_or_else(|| {
+                            self.at(
+                                "hub.trust.roles",
+                                role.span(),
+                                FieldError::new(
+                                    "roles",
+                                    role.get_ref(),
+                                    "expected node, hub, consumer or operator",
+                                ),
+                            )
+                        })?;
+                        if roles.contains(&parsed) {
+                            return Err(self.at(
+                                "hub.trust.roles",
+                                role.span(),
+                                FieldError::new("roles", role.get_ref(), "listed twice"),
+                            ));
+                        }
+                        roles.push(parsed);
+                    }
+                    roles.sort();
+                    anchors.push((TrustAnchor { ca: file, network, roles }, &anchor.ca, "hub.trust.ca"));
+                }
+            }
         }
-        let mut client_cas = Vec::new();
-        for ca in &t.client_cas {
-            let file = self.file(&format!("{section}.client_cas"), ca)?;
-            tls::load_roots(&[&file]).map_err(|e| self.tls_error(&format!("{section}.client_cas"), ca, e))?;
-            client_cas.push(file);
+        // A CA anchors one network: with the same certificate under two anchors, which network
+        // issued a chain would be ambiguous.
+        let mut seen: Vec<(rustls::pki_types::CertificateDer<'static>, String)> = Vec::new();
+        for (anchor, span, field) in &anchors {
+            let certs = tls::load_roots(&[&anchor.ca])
+                .and_then(|_| tls::load_certs(&anchor.ca))
+                .map_err(|e| self.tls_error(field, span, e))?;
+            for cert in certs {
+                if let Some((_, other)) = seen.iter().find(|(c, _)| *c == cert) {
+                    return Err(self.at(
+                        field,
+                        span.span(),
+                        FieldError::new(
+                            *field,
+                            anchor.ca.display().to_string(),
+                            format!(
+                                "already the CA of network {other}'s anchor: a CA speaks for one network"
+                            ),
+                        ),
+                    ));
+                }
+                seen.push((cert, anchor.network.clone()));
+            }
         }
-        Ok(ServerTlsFiles { cert, key, client_cas })
+        Ok(ServerTlsFiles { cert, key, trust: anchors.into_iter().map(|(a, _, _)| a).collect() })
     }
 
     fn node(
@@ -792,7 +933,7 @@ impl Validator<'_> {
                 FieldError::new("tombstone_retention_days", days.to_string(), "must be between 1 and 3650"),
             ));
         }
-        let tls = self.server_tls("hub.tls", &hub.tls)?;
+        let tls = self.server_tls("hub.tls", &hub.tls, Some(&network), &hub.trust)?;
         let mut upstreams = Vec::new();
         for up in upstream {
             let up_id = self.check("upstream.id", &up.id, validate::hub_id)?;

@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         upstreams: Vec::new(),
         periods: Default::default(),
         protection_percent: passerelle_daemon::config::DEFAULT_PROTECTION_PERCENT,
-        tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), client_cas: Vec::new() },
+        tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), trust: Vec::new() },
     };
     let hub = Hub::open(&dir.path().join("hub"), config, Default::default())?;
     let csv_path = dir.path().join("reports.csv");
@@ -81,7 +81,11 @@ fn main() -> anyhow::Result<()> {
             name: format!("SIAE {n}"),
             departement: dep.into(),
         };
-        let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+        let peer = Peer {
+            id: PeerId { role: Role::Node, id: siret.clone() },
+            serial: None,
+            network: Some("coorace".into()),
+        };
         let open = PushOpen {
             structure: Some(structure),
             epoch: uuid_bytes(n),

@@ -125,7 +125,13 @@ fn the_demo_tells_the_story_its_commands_work_and_ctrl_c_removes_everything() ->
         .lines()
         .find_map(|l| l.strip_prefix("data: ")?.split(" (temporary").next().map(PathBuf::from))
         .context("no data line")?;
-    ensure!(dir.join("pki/ca/ca.pem").exists(), "the PKI is in {}", dir.display());
+    for network in ["consolidation", "coorace", "fas"] {
+        ensure!(
+            dir.join(format!("pki/ca-{network}/ca.pem")).exists(),
+            "{network}'s CA is in {}",
+            dir.display()
+        );
+    }
 
     // Every command printed works as printed, against the running federation.
     let cli = bin("passerelle").display().to_string();

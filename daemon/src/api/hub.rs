@@ -320,15 +320,16 @@ impl HubAdmin for HubApi {
 
     async fn accept_member(&self, request: Request<AcceptMemberRequest>) -> Reply<Member> {
         let hub = self.hub.clone();
-        let id = request.into_inner().id;
-        blocking(move || hub.accept_member(&id)).await
+        let AcceptMemberRequest { id, network } = request.into_inner();
+        blocking(move || hub.accept_member(&id, Some(network.as_str()))).await
     }
 
     async fn remove_member(&self, request: Request<RemoveMemberRequest>) -> Reply<RemoveMemberResponse> {
         let hub = self.hub.clone();
-        let id = request.into_inner().id;
+        let RemoveMemberRequest { id, network } = request.into_inner();
         blocking(move || {
-            hub.remove_member(&id).map(|removed| RemoveMemberResponse { removed: Some(removed) })
+            hub.remove_member(&id, Some(network.as_str()))
+                .map(|removed| RemoveMemberResponse { removed: Some(removed) })
         })
         .await
     }

@@ -45,7 +45,11 @@ fn publish(dir: &std::path::Path, layout: &[Reporter], protection: u32) -> anyho
     let mut months = BTreeSet::new();
     for (i, r) in layout.iter().enumerate() {
         let siret = super::cells_tests::siret(1000 + i);
-        let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+        let peer = Peer {
+            id: PeerId { role: Role::Node, id: siret.clone() },
+            serial: None,
+            network: Some("coorace".into()),
+        };
         let structure = Structure {
             siret: siret.clone(),
             kind: r.kind,

@@ -53,7 +53,14 @@ fn op() -> impl Strategy<Value = (usize, u8, u8, u32)> {
 fn no_withheld_month_or_quarter_can_be_recomputed_from_other_periods() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let hub = hub(dir.path());
-    hub.admit(&Peer { id: PeerId { role: Role::Hub, id: "coorace-pdl".into() }, serial: None }, None)?;
+    hub.admit(
+        &Peer {
+            id: PeerId { role: Role::Hub, id: "coorace-pdl".into() },
+            serial: None,
+            network: Some("coorace".into()),
+        },
+        None,
+    )?;
     let session = PushSession::for_tests_relay("coorace-pdl", 1);
     let mut changes = Vec::new();
     for (i, (siret, _, _)) in ORIGINS.iter().enumerate() {
@@ -186,7 +193,14 @@ type Seen = (Coords, Option<i64>);
 fn linked_tables_share_one_suppression_and_give_nothing_away_together() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let hub = hub(dir.path());
-    hub.admit(&Peer { id: PeerId { role: Role::Hub, id: "coorace-pdl".into() }, serial: None }, None)?;
+    hub.admit(
+        &Peer {
+            id: PeerId { role: Role::Hub, id: "coorace-pdl".into() },
+            serial: None,
+            network: Some("coorace".into()),
+        },
+        None,
+    )?;
     // (département, kind, structures, employees each, hours each)
     let groups: [(&str, i32, usize, u32, u64); 5] = [
         ("49", 1, 3, 10, 1200), // AI
@@ -323,7 +337,14 @@ fn relayed_records_are_reference_counted() -> anyhow::Result<()> {
     let (siret, dep, kind) = ORIGINS[0];
     let origin = Structure { siret: siret.into(), kind, name: "S".into(), departement: dep.into() };
     for relay in ["coorace-pdl", "fas-pdl"] {
-        hub.admit(&Peer { id: PeerId { role: Role::Hub, id: relay.into() }, serial: None }, None)?;
+        hub.admit(
+            &Peer {
+                id: PeerId { role: Role::Hub, id: relay.into() },
+                serial: None,
+                network: Some("coorace".into()),
+            },
+            None,
+        )?;
     }
     let report = IndicatorReport {
         siret: siret.into(),
@@ -389,8 +410,15 @@ fn removing_a_relaying_hub_purges_what_only_it_relayed() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let hub = hub(dir.path());
     for relay in ["coorace-pdl", "fas-pdl"] {
-        hub.admit(&Peer { id: PeerId { role: Role::Hub, id: relay.into() }, serial: None }, None)?;
-        hub.accept_member(relay)?;
+        hub.admit(
+            &Peer {
+                id: PeerId { role: Role::Hub, id: relay.into() },
+                serial: None,
+                network: Some("coorace".into()),
+            },
+            None,
+        )?;
+        hub.accept_member(relay, None)?;
     }
     let change = |n: usize| {
         let (siret, dep, kind) = ORIGINS[n];
@@ -425,7 +453,7 @@ fn removing_a_relaying_hub_purges_what_only_it_relayed() -> anyhow::Result<()> {
     };
     assert_eq!(contributions(&hub)?, 2);
 
-    hub.remove_member("coorace-pdl")?;
+    hub.remove_member("coorace-pdl", None)?;
     let (both, only_coorace) = (ORIGINS[0].0, ORIGINS[1].0);
     assert!(hub.records_of(only_coorace, Dataset::Indicators)?.is_empty(), "relayed by coorace alone: gone");
     let kept = hub.records_of(both, Dataset::Indicators)?;
@@ -442,7 +470,7 @@ proptest! {
         let hub = hub(dir.path());
         let mut sessions = Vec::new();
         for (i, (siret, dep, kind)) in ORIGINS.iter().enumerate() {
-            let peer = Peer { id: PeerId { role: Role::Node, id: (*siret).into() }, serial: None };
+            let peer = Peer { id: PeerId { role: Role::Node, id: (*siret).into() }, serial: None, network: Some("coorace".into()) };
             let structure = Structure { siret: (*siret).into(), kind: *kind, name: format!("S{i}"), departement: (*dep).into() };
             hub.admit(&peer, Some(structure)).map_err(|e| TestCaseError::fail(e.to_string()))?;
             sessions.push(PushSession::for_tests(peer, vec![i as u8; 16], &[Dataset::Needs, Dataset::Indicators], i as u64 + 1));
@@ -457,7 +485,7 @@ proptest! {
             if what == 5 {
                 let (dep, kind) = &mut attributes[origin];
                 if key % 2 == 0 { *kind = 1 + *kind % 3 } else { *dep = if dep == "49" { "44".into() } else { "49".into() } }
-                let peer = Peer { id: PeerId { role: Role::Node, id: siret.into() }, serial: None };
+                let peer = Peer { id: PeerId { role: Role::Node, id: siret.into() }, serial: None, network: Some("coorace".into()) };
                 let structure = Structure { siret: siret.into(), kind: *kind, name: format!("S{origin}"), departement: dep.clone() };
                 hub.admit(&peer, Some(structure)).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 continue;
@@ -588,7 +616,11 @@ fn linked_profile_tables_share_one_suppression() -> anyhow::Result<()> {
     for s in 0..6usize {
         let siret = siret(100 + s);
         let dep = if s < 4 { "49" } else { "44" };
-        let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+        let peer = Peer {
+            id: PeerId { role: Role::Node, id: siret.clone() },
+            serial: None,
+            network: Some("coorace".into()),
+        };
         hub.admit(
             &peer,
             Some(Structure { siret: siret.clone(), kind: 1, name: format!("S{s}"), departement: dep.into() }),
@@ -694,7 +726,11 @@ fn profiles_counted_before_purposes_are_uncounted_at_open() -> anyhow::Result<()
     let dir = tempfile::tempdir()?;
     let hub = hub(dir.path());
     let siret = siret(200);
-    let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+    let peer = Peer {
+        id: PeerId { role: Role::Node, id: siret.clone() },
+        serial: None,
+        network: Some("coorace".into()),
+    };
     hub.admit(
         &peer,
         Some(Structure { siret: siret.clone(), kind: 1, name: "S".into(), departement: "49".into() }),
@@ -757,7 +793,11 @@ fn rollups_of_older_stores_are_rebuilt_at_open() -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir()?;
     let siret = siret(300);
-    let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+    let peer = Peer {
+        id: PeerId { role: Role::Node, id: siret.clone() },
+        serial: None,
+        network: Some("coorace".into()),
+    };
     let report = |month: &str, hours: u64| Change {
         dataset: "indicators".into(),
         key: month.into(),
