@@ -562,11 +562,10 @@ impl Config {
                     ));
                 }
                 let periods = self.periods.as_ref().map(|p| v.periods(p)).transpose()?;
+                let protection = self.statistics.as_ref().map(|s| v.protection(s)).transpose()?;
                 let mut config = v.hub(hub, &self.upstream)?;
                 config.periods = periods.unwrap_or_default();
-                if let Some(statistics) = &self.statistics {
-                    config.protection_percent = v.protection(statistics)?;
-                }
+                config.protection_percent = protection.unwrap_or(DEFAULT_PROTECTION_PERCENT);
                 RoleConfig::Hub(config)
             }
             (Some(_), Some(hub)) => {
@@ -772,6 +771,23 @@ impl Validator<'_> {
                                 "hub.trust.roles",
                                 role.span(),
                                 FieldError::new("roles", role.get_ref(), "listed twice"),
+                            ));
+                        }
+                        // Statistics go to the consumers of this hub's own network only: a
+                        // consumer reading both a network hub and the consolidation hub could
+                        // difference their tables (see ARCHITECTURE.md, statistics).
+                        if parsed == Role::Consumer && own_network.is_some_and(|own| own != network) {
+                            return Err(self.at(
+                                "hub.trust.roles",
+                                role.span(),
+                                FieldError::new(
+                                    "roles",
+                                    role.get_ref(),
+                                    format!(
+                                        "consumers come only from an anchor of this hub's own network ({}), not {network}",
+                                        own_network.unwrap_or_default()
+                                    ),
+                                ),
                             ));
                         }
                         roles.push(parsed);

@@ -262,6 +262,10 @@ fn trust_anchors_are_validated_with_their_line() -> anyhow::Result<()> {
             ":14: hub.trust.roles \"hub\": listed twice",
         ),
         (hub("", &anchor("fas-ca.pem", "fas", "[]")), ":14: hub.trust.roles: must list at least one of"),
+        (
+            hub("", &anchor("fas-ca.pem", "fas", "[\"hub\", \"consumer\"]")),
+            ":14: hub.trust.roles \"consumer\": consumers come only from an anchor of this hub's own network (dreets), not fas",
+        ),
         (hub("", &anchor("fas-ca.pem", "Fas", "[\"hub\"]")), ":13: hub.trust.network \"Fas\""),
         (hub("", &anchor("missing-ca.pem", "fas", "[\"hub\"]")), ":12: hub.trust.ca"),
         (hub("", &format!("{fas}{}", anchor("fas-ca.pem", "coorace", "[\"hub\"]"))), ":16: hub.trust.ca \""),

@@ -94,6 +94,7 @@ fn assert_story(out: &str) {
         "coorace-pdl deleted the profile and acknowledged the purge",
         "purge-ack      coorace-pdl",
         "hash chain intact",
+        "the same analyst at coorace-pdl: refused (a network hub serves its own network's consumers only)",
     ] {
         assert!(out.contains(expected), "the story lacks {expected:?}:\n{out}");
     }
