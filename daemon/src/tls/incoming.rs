@@ -28,6 +28,9 @@ pub(crate) struct ConnInfo {
     /// for the local operator). The handshake checked it once; calls and long streams on the
     /// connection are refused or ended from then on (see `authz`).
     pub expires_at_s: Option<i64>,
+    /// The client's certificate chain as the handshake verified it (DER, end entity first; empty
+    /// for the local operator): a hub forwards a requester's with its introductions.
+    pub chain: std::sync::Arc<[Vec<u8>]>,
 }
 
 enum Io {
@@ -200,7 +203,8 @@ async fn accept_loop(
                 tracing::warn!(%remote, limit = policy.max_connections, "connection limit reached, closing a new connection");
                 continue;
             };
-            let info = ConnInfo { peer: Peer::local_operator(), expires_at_s: None };
+            let info =
+                ConnInfo { peer: Peer::local_operator(), expires_at_s: None, chain: Default::default() };
             let stream = PeerStream { io: Io::Plain(tcp), info, _permit: permit };
             if tx.send(Ok(stream)).await.is_err() {
                 return;
@@ -243,7 +247,9 @@ async fn accept_loop(
                 return;
             };
             tracing::debug!(%remote, peer = %peer.id, "tls connection");
-            let info = ConnInfo { peer, expires_at_s: Some(expires_at_s) };
+            let chain =
+                tls.get_ref().1.peer_certificates().unwrap_or_default().iter().map(|c| c.to_vec()).collect();
+            let info = ConnInfo { peer, expires_at_s: Some(expires_at_s), chain };
             let _ = tx.send(Ok(PeerStream { io: Io::Tls(Box::new(tls)), info, _permit: permit })).await;
         });
     }
