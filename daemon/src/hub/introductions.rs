@@ -537,6 +537,27 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Flips one byte of every sealed payload of a request, as a hostile hub operator could. For
+    /// tests only.
+    #[doc(hidden)]
+    pub fn tamper_introduction_for_tests(&self, id: &str) -> Result<usize> {
+        let mut intro =
+            self.load_intro(id)?.ok_or_else(|| Error::NotFound { what: "introduction", id: id.into() })?;
+        let mut flipped = 0;
+        for sealed in intro.candidates.iter_mut().filter_map(|c| c.sealed.as_mut()) {
+            if let Some(byte) = sealed.ciphertext.first_mut() {
+                *byte ^= 1;
+                flipped += 1;
+            }
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Introductions, request_key(id), intro.encode_to_vec());
+        self.store.commit(batch)?;
+        Ok(flipped)
+    }
+}
+
 /// Sealed fields must look like what `node/sealing.rs` makes: a SEC1 point, a GCM nonce, and a
 /// ciphertext no larger than a few fields.
 fn check_sealed(sealed: &SealedFields) -> Result<()> {

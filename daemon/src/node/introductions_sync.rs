@@ -140,10 +140,19 @@ impl SyncEngine {
                 }
             }
         }
-        let node = self.node.clone();
-        let h = hub.to_string();
-        let owed = tokio::task::spawn_blocking(move || node.owed_replies(&h)).await??;
         let mut client = HubSyncClient::new(channel);
+        self.send_owed(&mut client, hub).await?;
+        let mailbox = client.mailbox(MailboxRequest {}).await.map_err(|s| refused(hub, &s))?.into_inner();
+        let secret = sealing::load_secret_key(&keys.key)?;
+        let (node, h) = (self.node.clone(), hub.to_string());
+        tokio::task::spawn_blocking(move || node.apply_mailbox(&h, mailbox, &keys, &secret)).await??;
+        // What the mailbox made owed (a purge acknowledgement) goes at once.
+        self.send_owed(&mut client, hub).await
+    }
+
+    async fn send_owed(&self, client: &mut HubSyncClient<Channel>, hub: &str) -> Result<()> {
+        let (node, h) = (self.node.clone(), hub.to_string());
+        let owed = tokio::task::spawn_blocking(move || node.owed_replies(&h)).await??;
         for item in owed {
             let sent = client
                 .reply_introduction(ReplyIntroductionRequest { replies: vec![item.reply.clone()] })
@@ -159,10 +168,7 @@ impl SyncEngine {
             let node = self.node.clone();
             tokio::task::spawn_blocking(move || node.reply_delivered(&item)).await??;
         }
-        let mailbox = client.mailbox(MailboxRequest {}).await.map_err(|s| refused(hub, &s))?.into_inner();
-        let secret = sealing::load_secret_key(&keys.key)?;
-        let (node, h) = (self.node.clone(), hub.to_string());
-        tokio::task::spawn_blocking(move || node.apply_mailbox(&h, mailbox, &keys, &secret)).await?
+        Ok(())
     }
 
     /// Exchanges with one hub now, over a new connection.
