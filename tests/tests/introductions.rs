@@ -233,7 +233,21 @@ async fn the_whole_flow_through_the_cli_with_ciphertext_only_at_the_hub() -> any
     }
     cli_async(&f.a.endpoint, &["audit", "verify"]).await.ok()?;
 
-    // The hub's disk never held the name or the phone; B's disk did (its recipient).
+    // Consumers get the `introductions` table for closed months only.
+    let consumer = pki.issue(Role::Consumer, "dreets-52")?;
+    let mut flags = TestPki::cli_flags(&consumer);
+    flags.extend(["--format", "json", "stats"].map(String::from));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let hub_endpoint = f.hub.hub_endpoint();
+    let tables = cli_async(&hub_endpoint, &[flags.as_slice(), &["tables"]].concat()).await.ok()?.json()?;
+    assert!(tables.as_array().is_some_and(|t| t.iter().any(|t| t["id"] == "introductions")), "{tables}");
+    let month = passerelle_proto::periods::month_at(passerelle_proto::date::now_unix_ms()).to_string();
+    let open =
+        cli_async(&hub_endpoint, &[flags.as_slice(), &["introductions", "--period", &month]].concat()).await;
+    assert_ne!(open.code, 0);
+    assert!(open.stderr.contains("not closed yet"), "{open:?}");
+
+    // The hub's disk never held the name or the phone.
     let hub_dir = data_dir(&f.hub).to_path_buf();
     for daemon in [f.a, f.b, f.c, f.hub] {
         daemon.stop().await?;

@@ -119,6 +119,15 @@ pub(crate) enum StatsCommand {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Introduction requests, routed, accepted and hired, for a closed month.
+    Introductions {
+        /// Up to two of: departement, rome-domaine (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        by: Vec<String>,
+        /// A closed month, YYYY-MM.
+        #[arg(long)]
+        period: String,
+    },
     /// Available anonymised profiles.
     Profiles {
         /// Up to two of: rome-domaine, departement, age-band.

@@ -130,6 +130,9 @@ async fn stats_command(
         args::StatsCommand::Needs { by, from, to } => {
             GetTableRequest { table: "needs".into(), by, from, to, ..Default::default() }
         }
+        args::StatsCommand::Introductions { by, period } => {
+            GetTableRequest { table: "introductions".into(), by, period, ..Default::default() }
+        }
         args::StatsCommand::Profiles { by } => {
             GetTableRequest { table: "profiles".into(), by, ..Default::default() }
         }

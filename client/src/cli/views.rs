@@ -805,7 +805,12 @@ impl TableInfoView {
     /// The table, with the periods published: the monthly `indicators` table is published per
     /// closed period; the others describe the current state.
     pub(crate) fn with_periods(t: passerelle_proto::v1::TableDescriptor, periods: &[String]) -> Self {
-        let periods = if t.name == "indicators" { periods.to_vec() } else { vec!["live".into()] };
+        let periods = match t.name.as_str() {
+            "indicators" => periods.to_vec(),
+            // Monthly: the closed months only (no quarter or year).
+            "introductions" => periods.iter().filter(|p| p.len() == 7 && !p.contains('Q')).cloned().collect(),
+            _ => vec!["live".into()],
+        };
         Self {
             id: t.name,
             description: t.description,

@@ -320,7 +320,11 @@ impl StatisticsService for HubApi {
         let hub = self.hub.clone();
         let periods = run_blocking(move || hub.published_periods()).await?;
         Ok(Response::new(ListTablesResponse {
-            tables: stats::Table::ALL.into_iter().map(stats::Table::descriptor).collect(),
+            tables: stats::Table::ALL
+                .into_iter()
+                .map(stats::Table::descriptor)
+                .chain([stats::introductions::descriptor()])
+                .collect(),
             min_structures: MIN_STRUCTURES,
             min_persons: self.hub.config().min_persons,
             dominance_percent: DOMINANCE_PERCENT,

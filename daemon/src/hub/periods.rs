@@ -441,6 +441,7 @@ impl Hub {
         }
         let mut write = WriteBatch::new();
         self.stage_frozen(&mut write, &month.to_string())?;
+        self.stage_frozen_introductions(&mut write, month)?;
         write.put(
             Tree::Periods,
             closing_key(month),

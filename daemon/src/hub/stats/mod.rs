@@ -23,6 +23,7 @@ mod aggregates;
 mod catalogue;
 mod disclosure;
 mod family;
+pub(crate) mod introductions;
 mod tables;
 
 #[cfg(test)]
