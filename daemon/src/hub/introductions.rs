@@ -600,6 +600,89 @@ mod tests {
         }
     }
 
+    /// A request of B's routed to A's pseudonym `p1`, created `age_ms` ago, its need `status`.
+    fn stored(hub: &Hub, age_ms: i64, ttl_ms: i64, status: NeedStatus) -> anyhow::Result<(Peer, String)> {
+        let (a, b) = ("73282932000074", "44306184100047");
+        for siret in [a, b] {
+            hub.accept_member(siret)?;
+        }
+        let need = SharedNeed {
+            origin_siret: b.into(),
+            need_id: "0190f0c4-0000-7000-8000-000000000001".into(),
+            status: status as i32,
+            ..need()
+        };
+        let record = HubRecord { version: 1, need: Some(need.clone()), ..Default::default() };
+        let now = now_unix_ms();
+        let intro = HubIntroduction {
+            id: "0190f0c4-0000-7000-8000-0000000000aa".into(),
+            requester: Some(Structure { siret: b.into(), ..Default::default() }),
+            need: Some(need.clone()),
+            created_at_ms: now - age_ms,
+            expires_at_ms: now - age_ms + ttl_ms,
+            holders: vec![Holding {
+                siret: a.into(),
+                pseudonyms: vec!["p1".into(), "p2".into()],
+                answered: vec![],
+            }],
+            ..Default::default()
+        };
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Tree::Records,
+            RecordKey::new(b, Dataset::Needs, &need.need_id).encode(),
+            record.encode_to_vec(),
+        );
+        batch.put(Tree::Introductions, request_key(&intro.id), intro.encode_to_vec());
+        batch.put(Tree::Introductions, mailbox_key(a, &intro.id), Vec::new());
+        hub.store.commit(batch)?;
+        let peer =
+            Peer { id: passerelle_proto::identity::PeerId { role: Role::Node, id: a.into() }, serial: None };
+        Ok((peer, intro.id))
+    }
+
+    fn decline(id: &str, pseudonym: &str) -> IntroductionReply {
+        IntroductionReply {
+            request_id: id.into(),
+            kind: Some(introduction_reply::Kind::Decline(passerelle_proto::v1::IntroductionDecline {
+                pseudonym: pseudonym.into(),
+                reason: passerelle_proto::v1::DeclineReason::Other as i32,
+            })),
+        }
+    }
+
+    #[test]
+    fn a_request_takes_answers_until_it_expires_or_its_need_closes() -> anyhow::Result<()> {
+        let day = 24 * 3600 * 1000;
+        for (age, status, expected) in [
+            (day, NeedStatus::Open, IntroductionStatus::Open),
+            (31 * day, NeedStatus::Open, IntroductionStatus::Expired),
+            (day, NeedStatus::Filled, IntroductionStatus::Cancelled),
+        ] {
+            let dir = tempfile::tempdir()?;
+            let hub = Hub::for_tests(dir.path());
+            let (holder, id) = stored(&hub, age, 30 * day, status)?;
+            let mailbox = hub.mailbox(&holder)?;
+            assert_eq!(mailbox.inbound[0].status, expected as i32);
+            let answered = hub.reply_introductions(&holder, vec![decline(&id, "p1")]);
+            if expected == IntroductionStatus::Open {
+                answered?;
+                // Answered once: a retry is a no-op, the count stays.
+                hub.reply_introductions(&holder, vec![decline(&id, "p1")])?;
+                assert_eq!(hub.load_intro(&id)?.map(|i| i.declined), Some(1));
+                let unknown = hub.reply_introductions(&holder, vec![decline(&id, "p9")]);
+                assert!(matches!(unknown, Err(Error::PermissionDenied(_))), "not a matched pseudonym");
+            } else {
+                let err = answered.expect_err("no more answers");
+                assert!(
+                    err.to_string()
+                        .contains(passerelle_proto::codes::slug_of::<IntroductionStatus>(expected as i32))
+                );
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn matching_rules() {
         assert!(

@@ -796,3 +796,67 @@ fn pending_person<'a>(intro: &'a mut Introduction, person_id: &str) -> Result<&'
     }
     Ok(slot)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use passerelle_proto::v1::{Structure, StructureKind};
+
+    #[test]
+    fn received_fields_are_deleted_after_the_retention() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let structure = Structure {
+            siret: "44306184100047".into(),
+            kind: StructureKind::Ai as i32,
+            name: "Requérante".into(),
+            departement: "49".into(),
+        };
+        let node = Node::open(dir.path(), structure)?;
+        let day = 24 * 3600 * 1000;
+        let (outcome_at, expires_at) = (1_000 * day, 1_020 * day);
+        let candidate = |name: &str, outcome: IntroductionOutcome| IntroductionCandidate {
+            candidate: name.into(),
+            fields: Some(CandidateFields { first_name: "Camille".into(), ..Default::default() }),
+            outcome: outcome as i32,
+            outcome_at_ms: if outcome == IntroductionOutcome::Unspecified { 0 } else { outcome_at },
+            ..Default::default()
+        };
+        let intro = Introduction {
+            id: Uuid::now_v7().to_string(),
+            direction: "out".into(),
+            expires_at_ms: expires_at,
+            candidates: vec![
+                candidate("hired", IntroductionOutcome::Hired),
+                candidate("waiting", IntroductionOutcome::Unspecified),
+            ],
+            ..Default::default()
+        };
+        let mut batch = WriteBatch::new();
+        Node::put_intro(&mut batch, Direction::Out, &intro);
+        node.commit(batch)?;
+        let retention = Duration::from_secs(90 * 24 * 3600);
+        let held = |node: &Node| -> anyhow::Result<Vec<bool>> {
+            let intro = node.load_intro(Direction::Out, &intro.id)?.expect("kept");
+            Ok(intro.candidates.iter().map(|c| c.fields.is_some()).collect())
+        };
+        assert_eq!(node.sweep_introductions(retention, outcome_at + 90 * day - 1)?, 0);
+        assert_eq!(held(&node)?, [true, true]);
+        assert_eq!(
+            node.sweep_introductions(retention, outcome_at + 90 * day)?,
+            1,
+            "90 days after the outcome"
+        );
+        assert_eq!(held(&node)?, [false, true]);
+        assert_eq!(
+            node.sweep_introductions(retention, expires_at + 90 * day)?,
+            1,
+            "90 days after the expiry"
+        );
+        assert_eq!(held(&node)?, [false, false]);
+        let purges =
+            node.audit_entries(None, None)?.into_iter().filter(|e| e.kind == "introduction-purge").count();
+        assert_eq!(purges, 2);
+        assert!(node.verify_audit()?.broken.is_none());
+        Ok(())
+    }
+}
