@@ -186,13 +186,17 @@ impl Hub {
             .and_then(|r| r.need))
     }
 
-    /// A request's status now: cancelled once its need is not open here, expired after its TTL.
+    /// A request's status now: cancelled once its need is not open here or its requester is no
+    /// longer an accepted member, expired after its TTL.
     fn status_of(&self, intro: &HubIntroduction, now: i64) -> Result<IntroductionStatus> {
         let (origin, need_id) = match (&intro.requester, &intro.need) {
             (Some(r), Some(n)) => (r.siret.as_str(), n.need_id.as_str()),
             _ => return Ok(IntroductionStatus::Cancelled),
         };
         let open = self.held_need(origin, need_id)?.is_some_and(|n| n.status == NeedStatus::Open as i32);
+        // A requester removed (or pending again) receives nothing: its requests take no answers.
+        let member = self.load(&super::member_key(Role::Node, origin))?;
+        let open = open && member.is_some_and(|m| m.state == MemberState::Accepted as i32);
         Ok(if !open {
             IntroductionStatus::Cancelled
         } else if now >= intro.expires_at_ms {
