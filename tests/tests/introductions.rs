@@ -437,6 +437,17 @@ async fn tampered_ciphertext_is_refused_by_the_requester() -> anyhow::Result<()>
     )
     .await?;
 
+    let delivered = list(&f.a.endpoint, "in").await?;
+    let camille = delivered[0]["persons"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["person_id"] == f.camille.as_str()).cloned())
+        .expect("Camille");
+    assert_eq!(
+        (camille["state"].as_str(), camille["unsent"].as_bool()),
+        (Some("accepted"), Some(false)),
+        "delivered"
+    );
+
     // A hostile hub operator flips a byte of the sealed fields it stores.
     f.hub.stop().await?;
     {
@@ -528,6 +539,57 @@ async fn a_requester_certificate_of_another_ca_is_refused_by_the_holder() -> any
     assert_eq!(made["routed"], true, "the hub routed it: {made:?}");
     assert!(list(&a.endpoint, "in").await?.is_empty(), "A does not take a request it cannot verify");
     for daemon in [a, b, hub] {
+        daemon.stop().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_hubs_need_hub_and_an_unreachable_one_gets_the_request_once_back() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub = InProcessDaemon::start_config(&pki.write_hub_config(HUB, "auto_accept = true", "")?).await?;
+    // The second hub is down when B asks.
+    let port = passerelle_tests::free_port()?;
+    let fas_config = pki.write_hub_config_on("fas-pdl", port, "auto_accept = true", "")?;
+    let b = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[1],
+        "49",
+        &[
+            (HUB, hub.hub_endpoint(), &["needs"]),
+            ("fas-pdl", format!("https://localhost:{port}"), &["needs"]),
+        ],
+    )?)
+    .await?;
+    let need = json(&b.endpoint, &need_add_args()).await?["id"].as_str().unwrap_or_default().to_string();
+
+    let ambiguous = cli_async(&b.endpoint, &["need", "introduce", &need]).await;
+    assert_eq!(ambiguous.code, 2, "{ambiguous:?}");
+    assert!(ambiguous.stderr.contains("coorace-pdl, fas-pdl"), "{ambiguous:?}");
+    let unknown = cli_async(&b.endpoint, &["need", "introduce", &need, "--hub", "other-hub"]).await;
+    assert_ne!(unknown.code, 0);
+    assert!(unknown.stderr.contains("not shared with this hub"), "{unknown:?}");
+
+    // Queued while fas-pdl is down: the id is printed at once, the request goes once it is back.
+    let queued =
+        cli_async(&b.endpoint, &["--format", "json", "need", "introduce", &need, "--hub", "fas-pdl"])
+            .await
+            .ok()?;
+    assert!(queued.stderr.contains("queued"), "{queued:?}");
+    let queued = queued.json()?;
+    assert_eq!(queued["status"], "queued");
+    let id = queued["id"].as_str().unwrap_or_default().to_string();
+    let table = cli_async(&b.endpoint, &["need", "introduce", &need, "--hub", HUB]).await.ok()?;
+    assert_eq!(table.stdout.trim().len(), 36, "the table format prints the id alone: {table:?}");
+
+    let fas = InProcessDaemon::start_config(&fas_config).await?;
+    NodeClient::connect(&b.endpoint, None).await?.sync_now(true, Duration::from_secs(30)).await?;
+    let outgoing = list(&b.endpoint, "out").await?;
+    let sent = outgoing.iter().find(|i| i["id"] == id.as_str()).expect("the queued request");
+    assert_eq!(sent["status"], "open", "{sent:?}");
+    assert_eq!(sent["routed"], true);
+    assert_eq!(sent["hub_id"], "fas-pdl");
+    for daemon in [b, hub, fas] {
         daemon.stop().await?;
     }
     Ok(())

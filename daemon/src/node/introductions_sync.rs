@@ -25,6 +25,8 @@ use crate::sync::link::status_text;
 
 /// How often an open sync session reads the hub's mailbox.
 pub(crate) const EXCHANGE_EVERY: Duration = Duration::from_secs(60);
+/// How long a request waits for the hub to acknowledge what was committed before it (its need).
+const CATCH_UP: Duration = Duration::from_secs(5);
 
 /// A status the hub may answer differently later (not a refusal).
 fn transient(code: tonic::Code) -> bool {
@@ -86,6 +88,8 @@ impl SyncEngine {
         let hub = link.config.id.clone();
         let (node, need, h) = (self.node.clone(), need_id.to_string(), hub.clone());
         let intro = tokio::task::spawn_blocking(move || node.create_introduction(&need, &h)).await??;
+        // The hub must hold the need's latest version before it can match it.
+        self.caught_up(link, CATCH_UP, true).await;
         match self.send_request(link, &intro).await {
             Ok(intro) => Ok(intro),
             Err(e @ Error::HubRefused { .. }) => {
@@ -196,13 +200,41 @@ impl SyncEngine {
         }
     }
 
-    /// Within a sync session: exchanges at once, then every [`EXCHANGE_EVERY`], until `stop`.
+    /// Waits until `link` has a session the hub accepted that acknowledged everything committed
+    /// before the call, or `timeout`: a queued request is only sent once its need is there. With
+    /// `unless_failing`, a link whose last session failed is not waited for.
+    async fn caught_up(&self, link: &Link, timeout: Duration, unless_failing: bool) {
+        let target = self.node.head_seq();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let progress = self.progress.notified();
+            let done = link
+                .status
+                .lock()
+                // Caught up, or the link is failing (the request will be queued): no point waiting.
+                .map(|s| {
+                    (s.connected && s.checkpoint >= target && s.owed == 0)
+                        || (unless_failing && !s.connected && !s.last_error.is_empty())
+                })
+                .unwrap_or(true);
+            if done || tokio::time::timeout_at(deadline, progress).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Within a sync session: exchanges once the session's push has caught up, then every
+    /// [`EXCHANGE_EVERY`], until `stop`.
     pub(crate) async fn exchange_loop(
         &self,
         link: &Link,
         channel: Channel,
         mut stop: watch::Receiver<bool>,
     ) -> Result<()> {
+        tokio::select! {
+            () = self.caught_up(link, EXCHANGE_EVERY, false) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
         loop {
             if let Err(e) = self.exchange_on(channel.clone(), &link.config.id).await {
                 tracing::warn!(error = %e, "introductions exchange failed");
