@@ -33,8 +33,6 @@ use crate::tls::Peer;
 
 /// Most answers in one `ReplyIntroduction` call.
 pub(crate) const MAX_REPLIES: usize = 100;
-/// Largest sealed payload a holder may send (a few short fields, with room to spare).
-const MAX_SEALED_BYTES: usize = 2048;
 /// Longest certificate chain forwarded with a request.
 const MAX_CHAIN: usize = 8;
 
@@ -377,7 +375,7 @@ impl Hub {
                 };
                 validate::record_id("candidate", &accept.candidate)?;
                 let sealed = accept.sealed.ok_or_else(|| FieldError::rule("sealed", "is required"))?;
-                check_sealed(&sealed)?;
+                validate::sealed_fields("sealed", &sealed)?;
                 if same {
                     return Err(Error::AlreadyExists(format!("candidate {}", accept.candidate)));
                 }
@@ -560,22 +558,6 @@ impl Hub {
         self.store.commit(batch)?;
         Ok(flipped)
     }
-}
-
-/// Sealed fields must look like what `node/sealing.rs` makes: a SEC1 point, a GCM nonce, and a
-/// ciphertext no larger than a few fields.
-fn check_sealed(sealed: &SealedFields) -> Result<()> {
-    if sealed.ephemeral_public_key.len() != 65 || sealed.nonce.len() != 12 {
-        return Err(FieldError::rule("sealed", "expected a 65-byte ephemeral key and a 12-byte nonce").into());
-    }
-    if sealed.ciphertext.len() < 16 || sealed.ciphertext.len() > MAX_SEALED_BYTES {
-        return Err(FieldError::rule(
-            "sealed.ciphertext",
-            format!("between 16 and {MAX_SEALED_BYTES} bytes"),
-        )
-        .into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

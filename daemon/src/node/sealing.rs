@@ -23,9 +23,6 @@ use sha2::Sha256;
 
 use crate::error::{Error, Result};
 
-/// Largest sealed payload accepted (a few short fields).
-pub(crate) const MAX_SEALED_BYTES: usize = 2048;
-
 const INFO: &[u8] = b"passerelle introduction v1";
 
 /// The public key of a certificate (DER), as a P-256 key.
@@ -93,9 +90,7 @@ pub(crate) fn open(
     sealed: &SealedFields,
 ) -> Result<CandidateFields> {
     let refused = || Error::FailedPrecondition(format!("candidate {candidate}: sealed fields do not open"));
-    if sealed.ciphertext.len() > MAX_SEALED_BYTES {
-        return Err(refused());
-    }
+    passerelle_proto::validate::sealed_fields("sealed", sealed).map_err(|_| refused())?;
     let ephemeral = PublicKey::from_sec1_bytes(&sealed.ephemeral_public_key).map_err(|_| refused())?;
     let nonce: [u8; 12] = sealed.nonce.as_slice().try_into().map_err(|_| refused())?;
     let shared = p256::ecdh::diffie_hellman(key.to_nonzero_scalar(), ephemeral.as_affine());
