@@ -786,7 +786,7 @@ fn open_for_answers(intro: &Introduction) -> Result<()> {
 fn pending_person<'a>(intro: &'a mut Introduction, person_id: &str) -> Result<&'a mut IntroductionPerson> {
     let id = intro.id.clone();
     let slot = intro.persons.iter_mut().find(|p| p.person_id == person_id).ok_or_else(|| {
-        Error::PermissionDenied(format!("introduction {id}: person {person_id} is not one it matched here"))
+        FieldError::new("person_id", person_id, format!("not a person introduction {id} matched here"))
     })?;
     if slot.state != PENDING {
         return Err(Error::FailedPrecondition(format!(
