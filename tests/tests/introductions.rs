@@ -318,6 +318,37 @@ async fn refusals_rate_limit_and_removed_members() -> anyhow::Result<()> {
     // Closing the need cancels its requests: no more answers.
     cli_async(&f.b.endpoint, &["need", "close", &f.need, "--status", "filled"]).await.ok()?;
     NodeClient::connect(&f.b.endpoint, None).await?.sync_now(true, Duration::from_secs(30)).await?;
+    // A, not refreshed yet, accepts for Camille: the hub refuses, nothing was shared, and the
+    // consent recorded for it is withdrawn.
+    let accepted = json(
+        &f.a.endpoint,
+        &[
+            "introduction",
+            "accept",
+            &id,
+            "--person",
+            &f.camille,
+            "--share",
+            "first-name,phone",
+            "--text-version",
+            "v1",
+        ],
+    )
+    .await?;
+    let camille = accepted["persons"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["person_id"] == f.camille.as_str()).cloned())
+        .expect("Camille");
+    assert_eq!(camille["state"], "refused", "{accepted:?}");
+    let consents = json(&f.a.endpoint, &["consent", "list", "--person", &f.camille]).await?;
+    assert!(
+        consents
+            .as_array()
+            .is_some_and(|all| all.iter().all(|c| c["purpose"] != "introduction" || c["in_force"] == false)),
+        "{consents:?}"
+    );
+    let report = json(&f.a.endpoint, &["person", "report", &f.camille]).await?;
+    assert_eq!(report["introductions"], serde_json::json!([]), "nothing was shared");
     let incoming = list(&f.a.endpoint, "in").await?;
     assert!(incoming.iter().all(|i| i["status"] == "cancelled"), "{incoming:?}");
     let late = cli_async(

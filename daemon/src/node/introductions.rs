@@ -76,6 +76,8 @@ const PENDING: &str = "pending";
 const ACCEPTED: &str = "accepted";
 const DECLINED: &str = "declined";
 const WITHDRAWN: &str = "withdrawn";
+/// An acceptance the hub refused (the request had expired or was cancelled): nothing was shared.
+const REFUSED: &str = "refused";
 
 /// What the node needs to take part in introductions: its CAs (to check a requester's chain) and
 /// its key (to open what is sealed to it).
@@ -465,20 +467,37 @@ impl Node {
         Ok(owed)
     }
 
-    /// The hub has `owed` (or refused it for good): its flag is cleared, an accepted answer's
-    /// sealed copy dropped.
-    pub(crate) fn reply_delivered(&self, owed: &OwedReply) -> Result<()> {
+    /// The hub has `owed`, or refused it for good (`refusal`): its flag is cleared, an accepted
+    /// answer's sealed copy dropped. A refused acceptance shared nothing: the person's slot says
+    /// so, and the consent recorded for it is withdrawn (audited).
+    pub(crate) fn reply_delivered(&self, owed: &OwedReply, refusal: Option<&str>) -> Result<()> {
         use introduction_reply::Kind;
         let _writer = self.write_lock();
         let id = &owed.reply.request_id;
         let Some(mut intro) = self.load_intro(owed.direction, id)? else { return Ok(()) };
+        let mut batch = WriteBatch::new();
         match &owed.reply.kind {
             Some(Kind::Accept(a)) => {
+                let hub_id = intro.hub_id.clone();
                 if let Some(p) =
                     intro.persons.iter_mut().find(|p| p.candidate == a.candidate && p.state == ACCEPTED)
                 {
                     p.unsent = false;
                     p.sealed = None;
+                    if let Some(why) = refusal {
+                        p.state = REFUSED.into();
+                        if let Ok(consent_key) = parse_id("consent_id", &p.consent_id)
+                            && let Some(mut consent) =
+                                self.load::<Consent>(Tree::Consents, &keys::id(&consent_key))?
+                            && consent.withdrawn_at_ms.is_none()
+                        {
+                            consent.withdrawn_at_ms = Some(now_unix_ms().max(consent.granted_at_ms));
+                            batch.put(Tree::Consents, keys::id(&consent_key), consent.encode_to_vec());
+                        }
+                        let detail = format!("introduction {id}: nothing shared, the hub refused ({why})");
+                        let entry = ("introduction-refused".into(), p.person_id.clone(), hub_id, detail);
+                        self.audit(&mut batch, vec![entry])?;
+                    }
                 }
             }
             Some(Kind::Decline(d)) => {
@@ -505,7 +524,6 @@ impl Node {
             }
             None => {}
         }
-        let mut batch = WriteBatch::new();
         Self::put_intro(&mut batch, owed.direction, &intro);
         self.commit(batch)
     }
@@ -750,7 +768,11 @@ impl Node {
         let mut out = Vec::new();
         for intro in self.intros(Direction::In)? {
             let requester = intro.requester.clone().unwrap_or_default();
-            for p in intro.persons.iter().filter(|p| p.person_id == person_id && !p.candidate.is_empty()) {
+            for p in intro
+                .persons
+                .iter()
+                .filter(|p| p.person_id == person_id && !p.candidate.is_empty() && p.state != REFUSED)
+            {
                 out.push(PersonIntroduction {
                     request_id: intro.id.clone(),
                     hub_id: intro.hub_id.clone(),

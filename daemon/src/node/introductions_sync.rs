@@ -161,16 +161,17 @@ impl SyncEngine {
             let sent = client
                 .reply_introduction(ReplyIntroductionRequest { replies: vec![item.reply.clone()] })
                 .await;
-            match sent {
-                Ok(_) => {}
+            let refusal = match sent {
+                Ok(_) => None,
                 Err(s) if transient(s.code()) => return Err(refused(hub, &s)),
                 Err(s) => {
-                    // Refused for good (expired, answered already): settled, not retried forever.
+                    // Refused for good (expired, cancelled): settled, not retried forever.
                     tracing::warn!(request = %item.reply.request_id, error = %status_text(&s), "introduction answer refused");
+                    Some(s.message().to_string())
                 }
-            }
+            };
             let node = self.node.clone();
-            tokio::task::spawn_blocking(move || node.reply_delivered(&item)).await??;
+            tokio::task::spawn_blocking(move || node.reply_delivered(&item, refusal.as_deref())).await??;
         }
         Ok(())
     }
