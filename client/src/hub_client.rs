@@ -42,19 +42,27 @@ impl HubClient {
         reply.map(|r| r.into_inner().members).map_err(|s| self.status(s))
     }
 
-    /// Accepts a member (SIRET or hub id).
+    /// Accepts a member (SIRET or hub id) known here from one network only.
     pub async fn accept(&self, id: &str) -> Result<Member> {
-        let reply = HubAdminClient::new(self.channel.clone())
-            .accept_member(AcceptMemberRequest { id: id.into() })
-            .await;
+        self.accept_from(id, None).await
+    }
+
+    /// Accepts a member, naming the network whose CA vouches for it (`None`: the only one).
+    pub async fn accept_from(&self, id: &str, network: Option<&str>) -> Result<Member> {
+        let request = AcceptMemberRequest { id: id.into(), network: network.unwrap_or_default().into() };
+        let reply = HubAdminClient::new(self.channel.clone()).accept_member(request).await;
         reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
     }
 
-    /// Removes a member.
+    /// Removes a member known here from one network only.
     pub async fn remove(&self, id: &str) -> Result<Member> {
-        let reply = HubAdminClient::new(self.channel.clone())
-            .remove_member(RemoveMemberRequest { id: id.into() })
-            .await;
+        self.remove_from(id, None).await
+    }
+
+    /// Removes a member, naming the network whose CA vouches for it (`None`: the only one).
+    pub async fn remove_from(&self, id: &str, network: Option<&str>) -> Result<Member> {
+        let request = RemoveMemberRequest { id: id.into(), network: network.unwrap_or_default().into() };
+        let reply = HubAdminClient::new(self.channel.clone()).remove_member(request).await;
         reply.map(|r| r.into_inner().removed.unwrap_or_default()).map_err(|s| self.status(s))
     }
 

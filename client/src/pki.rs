@@ -12,7 +12,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use passerelle_proto::identity::{CertificateInfo, PeerId, Role, inspect_certificate};
+use passerelle_proto::identity::{CA_COMMON_NAME_PREFIX, CertificateInfo, PeerId, Role, inspect_certificate};
 use passerelle_proto::validate;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
@@ -124,7 +124,7 @@ impl CertificateAuthority {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(crypto("generating the CA key"))?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("Passerelle CA {network}"));
+        dn.push(DnType::CommonName, format!("{CA_COMMON_NAME_PREFIX}{network}"));
         dn.push(DnType::OrganizationName, "Passerelle");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));

@@ -59,6 +59,16 @@ pub(crate) fn authorize(path: &str, conn: Option<&ConnInfo>, denied: &DenyList) 
             )));
         }
     }
+    // The identity is only as good as the anchor that vouched for it: a network's CA trusted for
+    // its members cannot mint this hub's operators (or consumers).
+    if let Some(issuer) = &conn.issuer
+        && !issuer.vouches_for(peer.id.role)
+    {
+        return Err(Status::permission_denied(format!(
+            "certificate of {} was issued by the CA of network {}, which may not vouch for role {} here",
+            peer.id, issuer.network, peer.id.role
+        )));
+    }
     let service = path.trim_start_matches('/').split('/').next().unwrap_or_default();
     if !roles_allowed(service).contains(&peer.id.role) {
         return Err(Status::permission_denied(format!("role {} may not call {path}", peer.id.role)));
@@ -162,11 +172,13 @@ mod tests {
     use passerelle_proto::identity::PeerId;
 
     use super::*;
+    use crate::tls::Issuer;
 
     fn conn(role: Role, id: &str, serial: Option<&str>) -> ConnInfo {
         ConnInfo {
-            peer: Peer { id: PeerId { role, id: id.into() }, serial: serial.map(String::from) },
+            peer: Peer::certified("coorace", PeerId { role, id: id.into() }, serial.map(String::from)),
             expires_at_s: None,
+            issuer: Some(Issuer { network: "coorace".into(), roles: Role::ALL.to_vec() }),
             chain: Default::default(),
         }
     }
@@ -195,6 +207,23 @@ mod tests {
                 assert_eq!(status.message(), format!("role {role} may not call {path}"));
             }
         }
+    }
+
+    #[test]
+    fn a_role_its_anchor_does_not_vouch_for_is_refused() {
+        let denied = DenyList::default();
+        let mut operator = conn(Role::Operator, "ops-fas", Some("ab"));
+        operator.issuer = Some(Issuer { network: "fas".into(), roles: vec![Role::Node, Role::Hub] });
+        let err = authorize("/passerelle.v1.HubAdmin/ListMembers", Some(&operator), &denied)
+            .expect_err("a network CA cannot vouch for an operator");
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            err.message(),
+            "certificate of operator ops-fas was issued by the CA of network fas, which may not vouch for role operator here"
+        );
+        let mut node = conn(Role::Node, "73282932000074", Some("ac"));
+        node.issuer = operator.issuer.clone();
+        assert!(authorize("/passerelle.v1.HubSync/Hello", Some(&node), &denied).is_ok());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use passerelle_client::TlsFiles;
 use passerelle_proto::codes::Code;
 use passerelle_proto::datasets::Dataset;
-use passerelle_proto::identity::normalize_serial;
+use passerelle_proto::identity::{Role, normalize_serial};
 use passerelle_proto::v1::{Structure, StructureKind};
 use passerelle_proto::validate::{self, FieldError};
 use serde::Deserialize;
@@ -23,7 +23,7 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 use crate::limits::DEFAULT_MAX_MESSAGE_BYTES;
-use crate::tls::{self, ServerTlsFiles};
+use crate::tls::{self, ServerTlsFiles, TrustAnchor};
 
 /// Where the local API listens when the config does not say.
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7401";
@@ -56,7 +56,27 @@ pub struct Config {
     pub metrics: Option<MetricsSection>,
     /// On a hub: when monthly reports are due and when a month closes.
     pub periods: Option<PeriodsSection>,
+    /// On a hub: how published statistics are protected.
+    pub statistics: Option<StatisticsSection>,
 }
+
+/// `[statistics]` (hubs): the protection published tables give withheld values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatisticsSection {
+    /// An attacker solving every published table together must not narrow a withheld value `v`
+    /// to less than `[v × (1 − p), v × (1 + p)]`, `p` this percentage (default 15, 5 to 50):
+    /// the audit of complementary suppression checks it at every closing.
+    #[serde(default = "default_protection_percent")]
+    pub protection_percent: Spanned<u32>,
+}
+
+fn default_protection_percent() -> Spanned<u32> {
+    Spanned::new(0..0, DEFAULT_PROTECTION_PERCENT)
+}
+
+/// Default of [`StatisticsSection::protection_percent`].
+pub const DEFAULT_PROTECTION_PERCENT: u32 = 15;
 
 /// `[periods]` (hubs): due dates of monthly reports and the closing of months.
 #[derive(Debug, Clone, Deserialize)]
@@ -181,8 +201,28 @@ pub struct HubSection {
     /// How many introduction requests a structure may send per 24 hours (default 20, 1 to 10,000).
     #[serde(default = "default_introductions_per_day")]
     pub introductions_per_day: Spanned<u32>,
-    /// The hub's certificate and the CAs whose certificates it accepts.
+    /// The hub's certificate and key (and, as a shorthand for `[[hub.trust]]`, `client_cas`).
     pub tls: ServerTlsSection,
+    /// `[[hub.trust]]`: the CAs whose certificates this hub accepts, each naming the network it
+    /// speaks for and the roles it may vouch for here. An identity is (network, role, id): the same
+    /// id from another CA is another member, and operators come only from an anchor listing
+    /// `operator` (normally the hub's own CA).
+    #[serde(default)]
+    pub trust: Vec<TrustSection>,
+}
+
+/// `[[hub.trust]]`: one trust anchor of a hub.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSection {
+    /// The CA certificate (PEM) of a network, e.g. `certs/fas-ca.pem`. A CA anchors one network
+    /// only; a network may have several CAs (a rotation).
+    pub ca: Spanned<PathBuf>,
+    /// The network it speaks for, e.g. `fas`: the first part of its members' identities.
+    pub network: Spanned<String>,
+    /// The roles its certificates may carry here: `node`, `hub`, `consumer`, `operator` (at least
+    /// one). A certificate with another role is refused at every call.
+    pub roles: Spanned<Vec<Spanned<String>>>,
 }
 
 fn default_min_persons() -> Spanned<u32> {
@@ -223,6 +263,11 @@ pub struct ServerTlsSection {
     /// Private key, PEM.
     pub key: Spanned<PathBuf>,
     /// CA certificates (PEM) whose client certificates are accepted; one per trusted network.
+    /// The shorthand of `[[hub.trust]]` that existing configs use: the first CA speaks for this
+    /// daemon's own network (a hub's `network`; on a node, the network its subject names) with
+    /// every role; each further CA for the network its subject names (`CN=Passerelle CA
+    /// NETWORK`, as `passerelle pki init` writes it), with the roles `node` and `hub` only.
+    #[serde(default)]
     pub client_cas: Vec<Spanned<PathBuf>>,
 }
 
@@ -415,6 +460,8 @@ pub struct HubConfig {
     pub upstreams: Vec<Upstream>,
     /// Due dates and closing of monthly periods.
     pub periods: crate::hub::periods::PeriodsConfig,
+    /// The protection level of withheld statistics, in percent (`[statistics]`).
+    pub protection_percent: u32,
     /// Its TLS files.
     pub tls: ServerTlsFiles,
 }
@@ -511,6 +558,14 @@ impl Config {
                     FieldError::rule("upstream", "is for hubs; a node lists [[hubs]]"),
                 ));
             }
+            (Some(_), None) if self.statistics.is_some() => {
+                let span = self.statistics.as_ref().map(|s| s.protection_percent.span()).unwrap_or_default();
+                return Err(v.at(
+                    "statistics",
+                    span,
+                    FieldError::rule("statistics", "is for hubs; a node publishes no statistics"),
+                ));
+            }
             (Some(_), None) if self.periods.is_some() => {
                 let span = self.periods.as_ref().map(|p| p.close.span()).unwrap_or_default();
                 return Err(v.at(
@@ -536,8 +591,10 @@ impl Config {
                     ));
                 }
                 let periods = self.periods.as_ref().map(|p| v.periods(p)).transpose()?;
+                let protection = self.statistics.as_ref().map(|s| v.protection(s)).transpose()?;
                 let mut config = v.hub(hub, &self.upstream)?;
                 config.periods = periods.unwrap_or_default();
+                config.protection_percent = protection.unwrap_or(DEFAULT_PROTECTION_PERCENT);
                 RoleConfig::Hub(config)
             }
             (Some(_), Some(hub)) => {
@@ -555,7 +612,16 @@ impl Config {
             }
         };
         let listen = v.addr("api.listen", &self.api.listen)?;
-        let api_tls = self.api.tls.as_ref().map(|t| v.server_tls("api.tls", t)).transpose()?;
+        let own_network = match &role {
+            RoleConfig::Hub(hub) => Some(hub.network.clone()),
+            RoleConfig::Node(_) => None,
+        };
+        let api_tls = self
+            .api
+            .tls
+            .as_ref()
+            .map(|t| v.server_tls("api.tls", t, own_network.as_deref(), &[]))
+            .transpose()?;
         if api_tls.is_none() && !listen.ip().is_loopback() {
             return Err(v.at(
                 "api.listen",
@@ -658,23 +724,147 @@ impl Validator<'_> {
         Ok(n)
     }
 
-    fn server_tls(&self, section: &str, t: &ServerTlsSection) -> Result<ServerTlsFiles> {
+    /// A TLS listener's files and trust anchors: `trust` (`[[hub.trust]]`) or the `client_cas`
+    /// shorthand, one of them. `own_network` is the daemon's network (a hub's), which the first
+    /// of `client_cas` speaks for.
+    fn server_tls(
+        &self,
+        section: &str,
+        t: &ServerTlsSection,
+        own_network: Option<&str>,
+        trust: &[TrustSection],
+    ) -> Result<ServerTlsFiles> {
         let cert = self.file(&format!("{section}.cert"), &t.cert)?;
         let key = self.file(&format!("{section}.key"), &t.key)?;
         tls::load_identity(&cert, &key).map_err(|e| self.tls_error(&format!("{section}.key"), &t.key, e))?;
-        if t.client_cas.is_empty() {
-            return Err(Error::Config(format!(
-                "{}: {section}.client_cas: at least one CA is required",
-                self.path.display()
-            )));
+        let cas_field = format!("{section}.client_cas");
+        let mut anchors: Vec<(TrustAnchor, &Spanned<PathBuf>, &str)> = Vec::new();
+        match (t.client_cas.first(), trust.first()) {
+            (Some(_), Some(anchor)) => {
+                return Err(self.at(
+                    "hub.trust",
+                    anchor.ca.span(),
+                    FieldError::rule(
+                        "hub.trust",
+                        format!("{cas_field} is its shorthand: list the CAs in one of them, not both"),
+                    ),
+                ));
+            }
+            (None, None) => {
+                let what =
+                    if section == "hub.tls" { "[[hub.trust]] (or hub.tls.client_cas)" } else { "client_cas" };
+                return Err(Error::Config(format!(
+                    "{}: {section}: at least one trusted CA is required: {what}",
+                    self.path.display()
+                )));
+            }
+            (Some(_), None) => {
+                for (i, ca) in t.client_cas.iter().enumerate() {
+                    let file = self.file(&cas_field, ca)?;
+                    let first = tls::load_certs(&file).map_err(|e| self.tls_error(&cas_field, ca, e))?;
+                    let named = passerelle_proto::identity::network_of_ca(&first[0]);
+                    let (network, roles) = match (i, own_network, named) {
+                        (0, Some(own), _) => (own.to_string(), Role::ALL.to_vec()),
+                        (0, None, named) => (named.unwrap_or_else(|_| "local".into()), Role::ALL.to_vec()),
+                        (_, _, Ok(named)) => (named, vec![Role::Node, Role::Hub]),
+                        (_, _, Err(reason)) => {
+                            return Err(self.at(
+                                &cas_field,
+                                ca.span(),
+                                FieldError::new(
+                                    &cas_field,
+                                    file.display().to_string(),
+                                    format!("{reason}: say which network it speaks for with [[hub.trust]]"),
+                                ),
+                            ));
+                        }
+                    };
+                    anchors.push((TrustAnchor { ca: file, network, roles }, ca, cas_field.as_str()));
+                }
+            }
+            (None, Some(_)) => {
+                for anchor in trust {
+                    let file = self.file("hub.trust.ca", &anchor.ca)?;
+                    let network = self.check("hub.trust.network", &anchor.network, validate::hub_id)?;
+                    if anchor.roles.get_ref().is_empty() {
+                        return Err(self.at(
+                            "hub.trust.roles",
+                            anchor.roles.span(),
+                            FieldError::rule(
+                                "roles",
+                                "must list at least one of node, hub, consumer, operator",
+                            ),
+                        ));
+                    }
+                    let mut roles = Vec::new();
+                    for role in anchor.roles.get_ref() {
+                        let parsed = Role::parse(role.get_ref()).ok_or_else(|| {
+                            self.at(
+                                "hub.trust.roles",
+                                role.span(),
+                                FieldError::new(
+                                    "roles",
+                                    role.get_ref(),
+                                    "expected node, hub, consumer or operator",
+                                ),
+                            )
+                        })?;
+                        if roles.contains(&parsed) {
+                            return Err(self.at(
+                                "hub.trust.roles",
+                                role.span(),
+                                FieldError::new("roles", role.get_ref(), "listed twice"),
+                            ));
+                        }
+                        // Statistics go to the consumers of this hub's own network only: a
+                        // consumer reading both a network hub and the consolidation hub could
+                        // difference their tables (see ARCHITECTURE.md, statistics).
+                        if parsed == Role::Consumer && own_network.is_some_and(|own| own != network) {
+                            return Err(self.at(
+                                "hub.trust.roles",
+                                role.span(),
+                                FieldError::new(
+                                    "roles",
+                                    role.get_ref(),
+                                    format!(
+                                        "consumers come only from an anchor of this hub's own network ({}), not {network}",
+                                        own_network.unwrap_or_default()
+                                    ),
+                                ),
+                            ));
+                        }
+                        roles.push(parsed);
+                    }
+                    roles.sort();
+                    anchors.push((TrustAnchor { ca: file, network, roles }, &anchor.ca, "hub.trust.ca"));
+                }
+            }
         }
-        let mut client_cas = Vec::new();
-        for ca in &t.client_cas {
-            let file = self.file(&format!("{section}.client_cas"), ca)?;
-            tls::load_roots(&[&file]).map_err(|e| self.tls_error(&format!("{section}.client_cas"), ca, e))?;
-            client_cas.push(file);
+        // A CA anchors one network: with the same certificate under two anchors, which network
+        // issued a chain would be ambiguous.
+        let mut seen: Vec<(rustls::pki_types::CertificateDer<'static>, String)> = Vec::new();
+        for (anchor, span, field) in &anchors {
+            let certs = tls::load_roots(&[&anchor.ca])
+                .and_then(|_| tls::load_certs(&anchor.ca))
+                .map_err(|e| self.tls_error(field, span, e))?;
+            for cert in certs {
+                if let Some((_, other)) = seen.iter().find(|(c, _)| *c == cert) {
+                    return Err(self.at(
+                        field,
+                        span.span(),
+                        FieldError::new(
+                            *field,
+                            anchor.ca.display().to_string(),
+                            format!(
+                                "already the CA of network {other}'s anchor: a CA speaks for one network"
+                            ),
+                        ),
+                    ));
+                }
+                seen.push((cert, anchor.network.clone()));
+            }
         }
-        Ok(ServerTlsFiles { cert, key, client_cas })
+        Ok(ServerTlsFiles { cert, key, trust: anchors.into_iter().map(|(a, _, _)| a).collect() })
     }
 
     fn node(
@@ -811,7 +1001,7 @@ impl Validator<'_> {
         }
         let ttl = self.days("hub.introduction_ttl_days", &hub.introduction_ttl_days, 365)?;
         let per_day = self.days("hub.introductions_per_day", &hub.introductions_per_day, 10_000)?;
-        let tls = self.server_tls("hub.tls", &hub.tls)?;
+        let tls = self.server_tls("hub.tls", &hub.tls, Some(&network), &hub.trust)?;
         let mut upstreams = Vec::new();
         for up in upstream {
             let up_id = self.check("upstream.id", &up.id, validate::hub_id)?;
@@ -856,8 +1046,21 @@ impl Validator<'_> {
             introduction_ttl: Duration::from_secs(u64::from(ttl) * 24 * 3600),
             introductions_per_day: per_day,
             periods: crate::hub::periods::PeriodsConfig::default(),
+            protection_percent: DEFAULT_PROTECTION_PERCENT,
             tls,
         })
+    }
+
+    fn protection(&self, statistics: &StatisticsSection) -> Result<u32> {
+        let percent = *statistics.protection_percent.get_ref();
+        if !(5..=50).contains(&percent) {
+            return Err(self.at(
+                "statistics.protection_percent",
+                statistics.protection_percent.span(),
+                FieldError::new("protection_percent", percent.to_string(), "must be between 5 and 50"),
+            ));
+        }
+        Ok(percent)
     }
 
     fn periods(&self, periods: &PeriodsSection) -> Result<crate::hub::periods::PeriodsConfig> {
@@ -1011,6 +1214,28 @@ listen = "127.0.0.1:0"
         }
         let err = Config::parse(&text("deadline = 15"), &path).expect_err("unknown key");
         assert!(err.to_string().contains(":12: unknown field `deadline`"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_protection_level_is_checked_with_its_line() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("hub.toml");
+        let text = |line: &str| {
+            format!(
+                "data_dir = \"d\"\n[hub]\nid = \"coorace-pdl\"\nnetwork = \"coorace\"\nregion = \"52\"\nlisten = \"127.0.0.1:0\"\n[hub.tls]\ncert = \"missing.pem\"\nkey = \"missing.key\"\nclient_cas = []\n[statistics]\n{line}\n"
+            )
+        };
+        for (line, rule) in [
+            ("protection_percent = 4", ":12: statistics.protection_percent \"4\": must be between 5 and 50"),
+            (
+                "protection_percent = 51",
+                ":12: statistics.protection_percent \"51\": must be between 5 and 50",
+            ),
+        ] {
+            let err = Config::parse(&text(line), &path)?.validate(&text(line), &path).expect_err(line);
+            assert!(err.to_string().contains(rule), "{err}");
+        }
         Ok(())
     }
 

@@ -136,13 +136,21 @@ fn describe(config: &ValidConfig) -> String {
             if node.tls.is_some() { ", tls to hubs configured" } else { "" }
         ),
         RoleConfig::Hub(hub) => format!(
-            "hub {} (network {}, région {}), data_dir {}, listen {} (mutual tls, {} client ca), api {}",
+            "hub {} (network {}, région {}), data_dir {}, listen {} (mutual tls, trusting {}), api {}",
             hub.id,
             hub.network,
             hub.region,
             config.data_dir.display(),
             hub.listen,
-            hub.tls.client_cas.len(),
+            hub.tls
+                .trust
+                .iter()
+                .map(|a| {
+                    let roles: Vec<&str> = a.roles.iter().map(|r| r.as_str()).collect();
+                    format!("{} for {}", a.network, roles.join("+"))
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
             config.api.listen
         ),
     };

@@ -22,6 +22,11 @@ fn write_certs(dir: &Path) -> anyhow::Result<()> {
     let ca_cert = ca_params.self_signed(&ca_key)?;
     std::fs::write(certs.join("ca.pem"), ca_cert.pem())?;
     let issuer = Issuer::new(ca_params, ca_key);
+    // The consolidation example's trust anchors: one CA per network and one for the state.
+    for network in ["state", "coorace", "fas"] {
+        let ca = passerelle_client::pki::CertificateAuthority::generate(network)?;
+        std::fs::write(certs.join(format!("{network}-ca.pem")), &ca.cert_pem)?;
+    }
     for (name, uri) in [("hub", "passerelle://hub/coorace-pdl"), ("node", "passerelle://node/73282932000074")]
     {
         let key = KeyPair::generate()?;
@@ -190,5 +195,98 @@ fn systemd_units_are_sandboxed_and_match_the_example_configs() -> anyhow::Result
         assert_eq!(args.get(1..3), Some(&["run", "--config"][..]), "{role} unit: {exec}");
         assert!(help.contains("--config"), "passerelled run --help lacks --config: {help}");
     }
+    Ok(())
+}
+
+/// A hub's `[[hub.trust]]` anchors and the `client_cas` shorthand: what each loads as, and every
+/// mistake reported with its line and field.
+#[test]
+fn trust_anchors_are_validated_with_their_line() -> anyhow::Result<()> {
+    use passerelle_proto::identity::Role;
+    let dir = tempfile::tempdir()?;
+    write_certs(dir.path())?;
+    let path = dir.path().join("hub.toml");
+    let hub = |tls_extra: &str, trust: &str| {
+        format!(
+            "data_dir = \"d\"\n[hub]\nid = \"dreets-52\"\nnetwork = \"dreets\"\nregion = \"52\"\nlisten = \"127.0.0.1:0\"\n[hub.tls]\ncert = \"certs/hub.pem\"\nkey = \"certs/hub.key\"\n{tls_extra}\n{trust}"
+        )
+    };
+    let load = |text: &str| -> passerelle_daemon::Result<passerelle_daemon::ValidConfig> {
+        Config::parse(text, &path)?.validate(text, &path)
+    };
+    let anchor = |ca: &str, network: &str, roles: &str| {
+        format!("[[hub.trust]]\nca = \"certs/{ca}\"\nnetwork = \"{network}\"\nroles = {roles}\n")
+    };
+
+    // The shorthand: the first CA is the hub's own network with every role, a further one the
+    // network its subject names, for nodes and hubs.
+    let short = load(&hub("client_cas = [\"certs/state-ca.pem\", \"certs/fas-ca.pem\"]", ""))?;
+    let anchors: Vec<(String, Vec<Role>)> = short
+        .hub()
+        .map(|h| h.tls.trust.iter().map(|a| (a.network.clone(), a.roles.clone())).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        anchors,
+        vec![("dreets".to_string(), Role::ALL.to_vec()), ("fas".to_string(), vec![Role::Node, Role::Hub])]
+    );
+    // Anchors written out load as written, roles sorted.
+    let written = load(&hub(
+        "",
+        &format!(
+            "{}{}",
+            anchor("state-ca.pem", "dreets", "[\"operator\", \"hub\"]"),
+            anchor("fas-ca.pem", "fas", "[\"hub\", \"node\"]")
+        ),
+    ))?;
+    let anchors: Vec<(String, Vec<Role>)> = written
+        .hub()
+        .map(|h| h.tls.trust.iter().map(|a| (a.network.clone(), a.roles.clone())).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        anchors,
+        vec![
+            ("dreets".to_string(), vec![Role::Hub, Role::Operator]),
+            ("fas".to_string(), vec![Role::Node, Role::Hub])
+        ]
+    );
+
+    let fas = anchor("fas-ca.pem", "fas", "[\"node\", \"hub\"]");
+    // Line 11 is the first line of the [[hub.trust]] section below; 12 its ca, 13 network, 14 roles.
+    for (text, expected) in [
+        (
+            hub("", &anchor("fas-ca.pem", "fas", "[\"node\", \"admin\"]")),
+            ":14: hub.trust.roles \"admin\": expected node, hub, consumer or operator",
+        ),
+        (
+            hub("", &anchor("fas-ca.pem", "fas", "[\"hub\", \"hub\"]")),
+            ":14: hub.trust.roles \"hub\": listed twice",
+        ),
+        (hub("", &anchor("fas-ca.pem", "fas", "[]")), ":14: hub.trust.roles: must list at least one of"),
+        (
+            hub("", &anchor("fas-ca.pem", "fas", "[\"hub\", \"consumer\"]")),
+            ":14: hub.trust.roles \"consumer\": consumers come only from an anchor of this hub's own network (dreets), not fas",
+        ),
+        (hub("", &anchor("fas-ca.pem", "Fas", "[\"hub\"]")), ":13: hub.trust.network \"Fas\""),
+        (hub("", &anchor("missing-ca.pem", "fas", "[\"hub\"]")), ":12: hub.trust.ca"),
+        (hub("", &format!("{fas}{}", anchor("fas-ca.pem", "coorace", "[\"hub\"]"))), ":16: hub.trust.ca \""),
+        (
+            hub("client_cas = [\"certs/state-ca.pem\"]", &fas),
+            ":12: hub.trust: hub.tls.client_cas is its shorthand: list the CAs in one of them, not both",
+        ),
+        (hub("", ""), "hub.tls: at least one trusted CA is required: [[hub.trust]] (or hub.tls.client_cas)"),
+        (hub("client_cas = [\"certs/state-ca.pem\", \"certs/ca.pem\"]", ""), ":10: hub.tls.client_cas \""),
+    ] {
+        let err = load(&text).expect_err(expected).to_string();
+        assert!(err.contains(expected), "{err}\nexpected: {expected}\n{text}");
+    }
+    // The same CA under two anchors, and a further shorthand CA naming no network, say why.
+    let twice = load(&hub("", &format!("{fas}{}", anchor("fas-ca.pem", "coorace", "[\"hub\"]"))));
+    assert!(twice.is_err_and(|e| e.to_string().contains("already the CA of network fas's anchor")));
+    let unnamed = load(&hub("client_cas = [\"certs/state-ca.pem\", \"certs/ca.pem\"]", ""));
+    assert!(unnamed.is_err_and(|e| e.to_string().contains("names no network")));
+    // Unknown keys are errors, with their line.
+    let typo = hub("", "[[hub.trust]]\nca = \"certs/fas-ca.pem\"\nnetwork = \"fas\"\nrole = [\"hub\"]\n");
+    let err = Config::parse(&typo, &path).expect_err("unknown key").to_string();
+    assert!(err.contains(":14: unknown field `role`"), "{err}");
     Ok(())
 }

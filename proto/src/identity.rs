@@ -16,6 +16,11 @@ use crate::validate::{self, FieldError};
 /// The URI scheme of Passerelle identities.
 pub const URI_SCHEME: &str = "passerelle://";
 
+/// How `passerelle pki init` names a network's CA: its subject's common name is this prefix
+/// followed by the network (`Passerelle CA fas`). A hub's `client_cas` shorthand reads the network
+/// a further CA speaks for from there ([`network_of_ca`]).
+pub const CA_COMMON_NAME_PREFIX: &str = "Passerelle CA ";
+
 /// What a party is allowed to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
@@ -164,6 +169,23 @@ pub fn inspect_certificate(der: &[u8]) -> Result<CertificateInfo, String> {
         dns_names,
         ip_addresses,
     })
+}
+
+/// The network a CA certificate made by `passerelle pki init` speaks for, read from its subject's
+/// common name (`Passerelle CA NETWORK`), validated as a network name.
+pub fn network_of_ca(der: &[u8]) -> Result<String, String> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let subject = cert.subject().to_string();
+    let network = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok())
+        .find_map(|cn| cn.strip_prefix(CA_COMMON_NAME_PREFIX))
+        .ok_or_else(|| {
+            format!("subject \"{subject}\" names no network (expected CN={CA_COMMON_NAME_PREFIX}NETWORK)")
+        })?;
+    validate::hub_id("network", network).map_err(|e| e.to_string())?;
+    Ok(network.to_string())
 }
 
 /// The DER `SubjectPublicKeyInfo` of a certificate, to check that a key file belongs to it.

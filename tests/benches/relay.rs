@@ -56,7 +56,11 @@ fn ingest(config: &Path, structures: usize, year: i32) -> anyhow::Result<()> {
             name: format!("SIAE {n}"),
             departement: DEPARTEMENTS[n % DEPARTEMENTS.len()].into(),
         };
-        let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+        let peer = Peer {
+            id: PeerId { role: Role::Node, id: siret.clone() },
+            serial: None,
+            network: Some("coorace".into()),
+        };
         let epoch = (n as u128 + 1).to_be_bytes().to_vec();
         let head = u64::from((year - 2025) as u32 * 12);
         let open = PushOpen {

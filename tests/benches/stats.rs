@@ -1,5 +1,6 @@
-//! Statistics: ingest all SIAE in France for five years, then read a quarter × département × kind
-//! table; compared in the same run with DuckDB running the equivalent GROUP BY on the same rows.
+//! Statistics: ingest all SIAE in France for five years, close the months of a quarter (the
+//! audit included), then read the closed quarter × département × kind table; compared in the
+//! same run with DuckDB running the equivalent GROUP BY on the same rows.
 //!
 //! Run: `cargo bench -p passerelle-tests --bench stats` (env `BENCH_STRUCTURES`, default 4000;
 //! `BENCH_MONTHS`, default 60; `BENCH_QUERIES`, default 100). Installs DuckDB from PyPI
@@ -57,7 +58,8 @@ fn main() -> anyhow::Result<()> {
         introductions_per_day: 20,
         upstreams: Vec::new(),
         periods: Default::default(),
-        tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), client_cas: Vec::new() },
+        protection_percent: passerelle_daemon::config::DEFAULT_PROTECTION_PERCENT,
+        tls: ServerTlsFiles { cert: PathBuf::new(), key: PathBuf::new(), trust: Vec::new() },
     };
     let hub = Hub::open(&dir.path().join("hub"), config, Default::default())?;
     let csv_path = dir.path().join("reports.csv");
@@ -82,7 +84,11 @@ fn main() -> anyhow::Result<()> {
             name: format!("SIAE {n}"),
             departement: dep.into(),
         };
-        let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+        let peer = Peer {
+            id: PeerId { role: Role::Node, id: siret.clone() },
+            serial: None,
+            network: Some("coorace".into()),
+        };
         let open = PushOpen {
             structure: Some(structure),
             epoch: uuid_bytes(n),
@@ -147,12 +153,20 @@ fn main() -> anyhow::Result<()> {
         period: "2026-Q3".into(),
         ..Default::default()
     };
-    // What a closing computes (consumers then read the frozen bytes: a lookup).
-    let cells = hub.compute_table(&request)?.cells.len();
+    // Closing the quarter's months: each freezes every dimension set of its tables, settled and
+    // audited (the last one also the quarter's, audited with its months).
+    let mut closings = Vec::new();
+    for month in ["2026-07", "2026-08", "2026-09"] {
+        let t0 = Instant::now();
+        hub.close_period(month)?;
+        closings.push((month, t0.elapsed()));
+    }
+    // Consumers read the frozen bytes: a lookup.
+    let cells = hub.table(&request)?.cells.len();
     let mut times = Vec::with_capacity(queries);
     for _ in 0..queries {
         let t0 = Instant::now();
-        let table = hub.compute_table(&request)?;
+        let table = hub.table(&request)?;
         times.push(t0.elapsed());
         assert_eq!(table.cells.len(), cells);
     }
@@ -187,8 +201,15 @@ fn main() -> anyhow::Result<()> {
         ingest.as_secs_f64(),
         rows as f64 / ingest.as_secs_f64()
     );
+    for (month, took) in &closings {
+        let what = if *month == "2026-09" { " and its quarter 2026-Q3" } else { "" };
+        println!(
+            "| closing {month}{what}: every dimension set settled, audited by LP and frozen | {:.2} s |",
+            took.as_secs_f64()
+        );
+    }
     println!(
-        "| Passerelle: quarter × département × kind table, with disclosure control ({cells} cells incl. totals, {queries} queries) | p50 {:.3} ms, p99 {:.3} ms |",
+        "| Passerelle: closed quarter × département × kind table, as consumers read it ({cells} cells incl. totals, {queries} queries) | p50 {:.3} ms, p99 {:.3} ms |",
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3
     );

@@ -22,8 +22,14 @@ pub struct TestPki {
 impl TestPki {
     /// Creates the network CA `coorace-pdl` in `dir/ca`.
     pub fn new(dir: &Path) -> anyhow::Result<Self> {
+        Self::for_network(dir, "coorace-pdl")
+    }
+
+    /// Creates the CA of `network` (its subject says `Passerelle CA NETWORK`) in `dir/ca`; give
+    /// each network its own `dir`.
+    pub fn for_network(dir: &Path, network: &str) -> anyhow::Result<Self> {
         let ca_dir = dir.join("ca");
-        pki::init("coorace-pdl", &ca_dir)?;
+        pki::init(network, &ca_dir)?;
         Ok(Self { dir: dir.to_path_buf(), ca_dir })
     }
 

@@ -94,6 +94,7 @@ fn assert_story(out: &str) {
         "coorace-pdl deleted the profile and acknowledged the purge",
         "purge-ack      coorace-pdl",
         "hash chain intact",
+        "the same analyst at coorace-pdl: refused (a network hub serves its own network's consumers only)",
     ] {
         assert!(out.contains(expected), "the story lacks {expected:?}:\n{out}");
     }
@@ -125,7 +126,13 @@ fn the_demo_tells_the_story_its_commands_work_and_ctrl_c_removes_everything() ->
         .lines()
         .find_map(|l| l.strip_prefix("data: ")?.split(" (temporary").next().map(PathBuf::from))
         .context("no data line")?;
-    ensure!(dir.join("pki/ca/ca.pem").exists(), "the PKI is in {}", dir.display());
+    for network in ["consolidation", "coorace", "fas"] {
+        ensure!(
+            dir.join(format!("pki/ca-{network}/ca.pem")).exists(),
+            "{network}'s CA is in {}",
+            dir.display()
+        );
+    }
 
     // Every command printed works as printed, against the running federation.
     let cli = bin("passerelle").display().to_string();

@@ -254,11 +254,19 @@ pub(crate) enum HubCommand {
     Accept {
         /// SIRET or hub id.
         id: String,
+        /// The network whose CA issued its certificate (as `hub members` shows it); needed when
+        /// the id is known from several networks.
+        #[arg(long)]
+        network: Option<String>,
     },
     /// Remove a member; its next contact makes it pending again.
     Remove {
         /// SIRET or hub id.
         id: String,
+        /// The network whose CA issued its certificate; needed when the id is known from several
+        /// networks.
+        #[arg(long)]
+        network: Option<String>,
     },
     /// Re-read the hub's revocation list (denied_serials) from its config file.
     Reload,

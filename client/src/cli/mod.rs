@@ -160,8 +160,12 @@ async fn hub_command(
             let members = hub.members().await?;
             render::list_of::<_, MemberView>(format, members)
         }
-        HubCommand::Accept { id } => render::one(format, &MemberView::from(hub.accept(&id).await?)),
-        HubCommand::Remove { id } => render::one(format, &MemberView::from(hub.remove(&id).await?)),
+        HubCommand::Accept { id, network } => {
+            render::one(format, &MemberView::from(hub.accept_from(&id, network.as_deref()).await?))
+        }
+        HubCommand::Remove { id, network } => {
+            render::one(format, &MemberView::from(hub.remove_from(&id, network.as_deref()).await?))
+        }
         HubCommand::Reload => {
             let serials = hub.reload().await?;
             render::one(format, &HubView { denied_serials: serials, ..HubView::from(hub.info().await?) })

@@ -391,6 +391,8 @@ impl From<passerelle_proto::identity::CertificateInfo> for CertificateView {
 pub(crate) struct MemberView {
     id: String,
     role: String,
+    /// The network whose CA issued the member's certificate: with the role and id, its identity.
+    network: String,
     state: &'static str,
     name: Option<String>,
     kind: Option<&'static str>,
@@ -404,7 +406,7 @@ pub(crate) struct MemberView {
 impl Record for MemberView {
     const PLURAL: &'static str = "members";
     const TABLE: &'static [&'static str] =
-        &["role", "id", "state", "name", "departement", "last_seen", "accepted_at"];
+        &["network", "role", "id", "state", "name", "departement", "last_seen", "accepted_at"];
 }
 
 impl From<passerelle_proto::v1::Member> for MemberView {
@@ -419,6 +421,7 @@ impl From<passerelle_proto::v1::Member> for MemberView {
         Self {
             id: m.id,
             role: m.role,
+            network: m.network,
             state,
             name: m.structure.as_ref().map(|s| s.name.clone()),
             kind: m.structure.as_ref().map(|s| slug_of::<StructureKind>(s.kind)),

@@ -314,9 +314,28 @@ impl HubSync for HubApi {
     }
 }
 
+impl HubApi {
+    /// Statistics are served to the consumers of this hub's own network (and the local
+    /// operator), never to another network's: a consumer reading the same period at a network
+    /// hub and at the consolidation hub could difference the tables. Config validation already
+    /// keeps `consumer` off other networks' anchors; this holds whatever the anchors say.
+    fn statistics_reader<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let peer = crate::authz::peer(request)?;
+        let own = &self.hub.config().network;
+        match &peer.network {
+            Some(network) if network != own => Err(Status::permission_denied(format!(
+                "statistics of hub {} are served to consumers of network {own} only, not {network}",
+                self.hub.config().id
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl StatisticsService for HubApi {
-    async fn list_tables(&self, _: Request<ListTablesRequest>) -> Reply<ListTablesResponse> {
+    async fn list_tables(&self, request: Request<ListTablesRequest>) -> Reply<ListTablesResponse> {
+        self.statistics_reader(&request)?;
         let hub = self.hub.clone();
         let periods = run_blocking(move || hub.published_periods()).await?;
         Ok(Response::new(ListTablesResponse {
@@ -333,6 +352,7 @@ impl StatisticsService for HubApi {
     }
 
     async fn get_table(&self, request: Request<GetTableRequest>) -> Reply<Table> {
+        self.statistics_reader(&request)?;
         let (hub, r) = (self.hub.clone(), request.into_inner());
         blocking(move || hub.table(&r)).await
     }
@@ -358,15 +378,16 @@ impl HubAdmin for HubApi {
 
     async fn accept_member(&self, request: Request<AcceptMemberRequest>) -> Reply<Member> {
         let hub = self.hub.clone();
-        let id = request.into_inner().id;
-        blocking(move || hub.accept_member(&id)).await
+        let AcceptMemberRequest { id, network } = request.into_inner();
+        blocking(move || hub.accept_member(&id, Some(network.as_str()))).await
     }
 
     async fn remove_member(&self, request: Request<RemoveMemberRequest>) -> Reply<RemoveMemberResponse> {
         let hub = self.hub.clone();
-        let id = request.into_inner().id;
+        let RemoveMemberRequest { id, network } = request.into_inner();
         blocking(move || {
-            hub.remove_member(&id).map(|removed| RemoveMemberResponse { removed: Some(removed) })
+            hub.remove_member(&id, Some(network.as_str()))
+                .map(|removed| RemoveMemberResponse { removed: Some(removed) })
         })
         .await
     }

@@ -10,6 +10,8 @@ use passerelle_proto::v1::{Barrier, ContractType, Exits, IndicatorFields, NeedFi
 
 /// The consolidation hub of the state service (DREETS Pays de la Loire).
 pub(crate) const CONSOLIDATION: &str = "dreets-52";
+/// The consolidation hub's network: the state's, whose CA issues its hub and analysts.
+pub(crate) const CONSOLIDATION_NETWORK: &str = "consolidation";
 /// The two network hubs, with their network names.
 pub(crate) const NETWORKS: [(&str, &str); 2] = [("coorace-pdl", "coorace"), ("fas-pdl", "fas")];
 

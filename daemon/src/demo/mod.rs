@@ -55,8 +55,9 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     let (pki, created) = Pki::open_or_create(&dir.join("pki"))?;
     let federation = Federation::start(&dir, &pki).await?;
     println!(
-        "PKI: {} CA pdl-52 in {}",
+        "PKI: {} one CA per network ({}) in {}",
         if created { "created" } else { "reusing" },
+        Pki::networks().collect::<Vec<_>>().join(", "),
         dir.join("pki").display()
     );
     println!("hubs:");

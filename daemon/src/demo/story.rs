@@ -220,6 +220,28 @@ pub(crate) async fn consolidated_table(federation: &Federation, quarter: &str) -
         out,
         "one structure per département: each cell is suppressed (never shown as 0), the région total is published"
     )?;
+    drop(out);
+    // The same analyst at a network hub: refused, so no one reads the same period at two hubs
+    // and differences their tables.
+    let network = &federation.networks[0];
+    let request = GetTableRequest {
+        table: passerelle_proto::datasets::Dataset::Indicators.to_string(),
+        by: vec!["departement".into()],
+        period: quarter.into(),
+        ..Default::default()
+    };
+    let refused = match HubClient::connect(network.hub_endpoint()?, Some(&federation.consumer)).await {
+        Err(e) => format!("{e:#}"),
+        Ok(client) => match client.table(request).await {
+            Err(e) => format!("{e:#}"),
+            Ok(_) => anyhow::bail!("{} served the state's consumer", network.name),
+        },
+    };
+    println!(
+        "the same analyst at {}: refused (a network hub serves its own network's consumers only): {}",
+        network.name,
+        refused.lines().next().unwrap_or_default()
+    );
     Ok(())
 }
 

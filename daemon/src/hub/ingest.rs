@@ -135,7 +135,7 @@ impl Hub {
     }
 
     fn member_for(&self, peer: &Peer) -> Result<Member> {
-        let key = member_key(peer.id.role, &peer.id.id);
+        let key = member_key(peer)?;
         self.load(&key)?.ok_or_else(|| {
             Error::PermissionDenied(format!("{} is not a member of hub {}", peer.id, self.config.id))
         })
@@ -194,7 +194,7 @@ impl Hub {
         }
         member.head_seq = open.head_seq;
         let mut batch = WriteBatch::new();
-        batch.put(Tree::Members, member_key(peer.id.role, &peer.id.id), member.encode_to_vec());
+        batch.put(Tree::Members, member_key(peer)?, member.encode_to_vec());
         self.store.commit(batch)?;
         let session = PushSession {
             relay,
@@ -341,18 +341,14 @@ impl Hub {
             }
         }
         let head = self.stage_feed(&mut write, log);
-        Self::flush_stats(&mut write, stats);
+        self.flush_stats(&mut write, stats)?;
         self.stage_receipts(&mut write, &received, now)?;
         if batch.seq > member.last_acked_seq {
             member.last_acked_seq = batch.seq;
         }
         member.head_seq = member.head_seq.max(batch.head_seq);
         member.last_sync_at_ms = now;
-        write.put(
-            Tree::Members,
-            member_key(session.peer.id.role, &session.peer.id.id),
-            member.encode_to_vec(),
-        );
+        write.put(Tree::Members, member_key(&session.peer)?, member.encode_to_vec());
         self.store.commit(write)?;
         self.publish_feed(head);
         Ok(())
@@ -404,9 +400,9 @@ impl Hub {
                 .count() as u64;
         }
         member.records_held = live;
-        write.put(Tree::Members, member_key(Role::Node, &origin), member.encode_to_vec());
+        write.put(Tree::Members, member_key(&session.peer)?, member.encode_to_vec());
         let head = self.stage_feed(&mut write, feed);
-        Self::flush_stats(&mut write, stats);
+        self.flush_stats(&mut write, stats)?;
         self.store.commit(write)?;
         self.publish_feed(head);
         Ok(swept)
@@ -477,10 +473,11 @@ impl Hub {
 impl PushSession {
     /// A relay session from a downstream hub, for tests of the apply path.
     pub(crate) fn for_tests_relay(hub_id: &str, id: u64) -> Self {
-        let peer = Peer {
-            id: passerelle_proto::identity::PeerId { role: Role::Hub, id: hub_id.into() },
-            serial: None,
-        };
+        let peer = Peer::certified(
+            "coorace",
+            passerelle_proto::identity::PeerId { role: Role::Hub, id: hub_id.into() },
+            None,
+        );
         Self {
             peer,
             epoch: vec![9; 16],

@@ -27,7 +27,7 @@ use prost::Message;
 use super::Hub;
 use super::ingest::HubRecord;
 use crate::error::{Error, Result};
-use crate::store::keys::RecordKey;
+use crate::store::keys::{MemberKey, RecordKey};
 use crate::store::{StoreError, Tree, WriteBatch, scan_prefix};
 use crate::tls::Peer;
 
@@ -66,6 +66,9 @@ pub struct HubIntroduction {
     /// Persons declined.
     #[prost(uint32, tag = "9")]
     pub declined: u32,
+    /// The network whose CA issued the requester's certificate (with its SIRET, its identity).
+    #[prost(string, tag = "10")]
+    pub requester_network: String,
 }
 
 /// What a request matched at one holder.
@@ -193,7 +196,8 @@ impl Hub {
         };
         let open = self.held_need(origin, need_id)?.is_some_and(|n| n.status == NeedStatus::Open as i32);
         // A requester removed (or pending again) receives nothing: its requests take no answers.
-        let member = self.load(&super::member_key(Role::Node, origin))?;
+        let key = MemberKey::new(Role::Node, origin, &intro.requester_network).encode();
+        let member = self.load(&key)?;
         let open = open && member.is_some_and(|m| m.state == MemberState::Accepted as i32);
         Ok(if !open {
             IntroductionStatus::Cancelled
@@ -216,8 +220,14 @@ impl Hub {
             .collect())
     }
 
+    /// The structure a node member last introduced itself as (under any network it is accepted by).
     fn structure_of(&self, siret: &str) -> Result<Structure> {
-        let member = self.load(&super::member_key(Role::Node, siret))?;
+        let member = self.list_members()?.into_iter().find(|m| {
+            m.role == Role::Node.to_string()
+                && m.id == siret
+                && m.state == MemberState::Accepted as i32
+                && m.structure.is_some()
+        });
         Ok(member
             .and_then(|m| m.structure)
             .unwrap_or_else(|| Structure { siret: siret.into(), ..Default::default() }))
@@ -306,6 +316,7 @@ impl Hub {
             holders,
             candidates: Vec::new(),
             declined: 0,
+            requester_network: peer.network.clone().unwrap_or_default(),
         };
         let mut batch = WriteBatch::new();
         batch.put(Tree::Introductions, request_key(&intro.id), intro.encode_to_vec());
@@ -590,7 +601,7 @@ mod tests {
     fn stored(hub: &Hub, age_ms: i64, ttl_ms: i64, status: NeedStatus) -> anyhow::Result<(Peer, String)> {
         let (a, b) = ("73282932000074", "44306184100047");
         for siret in [a, b] {
-            hub.accept_member(siret)?;
+            hub.accept_member(siret, Some("coorace"))?;
         }
         let need = SharedNeed {
             origin_siret: b.into(),
@@ -622,8 +633,11 @@ mod tests {
         batch.put(Tree::Introductions, request_key(&intro.id), intro.encode_to_vec());
         batch.put(Tree::Introductions, mailbox_key(a, &intro.id), Vec::new());
         hub.store.commit(batch)?;
-        let peer =
-            Peer { id: passerelle_proto::identity::PeerId { role: Role::Node, id: a.into() }, serial: None };
+        let peer = Peer {
+            id: passerelle_proto::identity::PeerId { role: Role::Node, id: a.into() },
+            serial: None,
+            network: Some("coorace".into()),
+        };
         Ok((peer, intro.id))
     }
 

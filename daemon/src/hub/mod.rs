@@ -3,9 +3,13 @@
 //! Membership is the hub's decision, recorded in its store. A peer with a valid certificate that
 //! is not yet a member is recorded as *pending* at its first contact and refused until an operator
 //! accepts it (or the hub's config says `auto_accept = true`). Invariant: a member's key is the
-//! identity of its certificate (`node/SIRET`, `hub/ID`), never something the peer wrote.
+//! identity of its certificate — its role and id, and the network of the trust anchor that issued
+//! it (`hub/fas-pdl/fas`) — never something the peer wrote. The same id from another network's CA
+//! is another member, pending until an operator accepts it, and at most one identity per role and
+//! id is accepted (records are keyed by id): see `identities.rs`.
 
 mod datasets;
+mod identities;
 pub mod ingest;
 pub mod introductions;
 pub mod periods;
@@ -17,6 +21,7 @@ pub mod view;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::store::keys::MemberKey;
 use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::identity::Role;
 use passerelle_proto::v1::{Member, MemberState, Structure};
@@ -50,8 +55,18 @@ impl std::fmt::Debug for Hub {
     }
 }
 
-fn member_key(role: Role, id: &str) -> Vec<u8> {
-    format!("{role}/{id}").into_bytes()
+/// The store key of `peer`'s membership: its role, id and issuing network.
+fn member_key(peer: &Peer) -> Result<Vec<u8>> {
+    let network = peer.network.as_deref().ok_or_else(|| {
+        Error::PermissionDenied(format!("{} has no certificate issued by a trusted network", peer.id))
+    })?;
+    Ok(MemberKey::new(peer.id.role, &peer.id.id, network).encode())
+}
+
+/// The store key of a member record.
+fn key_of(member: &Member) -> Vec<u8> {
+    let role = Role::parse(&member.role).unwrap_or(Role::Node);
+    MemberKey::new(role, &member.id, &member.network).encode()
 }
 
 impl Hub {
@@ -80,6 +95,9 @@ impl Hub {
             relays: Mutex::default(),
         };
         hub.uncount_profiles_without_statistics()?;
+        hub.rebuild_rollups_once()?;
+        hub.rebuild_summaries_once()?;
+        hub.bind_members_to_networks()?;
         Ok(hub)
     }
 
@@ -101,10 +119,15 @@ impl Hub {
             introductions_per_day: 20,
             upstreams: Vec::new(),
             periods: periods::PeriodsConfig::default(),
+            protection_percent: crate::config::DEFAULT_PROTECTION_PERCENT,
             tls: crate::tls::ServerTlsFiles {
                 cert: std::path::PathBuf::new(),
                 key: std::path::PathBuf::new(),
-                client_cas: Vec::new(),
+                trust: vec![crate::tls::TrustAnchor {
+                    ca: std::path::PathBuf::new(),
+                    network: "coorace".into(),
+                    roles: Role::ALL.to_vec(),
+                }],
             },
         };
         Self::open(dir, config, DenyList::default()).expect("open hub")
@@ -143,9 +166,8 @@ impl Hub {
     }
 
     fn save(&self, member: &Member) -> Result<()> {
-        let role = Role::parse(&member.role).unwrap_or(Role::Node);
         let mut batch = WriteBatch::new();
-        batch.put(Tree::Members, member_key(role, &member.id), member.encode_to_vec());
+        batch.put(Tree::Members, key_of(member), member.encode_to_vec());
         Ok(self.store.commit(batch)?)
     }
 
@@ -166,17 +188,27 @@ impl Hub {
                 }
             }
         }
-        let key = member_key(peer.id.role, &peer.id.id);
+        let key = member_key(peer)?;
+        let network = peer.network.clone().unwrap_or_default();
         let now = now_unix_ms();
         let _writer = self.write_lock();
         let mut member = match self.load(&key)? {
             Some(member) => member,
             None => {
-                let accepted = self.config.auto_accept;
-                tracing::info!(peer = %peer.id, auto_accepted = accepted, "new member");
+                // Never on the strength of a namesake: the same id from another network's CA is
+                // another identity, which only an operator can accept.
+                let namesakes = self.namesakes(peer.id.role, &peer.id.id)?;
+                let accepted = self.config.auto_accept && namesakes.is_empty();
+                if namesakes.is_empty() {
+                    tracing::info!(peer = %peer.id, %network, auto_accepted = accepted, "new member");
+                } else {
+                    let others: Vec<&str> = namesakes.iter().map(|m| m.network.as_str()).collect();
+                    tracing::warn!(peer = %peer.id, %network, known_from = ?others, "a certificate of another network names a known member: pending");
+                }
                 Member {
                     role: peer.id.role.to_string(),
                     id: peer.id.id.clone(),
+                    network,
                     state: if accepted { MemberState::Accepted } else { MemberState::Pending } as i32,
                     first_seen_at_ms: now,
                     accepted_at_ms: if accepted { now } else { 0 },
@@ -191,27 +223,28 @@ impl Hub {
         }
         self.save(&member)?;
         if member.state != MemberState::Accepted as i32 {
-            let what = if peer.id.role == Role::Node { "structure" } else { "hub" };
-            return Err(Error::PermissionDenied(format!(
-                "{what} {} is pending approval on hub {}",
-                peer.id.id, self.config.id
-            )));
+            return Err(self.pending(peer));
         }
         Ok(member)
     }
 
+    /// The refusal of a peer that is not an accepted member.
+    fn pending(&self, peer: &Peer) -> Error {
+        let what = if peer.id.role == Role::Node { "structure" } else { "hub" };
+        Error::PermissionDenied(format!(
+            "{what} {} is pending approval on hub {} (certificate of network {})",
+            peer.id.id,
+            self.config.id,
+            peer.network.as_deref().unwrap_or("none")
+        ))
+    }
+
     /// Checks that `peer` is an accepted member (for calls that do not introduce it again).
     pub fn require_member(&self, peer: &Peer) -> Result<Member> {
-        let member = self.load(&member_key(peer.id.role, &peer.id.id))?;
+        let member = self.load(&member_key(peer)?)?;
         match member {
             Some(m) if m.state == MemberState::Accepted as i32 => Ok(m),
-            _ => {
-                let what = if peer.id.role == Role::Node { "structure" } else { "hub" };
-                Err(Error::PermissionDenied(format!(
-                    "{what} {} is pending approval on hub {}",
-                    peer.id.id, self.config.id
-                )))
-            }
+            _ => Err(self.pending(peer)),
         }
     }
 
@@ -241,7 +274,7 @@ impl Hub {
         self.access.send_modify(|n| *n += 1);
     }
 
-    /// Every member, by role then id.
+    /// Every member, by role, id, then network.
     pub fn list_members(&self) -> Result<Vec<Member>> {
         self.store
             .scan(Tree::Members, &[], None, usize::MAX)?
@@ -253,59 +286,82 @@ impl Hub {
             .collect()
     }
 
-    /// Accepts a member by SIRET (a node) or hub id; one never seen is pre-accepted.
-    pub fn accept_member(&self, id: &str) -> Result<Member> {
+    /// Accepts a member by SIRET (a node) or hub id, and the network whose CA vouches for it
+    /// (needed only when the id is known here from several networks, or unknown and several
+    /// anchors may vouch for its role); one never seen is pre-accepted. Records are keyed by id,
+    /// so an identity of another network with the same id that was accepted goes back to pending
+    /// (and its open streams end): the operator has said which CA speaks for that id.
+    pub fn accept_member(&self, id: &str, network: Option<&str>) -> Result<Member> {
         let role = member_role(id)?;
-        let key = member_key(role, id);
         let now = now_unix_ms();
         let _writer = self.write_lock();
+        let network = self.resolve_network(role, id, network, true)?;
+        let key = MemberKey::new(role, id, &network).encode();
         let mut member = self.load(&key)?.unwrap_or_else(|| Member {
             role: role.to_string(),
             id: id.to_string(),
+            network: network.clone(),
             first_seen_at_ms: 0,
             ..Default::default()
         });
         if member.state != MemberState::Accepted as i32 {
+            let mut batch = WriteBatch::new();
+            for mut other in self.namesakes(role, id)? {
+                if other.network != network && other.state == MemberState::Accepted as i32 {
+                    tracing::warn!(role = %role, id, from = %other.network, to = %network, "accepting another network's identity: the previous one is pending again");
+                    other.state = MemberState::Pending as i32;
+                    other.accepted_at_ms = 0;
+                    batch.put(Tree::Members, key_of(&other), other.encode_to_vec());
+                }
+            }
             member.state = MemberState::Accepted as i32;
             member.accepted_at_ms = now;
-            self.save(&member)?;
-            tracing::info!(role = %role, id, "member accepted");
+            batch.put(Tree::Members, key.clone(), member.encode_to_vec());
+            self.store.commit(batch)?;
+            self.access_changed();
+            tracing::info!(role = %role, id, %network, "member accepted");
         }
         Ok(member)
     }
 
-    /// Removes a member and everything the hub holds of it — records, tombstones, statistics
-    /// contributions, view entries — in one commit. Its next contact makes it pending again; once
-    /// accepted, its store epoch is unknown here, so it resends everything it still shares.
-    pub fn remove_member(&self, id: &str) -> Result<Member> {
+    /// Removes a member (named by id, and by network when several networks' identities share the
+    /// id). An accepted one goes with everything the hub holds of it — records, tombstones,
+    /// statistics contributions, view entries — in one commit; a pending one held nothing (records
+    /// are its accepted namesake's, if any) and only its membership goes. Its next contact makes it
+    /// pending again; once accepted, its store epoch is unknown here, so it resends everything it
+    /// still shares.
+    pub fn remove_member(&self, id: &str, network: Option<&str>) -> Result<Member> {
         let role = member_role(id)?;
-        let key = member_key(role, id);
         let _writer = self.write_lock();
+        let network = self.resolve_network(role, id, network, false)?;
+        let key = MemberKey::new(role, id, &network).encode();
         let member =
             self.load(&key)?.ok_or_else(|| Error::NotFound { what: "member", id: id.to_string() })?;
         let mut batch = WriteBatch::new();
         let mut stats = stats::StatsDelta::default();
         let mut feed = Vec::new();
         let mut purged = 0;
-        for dataset in passerelle_proto::datasets::Dataset::ALL {
-            for (key, record) in self.records_of(id, dataset)? {
-                self.stage_stats(&mut stats, id, None, Some(&record), None)?;
-                let record_key = crate::store::keys::RecordKey::new(id, dataset, key);
-                batch.delete(Tree::Records, record_key.encode());
-                feed.push(record_key);
-                purged += 1;
+        if member.state == MemberState::Accepted as i32 {
+            for dataset in passerelle_proto::datasets::Dataset::ALL {
+                for (key, record) in self.records_of(id, dataset)? {
+                    self.stage_stats(&mut stats, id, None, Some(&record), None)?;
+                    let record_key = crate::store::keys::RecordKey::new(id, dataset, key);
+                    batch.delete(Tree::Records, record_key.encode());
+                    feed.push(record_key);
+                    purged += 1;
+                }
             }
-        }
-        if role == Role::Hub {
-            purged += self.stage_relay_purge(id, &mut batch, &mut stats, &mut feed)?;
+            if role == Role::Hub {
+                purged += self.stage_relay_purge(id, &mut batch, &mut stats, &mut feed)?;
+            }
         }
         batch.delete(Tree::Members, key);
         let head = self.stage_feed(&mut batch, feed);
-        Self::flush_stats(&mut batch, stats);
+        self.flush_stats(&mut batch, stats)?;
         self.store.commit(batch)?;
         self.publish_feed(head);
         self.access_changed();
-        tracing::info!(role = %role, id, purged, "member removed with its records");
+        tracing::info!(role = %role, id, %network, purged, "member removed with its records");
         Ok(member)
     }
 

@@ -34,6 +34,7 @@ use prost::Message;
 use tokio::sync::watch;
 
 use super::Hub;
+use super::stats::Families;
 use crate::error::{Error, Result};
 use crate::store::{StoreError, Tree, WriteBatch, scan_prefix};
 
@@ -440,7 +441,8 @@ impl Hub {
             return Ok(false);
         }
         let mut write = WriteBatch::new();
-        self.stage_frozen(&mut write, &month.to_string())?;
+        let mut families = Families::default();
+        self.stage_frozen(&mut write, &month.to_string(), &mut families)?;
         self.stage_frozen_introductions(&mut write, month)?;
         write.put(
             Tree::Periods,
@@ -458,7 +460,7 @@ impl Hub {
                 }
             }
             if all_closed {
-                self.stage_frozen(&mut write, &wider)?;
+                self.stage_frozen(&mut write, &wider, &mut families)?;
             }
         }
         self.store.commit(write)?;
@@ -467,15 +469,18 @@ impl Hub {
     }
 
     /// Computes and stages the published indicators tables of `period`, every dimension set.
-    fn stage_frozen(&self, write: &mut WriteBatch, period: &str) -> Result<()> {
+    fn stage_frozen(&self, write: &mut WriteBatch, period: &str, families: &mut Families) -> Result<()> {
         for by in indicator_dimension_sets() {
-            let table = self.compute_table(&GetTableRequest {
-                table: super::stats::Table::Indicators.as_str().into(),
-                by: by.clone(),
-                period: period.into(),
-                from: None,
-                to: None,
-            })?;
+            let table = self.compute_table_with(
+                &GetTableRequest {
+                    table: super::stats::Table::Indicators.as_str().into(),
+                    by: by.clone(),
+                    period: period.into(),
+                    from: None,
+                    to: None,
+                },
+                families,
+            )?;
             write.put(Tree::Periods, frozen_key(period, &by), table.encode_to_vec());
         }
         Ok(())

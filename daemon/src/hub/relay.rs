@@ -72,7 +72,7 @@ impl Hub {
             .get(Tree::Records, &record_key.encode())?
             .and_then(|raw| HubRecord::decode(raw.as_slice()).ok());
         let structure = self
-            .load(&super::member_key(Role::Node, origin))?
+            .accepted_member(Role::Node, origin)?
             .and_then(|m| m.structure)
             .unwrap_or_else(|| Structure { siret: origin.to_string(), ..Default::default() });
         let mut change = Change {

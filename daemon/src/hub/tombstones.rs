@@ -115,7 +115,11 @@ mod tests {
     fn expired_tombstones_go_and_everything_else_stays() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let hub = Hub::for_tests(dir.path());
-        let peer = Peer { id: PeerId { role: Role::Node, id: SIRET.into() }, serial: None };
+        let peer = Peer {
+            id: PeerId { role: Role::Node, id: SIRET.into() },
+            serial: None,
+            network: Some("coorace".into()),
+        };
         let structure =
             Structure { siret: SIRET.into(), kind: 1, name: "S".into(), departement: "49".into() };
         hub.admit(&peer, Some(structure))?;

@@ -4,6 +4,7 @@
 
 use passerelle_proto::datasets::Dataset;
 use passerelle_proto::date::Month;
+use passerelle_proto::identity::Role;
 use uuid::Uuid;
 
 /// The key of a record identified by a UUID: its 16 bytes. UUIDv7 ids sort by creation time.
@@ -82,6 +83,59 @@ impl RecordKey {
     }
 }
 
+/// A hub's member: its identity, the triple (role, id, issuing network). Stored as
+/// `role/id/network`, so the identities sharing a role and an id (the same id vouched for by
+/// several networks' CAs) lie together under [`MemberKey::prefix`], and a listing goes by role, id,
+/// then network. Neither a role, an id (SIRET or slug) nor a network (slug) contains `/`.
+/// Stores from before issue 12 hold `role/id` ([`MemberKey::decode_legacy`]), migrated at open.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct MemberKey {
+    /// Node or hub.
+    pub(crate) role: Role,
+    /// Its SIRET or hub id.
+    pub(crate) id: String,
+    /// The network whose CA issued its certificate.
+    pub(crate) network: String,
+}
+
+impl MemberKey {
+    /// A member's key.
+    pub(crate) fn new(role: Role, id: impl Into<String>, network: impl Into<String>) -> Self {
+        Self { role, id: id.into(), network: network.into() }
+    }
+
+    /// The prefix of every identity with `role` and `id`, whatever its network.
+    pub(crate) fn prefix(role: Role, id: &str) -> Vec<u8> {
+        format!("{role}/{id}/").into_bytes()
+    }
+
+    /// The stored bytes: `role/id/network`.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        format!("{}/{}/{}", self.role, self.id, self.network).into_bytes()
+    }
+
+    /// Reads stored bytes back; `None` if they are not a member key (a legacy one included).
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut parts = text.split('/');
+        let (role, id, network) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || id.is_empty() || network.is_empty() {
+            return None;
+        }
+        Some(Self::new(Role::parse(role)?, id, network))
+    }
+
+    /// A key as stores from before issue 12 wrote it, `role/id` (no network).
+    pub(crate) fn decode_legacy(bytes: &[u8]) -> Option<(Role, String)> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let (role, id) = text.split_once('/')?;
+        if id.is_empty() || id.contains('/') {
+            return None;
+        }
+        Some((Role::parse(role)?, id.to_string()))
+    }
+}
+
 /// One entry of a hub's change feed: the records one commit changed, at a position.
 /// Stored as the position (big-endian, so positions scan in order) → the records' keys, one a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +168,7 @@ impl FeedEntry {
 }
 
 /// The period of an indicators cell: months roll up into quarters and years.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum CellPeriod {
     /// A month ([`Month::ordinal`]).
     Month(u32),
@@ -244,7 +298,9 @@ impl CellKey {
         matches!(self, CellKey::Indicators { .. }).then(|| [SUMMARY.as_bytes(), &self.encode()].concat())
     }
 
-    /// The quarter and year cells a month's indicators cell rolls up into (none for others).
+    /// The quarter and year cells a month's indicators cell rolls up into (none for others): the
+    /// key layout the stores hold (which of them a structure counts in is `hub::stats`'s call).
+    #[cfg(test)]
     pub(crate) fn rollups(&self) -> Vec<CellKey> {
         let CellKey::Indicators { period: CellPeriod::Month(ordinal), departement, kind } = self else {
             return Vec::new();
@@ -279,6 +335,32 @@ impl CellKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_keys_hold_the_issuing_network_and_read_legacy_ones() {
+        let key = MemberKey::new(Role::Hub, "fas-pdl", "fas");
+        assert_eq!(key.encode(), b"hub/fas-pdl/fas".to_vec());
+        assert_eq!(MemberKey::decode(&key.encode()), Some(key.clone()));
+        assert!(key.encode().starts_with(&MemberKey::prefix(Role::Hub, "fas-pdl")));
+        assert!(!key.encode().starts_with(&MemberKey::prefix(Role::Hub, "fas")), "fas is not fas-pdl");
+        // What stores from before issue 12 hold, and nothing else, reads as legacy.
+        assert_eq!(
+            MemberKey::decode_legacy(b"node/73282932000074"),
+            Some((Role::Node, "73282932000074".into()))
+        );
+        assert_eq!(MemberKey::decode(b"node/73282932000074"), None);
+        assert_eq!(MemberKey::decode_legacy(&key.encode()), None);
+        assert_eq!(MemberKey::decode(b"admin/x/y"), None);
+        // Keys sort by role, id, then network.
+        let mut keys = [
+            MemberKey::new(Role::Hub, "fas-pdl", "fas").encode(),
+            MemberKey::new(Role::Hub, "fas-pdl", "coorace").encode(),
+            MemberKey::new(Role::Hub, "coorace-pdl", "fas").encode(),
+        ];
+        keys.sort();
+        assert_eq!(keys[0], b"hub/coorace-pdl/fas".to_vec());
+        assert_eq!(keys[1], b"hub/fas-pdl/coorace".to_vec());
+    }
 
     #[test]
     fn record_keys_keep_their_bytes_and_round_trip() {

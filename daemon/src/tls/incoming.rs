@@ -16,7 +16,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
-use super::Peer;
+use super::{Issuer, Peer, Trust};
 
 /// What tonic puts in every request's extensions for a connection.
 #[derive(Debug, Clone)]
@@ -28,6 +28,9 @@ pub(crate) struct ConnInfo {
     /// for the local operator). The handshake checked it once; calls and long streams on the
     /// connection are refused or ended from then on (see `authz`).
     pub expires_at_s: Option<i64>,
+    /// The trust anchor that issued the client's certificate (`None` for the local operator):
+    /// `authz` refuses a role it may not vouch for.
+    pub issuer: Option<Issuer>,
     /// The client's certificate chain as the handshake verified it (DER, end entity first; empty
     /// for the local operator): a hub forwards a requester's with its introductions.
     pub chain: std::sync::Arc<[Vec<u8>]>,
@@ -115,7 +118,8 @@ impl AsyncWrite for PeerStream {
 #[derive(Debug, Clone)]
 pub(crate) struct AcceptPolicy {
     /// `None`: plaintext, loopback only (the caller checked), every client is the local operator.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Otherwise the server config and its trust anchors.
+    pub tls: Option<(Arc<rustls::ServerConfig>, Arc<Trust>)>,
     /// Authenticated connections beyond this are closed at once.
     pub max_connections: usize,
     /// Handshakes in progress beyond this evict the oldest one.
@@ -180,7 +184,7 @@ async fn accept_loop(
 ) {
     let permits = Arc::new(Semaphore::new(policy.max_connections));
     let pending = Arc::new(Mutex::new(Pending::default()));
-    let acceptor = policy.tls.map(TlsAcceptor::from);
+    let acceptor = policy.tls.map(|(config, trust)| (TlsAcceptor::from(config), trust));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -197,14 +201,18 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let tx = tx.clone();
-        let Some(acceptor) = acceptor.clone() else {
+        let Some((acceptor, trust)) = acceptor.clone() else {
             // Plaintext loopback: the operator, already authenticated by being local.
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 tracing::warn!(%remote, limit = policy.max_connections, "connection limit reached, closing a new connection");
                 continue;
             };
-            let info =
-                ConnInfo { peer: Peer::local_operator(), expires_at_s: None, chain: Default::default() };
+            let info = ConnInfo {
+                peer: Peer::local_operator(),
+                expires_at_s: None,
+                issuer: None,
+                chain: Default::default(),
+            };
             let stream = PeerStream { io: Io::Plain(tcp), info, _permit: permit };
             if tx.send(Ok(stream)).await.is_err() {
                 return;
@@ -237,8 +245,8 @@ async fn accept_loop(
                     return;
                 }
             };
-            let Some((peer, expires_at_s)) = peer_of_stream(&tls) else {
-                tracing::warn!(%remote, "tls peer without a usable identity");
+            let Some((peer, issuer, expires_at_s)) = peer_of_stream(&tls, &trust) else {
+                tracing::warn!(%remote, "tls peer without a usable identity or issuing anchor");
                 return;
             };
             // Only now does the connection count against the authenticated budget.
@@ -249,7 +257,7 @@ async fn accept_loop(
             tracing::debug!(%remote, peer = %peer.id, "tls connection");
             let chain =
                 tls.get_ref().1.peer_certificates().unwrap_or_default().iter().map(|c| c.to_vec()).collect();
-            let info = ConnInfo { peer, expires_at_s: Some(expires_at_s), chain };
+            let info = ConnInfo { peer, expires_at_s: Some(expires_at_s), issuer: Some(issuer), chain };
             let _ = tx.send(Ok(PeerStream { io: Io::Tls(Box::new(tls)), info, _permit: permit })).await;
         });
     }
@@ -261,12 +269,14 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
     pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The identity of the verified client certificate (the verifier already refused any without one).
-/// Also returns the certificate's end of validity.
-fn peer_of_stream(tls: &TlsStream<TcpStream>) -> Option<(Peer, i64)> {
-    let cert = tls.get_ref().1.peer_certificates()?.first()?;
+/// The identity of the verified client certificate (the verifier already refused any without one)
+/// bound to the anchor that issued it; also the certificate's end of validity.
+fn peer_of_stream(tls: &TlsStream<TcpStream>, trust: &Trust) -> Option<(Peer, Issuer, i64)> {
+    let (cert, intermediates) = tls.get_ref().1.peer_certificates()?.split_first()?;
     let info = inspect_certificate(cert).ok()?;
-    Some((Peer { id: info.peer.ok()?, serial: Some(info.serial) }, info.not_after))
+    let issuer = trust.issuer_of(cert, intermediates)?;
+    let peer = Peer::certified(&issuer.network, info.peer.ok()?, Some(info.serial));
+    Some((peer, issuer, info.not_after))
 }
 
 #[cfg(test)]

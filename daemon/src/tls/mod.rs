@@ -10,6 +10,7 @@
 //! from the certificate this module verified, and the deny list is consulted at the handshake.
 
 pub(crate) mod incoming;
+mod trust;
 mod verifier;
 
 use std::collections::HashSet;
@@ -25,6 +26,9 @@ use passerelle_proto::identity::{PeerId, Role};
 
 use crate::error::{Error, Result};
 
+pub(crate) use trust::Trust;
+pub use trust::{Issuer, TrustAnchor};
+
 /// Certificate serials refused, lowercase hex; shared by the verifier and the per-call check so a
 /// reload applies to both.
 pub type DenyList = Arc<RwLock<HashSet<String>>>;
@@ -37,12 +41,20 @@ pub struct Peer {
     /// Its certificate's serial (lowercase hex); `None` for the local operator on a plaintext
     /// loopback listener.
     pub serial: Option<String>,
+    /// The network of the trust anchor that issued its certificate: with the role and id, its
+    /// identity. `None` for the local operator.
+    pub network: Option<String>,
 }
 
 impl Peer {
     /// Whoever connects to a plaintext loopback listener: someone with a shell on this machine.
     pub fn local_operator() -> Self {
-        Self { id: PeerId { role: Role::Operator, id: "local".into() }, serial: None }
+        Self { id: PeerId { role: Role::Operator, id: "local".into() }, serial: None, network: None }
+    }
+
+    /// A peer whose certificate `network`'s anchor issued.
+    pub fn certified(network: &str, id: PeerId, serial: Option<String>) -> Self {
+        Self { id, serial, network: Some(network.to_string()) }
     }
 }
 
@@ -106,18 +118,22 @@ pub struct ServerTlsFiles {
     pub cert: std::path::PathBuf,
     /// Private key, PEM.
     pub key: std::path::PathBuf,
-    /// CAs whose certificates are accepted from clients.
-    pub client_cas: Vec<std::path::PathBuf>,
+    /// The CAs whose certificates are accepted from clients, each with what it vouches for.
+    pub trust: Vec<TrustAnchor>,
 }
 
-/// A rustls server configuration that requires a client certificate chaining to `files.client_cas`,
-/// carrying a Passerelle identity, and whose serial is not in `denied`.
-pub fn server_config(files: &ServerTlsFiles, denied: DenyList) -> Result<Arc<rustls::ServerConfig>> {
+/// A rustls server configuration that requires a client certificate chaining to one of
+/// `files.trust`'s CAs, carrying a Passerelle identity, and whose serial is not in `denied`; and
+/// the anchors, to tell each connection which one issued its certificate.
+pub(crate) fn server_config(
+    files: &ServerTlsFiles,
+    denied: DenyList,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<Trust>)> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = Arc::new(load_roots(&files.client_cas)?);
-    let webpki = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+    let trust = Arc::new(Trust::load(&files.trust, &provider)?);
+    let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(trust.roots()), provider.clone())
         .build()
-        .map_err(|e| Error::Config(format!("client_cas: {e}")))?;
+        .map_err(|e| Error::Config(format!("trust: {e}")))?;
     let verifier = Arc::new(verifier::PasserelleClientVerifier::new(webpki, denied));
     let (chain, key) = load_identity(&files.cert, &files.key)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -127,5 +143,5 @@ pub fn server_config(files: &ServerTlsFiles, denied: DenyList) -> Result<Arc<rus
         .with_single_cert(chain, key)
         .map_err(|e| Error::Config(format!("{}: {e}", files.cert.display())))?;
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), trust))
 }

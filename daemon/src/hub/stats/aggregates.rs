@@ -1,6 +1,6 @@
 //! The aggregate cells a hub keeps, changed in the same commit as the records they count.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use passerelle_proto::codes::slug_of;
 use passerelle_proto::date::Month;
@@ -56,6 +56,10 @@ pub(crate) struct Summary {
     /// Latest record received.
     #[prost(int64, tag = "4")]
     pub latest_ms: i64,
+    /// The largest single-structure value of each measure (stored order), for dominance on
+    /// every measure. Empty in summaries written before it, which are rebuilt at open.
+    #[prost(int64, repeated, tag = "5")]
+    pub maxima: Vec<i64>,
 }
 
 impl Summary {
@@ -67,18 +71,33 @@ impl Summary {
             *a += b;
         }
         self.dominance_max = self.dominance_max.max(other.dominance_max);
+        self.maxima.resize(self.maxima.len().max(other.maxima.len()), 0);
+        for (a, b) in self.maxima.iter_mut().zip(&other.maxima) {
+            *a = (*a).max(*b);
+        }
         self.latest_ms = self.latest_ms.max(other.latest_ms);
     }
 }
 
-/// A cell's key and the keys of the cells it rolls up into (indicators: quarter and year).
-pub(super) fn with_rollups(key: &[u8]) -> Vec<Vec<u8>> {
-    let rollups = CellKey::decode(key).map(|cell| cell.rollups()).unwrap_or_default();
-    std::iter::once(key.to_vec()).chain(rollups.iter().map(CellKey::encode)).collect()
-}
-
 impl StatCell {
+    /// The summary of an indicators cell, as stored under `z/`.
+    pub(super) fn summary(&self) -> Summary {
+        let mut group = Group::default();
+        for c in &self.contributions {
+            group.add(c);
+        }
+        let mut summary = summarize(&INDICATORS, &group);
+        summary.latest_ms = self.latest_ms;
+        summary
+    }
+
     pub(super) fn apply(&mut self, siret: &str, values: &[i64], sign: i64, at_ms: i64) {
+        self.shift(siret, values, sign, sign, at_ms);
+    }
+
+    /// Adds `sign × values` and `records` (a count of records, negative to take them out) to
+    /// `siret`'s contribution; a contribution left with no record goes.
+    pub(super) fn shift(&mut self, siret: &str, values: &[i64], sign: i64, records: i64, at_ms: i64) {
         let index = match self.contributions.iter().position(|c| c.siret == siret) {
             Some(i) => i,
             None => {
@@ -95,11 +114,11 @@ impl StatCell {
         for (acc, v) in c.values.iter_mut().zip(values) {
             *acc += sign * v;
         }
-        c.records = if sign > 0 { c.records + 1 } else { c.records.saturating_sub(1) };
+        c.records = u32::try_from((i64::from(c.records) + records).max(0)).unwrap_or(u32::MAX);
         if c.records == 0 {
             self.contributions.remove(index);
         }
-        if sign > 0 {
+        if records > 0 {
             self.latest_ms = self.latest_ms.max(at_ms);
         }
     }
@@ -118,18 +137,32 @@ fn contributed(record: &HubRecord) -> Option<Vec<i64>> {
 }
 
 /// Where a record is counted and with which values, or `None` if it is not counted. Indicators
-/// need the structure (département, kind); needs and profiles carry their own coordinates.
-pub(crate) fn contribution(record: &HubRecord, structure: Option<&Structure>) -> Option<(Vec<u8>, Vec<i64>)> {
+/// need the structure (département, kind) — the attributes it had when the month was first
+/// counted (`counted_as`, the month cell of the record it replaces), else today's; needs and
+/// profiles carry their own coordinates.
+pub(crate) fn contribution(
+    record: &HubRecord,
+    structure: Option<&Structure>,
+    counted_as: Option<&[u8]>,
+) -> Option<(Vec<u8>, Vec<i64>)> {
     let values = values_of(record)?;
     let key = match Table::of_record(record)? {
         Table::Indicators => {
-            let s = structure?;
             let month = Month::parse(&record.indicators.as_ref()?.fields.as_ref()?.period).ok()?;
-            CellKey::Indicators {
-                period: CellPeriod::Month(month.ordinal()),
-                departement: s.departement.clone(),
-                kind: slug_of::<StructureKind>(s.kind).to_string(),
-            }
+            let pinned = counted_as.and_then(CellKey::decode).and_then(|cell| match cell {
+                CellKey::Indicators { period: CellPeriod::Month(_), departement, kind } => {
+                    Some((departement, kind))
+                }
+                _ => None,
+            });
+            let (departement, kind) = match pinned {
+                Some(attributes) => attributes,
+                None => {
+                    let s = structure?;
+                    (s.departement.clone(), slug_of::<StructureKind>(s.kind).to_string())
+                }
+            };
+            CellKey::Indicators { period: CellPeriod::Month(month.ordinal()), departement, kind }
         }
         Table::Needs => {
             let need = record.need.as_ref()?;
@@ -156,6 +189,85 @@ pub(crate) fn contribution(record: &HubRecord, structure: Option<&Structure>) ->
 #[derive(Default)]
 pub(crate) struct StatsDelta {
     pub(super) cells: HashMap<Vec<u8>, StatCell>,
+    /// The indicators months this commit changes, by (origin, month ordinal): how each is counted
+    /// after it (`None`: not counted). Their quarters and years are settled from these at the
+    /// flush ([`Hub::settle_rollups`]), since where a structure's quarter is counted depends on
+    /// its other months.
+    months: BTreeMap<(String, u32), Option<MonthCount>>,
+}
+
+/// Meta key set once the quarter and year cells follow [`Placement`] (see
+/// [`Hub::rebuild_rollups_once`]).
+const ROLLUPS_BY_LATEST_MONTH: &[u8] = b"stats/rollups-by-latest-month";
+
+/// Meta key set once every indicators summary carries per-measure maxima (see
+/// [`Hub::rebuild_summaries_once`]).
+const SUMMARIES_WITH_MAXIMA: &[u8] = b"stats/summaries-with-maxima";
+
+/// How one month of a structure's indicators is counted: under which attributes, with which
+/// values, received when.
+#[derive(Debug, Clone, PartialEq)]
+struct MonthCount {
+    departement: String,
+    kind: String,
+    values: Vec<i64>,
+    at_ms: i64,
+}
+
+impl MonthCount {
+    /// The month cell a record is counted in, and how (`None`: not a counted month).
+    fn of(record: &HubRecord) -> Option<(u32, MonthCount)> {
+        let CellKey::Indicators { period: CellPeriod::Month(month), departement, kind } =
+            CellKey::decode(&record.stat_key)?
+        else {
+            return None;
+        };
+        let values = contributed(record)?;
+        Some((month, MonthCount { departement, kind, values, at_ms: record.received_at_ms }))
+    }
+}
+
+/// Where a structure's months of one quarter or year are counted: all of them under the
+/// attributes of the latest month it reported in the period, so a structure whose kind or
+/// département changed is counted once in every table of the period (never twice), and each
+/// month's own table keeps the attributes of that month.
+#[derive(Debug, PartialEq)]
+struct Placement {
+    departement: String,
+    kind: String,
+    values: Vec<i64>,
+    months: i64,
+    at_ms: i64,
+}
+
+fn placement<'a>(months: impl Iterator<Item = &'a MonthCount>) -> Option<Placement> {
+    let mut out: Option<Placement> = None;
+    // In month order: the last one seen gives the attributes.
+    for m in months {
+        let p = out.get_or_insert_with(|| Placement {
+            departement: String::new(),
+            kind: String::new(),
+            values: vec![0; m.values.len()],
+            months: 0,
+            at_ms: 0,
+        });
+        p.departement.clone_from(&m.departement);
+        p.kind.clone_from(&m.kind);
+        p.values.resize(p.values.len().max(m.values.len()), 0);
+        for (acc, v) in p.values.iter_mut().zip(&m.values) {
+            *acc += v;
+        }
+        p.months += 1;
+        p.at_ms = p.at_ms.max(m.at_ms);
+    }
+    out
+}
+
+/// The quarters and the year of `year`, with their months' ordinals.
+fn rollup_periods(year: i32) -> Vec<(CellPeriod, std::ops::RangeInclusive<u32>)> {
+    let first = Month { year, month: 1 }.ordinal();
+    let quarter = |q: u32| (CellPeriod::Quarter(year as u32 * 4 + q), first + 3 * q..=first + 3 * q + 2);
+    vec![quarter(0), quarter(1), quarter(2), quarter(3), (CellPeriod::Year(year as u32), first..=first + 11)]
 }
 
 impl Hub {
@@ -180,35 +292,92 @@ impl Hub {
         if let Some(old) = old
             && let Some(values) = contributed(old)
         {
-            if !delta.cells.contains_key(&old.stat_key) {
-                let cell = self.load_cell(&old.stat_key)?;
-                delta.cells.insert(old.stat_key.clone(), cell);
-            }
-            for key in with_rollups(&old.stat_key) {
-                if !delta.cells.contains_key(&key) {
-                    let cell = self.load_cell(&key)?;
-                    delta.cells.insert(key.clone(), cell);
-                }
-                if let Some(cell) = delta.cells.get_mut(&key) {
-                    cell.apply(origin, &values, -1, 0);
-                }
+            self.cell_mut(delta, &old.stat_key)?.apply(origin, &values, -1, 0);
+            if let Some((month, _)) = MonthCount::of(old) {
+                delta.months.insert((origin.to_string(), month), None);
             }
         }
         if let Some(new) = new {
             new.stat_key.clear();
-            if let Some((key, values)) = contribution(new, structure) {
-                for k in with_rollups(&key) {
-                    if !delta.cells.contains_key(&k) {
-                        let cell = self.load_cell(&k)?;
-                        delta.cells.insert(k.clone(), cell);
-                    }
-                    if let Some(cell) = delta.cells.get_mut(&k) {
-                        cell.apply(origin, &values, 1, new.received_at_ms);
-                    }
-                }
+            let counted_as = old.map(|o| o.stat_key.as_slice());
+            if let Some((key, values)) = contribution(new, structure, counted_as) {
+                self.cell_mut(delta, &key)?.apply(origin, &values, 1, new.received_at_ms);
                 new.stat_key = key;
+                if let Some((month, count)) = MonthCount::of(new) {
+                    delta.months.insert((origin.to_string(), month), Some(count));
+                }
             }
         }
+        Ok(())
+    }
+
+    /// The cell at `key` as this commit changes it (loaded at first use).
+    fn cell_mut<'a>(&self, delta: &'a mut StatsDelta, key: &[u8]) -> Result<&'a mut StatCell> {
+        if !delta.cells.contains_key(key) {
+            let cell = self.load_cell(key)?;
+            delta.cells.insert(key.to_vec(), cell);
+        }
+        Ok(delta.cells.get_mut(key).expect("loaded above"))
+    }
+
+    /// How `origin`'s months of `year` are counted in the store (before this commit).
+    fn counted_months(&self, origin: &str, year: i32) -> Result<BTreeMap<u32, MonthCount>> {
+        use crate::store::keys::RecordKey;
+        use passerelle_proto::datasets::Dataset;
+        let prefix =
+            [RecordKey::prefix(origin, Dataset::Indicators), format!("{year:04}-").into_bytes()].concat();
+        let mut out = BTreeMap::new();
+        for (_, raw) in scan_prefix(self.store.as_ref(), Tree::Records, &prefix)? {
+            let record = HubRecord::decode(raw.as_slice())
+                .map_err(|_| Error::Store(StoreError("corrupt record".into())))?;
+            if let Some((month, count)) = MonthCount::of(&record) {
+                out.insert(month, count);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves the quarter and year contributions of every structure whose months this commit
+    /// changed: out of where its months counted before, into where they count after
+    /// ([`Placement`]). Exact whatever the order of the commit's changes, since both sides are
+    /// computed from whole months.
+    fn settle_rollups(&self, delta: &mut StatsDelta) -> Result<()> {
+        let touched: BTreeSet<(String, i32)> = delta
+            .months
+            .keys()
+            .map(|(origin, month)| (origin.clone(), Month::from_ordinal(*month).year))
+            .collect();
+        for (origin, year) in touched {
+            let before = self.counted_months(&origin, year)?;
+            let mut after = before.clone();
+            let first = Month { year, month: 1 }.ordinal();
+            for ((_, month), count) in
+                delta.months.range((origin.clone(), first)..=(origin.clone(), first + 11))
+            {
+                match count {
+                    Some(count) => after.insert(*month, count.clone()),
+                    None => after.remove(month),
+                };
+            }
+            for (period, months) in rollup_periods(year) {
+                let was = placement(before.range(months.clone()).map(|(_, c)| c));
+                let now = placement(after.range(months).map(|(_, c)| c));
+                if was == now {
+                    continue;
+                }
+                let key = |p: &Placement| {
+                    CellKey::Indicators { period, departement: p.departement.clone(), kind: p.kind.clone() }
+                        .encode()
+                };
+                if let Some(p) = was {
+                    self.cell_mut(delta, &key(&p))?.shift(&origin, &p.values, -1, -p.months, 0);
+                }
+                if let Some(p) = now {
+                    self.cell_mut(delta, &key(&p))?.shift(&origin, &p.values, 1, p.months, p.at_ms);
+                }
+            }
+        }
+        delta.months.clear();
         Ok(())
     }
 
@@ -237,14 +406,100 @@ impl Hub {
             uncounted += 1;
         }
         if uncounted > 0 {
-            Self::flush_stats(&mut batch, delta);
+            self.flush_stats(&mut batch, delta)?;
             self.store.commit(batch)?;
         }
         Ok(uncounted)
     }
 
-    /// Writes the changed cells into `batch`.
-    pub(in crate::hub) fn flush_stats(batch: &mut WriteBatch, delta: StatsDelta) {
+    /// Rebuilds every quarter and year cell of indicators from the stored months, once per store
+    /// ([`ROLLUPS_BY_LATEST_MONTH`] marks it done): stores written before placements rolled each
+    /// month up under its own attributes, which counted a structure whose kind or département
+    /// changed twice in a quarter. One commit; returns how many cells it rewrote or removed.
+    pub(in crate::hub) fn rebuild_rollups_once(&self) -> Result<usize> {
+        use crate::store::keys::RecordKey;
+        use passerelle_proto::datasets::Dataset;
+
+        let _writer = self.write_lock();
+        if self.store.get(Tree::Meta, ROLLUPS_BY_LATEST_MONTH)?.is_some() {
+            return Ok(0);
+        }
+        let mut months: BTreeMap<(String, i32), BTreeMap<u32, MonthCount>> = BTreeMap::new();
+        for (key, raw) in self.store.scan(Tree::Records, &[], None, usize::MAX)? {
+            let Some(record_key) = RecordKey::decode(&key).filter(|k| k.dataset == Dataset::Indicators)
+            else {
+                continue;
+            };
+            let Ok(record) = HubRecord::decode(raw.as_slice()) else { continue };
+            if let Some((month, count)) = MonthCount::of(&record) {
+                let year = Month::from_ordinal(month).year;
+                months.entry((record_key.origin, year)).or_default().insert(month, count);
+            }
+        }
+        let mut cells: HashMap<Vec<u8>, StatCell> = HashMap::new();
+        for ((origin, year), counted) in &months {
+            for (period, range) in rollup_periods(*year) {
+                if let Some(p) = placement(counted.range(range).map(|(_, c)| c)) {
+                    let key =
+                        CellKey::Indicators { period, departement: p.departement, kind: p.kind }.encode();
+                    cells.entry(key).or_default().shift(origin, &p.values, 1, p.months, p.at_ms);
+                }
+            }
+        }
+        let mut batch = WriteBatch::new();
+        let mut rewritten = 0;
+        for prefix in [&b"iq/"[..], b"iy/"] {
+            for (key, raw) in scan_prefix(self.store.as_ref(), Tree::Stats, prefix)? {
+                match cells.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(cell) => {
+                        if cell.get().encode_to_vec() == raw {
+                            cell.remove();
+                        }
+                    }
+                    // Not placed by any month any more: emptied, so removed with its summary.
+                    std::collections::hash_map::Entry::Vacant(cell) => {
+                        cell.insert(StatCell::default());
+                    }
+                }
+            }
+        }
+        rewritten += cells.len();
+        let delta = StatsDelta { cells, months: BTreeMap::new() };
+        self.flush_stats(&mut batch, delta)?;
+        batch.put(Tree::Meta, ROLLUPS_BY_LATEST_MONTH, [1u8]);
+        self.store.commit(batch)?;
+        Ok(rewritten)
+    }
+
+    /// Rewrites every indicators summary from its cell, once per store
+    /// ([`SUMMARIES_WITH_MAXIMA`] marks it done): summaries written before per-measure maxima
+    /// could not apply dominance to every measure. One commit; returns how many it rewrote.
+    pub(in crate::hub) fn rebuild_summaries_once(&self) -> Result<usize> {
+        let _writer = self.write_lock();
+        if self.store.get(Tree::Meta, SUMMARIES_WITH_MAXIMA)?.is_some() {
+            return Ok(0);
+        }
+        let mut batch = WriteBatch::new();
+        let mut rewritten = 0;
+        for prefix in [&b"i/"[..], b"iq/", b"iy/"] {
+            for (key, raw) in scan_prefix(self.store.as_ref(), Tree::Stats, prefix)? {
+                let cell = StatCell::decode(raw.as_slice())
+                    .map_err(|_| Error::Store(StoreError("corrupt cell".into())))?;
+                if let Some(summary_key) = CellKey::decode(&key).and_then(|k| k.summary()) {
+                    batch.put(Tree::Stats, summary_key, cell.summary().encode_to_vec());
+                    rewritten += 1;
+                }
+            }
+        }
+        batch.put(Tree::Meta, SUMMARIES_WITH_MAXIMA, [1u8]);
+        self.store.commit(batch)?;
+        Ok(rewritten)
+    }
+
+    /// Settles the quarters and years of the months changed, then writes the changed cells into
+    /// `batch`.
+    pub(in crate::hub) fn flush_stats(&self, batch: &mut WriteBatch, mut delta: StatsDelta) -> Result<()> {
+        self.settle_rollups(&mut delta)?;
         for (key, cell) in delta.cells {
             let summary_key = CellKey::decode(&key).and_then(|cell| cell.summary());
             if cell.contributions.is_empty() {
@@ -254,17 +509,12 @@ impl Hub {
                 }
             } else {
                 if let Some(summary_key) = summary_key {
-                    let mut group = Group::default();
-                    for c in &cell.contributions {
-                        group.add(c);
-                    }
-                    let mut summary = summarize(&INDICATORS, &group);
-                    summary.latest_ms = cell.latest_ms;
-                    batch.put(Tree::Stats, summary_key, summary.encode_to_vec());
+                    batch.put(Tree::Stats, summary_key, cell.summary().encode_to_vec());
                 }
                 batch.put(Tree::Stats, key, cell.encode_to_vec());
             }
         }
+        Ok(())
     }
 
     /// Every cell of a table (by key prefix), for tests and recomputation checks.

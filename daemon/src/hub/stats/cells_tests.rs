@@ -19,11 +19,18 @@ use super::tables::*;
 use crate::hub::Hub;
 use crate::hub::ingest::PushSession;
 use crate::store::Tree;
+use crate::store::keys::{CellKey, CellPeriod};
 use crate::tls::Peer;
 use passerelle_proto::datasets::Dataset;
 
 /// Cell key → structure → (values, records).
 type Cells = BTreeMap<Vec<u8>, BTreeMap<String, (Vec<i64>, u32)>>;
+
+/// A structure's rollup in the model: (latest month, attributes, values, months).
+type ModelRollup = (u32, (String, i32), Vec<i64>, u32);
+
+/// Rollup cells by key: (structure, values, records) per contribution.
+type RollupCells = BTreeMap<Vec<u8>, BTreeSet<(String, Vec<i64>, u32)>>;
 
 const ORIGINS: [(&str, &str, i32); 3] =
     [("73282932000074", "49", 1), ("44306184100047", "44", 2), ("52104378900010", "49", 1)];
@@ -33,9 +40,10 @@ fn hub(dir: &std::path::Path) -> Hub {
 }
 
 /// (origin, what, key, value): what 0 = report, 1 = report withdrawn, 2 = open need,
-/// 3 = filled need, 4 = need withdrawn.
+/// 3 = filled need, 4 = need withdrawn, 5 = the structure's kind (key % 2 == 0) or département
+/// changes (its `Hello` says so).
 fn op() -> impl Strategy<Value = (usize, u8, u8, u32)> {
-    (0..3usize, 0..5u8, 0..4u8, 1..50u32)
+    (0..3usize, 0..6u8, 0..4u8, 1..50u32)
 }
 
 /// Reports of 2026 for three structures of 49: A and B every month, C all but February and
@@ -45,7 +53,14 @@ fn op() -> impl Strategy<Value = (usize, u8, u8, u32)> {
 fn no_withheld_month_or_quarter_can_be_recomputed_from_other_periods() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let hub = hub(dir.path());
-    hub.admit(&Peer { id: PeerId { role: Role::Hub, id: "coorace-pdl".into() }, serial: None }, None)?;
+    hub.admit(
+        &Peer {
+            id: PeerId { role: Role::Hub, id: "coorace-pdl".into() },
+            serial: None,
+            network: Some("coorace".into()),
+        },
+        None,
+    )?;
     let session = PushSession::for_tests_relay("coorace-pdl", 1);
     let mut changes = Vec::new();
     for (i, (siret, _, _)) in ORIGINS.iter().enumerate() {
@@ -158,7 +173,7 @@ fn no_withheld_month_or_quarter_can_be_recomputed_from_other_periods() -> anyhow
 }
 
 /// A valid SIRET (Luhn) for structure `n`.
-fn siret(n: usize) -> String {
+pub(super) fn siret(n: usize) -> String {
     let base = format!("{:013}", 1_000_000_000_000u64 + n as u64 * 7919);
     (0..10)
         .map(|d| format!("{base}{d}"))
@@ -178,7 +193,14 @@ type Seen = (Coords, Option<i64>);
 fn linked_tables_share_one_suppression_and_give_nothing_away_together() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let hub = hub(dir.path());
-    hub.admit(&Peer { id: PeerId { role: Role::Hub, id: "coorace-pdl".into() }, serial: None }, None)?;
+    hub.admit(
+        &Peer {
+            id: PeerId { role: Role::Hub, id: "coorace-pdl".into() },
+            serial: None,
+            network: Some("coorace".into()),
+        },
+        None,
+    )?;
     // (département, kind, structures, employees each, hours each)
     let groups: [(&str, i32, usize, u32, u64); 5] = [
         ("49", 1, 3, 10, 1200), // AI
@@ -315,7 +337,14 @@ fn relayed_records_are_reference_counted() -> anyhow::Result<()> {
     let (siret, dep, kind) = ORIGINS[0];
     let origin = Structure { siret: siret.into(), kind, name: "S".into(), departement: dep.into() };
     for relay in ["coorace-pdl", "fas-pdl"] {
-        hub.admit(&Peer { id: PeerId { role: Role::Hub, id: relay.into() }, serial: None }, None)?;
+        hub.admit(
+            &Peer {
+                id: PeerId { role: Role::Hub, id: relay.into() },
+                serial: None,
+                network: Some("coorace".into()),
+            },
+            None,
+        )?;
     }
     let report = IndicatorReport {
         siret: siret.into(),
@@ -381,8 +410,15 @@ fn removing_a_relaying_hub_purges_what_only_it_relayed() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let hub = hub(dir.path());
     for relay in ["coorace-pdl", "fas-pdl"] {
-        hub.admit(&Peer { id: PeerId { role: Role::Hub, id: relay.into() }, serial: None }, None)?;
-        hub.accept_member(relay)?;
+        hub.admit(
+            &Peer {
+                id: PeerId { role: Role::Hub, id: relay.into() },
+                serial: None,
+                network: Some("coorace".into()),
+            },
+            None,
+        )?;
+        hub.accept_member(relay, None)?;
     }
     let change = |n: usize| {
         let (siret, dep, kind) = ORIGINS[n];
@@ -417,7 +453,7 @@ fn removing_a_relaying_hub_purges_what_only_it_relayed() -> anyhow::Result<()> {
     };
     assert_eq!(contributions(&hub)?, 2);
 
-    hub.remove_member("coorace-pdl")?;
+    hub.remove_member("coorace-pdl", None)?;
     let (both, only_coorace) = (ORIGINS[0].0, ORIGINS[1].0);
     assert!(hub.records_of(only_coorace, Dataset::Indicators)?.is_empty(), "relayed by coorace alone: gone");
     let kept = hub.records_of(both, Dataset::Indicators)?;
@@ -427,107 +463,144 @@ fn removing_a_relaying_hub_purges_what_only_it_relayed() -> anyhow::Result<()> {
 }
 
 proptest! {
-        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
-        #[test]
-        fn incremental_cells_equal_a_full_recomputation(ops in prop::collection::vec(op(), 1..60)) {
-            let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let hub = hub(dir.path());
-            let mut sessions = Vec::new();
-            for (i, (siret, dep, kind)) in ORIGINS.iter().enumerate() {
-                let peer = Peer { id: PeerId { role: Role::Node, id: (*siret).into() }, serial: None };
-                let structure = Structure { siret: (*siret).into(), kind: *kind, name: format!("S{i}"), departement: (*dep).into() };
-                hub.admit(&peer, Some(structure)).map_err(|e| TestCaseError::fail(e.to_string()))?;
-                sessions.push(PushSession::for_tests(peer, vec![i as u8; 16], &[Dataset::Needs, Dataset::Indicators], i as u64 + 1));
-            }
-            let mut versions: HashMap<(usize, String), u64> = HashMap::new();
-            for (seq, (origin, what, key, value)) in ops.into_iter().enumerate() {
-                let siret = ORIGINS[origin].0;
-                let (dataset, key) = if what < 2 {
-                    ("indicators", format!("2026-{:02}", 1 + key))
-                } else {
-                    ("needs", format!("01920000-0000-7000-8000-00000000000{key}"))
-                };
-                let version = versions.entry((origin, key.clone())).or_default();
-                *version += 1;
-                let tombstone = Some(change::Payload::Tombstone(Tombstone { origin_siret: siret.into(), hub_id: "coorace-pdl".into(), reason: "deleted".into() }));
-                let payload = match what {
-                    0 => Some(change::Payload::Indicators(IndicatorReport {
-                        siret: siret.into(),
-                        fields: Some(IndicatorFields {
-                            period: key.clone(),
-                            etp_hundredths: u64::from(value) * 10,
-                            employees_in_insertion: value,
-                            hours_worked: u64::from(value) * 100,
-                            hires: value % 3,
-                            exits: Some(Exits { total: value % 4, durable: value % 4, ..Default::default() }),
-                        }),
-                        version: *version,
-                        submitted_at_ms: 0,
-                    })),
-                    2 | 3 => Some(change::Payload::Need(SharedNeed {
-                        origin_siret: siret.into(),
-                        need_id: key.clone(),
-                        origin_version: *version,
-                        rome_code: format!("K22{:02}", value % 5),
-                        contract_type: 1,
-                        open_positions: value,
-                        hours_per_week: 20,
-                        departement: "49".into(),
-                        start_date: "2027-01-04".into(),
-                        status: if what == 2 { 1 } else { 2 },
-                        ..Default::default()
-                    })),
-                    _ => tombstone,
-                };
-                let batch = Batch { seq: seq as u64 + 1, changes: vec![Change { dataset: dataset.into(), key, version: *version, payload, ..Default::default() }], head_seq: 0 };
-                hub.apply_batch(&sessions[origin], batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            }
-            // Recompute every cell from the live records.
-            let mut expected: Cells = BTreeMap::new();
-            let members = hub.list_members().map_err(|e| TestCaseError::fail(e.to_string()))?;
-            for (siret, _, _) in ORIGINS {
-                let structure = members.iter().find(|m| m.id == siret).and_then(|m| m.structure.clone());
-                for dataset in [Dataset::Needs, Dataset::Indicators] {
-                    for (_, record) in hub.records_of(siret, dataset).map_err(|e| TestCaseError::fail(e.to_string()))? {
-if let Some((key, values)) = contribution(&record, structure.as_ref()) {
-                            for key in with_rollups(&key) {
-                                let entry = expected
-                                    .entry(key)
-                                    .or_default()
-                                    .entry(siret.to_string())
-                                    .or_insert_with(|| (vec![0; values.len()], 0));
-                                for (a, v) in entry.0.iter_mut().zip(&values) {
-                                    *a += v;
-                                }
-                                entry.1 += 1;
-                            }
-                        }
-                    }
-                }
-            }
-            let mut actual: Cells = BTreeMap::new();
-            for prefix in ["i/", "iq/", "iy/", "n/"] {
-                for (k, cell) in hub.stat_cells(prefix).map_err(|e| TestCaseError::fail(e.to_string()))? {
-                    actual.insert(k, cell.contributions.into_iter().map(|c| (c.siret, (c.values, c.records))).collect());
-                }
-            }
-            prop_assert_eq!(&actual, &expected);
-            // Every indicators cell has a summary equal to one computed afresh.
-            let stored = hub.store.scan(Tree::Stats, b"z/", Some(b"z0"), usize::MAX).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let indicator_cells = expected.keys().filter(|k| !k.starts_with(b"n/")).count();
-            prop_assert_eq!(stored.len(), indicator_cells);
-            for (key, raw) in stored {
-                let summary = Summary::decode(raw.as_slice()).map_err(|e| TestCaseError::fail(e.to_string()))?;
-                let mut group = Group::default();
-                for (siret, (values, records)) in &expected[&key[2..]] {
-                    group.add(&Contribution { siret: siret.clone(), values: values.clone(), records: *records });
-                }
-                let fresh = summarize(&INDICATORS, &group);
-                prop_assert_eq!((summary.structures, summary.totals, summary.dominance_max), (fresh.structures, fresh.totals, fresh.dominance_max));
-            }
-
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #[test]
+    fn incremental_cells_equal_a_full_recomputation(ops in prop::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let hub = hub(dir.path());
+        let mut sessions = Vec::new();
+        for (i, (siret, dep, kind)) in ORIGINS.iter().enumerate() {
+            let peer = Peer { id: PeerId { role: Role::Node, id: (*siret).into() }, serial: None, network: Some("coorace".into()) };
+            let structure = Structure { siret: (*siret).into(), kind: *kind, name: format!("S{i}"), departement: (*dep).into() };
+            hub.admit(&peer, Some(structure)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            sessions.push(PushSession::for_tests(peer, vec![i as u8; 16], &[Dataset::Needs, Dataset::Indicators], i as u64 + 1));
         }
+        let mut versions: HashMap<(usize, String), u64> = HashMap::new();
+        // The model: each structure's attributes today, and those each live month counts under
+        // (today's when it was first counted).
+        let mut attributes: Vec<(String, i32)> = ORIGINS.iter().map(|(_, d, k)| ((*d).to_string(), *k)).collect();
+        let mut counted_as: BTreeMap<(usize, String), (String, i32)> = BTreeMap::new();
+        for (seq, (origin, what, key, value)) in ops.into_iter().enumerate() {
+            let siret = ORIGINS[origin].0;
+            if what == 5 {
+                let (dep, kind) = &mut attributes[origin];
+                if key % 2 == 0 { *kind = 1 + *kind % 3 } else { *dep = if dep == "49" { "44".into() } else { "49".into() } }
+                let peer = Peer { id: PeerId { role: Role::Node, id: siret.into() }, serial: None, network: Some("coorace".into()) };
+                let structure = Structure { siret: siret.into(), kind: *kind, name: format!("S{origin}"), departement: dep.clone() };
+                hub.admit(&peer, Some(structure)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                continue;
+            }
+            // Reports span two years, so quarters and years both roll up.
+            let month_key = format!("{}-{:02}", 2026 + i32::from(key / 2), 1 + 5 * u32::from(key % 2) + value % 3);
+            match what {
+                0 => { counted_as.entry((origin, month_key.clone())).or_insert_with(|| attributes[origin].clone()); }
+                1 => { counted_as.remove(&(origin, month_key.clone())); }
+                _ => {}
+            }
+            let (dataset, key) = if what < 2 {
+                ("indicators", month_key)
+            } else {
+                ("needs", format!("01920000-0000-7000-8000-00000000000{key}"))
+            };
+            let version = versions.entry((origin, key.clone())).or_default();
+            *version += 1;
+            let tombstone = Some(change::Payload::Tombstone(Tombstone { origin_siret: siret.into(), hub_id: "coorace-pdl".into(), reason: "deleted".into() }));
+            let payload = match what {
+                0 => Some(change::Payload::Indicators(IndicatorReport {
+                    siret: siret.into(),
+                    fields: Some(IndicatorFields {
+                        period: key.clone(),
+                        etp_hundredths: u64::from(value) * 10,
+                        employees_in_insertion: value,
+                        hours_worked: u64::from(value) * 100,
+                        hires: value % 3,
+                        exits: Some(Exits { total: value % 4, durable: value % 4, ..Default::default() }),
+                    }),
+                    version: *version,
+                    submitted_at_ms: 0,
+                })),
+                2 | 3 => Some(change::Payload::Need(SharedNeed {
+                    origin_siret: siret.into(),
+                    need_id: key.clone(),
+                    origin_version: *version,
+                    rome_code: format!("K22{:02}", value % 5),
+                    contract_type: 1,
+                    open_positions: value,
+                    hours_per_week: 20,
+                    departement: "49".into(),
+                    start_date: "2027-01-04".into(),
+                    status: if what == 2 { 1 } else { 2 },
+                    ..Default::default()
+                })),
+                _ => tombstone,
+            };
+            let batch = Batch { seq: seq as u64 + 1, changes: vec![Change { dataset: dataset.into(), key, version: *version, payload, ..Default::default() }], head_seq: 0 };
+            hub.apply_batch(&sessions[origin], batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        // Recompute every cell from the live records: a month under the attributes the model
+        // says; a quarter and a year under those of the structure's latest month in it.
+        let mut expected: Cells = BTreeMap::new();
+        let mut add = |key: Vec<u8>, siret: &str, values: &[i64], records: u32| {
+            let entry = expected.entry(key).or_default().entry(siret.to_string()).or_insert_with(|| (vec![0; values.len()], 0));
+            for (a, v) in entry.0.iter_mut().zip(values) {
+                *a += v;
+            }
+            entry.1 += records;
+        };
+        for (origin, (siret, _, _)) in ORIGINS.iter().enumerate() {
+            for (_, record) in hub.records_of(siret, Dataset::Needs).map_err(|e| TestCaseError::fail(e.to_string()))? {
+                if let Some((key, values)) = contribution(&record, None, None) {
+                    add(key, siret, &values, 1);
+                }
+            }
+            // Per rollup cell of this structure: (latest month, attributes, values, months).
+            let mut rollups: BTreeMap<CellPeriod, ModelRollup> = BTreeMap::new();
+            for (month_key, record) in hub.records_of(siret, Dataset::Indicators).map_err(|e| TestCaseError::fail(e.to_string()))? {
+                let Some(values) = values_of(&record) else { continue };
+                let attrs = counted_as[&(origin, month_key.clone())].clone();
+                let month = passerelle_proto::date::Month::parse(&month_key).map_err(|e| TestCaseError::fail(e.0))?;
+                let cell = |period| CellKey::Indicators { period, departement: attrs.0.clone(), kind: passerelle_proto::codes::slug_of::<passerelle_proto::v1::StructureKind>(attrs.1).to_string() };
+                add(cell(CellPeriod::Month(month.ordinal())).encode(), siret, &values, 1);
+                for period in [CellPeriod::Quarter(month.year as u32 * 4 + u32::from(month.month - 1) / 3), CellPeriod::Year(month.year as u32)] {
+                    let entry = rollups.entry(period).or_insert_with(|| (0, attrs.clone(), vec![0; values.len()], 0));
+                    if month.ordinal() >= entry.0 {
+                        entry.0 = month.ordinal();
+                        entry.1 = attrs.clone();
+                    }
+                    for (a, v) in entry.2.iter_mut().zip(&values) {
+                        *a += v;
+                    }
+                    entry.3 += 1;
+                }
+            }
+            for (period, (_, attrs, values, months)) in rollups {
+                let kind = passerelle_proto::codes::slug_of::<passerelle_proto::v1::StructureKind>(attrs.1).to_string();
+                add(CellKey::Indicators { period, departement: attrs.0, kind }.encode(), siret, &values, months);
+            }
+        }
+        let mut actual: Cells = BTreeMap::new();
+        for prefix in ["i/", "iq/", "iy/", "n/"] {
+            for (k, cell) in hub.stat_cells(prefix).map_err(|e| TestCaseError::fail(e.to_string()))? {
+                actual.insert(k, cell.contributions.into_iter().map(|c| (c.siret, (c.values, c.records))).collect());
+            }
+        }
+        prop_assert_eq!(&actual, &expected);
+        // Every indicators cell has a summary equal to one computed afresh.
+        let stored = hub.store.scan(Tree::Stats, b"z/", Some(b"z0"), usize::MAX).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let indicator_cells = expected.keys().filter(|k| !k.starts_with(b"n/")).count();
+        prop_assert_eq!(stored.len(), indicator_cells);
+        for (key, raw) in stored {
+            let summary = Summary::decode(raw.as_slice()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut group = Group::default();
+            for (siret, (values, records)) in &expected[&key[2..]] {
+                group.add(&Contribution { siret: siret.clone(), values: values.clone(), records: *records });
+            }
+            let fresh = summarize(&INDICATORS, &group);
+            prop_assert_eq!((summary.structures, summary.totals, summary.dominance_max), (fresh.structures, fresh.totals, fresh.dominance_max));
+        }
+
     }
+}
 
 /// Profiles (persons) by any one or two of domaine, département and age band: the seven tables
 /// a consumer may read share their margins; read together, every shared cell has one status and
@@ -543,7 +616,11 @@ fn linked_profile_tables_share_one_suppression() -> anyhow::Result<()> {
     for s in 0..6usize {
         let siret = siret(100 + s);
         let dep = if s < 4 { "49" } else { "44" };
-        let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+        let peer = Peer {
+            id: PeerId { role: Role::Node, id: siret.clone() },
+            serial: None,
+            network: Some("coorace".into()),
+        };
         hub.admit(
             &peer,
             Some(Structure { siret: siret.clone(), kind: 1, name: format!("S{s}"), departement: dep.into() }),
@@ -649,7 +726,11 @@ fn profiles_counted_before_purposes_are_uncounted_at_open() -> anyhow::Result<()
     let dir = tempfile::tempdir()?;
     let hub = hub(dir.path());
     let siret = siret(200);
-    let peer = Peer { id: PeerId { role: Role::Node, id: siret.clone() }, serial: None };
+    let peer = Peer {
+        id: PeerId { role: Role::Node, id: siret.clone() },
+        serial: None,
+        network: Some("coorace".into()),
+    };
     hub.admit(
         &peer,
         Some(Structure { siret: siret.clone(), kind: 1, name: "S".into(), departement: "49".into() }),
@@ -700,5 +781,100 @@ fn profiles_counted_before_purposes_are_uncounted_at_open() -> anyhow::Result<()
     assert_eq!(hub.uncount_profiles_without_statistics()?, 2);
     assert_eq!(counted(&hub)?, 1, "only the statistics one is left");
     assert_eq!(hub.uncount_profiles_without_statistics()?, 0, "once");
+    Ok(())
+}
+
+/// A store written when each month rolled up under its own attributes (a structure that moved
+/// département counted twice in its quarter and year) has its quarters and years rebuilt when
+/// the hub opens, once, to what incremental counting keeps today.
+#[test]
+fn rollups_of_older_stores_are_rebuilt_at_open() -> anyhow::Result<()> {
+    use crate::store::WriteBatch;
+
+    let dir = tempfile::tempdir()?;
+    let siret = siret(300);
+    let peer = Peer {
+        id: PeerId { role: Role::Node, id: siret.clone() },
+        serial: None,
+        network: Some("coorace".into()),
+    };
+    let report = |month: &str, hours: u64| Change {
+        dataset: "indicators".into(),
+        key: month.into(),
+        version: 1,
+        payload: Some(change::Payload::Indicators(IndicatorReport {
+            siret: siret.clone(),
+            fields: Some(IndicatorFields {
+                period: month.into(),
+                etp_hundredths: 1000,
+                employees_in_insertion: 10,
+                hours_worked: hours,
+                hires: 1,
+                exits: Some(Exits { total: 1, durable: 1, ..Default::default() }),
+            }),
+            version: 1,
+            submitted_at_ms: 0,
+        })),
+        ..Default::default()
+    };
+    let rollups = |hub: &Hub| -> anyhow::Result<RollupCells> {
+        let mut out = BTreeMap::new();
+        for prefix in ["iq/", "iy/"] {
+            for (key, cell) in hub.stat_cells(prefix)? {
+                out.insert(
+                    key,
+                    cell.contributions.into_iter().map(|c| (c.siret, c.values, c.records)).collect(),
+                );
+            }
+        }
+        Ok(out)
+    };
+    let summaries = |hub: &Hub| -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(hub.store.scan(Tree::Stats, b"z/iq/", Some(b"z/iz"), usize::MAX)?)
+    };
+    let (today, today_summaries) = {
+        let hub = hub(dir.path());
+        let structure = |dep: &str| Structure {
+            siret: siret.clone(),
+            kind: 1,
+            name: "S".into(),
+            departement: dep.into(),
+        };
+        hub.admit(&peer, Some(structure("49")))?;
+        let session = PushSession::for_tests(peer.clone(), vec![3; 16], &[Dataset::Indicators], 1);
+        hub.apply_batch(&session, Batch { seq: 1, changes: vec![report("2026-01", 1500)], head_seq: 1 })?;
+        hub.admit(&peer, Some(structure("44")))?;
+        hub.apply_batch(&session, Batch { seq: 2, changes: vec![report("2026-02", 1600)], head_seq: 2 })?;
+        let today = rollups(&hub)?;
+        assert_eq!(today.len(), 2, "one quarter and one year, under 44: {today:?}");
+        assert!(today.keys().all(|k| k.ends_with(b"/44/ai")), "{today:?}");
+        let today_summaries = summaries(&hub)?;
+        assert_eq!(today_summaries.len(), 2);
+
+        // Rewrite them as an older hub kept them: every month under its own attributes.
+        let mut old: HashMap<Vec<u8>, StatCell> = HashMap::new();
+        for (_, record) in hub.records_of(&siret, Dataset::Indicators)? {
+            let values = values_of(&record).ok_or_else(|| anyhow::anyhow!("counted"))?;
+            for key in CellKey::decode(&record.stat_key).ok_or_else(|| anyhow::anyhow!("key"))?.rollups() {
+                old.entry(key.encode()).or_default().apply(&siret, &values, 1, record.received_at_ms);
+            }
+        }
+        let mut batch = WriteBatch::new();
+        for key in today.keys() {
+            batch.delete(Tree::Stats, key.clone());
+        }
+        for (key, cell) in &old {
+            batch.put(Tree::Stats, key.clone(), cell.encode_to_vec());
+            batch.put(Tree::Stats, [&b"z/"[..], key].concat(), Summary::default().encode_to_vec());
+        }
+        batch.delete(Tree::Meta, &b"stats/rollups-by-latest-month"[..]);
+        hub.store.commit(batch)?;
+        assert_eq!(rollups(&hub)?.len(), 4, "the older layout: the structure in 49 and in 44");
+        (today, today_summaries)
+    };
+    let hub = hub(dir.path());
+    assert_eq!(rollups(&hub)?, today, "rebuilt at open");
+    assert_eq!(summaries(&hub)?, today_summaries);
+    assert_eq!(hub.rebuild_rollups_once()?, 0, "once");
     Ok(())
 }

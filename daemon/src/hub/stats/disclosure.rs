@@ -29,14 +29,12 @@ pub(super) fn disclose(
             let values = summary.totals.clone();
             let value = |m: Measure| spec.total(&values, m);
             let structures = summary.structures;
-            let dominance = value(spec.dominance);
             let reason = if structures < MIN_STRUCTURES {
                 format!("fewer than {MIN_STRUCTURES} structures")
             } else if spec.persons.is_some_and(|p| value(p) < min_persons) {
                 format!("fewer than {min_persons} persons")
-            } else if dominance > 0 && summary.dominance_max * 100 > i64::from(DOMINANCE_PERCENT) * dominance
-            {
-                format!("one structure contributes more than {DOMINANCE_PERCENT} %")
+            } else if let Some(m) = dominated(spec, &summary, false) {
+                format!("one structure contributes more than {DOMINANCE_PERCENT} % of {}", m.name())
             } else {
                 String::new()
             };
@@ -57,10 +55,21 @@ pub(super) fn disclose(
                 suppressed: reason.clone(),
             }));
             let exits = value(Measure::ExitsTotal);
-            if spec.exits_rule && reason.is_empty() && exits > 0 && exits < min_persons {
+            let exits_reason = if !spec.exits_rule || !reason.is_empty() {
+                None
+            } else if exits > 0 && exits < min_persons {
+                Some(format!("fewer than {min_persons} exits"))
+            } else {
+                // The exit figures add up (total = the four categories), so they are withheld
+                // together, and the dynamic-exit rate with them.
+                dominated(spec, &summary, true).map(|m| {
+                    format!("one structure contributes more than {DOMINANCE_PERCENT} % of {}", m.name())
+                })
+            };
+            if let Some(why) = exits_reason {
                 for m in measures.iter_mut().filter(|m| is_exit_figure(&m.name)) {
                     m.value = None;
-                    m.suppressed = format!("fewer than {min_persons} exits");
+                    m.suppressed.clone_from(&why);
                 }
             }
             Cell {
@@ -72,6 +81,22 @@ pub(super) fn disclose(
             }
         })
         .collect()
+}
+
+/// The first of the table's measures (its exit figures, or the others) of which one structure
+/// contributes more than [`DOMINANCE_PERCENT`] of a positive total. Every additive measure is
+/// looked at: a cell can be one structure's hires while its hours are spread.
+fn dominated(spec: &Spec, summary: &Summary, exits: bool) -> Option<Measure> {
+    spec.measures.iter().enumerate().filter(|(_, m)| m.is_exit() == exits).find_map(|(i, m)| {
+        let total = spec.total(&summary.totals, *m);
+        // Summaries from before per-measure maxima only knew the dominance measure's.
+        let largest = summary.maxima.get(i).copied().unwrap_or(if *m == spec.dominance {
+            summary.dominance_max
+        } else {
+            0
+        });
+        (total > 0 && largest * 100 > i64::from(DOMINANCE_PERCENT) * total).then_some(*m)
+    })
 }
 
 /// Primary rules, then complementary suppression: the cells of a table without periods.
@@ -92,6 +117,15 @@ pub(super) const SECONDARY: &str = "secondary suppression: protects another supp
 pub(super) const SECONDARY_EXITS: &str = "secondary suppression: protects other exit figures";
 /// The reason given to a period cell hidden to protect one of its months or quarters.
 pub(super) const SECONDARY_PERIOD: &str = "secondary suppression: protects a suppressed month or quarter";
+
+/// Whether a suppression reason is a primary rule's (the cell or figure is sensitive itself), not
+/// a complement's: the audit protects primary suppressions, as τ-ARGUS does. A complement is
+/// withheld only so that a primary value cannot be recomputed; what the attacker learns about it
+/// (e.g. a quarter at least the sum of its published months) matters only through the primary
+/// values it protects, which are audited.
+pub(super) fn is_primary(reason: &str) -> bool {
+    !reason.is_empty() && !reason.starts_with("secondary suppression")
+}
 
 /// Whether the whole cell is withheld.
 pub(super) fn cell_hidden(cell: &Cell) -> bool {

@@ -21,16 +21,46 @@ pub(super) type Shape = Vec<bool>;
 /// The linked tables of one dataset and period.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Family {
-    dims: Vec<String>,
-    tables: Vec<Linked>,
+    pub(super) dims: Vec<String>,
+    pub(super) tables: Vec<Linked>,
+    /// The true value of each stored measure of every finest cell (keyed by every dimension):
+    /// what the audit protects. Never published as such.
+    pub(super) values: BTreeMap<Vec<String>, Vec<i64>>,
+    /// The families of the sub-periods (a quarter's months, a year's quarters), as published.
+    pub(super) children: Vec<Family>,
+    /// What the audit requires.
+    pub(super) rule: AuditRule,
 }
 
 /// One table of a family, with each cell's coordinates over the family's dimensions.
 #[derive(Debug, Default, Clone)]
-struct Linked {
-    shape: Shape,
-    cells: Vec<Cell>,
-    coords: Vec<Vec<String>>,
+pub(super) struct Linked {
+    pub(super) shape: Shape,
+    pub(super) cells: Vec<Cell>,
+    pub(super) coords: Vec<Vec<String>>,
+}
+
+/// What the audit of a family checks, per stored measure (in the table's stored order).
+#[derive(Debug, Default, Clone)]
+pub(super) struct AuditRule {
+    /// The protection level, in percent.
+    pub(super) percent: u32,
+    /// Whether the measure is a flow, whose period value is the sum of its sub-periods'
+    /// (stocks are averages: no such relation).
+    pub(super) flows: Vec<bool>,
+    /// Whether the measure is an exit figure (withheld on its own, with the other exit figures).
+    pub(super) exits: Vec<bool>,
+}
+
+impl AuditRule {
+    /// The rule for a table's measures at protection level `percent`.
+    pub(super) fn of(spec: &super::catalogue::Spec, percent: u32) -> Self {
+        AuditRule {
+            percent,
+            flows: spec.measures.iter().map(|m| m.agg() == super::catalogue::Agg::Sum).collect(),
+            exits: spec.measures.iter().map(|m| m.is_exit()).collect(),
+        }
+    }
 }
 
 impl Family {
@@ -38,14 +68,26 @@ impl Family {
     /// for each table a consumer may ask for (at most two dimensions), `primary` turns its
     /// groups with margins into cells under the primary rules; each is then checked against the
     /// same table of `children` (its sub-periods, if any) before the family is settled.
+    /// Then the audit: an attacker solving every published cell of the family and of its
+    /// sub-periods must not narrow a withheld value past the rule's protection range; where
+    /// they can, cheap cells sharing a line with the exposed one are withheld too, until none
+    /// is exposed (see [`super::audit`]).
     pub(super) fn build<T: Clone + Default>(
         dims: &[String],
         finest: &BTreeMap<Vec<String>, T>,
         merge: impl Fn(&mut T, &T) + Copy,
         primary: impl Fn(&[String], Vec<(Vec<String>, bool, T)>) -> Vec<Cell>,
-        children: &[Family],
+        values: impl Fn(&T) -> Vec<i64>,
+        children: Vec<Family>,
+        rule: AuditRule,
     ) -> Family {
-        let mut family = Family { dims: dims.to_vec(), tables: Vec::new() };
+        let mut family = Family {
+            dims: dims.to_vec(),
+            tables: Vec::new(),
+            values: finest.iter().map(|(k, t)| (k.clone(), values(t))).collect(),
+            children: Vec::new(),
+            rule,
+        };
         for shape in shapes(dims.len()) {
             let by: Vec<String> =
                 dims.iter().zip(&shape).filter(|(_, keep)| **keep).map(|(d, _)| d.clone()).collect();
@@ -61,8 +103,75 @@ impl Family {
             let at = cells.iter().map(|c| coords(c, &shape)).collect();
             family.tables.push(Linked { shape, cells, coords: at });
         }
+        family.children = children;
         family.settle();
+        family.audit();
         family
+    }
+
+    /// Withholds cells until the attacker of [`super::audit`] narrows no withheld value past
+    /// the protection range: for each exposed value, the cheapest published cell of this
+    /// period (fewest structures, then smallest value), among those sharing a line with it
+    /// first. Only this period's tables change: its sub-periods are published already, and
+    /// withholding all of this period's cells leaves the attacker what they knew before it.
+    fn audit(&mut self) {
+        loop {
+            let leaks = super::audit::attack(self);
+            if leaks.is_empty() {
+                return;
+            }
+            let mut victims: Vec<(usize, usize, bool)> = Vec::new();
+            let mut seen: Vec<(Vec<usize>, Vec<String>, bool)> = Vec::new();
+            for leak in &leaks {
+                let exits = self.rule.exits.get(leak.measure).copied().unwrap_or(false);
+                let id = (leak.node.clone(), leak.coords.clone(), exits);
+                if seen.contains(&id) {
+                    continue;
+                }
+                seen.push(id);
+                let published =
+                    |cell: &Cell| cell.measures.get(leak.measure).is_some_and(|m| m.value.is_some());
+                // Cells on a line through the exposed one first; else any (the relation can run
+                // through a total the sub-periods publish).
+                let best = self
+                    .tables
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(t, table)| {
+                        table.cells.iter().zip(&table.coords).enumerate().map(move |(c, cell)| (t, c, cell))
+                    })
+                    .filter(|(t, c, (cell, _))| {
+                        published(cell) && !victims.iter().any(|v| (v.0, v.1) == (*t, *c))
+                    })
+                    .min_by_key(|(_, _, (cell, at))| {
+                        (
+                            !intersects(at, &leak.coords),
+                            cell.structures.unwrap_or(u32::MAX),
+                            cell.measures[leak.measure].value.unwrap_or(i64::MAX),
+                        )
+                    });
+                if let Some((t, c, _)) = best {
+                    victims.push((t, c, exits));
+                }
+            }
+            if victims.is_empty() {
+                // Exposed by sub-periods published before this one: nothing left to withhold here.
+                tracing::warn!(
+                    exposed = leaks.len(),
+                    "statistics audit: a withheld value is exposed by published sub-periods"
+                );
+                return;
+            }
+            for (t, c, exits) in victims {
+                let cell = &mut self.tables[t].cells[c];
+                if exits && has_exits(cell) && !cell_hidden(cell) {
+                    hide_exits(cell, SECONDARY_EXITS);
+                } else {
+                    hide_cell(cell, SECONDARY);
+                }
+            }
+            self.settle();
+        }
     }
 
     /// The table of `shape`.
@@ -149,6 +258,11 @@ fn shapes(n: usize) -> Vec<Shape> {
         .filter(|mask| mask.count_ones() <= 2)
         .map(|mask| (0..n).map(|i| mask & (1 << i) != 0).collect())
         .collect()
+}
+
+/// Whether two cells' coordinates (`*` for "all") share a finest cell.
+pub(super) fn intersects(a: &[String], b: &[String]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x == "*" || y == "*" || x == y)
 }
 
 /// A cell's coordinates over the family's dimensions, `*` for "all".

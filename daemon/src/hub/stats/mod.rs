@@ -20,12 +20,15 @@
 //! what a table may show; `family` settles linked tables together.
 
 mod aggregates;
+mod audit;
 mod catalogue;
 mod disclosure;
 mod family;
 pub(crate) mod introductions;
 mod tables;
 
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod cells_tests;
 #[cfg(test)]
@@ -35,4 +38,4 @@ pub(crate) use aggregates::StatsDelta;
 pub(crate) use catalogue::Table;
 pub(crate) use disclosure::{DOMINANCE_PERCENT, MIN_STRUCTURES};
 pub use tables::check_table_request;
-pub(crate) use tables::parse_period;
+pub(crate) use tables::{Families, parse_period};

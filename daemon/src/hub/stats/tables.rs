@@ -44,6 +44,14 @@ impl Group {
     }
 }
 
+/// An indicators family of one period, the finest summaries it was built from, and the
+/// latest report time.
+pub(super) type IndicatorFamily = (Family, BTreeMap<Vec<String>, Summary>, i64);
+
+/// The indicators families computed so far, by period label.
+#[derive(Default)]
+pub(crate) struct Families(std::collections::HashMap<String, IndicatorFamily>);
+
 /// Parses `2026-10`, `2026-Q3` or `2026` into an inclusive month range.
 pub(crate) fn parse_period(period: &str) -> Result<(Month, Month)> {
     let invalid =
@@ -116,6 +124,17 @@ impl Hub {
     /// A predefined table computed from the current cells (indicators: what a closing freezes;
     /// consumers read the frozen copy through [`Hub::table`]).
     pub fn compute_table(&self, request: &GetTableRequest) -> Result<v1::Table> {
+        self.compute_table_with(request, &mut Families::default())
+    }
+
+    /// [`Hub::compute_table`], reusing the indicators families already computed in `families`
+    /// (a closing stages every dimension set of a month, its quarter and its year: each
+    /// family is settled and audited once).
+    pub(crate) fn compute_table_with(
+        &self,
+        request: &GetTableRequest,
+        families: &mut Families,
+    ) -> Result<v1::Table> {
         let table: Table = request.table.parse()?;
         let spec = table.spec();
         check_dimensions(spec, &request.by)?;
@@ -123,7 +142,8 @@ impl Hub {
         let min_persons = i64::from(self.config.min_persons);
         let (cells, label) = match table {
             Table::Indicators => {
-                let (cells, latest) = self.indicator_cells(&request.period, &request.by, min_persons)?;
+                let (cells, latest) =
+                    self.indicator_cells(&request.period, &request.by, min_persons, families)?;
                 if latest > 0 {
                     freshness.push(format!("{}={}", request.period, format_unix_ms(latest)));
                 }
@@ -175,8 +195,7 @@ impl Hub {
         let mut rules = vec![
             format!("a cell with fewer than {MIN_STRUCTURES} contributing structures is suppressed"),
             format!(
-                "a cell where one structure contributes more than {DOMINANCE_PERCENT} % of {} is suppressed",
-                spec.dominance.name()
+                "a cell where one structure contributes more than {DOMINANCE_PERCENT} % of any measure is suppressed (of an exit figure: the exit figures)"
             ),
             "suppressed cells are complemented so that none can be recomputed from the published totals"
                 .to_string(),
@@ -221,8 +240,9 @@ impl Hub {
         period: &str,
         by: &[String],
         min_persons: i64,
+        families: &mut Families,
     ) -> Result<(Vec<Cell>, i64)> {
-        let (family, finest, latest) = self.indicator_family(period, min_persons)?;
+        let (family, finest, latest) = self.indicator_family(period, min_persons, families)?;
         let regions: BTreeSet<&str> =
             finest.keys().map(|k| passerelle_proto::geo::region_of(&k[0]).unwrap_or("?")).collect();
         if by.iter().any(|d| d == "region") && regions.len() > 1 {
@@ -230,7 +250,7 @@ impl Hub {
             let mut cells = disclose(&INDICATORS, with_margins(by, &summaries, Summary::merge), min_persons);
             let children = sub_periods(period)?
                 .iter()
-                .map(|p| self.indicator_cells(p, by, min_persons).map(|(cells, _)| cells))
+                .map(|p| self.indicator_cells(p, by, min_persons, families).map(|(cells, _)| cells))
                 .collect::<Result<Vec<_>>>()?;
             temporal_suppression(&mut cells, &children);
             secondary_suppression(&mut cells, by.len());
@@ -265,20 +285,27 @@ impl Hub {
         &self,
         period: &str,
         min_persons: i64,
-    ) -> Result<(Family, BTreeMap<Vec<String>, Summary>, i64)> {
+        families: &mut Families,
+    ) -> Result<IndicatorFamily> {
+        if let Some(known) = families.0.get(period) {
+            return Ok(known.clone());
+        }
         let dims = indicator_dims();
         let (finest, latest) = self.indicator_summaries(period, &dims)?;
         let children = sub_periods(period)?
             .iter()
-            .map(|p| self.indicator_family(p, min_persons).map(|(family, _, _)| family))
+            .map(|p| self.indicator_family(p, min_persons, families).map(|(family, _, _)| family))
             .collect::<Result<Vec<_>>>()?;
         let family = Family::build(
             &dims,
             &finest,
             Summary::merge,
             |_, entries| disclose(&INDICATORS, entries, min_persons),
-            &children,
+            |summary| summary.totals.clone(),
+            children,
+            AuditRule::of(&INDICATORS, self.config.protection_percent),
         );
+        families.0.insert(period.to_string(), (family.clone(), finest.clone(), latest));
         Ok((family, finest, latest))
     }
 
@@ -302,7 +329,9 @@ impl Hub {
                 let entries = entries.into_iter().map(|(k, t, g)| (k, t, summarize(&PROFILES, &g))).collect();
                 disclose(&PROFILES, entries, min_persons)
             },
-            &[],
+            |group| totals(&PROFILES, group),
+            Vec::new(),
+            AuditRule::of(&PROFILES, self.config.protection_percent),
         );
         let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
         for (key, group) in &finest {
@@ -451,7 +480,21 @@ pub(super) fn per_structure(value: i64, months: i64, agg: Agg) -> i64 {
 /// The summary of a group of structures.
 pub(super) fn summarize(spec: &Spec, group: &Group) -> Summary {
     let (agg, at) = (spec.dominance.agg(), spec.index(spec.dominance));
+    let maxima = spec
+        .measures
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            group
+                .by_siret
+                .values()
+                .map(|(v, months)| per_structure(v.get(i).copied().unwrap_or(0), *months, m.agg()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     Summary {
+        maxima,
         structures: group.by_siret.len() as u32,
         totals: totals(spec, group),
         dominance_max: group
