@@ -622,6 +622,7 @@ mod tests {
                 pseudonyms: vec!["p1".into(), "p2".into()],
                 answered: vec![],
             }],
+            requester_network: "coorace".into(),
             ..Default::default()
         };
         let mut batch = WriteBatch::new();
