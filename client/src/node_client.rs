@@ -130,6 +130,66 @@ impl NodeClient {
         reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
     }
 
+    /// `need introduce`: asks a hub for candidates for a need.
+    pub async fn introduce_need(
+        &mut self,
+        need_id: &str,
+        hub_id: Option<String>,
+    ) -> Result<passerelle_proto::v1::Introduction> {
+        let request = passerelle_proto::v1::IntroduceNeedRequest { need_id: need_id.into(), hub_id };
+        let reply = self.inner.introduce_need(request).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Introduction requests of one direction (`in`, `out`), refreshed from the hubs.
+    pub async fn introductions(
+        &mut self,
+        direction: &str,
+    ) -> Result<passerelle_proto::v1::ListIntroductionsResponse> {
+        let request = passerelle_proto::v1::ListIntroductionsRequest { direction: direction.into() };
+        let reply = self.inner.list_introductions(request).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// `introduction accept`.
+    pub async fn accept_introduction(
+        &mut self,
+        request: passerelle_proto::v1::AcceptIntroductionRequest,
+    ) -> Result<passerelle_proto::v1::Introduction> {
+        let reply = self.inner.accept_introduction(request).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// `introduction decline`.
+    pub async fn decline_introduction(
+        &mut self,
+        request: passerelle_proto::v1::DeclineIntroductionRequest,
+    ) -> Result<passerelle_proto::v1::Introduction> {
+        let reply = self.inner.decline_introduction(request).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// `introduction withdraw`.
+    pub async fn withdraw_introduction(
+        &mut self,
+        id: &str,
+        person_id: &str,
+    ) -> Result<passerelle_proto::v1::Introduction> {
+        let request =
+            passerelle_proto::v1::WithdrawIntroductionRequest { id: id.into(), person_id: person_id.into() };
+        let reply = self.inner.withdraw_introduction(request).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// `introduction outcome`.
+    pub async fn record_introduction_outcome(
+        &mut self,
+        request: passerelle_proto::v1::RecordIntroductionOutcomeRequest,
+    ) -> Result<passerelle_proto::v1::Introduction> {
+        let reply = self.inner.record_introduction_outcome(request).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
     /// A person's report: consents, what each hub received, the audit entries.
     pub async fn person_report(&mut self, person_id: &str) -> Result<PersonReportResponse> {
         let reply = self.inner.person_report(PersonReportRequest { person_id: person_id.into() }).await;

@@ -91,6 +91,11 @@ pub(crate) fn expires_at_s<T>(request: &tonic::Request<T>) -> Option<i64> {
     request.extensions().get::<ConnInfo>().and_then(|c| c.expires_at_s)
 }
 
+/// The certificate chain of the request's connection, as its handshake verified it.
+pub(crate) fn chain<T>(request: &tonic::Request<T>) -> Vec<Vec<u8>> {
+    request.extensions().get::<ConnInfo>().map(|c| c.chain.to_vec()).unwrap_or_default()
+}
+
 /// Tower layer applying [`authorize`] to every request.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthzLayer {
@@ -174,6 +179,7 @@ mod tests {
             peer: Peer::certified("coorace", PeerId { role, id: id.into() }, serial.map(String::from)),
             expires_at_s: None,
             issuer: Some(Issuer { network: "coorace".into(), roles: Role::ALL.to_vec() }),
+            chain: Default::default(),
         }
     }
 

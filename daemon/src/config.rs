@@ -129,6 +129,14 @@ pub struct NodeSection {
     pub name: Spanned<String>,
     /// Département of the structure's main site, e.g. `49`.
     pub departement: Spanned<String>,
+    /// How many days a candidate's fields received through an introduction are kept after its
+    /// outcome or its request's expiry, then deleted (default 90, 1 to 3650).
+    #[serde(default = "default_introduction_retention_days")]
+    pub introduction_retention_days: Spanned<u32>,
+}
+
+fn default_introduction_retention_days() -> Spanned<u32> {
+    Spanned::new(0..0, 90)
 }
 
 /// `[[hubs]]` on a node: one network hub and the sharing agreement with it.
@@ -187,6 +195,12 @@ pub struct HubSection {
     /// cannot bring it back; after, only its key and version would have been left anyway.
     #[serde(default = "default_tombstone_days")]
     pub tombstone_retention_days: Spanned<u32>,
+    /// How many days an introduction request stays open to answers (default 30, 1 to 365).
+    #[serde(default = "default_introduction_ttl_days")]
+    pub introduction_ttl_days: Spanned<u32>,
+    /// How many introduction requests a structure may send per 24 hours (default 20, 1 to 10,000).
+    #[serde(default = "default_introductions_per_day")]
+    pub introductions_per_day: Spanned<u32>,
     /// The hub's certificate and key (and, as a shorthand for `[[hub.trust]]`, `client_cas`).
     pub tls: ServerTlsSection,
     /// `[[hub.trust]]`: the CAs whose certificates this hub accepts, each naming the network it
@@ -226,6 +240,14 @@ pub const DEFAULT_TOMBSTONE_DAYS: u32 = 30;
 
 fn default_tombstone_days() -> Spanned<u32> {
     Spanned::new(0..0, DEFAULT_TOMBSTONE_DAYS)
+}
+
+fn default_introduction_ttl_days() -> Spanned<u32> {
+    Spanned::new(0..0, 30)
+}
+
+fn default_introductions_per_day() -> Spanned<u32> {
+    Spanned::new(0..0, 20)
 }
 
 fn default_k() -> Spanned<u32> {
@@ -392,6 +414,9 @@ pub struct NodeConfig {
     pub tls: Option<TlsFiles>,
     /// The hubs it syncs with.
     pub hubs: Vec<HubLink>,
+    /// How long a candidate's fields received through an introduction are kept after its outcome
+    /// or its request's expiry.
+    pub introduction_retention: Duration,
 }
 
 /// A hub a node syncs with, and the sharing agreement.
@@ -427,6 +452,10 @@ pub struct HubConfig {
     pub min_persons: u32,
     /// How long tombstones are kept.
     pub tombstone_retention: Duration,
+    /// How long an introduction request stays open.
+    pub introduction_ttl: Duration,
+    /// Introduction requests a structure may send per 24 hours.
+    pub introductions_per_day: u32,
     /// Consolidation hubs to relay to.
     pub upstreams: Vec<Upstream>,
     /// Due dates and closing of monthly periods.
@@ -681,6 +710,20 @@ impl Validator<'_> {
         self.at(field, value.span(), FieldError::rule(field, e.to_string()))
     }
 
+    /// A count between 1 and `max` (days, requests), located at its line when out of range.
+    fn days(&self, field: &str, value: &Spanned<u32>, max: u32) -> Result<u32> {
+        let n = *value.get_ref();
+        if !(1..=max).contains(&n) {
+            let name = field.rsplit('.').next().unwrap_or(field);
+            return Err(self.at(
+                field,
+                value.span(),
+                FieldError::new(name, n.to_string(), format!("must be between 1 and {max}")),
+            ));
+        }
+        Ok(n)
+    }
+
     /// A TLS listener's files and trust anchors: `trust` (`[[hub.trust]]`) or the `client_cas`
     /// shorthand, one of them. `own_network` is the daemon's network (a hub's), which the first
     /// of `client_cas` speaks for.
@@ -887,7 +930,14 @@ impl Validator<'_> {
                 self.path.display()
             )));
         }
-        Ok(NodeConfig { structure: Structure { siret, kind: kind as i32, name, departement }, tls, hubs })
+        let retention =
+            self.days("node.introduction_retention_days", &node.introduction_retention_days, 3650)?;
+        Ok(NodeConfig {
+            structure: Structure { siret, kind: kind as i32, name, departement },
+            tls,
+            hubs,
+            introduction_retention: Duration::from_secs(u64::from(retention) * 24 * 3600),
+        })
     }
 
     fn hub(&self, hub: &HubSection, upstream: &[UpstreamSection]) -> Result<HubConfig> {
@@ -949,6 +999,8 @@ impl Validator<'_> {
                 FieldError::new("tombstone_retention_days", days.to_string(), "must be between 1 and 3650"),
             ));
         }
+        let ttl = self.days("hub.introduction_ttl_days", &hub.introduction_ttl_days, 365)?;
+        let per_day = self.days("hub.introductions_per_day", &hub.introductions_per_day, 10_000)?;
         let tls = self.server_tls("hub.tls", &hub.tls, Some(&network), &hub.trust)?;
         let mut upstreams = Vec::new();
         for up in upstream {
@@ -991,6 +1043,8 @@ impl Validator<'_> {
             k_anonymity: k,
             min_persons,
             tombstone_retention: Duration::from_secs(u64::from(days) * 24 * 3600),
+            introduction_ttl: Duration::from_secs(u64::from(ttl) * 24 * 3600),
+            introductions_per_day: per_day,
             periods: crate::hub::periods::PeriodsConfig::default(),
             protection_percent: DEFAULT_PROTECTION_PERCENT,
             tls,

@@ -95,6 +95,25 @@ pub enum Error {
     /// A blocking task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+
+    /// A limit was reached (a rate, a count); the message names it.
+    #[error("{0}")]
+    ResourceExhausted(String),
+
+    /// A hub refused a call made on the caller's behalf; its code is passed on.
+    #[error("hub {hub}: {message}")]
+    HubRefused {
+        /// The hub.
+        hub: String,
+        /// Its status code.
+        code: tonic::Code,
+        /// Its message.
+        message: String,
+    },
+
+    /// A bug or a broken invariant (logged, never detailed to callers).
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 impl From<crate::store::OpenError> for Error {
@@ -147,7 +166,10 @@ impl From<Error> for tonic::Status {
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Unavailable(_) => Code::Unavailable,
-            Error::Config(_)
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
+            Error::HubRefused { code, .. } => *code,
+            Error::Internal(_)
+            | Error::Config(_)
             | Error::Store(_)
             | Error::Io { .. }
             | Error::DataDir { .. }

@@ -129,8 +129,12 @@ impl Daemon {
             RoleConfig::Node(settings) => {
                 let node = Arc::new(node::Node::open(&config.data_dir, settings.structure.clone())?);
                 tracing::info!(siret = %node.structure().siret, data_dir = %config.data_dir.display(), "node store open");
-                let engine =
-                    node::sync_engine::SyncEngine::new(node.clone(), &settings.hubs, settings.tls.clone())?;
+                let engine = node::sync_engine::SyncEngine::new(
+                    node.clone(),
+                    &settings.hubs,
+                    settings.tls.clone(),
+                    settings.introduction_retention,
+                )?;
                 Role::Node(node, engine)
             }
             RoleConfig::Hub(settings) => {

@@ -4,7 +4,8 @@
 //! they are part of the CLI and config contracts, so they never change once published.
 
 use crate::v1::{
-    AgeBand, Barrier, ConsentPurpose, ContractType, HoursBand, MobilityBand, NeedStatus, StructureKind,
+    AgeBand, Barrier, ConsentPurpose, ContractType, DeclineReason, HoursBand, IntroductionOutcome,
+    IntroductionStatus, MobilityBand, NeedStatus, SharedField, StructureKind,
 };
 
 /// An enum of the protocol with a human slug for each meaningful value.
@@ -79,6 +80,34 @@ codes!(ConsentPurpose, "consent purpose", {
     Placement => "placement",
     PlacementSensitive => "placement-sensitive",
     Statistics => "statistics",
+    Introduction => "introduction",
+});
+
+codes!(DeclineReason, "decline reason", {
+    NotInterested => "not-interested",
+    NotAvailable => "not-available",
+    AlreadyPlaced => "already-placed",
+    NotSuited => "not-suited",
+    Other => "other",
+});
+
+codes!(IntroductionOutcome, "outcome", {
+    Hired => "hired",
+    NotHired => "not-hired",
+});
+
+codes!(IntroductionStatus, "introduction status", {
+    Queued => "queued",
+    Open => "open",
+    Expired => "expired",
+    Cancelled => "cancelled",
+});
+
+codes!(SharedField, "shared field", {
+    FirstName => "first-name",
+    LastName => "last-name",
+    Phone => "phone",
+    Email => "email",
 });
 
 codes!(AgeBand, "age band", {
@@ -123,6 +152,9 @@ mod tests {
         round_trip::<NeedStatus>();
         round_trip::<Barrier>();
         round_trip::<ConsentPurpose>();
+        round_trip::<DeclineReason>();
+        round_trip::<IntroductionOutcome>();
+        round_trip::<SharedField>();
         assert_eq!(ContractType::Unspecified.slug(), "unspecified");
     }
 }

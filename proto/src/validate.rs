@@ -579,6 +579,22 @@ pub fn distinct_periods<'a>(rows: impl IntoIterator<Item = (u32, &'a str)>) -> V
     errors
 }
 
+/// Largest sealed payload of an introduction (a few short fields, with room to spare).
+pub const MAX_SEALED_BYTES: usize = 2048;
+
+/// Checks the shape of introduction fields sealed to a requester: a SEC1 uncompressed P-256 point,
+/// a 12-byte AES-GCM nonce, a ciphertext with its 16-byte tag and at most [`MAX_SEALED_BYTES`].
+/// Only the shape: nobody but the requester can check the content.
+pub fn sealed_fields(field: &str, sealed: &crate::v1::SealedFields) -> Result {
+    if sealed.ephemeral_public_key.len() != 65 || sealed.nonce.len() != 12 {
+        return Err(FieldError::rule(field, "expected a 65-byte ephemeral key and a 12-byte nonce"));
+    }
+    if !(16..=MAX_SEALED_BYTES).contains(&sealed.ciphertext.len()) {
+        return Err(FieldError::rule(field, format!("ciphertext between 16 and {MAX_SEALED_BYTES} bytes")));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

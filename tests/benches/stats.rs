@@ -54,6 +54,8 @@ fn main() -> anyhow::Result<()> {
         k_anonymity: 5,
         min_persons: 11,
         tombstone_retention: Duration::from_secs(30 * 24 * 3600),
+        introduction_ttl: Duration::from_secs(30 * 24 * 3600),
+        introductions_per_day: 20,
         upstreams: Vec::new(),
         periods: Default::default(),
         protection_percent: passerelle_daemon::config::DEFAULT_PROTECTION_PERCENT,

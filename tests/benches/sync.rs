@@ -94,6 +94,27 @@ impl HubSync for Baseline {
         Err(Status::unimplemented("baseline"))
     }
 
+    async fn send_introduction(
+        &self,
+        _: Request<passerelle_proto::v1::SendIntroductionRequest>,
+    ) -> Result<Response<passerelle_proto::v1::SendIntroductionResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+
+    async fn reply_introduction(
+        &self,
+        _: Request<passerelle_proto::v1::ReplyIntroductionRequest>,
+    ) -> Result<Response<passerelle_proto::v1::ReplyIntroductionResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+
+    async fn mailbox(
+        &self,
+        _: Request<passerelle_proto::v1::MailboxRequest>,
+    ) -> Result<Response<passerelle_proto::v1::MailboxResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+
     type SubscribeStream = Stream<ViewBatch>;
 
     async fn subscribe(

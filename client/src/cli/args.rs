@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use passerelle_proto::codes::Code;
-use passerelle_proto::v1::{Barrier, ConsentPurpose, ContractType, NeedStatus};
+use passerelle_proto::v1::{
+    Barrier, ConsentPurpose, ContractType, DeclineReason, IntroductionOutcome, NeedStatus, SharedField,
+};
 
 /// Passerelle: a structure's recruitment needs, people, consents and indicators, synced with its
 /// networks.
@@ -69,6 +71,10 @@ pub(crate) enum Command {
     /// What the networks share: the pooled needs of other structures.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Introductions ("mise en relation"): ask a hub for candidates for a need, answer for the
+    /// persons a request matched here, record outcomes.
+    #[command(subcommand, name = "introductions", visible_alias = "introduction")]
+    Introductions(IntroductionCommand),
     /// The node's hash-chained log of profile shares and purges.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -112,6 +118,15 @@ pub(crate) enum StatsCommand {
         /// Last month of start, YYYY-MM.
         #[arg(long)]
         to: Option<String>,
+    },
+    /// Introduction requests, routed, accepted and hired, for a closed month.
+    Introductions {
+        /// Up to two of: departement, rome-domaine (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        by: Vec<String>,
+        /// A closed month, YYYY-MM.
+        #[arg(long)]
+        period: String,
     },
     /// Available anonymised profiles.
     Profiles {
@@ -301,6 +316,14 @@ pub(crate) enum NeedCommand {
         /// The need's id.
         id: String,
     },
+    /// Ask a hub for candidates that other structures support (prints the request's id).
+    Introduce {
+        /// The need's id (open, shared with the hub).
+        id: String,
+        /// The hub; required when the need is shared with several.
+        #[arg(long)]
+        hub: Option<String>,
+    },
     /// Close a need as filled or cancelled.
     Close {
         /// The need's id.
@@ -412,6 +435,73 @@ pub(crate) struct PersonAdd {
     /// E-mail address.
     #[arg(long)]
     pub(crate) email: Option<String>,
+}
+
+/// Which requests `introductions list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum IntroductionDirection {
+    /// Requests routed to this structure, with its matching persons.
+    In,
+    /// This structure's own requests, with accepted candidates.
+    Out,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IntroductionCommand {
+    /// List requests, refreshed from the hubs first.
+    List {
+        /// `in`: routed here; `out`: this structure's own.
+        #[arg(long, value_enum)]
+        direction: IntroductionDirection,
+    },
+    /// The person agreed: record their consent and send the chosen fields, sealed to the
+    /// requesting structure.
+    Accept {
+        /// The request's id.
+        id: String,
+        /// The person's id (one the request matched).
+        #[arg(long)]
+        person: String,
+        /// Fields shared: first-name and phone, optionally last-name and email.
+        #[arg(long, value_delimiter = ',', value_parser = code::<SharedField>())]
+        share: Vec<SharedField>,
+        /// Version of the consent text the person was shown.
+        #[arg(long)]
+        text_version: String,
+        /// Who collected the consent (defaults to the current user).
+        #[arg(long)]
+        collected_by: Option<String>,
+    },
+    /// The person declined (counted, without identity).
+    Decline {
+        /// The request's id.
+        id: String,
+        /// The person's id.
+        #[arg(long)]
+        person: String,
+        /// Why.
+        #[arg(long, value_parser = code::<DeclineReason>())]
+        reason: DeclineReason,
+    },
+    /// The person changed their mind: the requesting structure deletes the fields.
+    Withdraw {
+        /// The request's id.
+        id: String,
+        /// The person's id.
+        #[arg(long)]
+        person: String,
+    },
+    /// Record what became of a candidate of one of this structure's requests.
+    Outcome {
+        /// The request's id.
+        id: String,
+        /// The candidate reference.
+        #[arg(long)]
+        candidate: String,
+        /// hired or not-hired.
+        #[arg(long, value_parser = code::<IntroductionOutcome>())]
+        outcome: IntroductionOutcome,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,8 +9,8 @@ mod stats;
 mod views;
 
 use args::{
-    AuditCommand, Cli, Command, ConsentCommand, HubCommand, IndicatorsCommand, NeedCommand, NetworkCommand,
-    PersonCommand, PkiCommand, SyncCommand,
+    AuditCommand, Cli, Command, ConsentCommand, HubCommand, IndicatorsCommand, IntroductionCommand,
+    NeedCommand, NetworkCommand, PersonCommand, PkiCommand, SyncCommand,
 };
 use std::io::Write as _;
 
@@ -21,7 +21,8 @@ use passerelle_proto::v1::{
     Exits, GrantConsentRequest, IndicatorFields, NeedFields, PersonFields, WithdrawConsentRequest,
 };
 use views::{
-    AuditCheckView, AuditView, DeletedView, PersonReportView, PooledNeedView, StructureSyncView, SyncHubView,
+    AuditCheckView, AuditView, DeletedView, IntroductionView, PersonReportView, PooledNeedView,
+    StructureSyncView, SyncHubView,
 };
 use views::{
     CertificateView, ConsentView, ErasureView, HubView, IndicatorView, MemberView, MissingView, NeedView,
@@ -129,6 +130,9 @@ async fn stats_command(
         args::StatsCommand::Needs { by, from, to } => {
             GetTableRequest { table: "needs".into(), by, from, to, ..Default::default() }
         }
+        args::StatsCommand::Introductions { by, period } => {
+            GetTableRequest { table: "introductions".into(), by, period, ..Default::default() }
+        }
         args::StatsCommand::Profiles { by } => {
             GetTableRequest { table: "profiles".into(), by, ..Default::default() }
         }
@@ -230,6 +234,7 @@ async fn node_command(
             let needs = node.network_needs(rome, departement).await?;
             render::list_of::<_, PooledNeedView>(format, needs)
         }
+        Command::Introductions(command) => introduction_command(format, command, &mut node).await?,
         Command::Structure => render::one(format, &StructureView::from(node.structure().await?)),
         Command::Need(command) => match command {
             NeedCommand::Import(_) => unreachable_command(),
@@ -257,6 +262,19 @@ async fn node_command(
             NeedCommand::Delete { id } => {
                 node.delete_need(&id).await?;
                 render::one(format, &DeletedView { id, deleted: true })
+            }
+            NeedCommand::Introduce { id, hub } => {
+                let intro = node.introduce_need(&id, hub).await?;
+                if intro.status == passerelle_proto::v1::IntroductionStatus::Queued as i32 {
+                    eprintln!(
+                        "hub {} unreachable: the request is queued and will be sent by sync",
+                        intro.hub_id
+                    );
+                }
+                match format {
+                    args::Format::Table => writeln!(std::io::stdout().lock(), "{}", intro.id),
+                    _ => render::one(format, &IntroductionView::from(intro)),
+                }
             }
             NeedCommand::Close { id, status } => {
                 render::one(format, &NeedView::from(node.close_need(&id, status).await?))
@@ -359,6 +377,50 @@ async fn node_command(
                 render::list_of::<_, MissingView>(format, node.missing_indicators().await?)
             }
         },
+    })
+}
+
+async fn introduction_command(
+    format: args::Format,
+    command: IntroductionCommand,
+    node: &mut NodeClient,
+) -> Result<std::io::Result<()>, Error> {
+    use passerelle_proto::v1::{
+        AcceptIntroductionRequest, DeclineIntroductionRequest, RecordIntroductionOutcomeRequest,
+    };
+    let one = |intro| render::one(format, &IntroductionView::from(intro));
+    Ok(match command {
+        IntroductionCommand::List { direction } => {
+            let direction = match direction {
+                args::IntroductionDirection::In => "in",
+                args::IntroductionDirection::Out => "out",
+            };
+            let reply = node.introductions(direction).await?;
+            for hub in &reply.unreachable {
+                eprintln!("warning: not refreshed: {hub}");
+            }
+            render::list_of::<_, IntroductionView>(format, reply.introductions)
+        }
+        IntroductionCommand::Accept { id, person, share, text_version, collected_by } => one(node
+            .accept_introduction(AcceptIntroductionRequest {
+                id,
+                person_id: person,
+                share: share.into_iter().map(|f| f as i32).collect(),
+                text_version,
+                collected_by: collected_by.unwrap_or_else(current_user),
+            })
+            .await?),
+        IntroductionCommand::Decline { id, person, reason } => one(node
+            .decline_introduction(DeclineIntroductionRequest { id, person_id: person, reason: reason as i32 })
+            .await?),
+        IntroductionCommand::Withdraw { id, person } => one(node.withdraw_introduction(&id, &person).await?),
+        IntroductionCommand::Outcome { id, candidate, outcome } => one(node
+            .record_introduction_outcome(RecordIntroductionOutcomeRequest {
+                id,
+                candidate,
+                outcome: outcome as i32,
+            })
+            .await?),
     })
 }
 

@@ -6,8 +6,8 @@
 use passerelle_proto::codes::{Code, slug_of};
 use passerelle_proto::date::format_unix_ms;
 use passerelle_proto::v1::{
-    Barrier, Consent, ConsentPurpose, ContractType, IndicatorReport, NeedStatus, Person, RecruitmentNeed,
-    Structure, StructureKind,
+    Barrier, Consent, ConsentPurpose, ContractType, DeclineReason, IndicatorReport, IntroductionOutcome,
+    IntroductionStatus, NeedStatus, Person, RecruitmentNeed, SharedField, Structure, StructureKind,
 };
 use std::collections::BTreeMap;
 
@@ -179,6 +179,11 @@ pub(crate) struct ConsentView {
     collected_by: String,
     granted_at: String,
     withdrawn_at: Option<String>,
+    /// Purpose `introduction`: the request and the recipient structure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    introduction_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_siret: Option<String>,
 }
 
 impl Record for ConsentView {
@@ -199,6 +204,8 @@ impl From<Consent> for ConsentView {
             collected_by: c.collected_by,
             granted_at: format_unix_ms(c.granted_at_ms),
             withdrawn_at: c.withdrawn_at_ms.map(format_unix_ms),
+            introduction_id: Some(c.introduction_id).filter(|s| !s.is_empty()),
+            recipient_siret: Some(c.recipient_siret).filter(|s| !s.is_empty()),
         }
     }
 }
@@ -684,6 +691,7 @@ pub(crate) struct PersonReportView {
     pub(crate) consents: Vec<ConsentView>,
     pub(crate) shares: Vec<HubShareView>,
     pub(crate) audit: Vec<AuditView>,
+    pub(crate) introductions: Vec<PersonIntroductionView>,
 }
 
 impl Record for PersonReportView {
@@ -699,6 +707,7 @@ impl From<passerelle_proto::v1::PersonReportResponse> for PersonReportView {
             consents: r.consents.into_iter().map(ConsentView::from).collect(),
             shares: r.shares.into_iter().map(HubShareView::from).collect(),
             audit: r.audit.into_iter().map(AuditView::from).collect(),
+            introductions: r.introductions.into_iter().map(PersonIntroductionView::from).collect(),
         }
     }
 }
@@ -799,13 +808,210 @@ impl TableInfoView {
     /// The table, with the periods published: the monthly `indicators` table is published per
     /// closed period; the others describe the current state.
     pub(crate) fn with_periods(t: passerelle_proto::v1::TableDescriptor, periods: &[String]) -> Self {
-        let periods = if t.name == "indicators" { periods.to_vec() } else { vec!["live".into()] };
+        let periods = match t.name.as_str() {
+            "indicators" => periods.to_vec(),
+            // Monthly: the closed months only (no quarter or year).
+            "introductions" => periods.iter().filter(|p| p.len() == 7 && !p.contains('Q')).cloned().collect(),
+            _ => vec!["live".into()],
+        };
         Self {
             id: t.name,
             description: t.description,
             dimensions: t.dimensions,
             measures: t.measures,
             periods,
+        }
+    }
+}
+
+fn when(ms: i64) -> Option<String> {
+    (ms > 0).then(|| format_unix_ms(ms))
+}
+
+fn slugs<T: Code + TryFrom<i32>>(values: &[i32]) -> Vec<&'static str> {
+    values.iter().map(|v| slug_of::<T>(*v)).collect()
+}
+
+/// An introduction of a person, in the person's report.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct PersonIntroductionView {
+    request_id: String,
+    hub_id: String,
+    recipient_siret: String,
+    recipient_name: String,
+    fields: Vec<&'static str>,
+    shared_at: Option<String>,
+    withdrawn_at: Option<String>,
+    purged_at: Option<String>,
+    outcome: Option<&'static str>,
+}
+
+impl Record for PersonIntroductionView {
+    const PLURAL: &'static str = "introductions";
+    const TABLE: &'static [&'static str] =
+        &["request_id", "recipient_name", "fields", "shared_at", "withdrawn_at", "purged_at", "outcome"];
+}
+
+impl From<passerelle_proto::v1::PersonIntroduction> for PersonIntroductionView {
+    fn from(p: passerelle_proto::v1::PersonIntroduction) -> Self {
+        Self {
+            request_id: p.request_id,
+            hub_id: p.hub_id,
+            recipient_siret: p.recipient_siret,
+            recipient_name: p.recipient_name,
+            fields: slugs::<SharedField>(&p.shared),
+            shared_at: when(p.shared_at_ms),
+            withdrawn_at: when(p.withdrawn_at_ms),
+            purged_at: when(p.purged_at_ms),
+            outcome: (p.outcome != 0).then(|| slug_of::<IntroductionOutcome>(p.outcome)),
+        }
+    }
+}
+
+/// The need of an introduction request, as shared.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct IntroductionNeedView {
+    id: String,
+    rome_code: String,
+    contract_type: &'static str,
+    hours_per_week: u32,
+    open_positions: u32,
+    start_date: String,
+    departement: String,
+}
+
+/// A person an incoming request matched (on the holder's node only).
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct IntroductionPersonView {
+    person_id: String,
+    name: String,
+    state: String,
+    candidate: Option<String>,
+    fields: Vec<&'static str>,
+    reason: Option<&'static str>,
+    outcome: Option<&'static str>,
+    withdrawn_at: Option<String>,
+    purged_at: Option<String>,
+    unsent: bool,
+}
+
+/// An accepted candidate of an outgoing request (decrypted on the requester's node only).
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct IntroductionCandidateView {
+    candidate: String,
+    holder_name: String,
+    holder_siret: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    outcome: Option<&'static str>,
+    withdrawn: bool,
+    purged_at: Option<String>,
+}
+
+/// An introduction request: `in` (routed here) or `out` (this structure's).
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct IntroductionView {
+    id: String,
+    direction: String,
+    hub_id: String,
+    status: &'static str,
+    structure_name: String,
+    structure_siret: String,
+    structure_kind: &'static str,
+    structure_departement: String,
+    need: IntroductionNeedView,
+    expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    declined: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    persons: Option<Vec<IntroductionPersonView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidates: Option<Vec<IntroductionCandidateView>>,
+}
+
+impl Record for IntroductionView {
+    const PLURAL: &'static str = "introductions";
+    const TABLE: &'static [&'static str] = &[
+        "id",
+        "status",
+        "structure_name",
+        "need",
+        "expires_at",
+        "routed",
+        "declined",
+        "persons",
+        "candidates",
+    ];
+}
+
+impl From<passerelle_proto::v1::Introduction> for IntroductionView {
+    fn from(i: passerelle_proto::v1::Introduction) -> Self {
+        let out = i.direction == "out";
+        let structure = i.requester.unwrap_or_default();
+        let need = i.need.unwrap_or_default();
+        Self {
+            id: i.id,
+            direction: i.direction,
+            hub_id: i.hub_id,
+            status: slug_of::<IntroductionStatus>(i.status),
+            structure_name: structure.name,
+            structure_siret: structure.siret,
+            structure_kind: slug_of::<StructureKind>(structure.kind),
+            structure_departement: structure.departement,
+            need: IntroductionNeedView {
+                id: need.need_id,
+                rome_code: need.rome_code,
+                contract_type: slug_of::<ContractType>(need.contract_type),
+                hours_per_week: need.hours_per_week,
+                open_positions: need.open_positions,
+                start_date: need.start_date,
+                departement: need.departement,
+            },
+            expires_at: when(i.expires_at_ms),
+            routed: out.then_some(i.routed),
+            declined: out.then_some(i.declined),
+            persons: (!out).then(|| {
+                i.persons
+                    .into_iter()
+                    .map(|p| IntroductionPersonView {
+                        person_id: p.person_id,
+                        name: p.name,
+                        state: p.state,
+                        candidate: Some(p.candidate).filter(|c| !c.is_empty()),
+                        fields: slugs::<SharedField>(&p.shared),
+                        reason: (p.reason != 0).then(|| slug_of::<DeclineReason>(p.reason)),
+                        outcome: (p.outcome != 0).then(|| slug_of::<IntroductionOutcome>(p.outcome)),
+                        withdrawn_at: when(p.withdrawn_at_ms),
+                        purged_at: when(p.purged_at_ms),
+                        unsent: p.unsent,
+                    })
+                    .collect()
+            }),
+            candidates: out.then(|| {
+                i.candidates
+                    .into_iter()
+                    .map(|c| {
+                        let f = c.fields.unwrap_or_default();
+                        let held = !f.first_name.is_empty();
+                        IntroductionCandidateView {
+                            candidate: c.candidate,
+                            holder_name: c.holder_name,
+                            holder_siret: c.holder_siret,
+                            first_name: held.then_some(f.first_name),
+                            last_name: f.last_name,
+                            phone: f.phone,
+                            email: f.email,
+                            outcome: (c.outcome != 0).then(|| slug_of::<IntroductionOutcome>(c.outcome)),
+                            withdrawn: c.withdrawn,
+                            purged_at: when(c.purged_at_ms),
+                        }
+                    })
+                    .collect()
+            }),
         }
     }
 }

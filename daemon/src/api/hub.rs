@@ -214,6 +214,40 @@ impl HubSync for HubApi {
         .await
     }
 
+    async fn send_introduction(
+        &self,
+        request: Request<passerelle_proto::v1::SendIntroductionRequest>,
+    ) -> Reply<passerelle_proto::v1::SendIntroductionResponse> {
+        let peer = authz::peer(&request)?;
+        let chain = authz::chain(&request);
+        let hub = self.hub.clone();
+        let request = request.into_inner();
+        blocking(move || hub.send_introduction(&peer, &chain, request)).await
+    }
+
+    async fn reply_introduction(
+        &self,
+        request: Request<passerelle_proto::v1::ReplyIntroductionRequest>,
+    ) -> Reply<passerelle_proto::v1::ReplyIntroductionResponse> {
+        let peer = authz::peer(&request)?;
+        let hub = self.hub.clone();
+        let replies = request.into_inner().replies;
+        blocking(move || {
+            hub.reply_introductions(&peer, replies)
+                .map(|()| passerelle_proto::v1::ReplyIntroductionResponse {})
+        })
+        .await
+    }
+
+    async fn mailbox(
+        &self,
+        request: Request<passerelle_proto::v1::MailboxRequest>,
+    ) -> Reply<passerelle_proto::v1::MailboxResponse> {
+        let peer = authz::peer(&request)?;
+        let hub = self.hub.clone();
+        blocking(move || hub.mailbox(&peer)).await
+    }
+
     type SubscribeStream = ReplyStream<ViewBatch>;
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Reply<Self::SubscribeStream> {
@@ -305,7 +339,11 @@ impl StatisticsService for HubApi {
         let hub = self.hub.clone();
         let periods = run_blocking(move || hub.published_periods()).await?;
         Ok(Response::new(ListTablesResponse {
-            tables: stats::Table::ALL.into_iter().map(stats::Table::descriptor).collect(),
+            tables: stats::Table::ALL
+                .into_iter()
+                .map(stats::Table::descriptor)
+                .chain([stats::introductions::descriptor()])
+                .collect(),
             min_structures: MIN_STRUCTURES,
             min_persons: self.hub.config().min_persons,
             dominance_percent: DOMINANCE_PERCENT,

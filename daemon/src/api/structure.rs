@@ -29,6 +29,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::blocking;
 use crate::node::Node;
+use crate::node::introductions::Direction;
 use crate::node::sync_engine::SyncEngine;
 
 /// The implementation of `StructureService` over a [`Node`] and its sync engine.
@@ -121,6 +122,71 @@ impl StructureService for StructureApi {
             .await
             .map_err(Status::from)?;
         Ok(Response::new(profiles))
+    }
+
+    async fn introduce_need(
+        &self,
+        request: Request<passerelle_proto::v1::IntroduceNeedRequest>,
+    ) -> Reply<passerelle_proto::v1::Introduction> {
+        let r = request.into_inner();
+        let intro = self.sync.introduce(&r.need_id, r.hub_id.as_deref()).await.map_err(Status::from)?;
+        Ok(Response::new(intro))
+    }
+
+    async fn list_introductions(
+        &self,
+        request: Request<passerelle_proto::v1::ListIntroductionsRequest>,
+    ) -> Reply<passerelle_proto::v1::ListIntroductionsResponse> {
+        let r = request.into_inner();
+        let direction = Direction::parse("direction", &r.direction).map_err(Status::from)?;
+        let unreachable = self.sync.refresh_introductions().await;
+        let node = self.node.clone();
+        blocking(move || {
+            node.list_introductions(direction).map(|introductions| {
+                passerelle_proto::v1::ListIntroductionsResponse { introductions, unreachable }
+            })
+        })
+        .await
+    }
+
+    async fn accept_introduction(
+        &self,
+        request: Request<passerelle_proto::v1::AcceptIntroductionRequest>,
+    ) -> Reply<passerelle_proto::v1::Introduction> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        let intro = run(move || node.accept_introduction(r)).await?;
+        self.sync.deliver(&intro.hub_id).await;
+        self.reread(Direction::In, intro).await
+    }
+
+    async fn decline_introduction(
+        &self,
+        request: Request<passerelle_proto::v1::DeclineIntroductionRequest>,
+    ) -> Reply<passerelle_proto::v1::Introduction> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        let intro = run(move || node.decline_introduction(&r.id, &r.person_id, r.reason)).await?;
+        self.sync.deliver(&intro.hub_id).await;
+        self.reread(Direction::In, intro).await
+    }
+
+    async fn withdraw_introduction(
+        &self,
+        request: Request<passerelle_proto::v1::WithdrawIntroductionRequest>,
+    ) -> Reply<passerelle_proto::v1::Introduction> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        let intro = run(move || node.withdraw_introduction(&r.id, &r.person_id)).await?;
+        self.sync.deliver(&intro.hub_id).await;
+        self.reread(Direction::In, intro).await
+    }
+
+    async fn record_introduction_outcome(
+        &self,
+        request: Request<passerelle_proto::v1::RecordIntroductionOutcomeRequest>,
+    ) -> Reply<passerelle_proto::v1::Introduction> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        let intro = run(move || node.record_introduction_outcome(&r.id, &r.candidate, r.outcome)).await?;
+        self.sync.deliver(&intro.hub_id).await;
+        self.reread(Direction::Out, intro).await
     }
 
     async fn person_report(&self, request: Request<PersonReportRequest>) -> Reply<PersonReportResponse> {
@@ -267,4 +333,27 @@ async fn collect_rows<M, R>(
         }
     }
     Ok(rows)
+}
+
+/// Runs a blocking node call and maps its error to a status.
+async fn run<T: Send + 'static>(
+    call: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(call).await.map_err(crate::Error::from)?.map_err(Status::from)
+}
+
+impl StructureApi {
+    /// The request as stored after a delivery attempt (what was sent is no longer flagged).
+    async fn reread(
+        &self,
+        direction: Direction,
+        intro: passerelle_proto::v1::Introduction,
+    ) -> Reply<passerelle_proto::v1::Introduction> {
+        let node = self.node.clone();
+        blocking(move || {
+            let all = node.list_introductions(direction)?;
+            Ok(all.into_iter().find(|i| i.id == intro.id).unwrap_or(intro))
+        })
+        .await
+    }
 }

@@ -11,6 +11,7 @@
 mod datasets;
 mod identities;
 pub mod ingest;
+pub mod introductions;
 pub mod periods;
 pub mod profiles_view;
 pub mod relay;
@@ -114,6 +115,8 @@ impl Hub {
             k_anonymity: 5,
             min_persons: 5,
             tombstone_retention: std::time::Duration::from_secs(30 * 24 * 3600),
+            introduction_ttl: std::time::Duration::from_secs(30 * 24 * 3600),
+            introductions_per_day: 20,
             upstreams: Vec::new(),
             periods: periods::PeriodsConfig::default(),
             protection_percent: crate::config::DEFAULT_PROTECTION_PERCENT,

@@ -443,6 +443,7 @@ impl Hub {
         let mut write = WriteBatch::new();
         let mut families = Families::default();
         self.stage_frozen(&mut write, &month.to_string(), &mut families)?;
+        self.stage_frozen_introductions(&mut write, month)?;
         write.put(
             Tree::Periods,
             closing_key(month),

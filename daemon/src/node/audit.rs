@@ -98,7 +98,14 @@ impl Node {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut head = self.audit_head()?;
+        // A batch may already append entries (several steps of one change): continue from its
+        // head, not the stored one, or two entries would share a sequence number.
+        let staged = batch.ops().iter().rev().find(|(tree, key, _)| *tree == Tree::Meta && key == HEAD_KEY);
+        let mut head = match staged {
+            Some((_, _, Some(raw))) => AuditHead::decode(raw.as_slice())
+                .map_err(|_| Error::Store(StoreError("corrupt audit head".into())))?,
+            _ => self.audit_head()?,
+        };
         let now = now_unix_ms();
         for (kind, person_id, hub_id, detail) in entries {
             let mut entry = AuditEntry {
@@ -216,6 +223,7 @@ impl Node {
                 })
                 .collect(),
             audit: self.audit_entries(Some(person_id), None)?.into_iter().map(Into::into).collect(),
+            introductions: self.introductions_of(person_id)?,
         })
     }
 

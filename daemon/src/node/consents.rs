@@ -14,6 +14,7 @@ impl Node {
     /// Records a consent. At most one consent per person × purpose × hub is in force at a time.
     pub fn grant_consent(&self, request: GrantConsentRequest) -> Result<Consent> {
         validate::grant_consent(&request)?;
+        refuse_introduction(request.purpose)?;
         let person = parse_id("person_id", &request.person_id)?;
         let _writer = self.write_lock();
         if self.store.get(Tree::Persons, &keys::id(&person))?.is_none() {
@@ -37,6 +38,7 @@ impl Node {
             collected_by: request.collected_by,
             granted_at_ms: now_unix_ms(),
             withdrawn_at_ms: None,
+            ..Default::default()
         };
         let mut batch = WriteBatch::new();
         batch.put(Tree::Consents, keys::id(&id), consent.encode_to_vec());
@@ -54,6 +56,7 @@ impl Node {
     pub fn withdraw_consent(&self, person_id: &str, purpose: i32, hub_id: &str) -> Result<Consent> {
         let person = parse_id("person_id", person_id)?;
         validate::code::<ConsentPurpose>("purpose", purpose)?;
+        refuse_introduction(purpose)?;
         validate::hub_id("hub_id", hub_id)?;
         let _writer = self.write_lock();
         let mut consent = self.in_force(&person, purpose, hub_id)?.ok_or_else(|| Error::NotFound {
@@ -120,4 +123,18 @@ fn affects_profiles(purpose: i32) -> bool {
     purpose == ConsentPurpose::Placement as i32
         || purpose == ConsentPurpose::PlacementSensitive as i32
         || purpose == ConsentPurpose::Statistics as i32
+}
+
+/// Introduction consents are per person × request: `introduction accept` and `introduction
+/// withdraw` record them, with the request and recipient they are for.
+fn refuse_introduction(purpose: i32) -> Result<()> {
+    if purpose == ConsentPurpose::Introduction as i32 {
+        return Err(passerelle_proto::validate::FieldError::new(
+            "purpose",
+            "introduction",
+            "recorded by `introduction accept` and withdrawn by `introduction withdraw`",
+        )
+        .into());
+    }
+    Ok(())
 }

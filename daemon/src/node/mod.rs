@@ -13,6 +13,8 @@
 pub mod audit;
 mod consents;
 mod indicators;
+pub(crate) mod introductions;
+mod introductions_sync;
 mod missing;
 mod needs;
 pub mod network;
@@ -21,6 +23,7 @@ mod persons;
 pub mod profiles;
 pub mod projection;
 mod push;
+pub(crate) mod sealing;
 pub(crate) mod sync_engine;
 
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -99,6 +99,7 @@ impl Node {
             version.to_be_bytes(),
         );
         self.request_purges(&mut batch, id, None, "person erased")?;
+        self.stage_introduction_erasure(&mut batch, id)?;
         let seq = self.log_change(&mut batch, passerelle_proto::datasets::Dataset::Profiles, id);
         self.commit_change(batch, seq)?;
         Ok(withdrawn)

@@ -72,7 +72,7 @@ pub(crate) struct LinkMetrics {
 
 /// One hub's task handle.
 #[derive(Debug)]
-pub(super) struct Link {
+pub(crate) struct Link {
     pub(super) config: HubLink,
     pub(super) status: Mutex<LinkStatus>,
     /// What went through this link.
@@ -85,15 +85,22 @@ pub(super) struct Link {
 #[derive(Debug)]
 pub(crate) struct SyncEngine {
     pub(super) node: Arc<Node>,
-    links: Vec<Arc<Link>>,
-    tls: Option<TlsFiles>,
+    pub(super) links: Vec<Arc<Link>>,
+    pub(super) tls: Option<TlsFiles>,
+    /// `[node] introduction_retention_days`.
+    pub(super) introduction_retention: Duration,
     /// Notified on every acknowledgement or error, for `sync now --wait`.
     pub(super) progress: Arc<Notify>,
 }
 
 impl SyncEngine {
     /// An engine for `hubs`; nothing runs until [`SyncEngine::start`].
-    pub(crate) fn new(node: Arc<Node>, hubs: &[HubLink], tls: Option<TlsFiles>) -> Result<Arc<Self>> {
+    pub(crate) fn new(
+        node: Arc<Node>,
+        hubs: &[HubLink],
+        tls: Option<TlsFiles>,
+        introduction_retention: Duration,
+    ) -> Result<Arc<Self>> {
         let mut links = Vec::new();
         for hub in hubs {
             let state = node.reconcile_push_state(hub)?;
@@ -114,7 +121,7 @@ impl SyncEngine {
             // No hub will ever read the outbox: keep it empty.
             node.compact_outbox(node.head_seq())?;
         }
-        Ok(Arc::new(Self { node, links, tls, progress: Arc::new(Notify::new()) }))
+        Ok(Arc::new(Self { node, links, tls, introduction_retention, progress: Arc::new(Notify::new()) }))
     }
 
     /// Starts one task per hub, and the daily check of age bands; they stop when `stop` becomes
@@ -185,11 +192,15 @@ impl SyncEngine {
             tokio::task::spawn_blocking(move || node.record_hub_periods(&hub, day, now_unix_ms())).await??;
         }
         let source = Arc::new(OutboxSource::new(self.clone(), link.clone()));
-        tokio::try_join!(link::push(source, channel.clone(), stop.clone()), self.pull(link, channel, stop))?;
+        tokio::try_join!(
+            link::push(source, channel.clone(), stop.clone()),
+            self.pull(link, channel.clone(), stop.clone()),
+            self.exchange_loop(link, channel, stop),
+        )?;
         Ok(())
     }
 
-    async fn connect(&self, hub: &HubLink) -> Result<Channel> {
+    pub(super) async fn connect(&self, hub: &HubLink) -> Result<Channel> {
         let tls = self.tls.as_ref().ok_or_else(|| Error::Config("[[hubs]] needs [tls]".into()))?;
         connect::connect(hub, tls).await
     }

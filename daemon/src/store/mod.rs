@@ -54,11 +54,15 @@ pub(crate) enum Tree {
     Stats,
     /// On a hub: reporting periods — receipts per month and structure, closings, frozen tables.
     Periods,
+    /// Introductions. On a node: its requests (`o/ID`) and those routed to it (`i/ID`). On a hub:
+    /// requests (`q/ID`, ciphertext only), and per member the requests it sent (`s/SIRET/ID`) and
+    /// those routed to it (`m/SIRET/ID`).
+    Introductions,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub(crate) const ALL: [Tree; 18] = [
+    pub(crate) const ALL: [Tree; 19] = [
         Tree::Meta,
         Tree::Needs,
         Tree::Persons,
@@ -77,6 +81,8 @@ impl Tree {
         Tree::Audit,
         Tree::Stats,
         Tree::Periods,
+        // Appended: a tree's tag is its position, which existing stores hold.
+        Tree::Introductions,
     ];
 
     /// The tree's one-byte key prefix in the single sled keyspace.
@@ -105,6 +111,7 @@ impl Tree {
             Tree::Audit => "audit",
             Tree::Stats => "stats",
             Tree::Periods => "periods",
+            Tree::Introductions => "introductions",
         }
     }
 }

@@ -31,6 +31,9 @@ pub(crate) struct ConnInfo {
     /// The trust anchor that issued the client's certificate (`None` for the local operator):
     /// `authz` refuses a role it may not vouch for.
     pub issuer: Option<Issuer>,
+    /// The client's certificate chain as the handshake verified it (DER, end entity first; empty
+    /// for the local operator): a hub forwards a requester's with its introductions.
+    pub chain: std::sync::Arc<[Vec<u8>]>,
 }
 
 enum Io {
@@ -204,7 +207,12 @@ async fn accept_loop(
                 tracing::warn!(%remote, limit = policy.max_connections, "connection limit reached, closing a new connection");
                 continue;
             };
-            let info = ConnInfo { peer: Peer::local_operator(), expires_at_s: None, issuer: None };
+            let info = ConnInfo {
+                peer: Peer::local_operator(),
+                expires_at_s: None,
+                issuer: None,
+                chain: Default::default(),
+            };
             let stream = PeerStream { io: Io::Plain(tcp), info, _permit: permit };
             if tx.send(Ok(stream)).await.is_err() {
                 return;
@@ -247,7 +255,9 @@ async fn accept_loop(
                 return;
             };
             tracing::debug!(%remote, peer = %peer.id, "tls connection");
-            let info = ConnInfo { peer, expires_at_s: Some(expires_at_s), issuer: Some(issuer) };
+            let chain =
+                tls.get_ref().1.peer_certificates().unwrap_or_default().iter().map(|c| c.to_vec()).collect();
+            let info = ConnInfo { peer, expires_at_s: Some(expires_at_s), issuer: Some(issuer), chain };
             let _ = tx.send(Ok(PeerStream { io: Io::Tls(Box::new(tls)), info, _permit: permit })).await;
         });
     }

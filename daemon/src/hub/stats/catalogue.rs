@@ -81,10 +81,9 @@ impl FromStr for Table {
     type Err = FieldError;
 
     fn from_str(name: &str) -> Result<Self, FieldError> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == name)
-            .ok_or_else(|| FieldError::new("table", name, "expected indicators, needs or profiles"))
+        Self::ALL.into_iter().find(|t| t.as_str() == name).ok_or_else(|| {
+            FieldError::new("table", name, "expected indicators, needs, profiles or introductions")
+        })
     }
 }
 
@@ -347,7 +346,10 @@ mod tests {
             assert!(table.spec().index(table.spec().dominance) < table.spec().measures.len());
         }
         let err = "commune".parse::<Table>().expect_err("not a table");
-        assert_eq!(err.to_string(), r#"table "commune": expected indicators, needs or profiles"#);
+        assert_eq!(
+            err.to_string(),
+            r#"table "commune": expected indicators, needs, profiles or introductions"#
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod audit;
 mod catalogue;
 mod disclosure;
 mod family;
+pub(crate) mod introductions;
 mod tables;
 
 #[cfg(test)]
