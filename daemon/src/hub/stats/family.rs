@@ -109,6 +109,29 @@ impl Family {
         family
     }
 
+    /// Audits one table that already holds every cell of its linked tables (a table by every
+    /// dimension with all its margins, of which the other groupings are projections): `cells`
+    /// after the primary rules and the heuristic, `values` the true values of its finest cells.
+    /// Returns the cells with the complements the audit adds.
+    pub(super) fn audit_table(
+        dims: &[String],
+        cells: Vec<Cell>,
+        values: BTreeMap<Vec<String>, Vec<i64>>,
+        rule: AuditRule,
+    ) -> Vec<Cell> {
+        let shape: Shape = vec![true; dims.len()];
+        let at = cells.iter().map(|c| coords(c, &shape)).collect();
+        let mut family = Family {
+            dims: dims.to_vec(),
+            tables: vec![Linked { shape, cells, coords: at }],
+            values,
+            children: Vec::new(),
+            rule,
+        };
+        family.audit();
+        family.tables.pop().map(|t| t.cells).unwrap_or_default()
+    }
+
     /// Withholds cells until the attacker of [`super::audit`] narrows no withheld value past
     /// the protection range: for each exposed value, the cheapest published cell of this
     /// period (fewest structures, then smallest value), among those sharing a line with it

@@ -21,6 +21,7 @@ use passerelle_proto::validate::FieldError;
 use prost::Message;
 
 use super::disclosure::{MIN_STRUCTURES, complement, lines_of, secondary_suppression};
+use super::family::{AuditRule, Family};
 use super::tables::with_margins;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
@@ -181,10 +182,18 @@ impl Hub {
         let groups = self.introduction_counts(month)?;
         let cells =
             controlled(with_margins(&full, &groups, Counts::merge), 2, i64::from(self.config.min_persons));
+        // Then the solver's audit, as for indicators: every withheld figure keeps its range.
+        let values = groups.iter().map(|(k, c)| (k.clone(), c.values.to_vec())).collect();
+        let rule = AuditRule {
+            percent: self.config.protection_percent,
+            flows: vec![true; MEASURES.len()],
+            exits: MEASURES.iter().map(|m| PERSONS.contains(m)).collect(),
+        };
+        let cells = Family::audit_table(&full, cells, values, rule);
         let rules = vec![
             format!("a cell with fewer than {MIN_STRUCTURES} requesting or {MIN_STRUCTURES} holding structures is suppressed"),
             format!("accepted and hired counting fewer than {} persons are suppressed", self.config.min_persons),
-            "suppressed cells are complemented so that none can be recomputed from the published totals".into(),
+            "suppressed cells are complemented until a solver reading every grouping narrows no suppressed figure to within the protection range".into(),
             "every grouping is a projection of the table by departement and rome-domaine: a shared cell has one status".into(),
         ];
         let table = |by: Vec<String>, cells: Vec<Cell>| v1::Table {
