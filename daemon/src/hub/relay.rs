@@ -104,6 +104,12 @@ impl Hub {
         Ok(change)
     }
 
+    /// What this hub would relay of `origin`'s record `dataset`/`key` to `upstream` (for tests and
+    /// tools that inspect a relay from outside the crate).
+    pub fn relayed(&self, origin: &str, dataset: Dataset, key: &str, upstream: &str) -> Result<Change> {
+        self.relay_change(&RecordKey::new(origin, dataset, key), upstream)
+    }
+
     /// Every live record to relay, for a full resend.
     fn relay_all(&self, upstream: &str) -> Result<Vec<Change>> {
         let mut out = Vec::new();

@@ -1,0 +1,256 @@
+//! A relaying hub can withhold a record, never create, alter, re-date or resurrect one: records
+//! are signed by their origin node, and the consolidation hub keeps a floor per record.
+//!
+//! The attacker is `evil-pdl`, a network hub the consolidation hub accepted as a member, with a
+//! valid hub certificate. It first runs as a real hub that structure S0 shares with (so it holds
+//! S0's genuine records, as a malicious network would), then speaks the wire protocol itself: a
+//! tonic client in this crate relaying forged, altered, re-dated and resurrected records.
+
+use std::time::{Duration, Instant};
+
+use passerelle_client::{HubClient, NodeClient, TlsFiles};
+use passerelle_proto::datasets::Dataset;
+use passerelle_proto::identity::Role;
+use passerelle_proto::v1::hub_sync_client::HubSyncClient;
+use passerelle_proto::v1::push_message::Kind;
+use passerelle_proto::v1::{
+    Batch, Change, HelloRequest, PushMessage, PushOpen, StructureKind, change, push_reply,
+};
+use passerelle_tests::InProcessDaemon;
+use passerelle_tests::fixtures::{need, report};
+use passerelle_tests::pki::{SIRETS, TestPki};
+
+/// Relays `changes` to the hub at `endpoint` as the hub whose certificate is `tls`, in one push
+/// session: `Ok` if the batch was acknowledged, the refusal otherwise.
+async fn relay_as(
+    tls: &TlsFiles,
+    endpoint: &str,
+    changes: Vec<Change>,
+) -> anyhow::Result<Result<(), tonic::Status>> {
+    let channel = passerelle_client::connect(endpoint, Some(tls), "hub").await?;
+    let mut client = HubSyncClient::new(channel);
+    if let Err(status) = client.hello(HelloRequest { structure: None }).await {
+        return Ok(Err(status));
+    }
+    let open = PushMessage {
+        kind: Some(Kind::Open(PushOpen {
+            epoch: vec![0xe1; 16],
+            datasets: vec!["indicators".into(), "needs".into()],
+            epoch_created_at_ms: 1,
+            head_seq: 1,
+            ..Default::default()
+        })),
+    };
+    let batch = PushMessage { kind: Some(Kind::Batch(Batch { seq: 1, changes, head_seq: 1 })) };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(open).await?;
+    tx.send(batch).await?;
+    let mut replies = match client.push(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+        Ok(replies) => replies.into_inner(),
+        Err(status) => return Ok(Err(status)),
+    };
+    loop {
+        match replies.message().await {
+            Ok(Some(reply)) => {
+                if let Some(push_reply::Kind::Ack(ack)) = reply.kind
+                    && ack.seq == 1
+                {
+                    return Ok(Ok(()));
+                }
+            }
+            Ok(None) => anyhow::bail!("the push stream ended without an answer"),
+            Err(status) => return Ok(Err(status)),
+        }
+    }
+}
+
+/// Waits (bounded) until the consolidation hub holds `count` live records relayed by `relay`.
+async fn wait_relayed(operator: &HubClient, relay: &str, count: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let members = operator.members().await?;
+        let held = members.iter().find(|m| m.id == relay).map(|m| m.records_held);
+        if held == Some(count) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{relay} never held {count} records upstream: {held:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_relay_cannot_forge_alter_redate_or_resurrect_records() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let dreets_config = pki.write_hub_config("dreets-52", "auto_accept = true", "")?;
+    let dreets = InProcessDaemon::start_config(&dreets_config).await?;
+    let upstream = pki.upstream_section("dreets-52", &dreets.hub_endpoint());
+    let coorace = InProcessDaemon::start_config(&pki.write_hub_config(
+        "coorace-pdl",
+        "auto_accept = true",
+        &upstream,
+    )?)
+    .await?;
+    let evil_config = pki.write_hub_config("evil-pdl", "auto_accept = true", "")?;
+    let evil = InProcessDaemon::start_config(&evil_config).await?;
+    let operator = HubClient::connect(&dreets.endpoint, None).await?;
+
+    // S0 shares its needs and reports with Coorace (which relays them) and with evil-pdl.
+    let shared: &[&str] = &["indicators", "needs"];
+    let s0_config = pki.write_node_config(
+        SIRETS[0],
+        "49",
+        &[("coorace-pdl", coorace.hub_endpoint(), shared), ("evil-pdl", evil.hub_endpoint(), shared)],
+    )?;
+    let s0 = InProcessDaemon::start_config(&s0_config).await?;
+    let mut client = NodeClient::connect(&s0.endpoint, None).await?;
+    let need_id = client.create_need(need(0)).await?.id;
+    for period in ["2026-07", "2026-08", "2026-09"] {
+        client.submit_indicators(report(period)).await?;
+    }
+    client.sync_now(true, Duration::from_secs(30)).await?;
+    wait_relayed(&operator, "coorace-pdl", 4).await?;
+
+    // What evil-pdl holds of S0, exactly as it would relay it.
+    s0.stop().await?;
+    evil.stop().await?;
+    let captured = {
+        let config = passerelle_daemon::Config::load(&evil_config)?;
+        let settings = config.hub().cloned().ok_or_else(|| anyhow::anyhow!("hub config"))?;
+        let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default())?;
+        let mut captured = Vec::new();
+        for (dataset, key) in [
+            (Dataset::Needs, need_id.as_str()),
+            (Dataset::Indicators, "2026-07"),
+            (Dataset::Indicators, "2026-08"),
+            (Dataset::Indicators, "2026-09"),
+        ] {
+            captured.push(hub.relayed(SIRETS[0], dataset, key, "dreets-52")?);
+        }
+        captured
+    };
+    let [captured_need, july, august, september] =
+        <[Change; 4]>::try_from(captured).map_err(|_| anyhow::anyhow!("four records captured"))?;
+    let evil_tls = pki.issue(Role::Hub, "evil-pdl")?;
+    let endpoint = dreets.hub_endpoint();
+    let figures = |change: &mut Change, hires: u32| {
+        if let Some(change::Payload::Indicators(r)) = &mut change.payload
+            && let Some(fields) = &mut r.fields
+        {
+            fields.hires = hires;
+        }
+    };
+
+    // 1. A record for a structure that is no member of evil-pdl's (it never shared anything).
+    let mut forged = july.clone();
+    if let Some(origin) = &mut forged.origin {
+        origin.siret = SIRETS[3].into();
+    }
+    if let Some(change::Payload::Indicators(r)) = &mut forged.payload {
+        r.siret = SIRETS[3].into();
+    }
+    let forged_outcome = relay_as(&evil_tls, &endpoint, vec![forged]).await?;
+
+    // 2. S0's July report with altered figures, as a later version.
+    let mut altered = july.clone();
+    altered.version += 1;
+    figures(&mut altered, 99);
+    if let Some(change::Payload::Indicators(r)) = &mut altered.payload {
+        r.version += 1;
+    }
+    let altered_outcome = relay_as(&evil_tls, &endpoint, vec![altered]).await?;
+
+    // 3. S0's August report re-dated into a store "created" at the end of time, which would
+    //    outrank every genuine later version.
+    let mut redated = august.clone();
+    redated.origin_epoch = vec![0xee; 16];
+    redated.origin_epoch_created_at_ms = i64::MAX;
+    let redated_outcome = relay_as(&evil_tls, &endpoint, vec![redated]).await?;
+
+    // 4. S0's September report with its structure moved to another département and kind.
+    let mut moved = september.clone();
+    if let Some(origin) = &mut moved.origin {
+        origin.departement = "72".into();
+        origin.kind = StructureKind::Ei as i32;
+    }
+    let moved_outcome = relay_as(&evil_tls, &endpoint, vec![moved]).await?;
+
+    // S0 leaves evil-pdl, deletes its need, resubmits July and August (version 2, 5 hires) and
+    // reports October.
+    let s0 = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[0],
+        "49",
+        &[("coorace-pdl", coorace.hub_endpoint(), shared)],
+    )?)
+    .await?;
+    let mut client = NodeClient::connect(&s0.endpoint, None).await?;
+    client.delete_need(&need_id).await?;
+    for (period, hires) in [("2026-07", 5), ("2026-08", 5), ("2026-10", 1)] {
+        let mut fields = report(period);
+        fields.hires = hires;
+        client.submit_indicators(fields).await?;
+    }
+    client.sync_now(true, Duration::from_secs(30)).await?;
+    // Coorace relays in order: once October is upstream, so is the deletion.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !operator.periods().await?.iter().any(|p| p.period == "2026-10" && p.reported == 1) {
+        anyhow::ensure!(Instant::now() < deadline, "October never reached the consolidation hub");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 5. evil-pdl resurrects the deleted need from its copy.
+    let resurrected_outcome = relay_as(&evil_tls, &endpoint, vec![captured_need]).await?;
+
+    s0.stop().await?;
+    coorace.stop().await?;
+    dreets.stop().await?;
+
+    let config = passerelle_daemon::Config::load(&dreets_config)?;
+    let settings = config.hub().cloned().ok_or_else(|| anyhow::anyhow!("hub config"))?;
+    let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default())?;
+    let mut failures = Vec::new();
+    for (attack, outcome) in [
+        ("forged record for a non-member", &forged_outcome),
+        ("altered figures", &altered_outcome),
+        ("re-dated epoch", &redated_outcome),
+        ("moved structure", &moved_outcome),
+    ] {
+        if outcome.is_ok() {
+            failures.push(format!("{attack}: acknowledged"));
+        }
+    }
+    if !hub.records_of(SIRETS[3], Dataset::Indicators)?.is_empty() {
+        failures.push("the forged structure has records upstream".into());
+    }
+    for (key, record) in hub.records_of(SIRETS[0], Dataset::Indicators)? {
+        let hires = record.indicators.as_ref().and_then(|r| r.fields.as_ref()).map(|f| f.hires);
+        let expected = match key.as_str() {
+            "2026-07" | "2026-08" => Some(5),
+            "2026-09" => Some(3),
+            _ => Some(1),
+        };
+        if hires != expected || !record.sources.iter().all(|s| s == "coorace-pdl") {
+            failures.push(format!("S0's {key}: {hires:?} hires from {:?}", record.sources));
+        }
+    }
+    // The resurrected need is a genuine copy, signed by S0: indistinguishable from a late relay,
+    // so it may be acknowledged, but it stays below the floor its deletion left.
+    let _ = resurrected_outcome;
+    if hub.records_of(SIRETS[0], Dataset::Needs)?.iter().any(|(_, r)| r.is_live()) {
+        failures.push("S0's deleted need is live upstream".into());
+    }
+    for (key, cell) in hub.stat_cells("i/")? {
+        let key = String::from_utf8_lossy(&key).into_owned();
+        for c in &cell.contributions {
+            if c.siret != SIRETS[0] || !key.ends_with("/49/aci") || c.values[3] > 5 {
+                failures.push(format!("counted: {} in {key}: {:?}", c.siret, c.values));
+            }
+        }
+    }
+    for (key, cell) in hub.stat_cells("n/")? {
+        if !cell.contributions.is_empty() {
+            failures.push(format!("a need is counted in {}", String::from_utf8_lossy(&key)));
+        }
+    }
+    assert!(failures.is_empty(), "the hostile relay got through:\n{}", failures.join("\n"));
+    Ok(())
+}
