@@ -20,12 +20,14 @@ use passerelle_tests::InProcessDaemon;
 use passerelle_tests::fixtures::{need, report};
 use passerelle_tests::pki::{SIRETS, TestPki};
 
-/// Relays `changes` to the hub at `endpoint` as the hub whose certificate is `tls`, in one push
-/// session: `Ok` if the batch was acknowledged, the refusal otherwise.
+/// Relays `changes` (signed by the origins of `certificates`) to the hub at `endpoint` as the hub
+/// whose certificate is `tls`, in one push session: `Ok` if the batch was acknowledged, the
+/// refusal otherwise.
 async fn relay_as(
     tls: &TlsFiles,
     endpoint: &str,
     changes: Vec<Change>,
+    certificates: &[Vec<u8>],
 ) -> anyhow::Result<Result<(), tonic::Status>> {
     let channel = passerelle_client::connect(endpoint, Some(tls), "hub").await?;
     let mut client = HubSyncClient::new(channel);
@@ -41,7 +43,9 @@ async fn relay_as(
             ..Default::default()
         })),
     };
-    let batch = PushMessage { kind: Some(Kind::Batch(Batch { seq: 1, changes, head_seq: 1 })) };
+    let batch = PushMessage {
+        kind: Some(Kind::Batch(Batch { seq: 1, changes, head_seq: 1, certificates: certificates.to_vec() })),
+    };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(open).await?;
     tx.send(batch).await?;
@@ -125,13 +129,19 @@ async fn a_hostile_relay_cannot_forge_alter_redate_or_resurrect_records() -> any
             (Dataset::Indicators, "2026-08"),
             (Dataset::Indicators, "2026-09"),
         ] {
-            captured.push(hub.relayed(SIRETS[0], dataset, key, "dreets-52")?);
+            let change = hub.relayed(SIRETS[0], dataset, key, "dreets-52")?;
+            captured.push(change.ok_or_else(|| anyhow::anyhow!("evil-pdl holds no {dataset} {key}"))?);
         }
         captured
     };
     let [captured_need, july, august, september] =
         <[Change; 4]>::try_from(captured).map_err(|_| anyhow::anyhow!("four records captured"))?;
     let evil_tls = pki.issue(Role::Hub, "evil-pdl")?;
+    // S0's certificate, which signed its records (a relay sends it with them).
+    let s0_cert: Vec<Vec<u8>> = passerelle_daemon::tls::load_certs(&pki.issue(Role::Node, SIRETS[0])?.cert)?
+        .into_iter()
+        .map(|c| c.to_vec())
+        .collect();
     let endpoint = dreets.hub_endpoint();
     let figures = |change: &mut Change, hires: u32| {
         if let Some(change::Payload::Indicators(r)) = &mut change.payload
@@ -149,7 +159,7 @@ async fn a_hostile_relay_cannot_forge_alter_redate_or_resurrect_records() -> any
     if let Some(change::Payload::Indicators(r)) = &mut forged.payload {
         r.siret = SIRETS[3].into();
     }
-    let forged_outcome = relay_as(&evil_tls, &endpoint, vec![forged]).await?;
+    let forged_outcome = relay_as(&evil_tls, &endpoint, vec![forged], &s0_cert).await?;
 
     // 2. S0's July report with altered figures, as a later version.
     let mut altered = july.clone();
@@ -158,14 +168,14 @@ async fn a_hostile_relay_cannot_forge_alter_redate_or_resurrect_records() -> any
     if let Some(change::Payload::Indicators(r)) = &mut altered.payload {
         r.version += 1;
     }
-    let altered_outcome = relay_as(&evil_tls, &endpoint, vec![altered]).await?;
+    let altered_outcome = relay_as(&evil_tls, &endpoint, vec![altered], &s0_cert).await?;
 
     // 3. S0's August report re-dated into a store "created" at the end of time, which would
     //    outrank every genuine later version.
     let mut redated = august.clone();
     redated.origin_epoch = vec![0xee; 16];
     redated.origin_epoch_created_at_ms = i64::MAX;
-    let redated_outcome = relay_as(&evil_tls, &endpoint, vec![redated]).await?;
+    let redated_outcome = relay_as(&evil_tls, &endpoint, vec![redated], &s0_cert).await?;
 
     // 4. S0's September report with its structure moved to another département and kind.
     let mut moved = september.clone();
@@ -173,7 +183,7 @@ async fn a_hostile_relay_cannot_forge_alter_redate_or_resurrect_records() -> any
         origin.departement = "72".into();
         origin.kind = StructureKind::Ei as i32;
     }
-    let moved_outcome = relay_as(&evil_tls, &endpoint, vec![moved]).await?;
+    let moved_outcome = relay_as(&evil_tls, &endpoint, vec![moved], &s0_cert).await?;
 
     // S0 leaves evil-pdl, deletes its need, resubmits July and August (version 2, 5 hires) and
     // reports October.
@@ -198,7 +208,7 @@ async fn a_hostile_relay_cannot_forge_alter_redate_or_resurrect_records() -> any
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // 5. evil-pdl resurrects the deleted need from its copy.
-    let resurrected_outcome = relay_as(&evil_tls, &endpoint, vec![captured_need]).await?;
+    let resurrected_outcome = relay_as(&evil_tls, &endpoint, vec![captured_need], &s0_cert).await?;
 
     s0.stop().await?;
     coorace.stop().await?;
@@ -214,8 +224,12 @@ async fn a_hostile_relay_cannot_forge_alter_redate_or_resurrect_records() -> any
         ("re-dated epoch", &redated_outcome),
         ("moved structure", &moved_outcome),
     ] {
-        if outcome.is_ok() {
-            failures.push(format!("{attack}: acknowledged"));
+        match outcome {
+            Ok(()) => failures.push(format!("{attack}: acknowledged")),
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::PermissionDenied, "{attack}: {status:?}");
+                assert!(status.message().contains("signature"), "{attack}: {status:?}");
+            }
         }
     }
     if !hub.records_of(SIRETS[3], Dataset::Indicators)?.is_empty() {

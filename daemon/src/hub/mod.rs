@@ -9,6 +9,7 @@ mod datasets;
 pub mod ingest;
 pub mod periods;
 pub mod profiles_view;
+mod provenance;
 pub mod relay;
 pub mod stats;
 pub mod tombstones;
@@ -41,6 +42,8 @@ pub struct Hub {
     access: tokio::sync::watch::Sender<u64>,
     /// What each relay to an upstream hub has done since start, for the metrics endpoint.
     relays: Mutex<std::collections::BTreeMap<String, Arc<relay::RelayLink>>>,
+    /// Checks origin certificates (built at first use: see `provenance.rs`).
+    origins: std::sync::OnceLock<crate::tls::origin::OriginVerifier>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -77,6 +80,7 @@ impl Hub {
             feed,
             access,
             relays: Mutex::default(),
+            origins: std::sync::OnceLock::new(),
         };
         hub.uncount_profiles_without_statistics()?;
         Ok(hub)

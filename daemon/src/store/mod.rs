@@ -54,11 +54,21 @@ pub(crate) enum Tree {
     Stats,
     /// On a hub: reporting periods — receipts per month and structure, closings, frozen tables.
     Periods,
+    /// On a node: the signature of each shared record's current state, `dataset/key` → signature
+    /// (made at commit, sent with every copy).
+    Signatures,
+    /// Certificates whose keys signed records, fingerprint → DER: on a node its own (current and
+    /// renewed from), on a hub those of its members' records it may relay.
+    Certificates,
+    /// On an upstream hub: the highest (epoch creation, epoch, version) seen per relayed record,
+    /// `origin/dataset/key` → floor; kept after the record goes, so no relay can bring back an
+    /// older version.
+    Floors,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub(crate) const ALL: [Tree; 18] = [
+    pub(crate) const ALL: [Tree; 21] = [
         Tree::Meta,
         Tree::Needs,
         Tree::Persons,
@@ -77,6 +87,9 @@ impl Tree {
         Tree::Audit,
         Tree::Stats,
         Tree::Periods,
+        Tree::Signatures,
+        Tree::Certificates,
+        Tree::Floors,
     ];
 
     /// The tree's one-byte key prefix in the single sled keyspace.
@@ -105,6 +118,9 @@ impl Tree {
             Tree::Audit => "audit",
             Tree::Stats => "stats",
             Tree::Periods => "periods",
+            Tree::Signatures => "signatures",
+            Tree::Certificates => "certificates",
+            Tree::Floors => "floors",
         }
     }
 }
