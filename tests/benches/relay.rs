@@ -66,6 +66,7 @@ fn ingest(config: &Path, structures: usize, year: i32) -> anyhow::Result<()> {
             digests: Vec::new(),
             head_seq: head,
             epoch_created_at_ms: 1,
+            ..Default::default()
         };
         let (session, _) = hub.open_push(&peer, open)?;
         let changes = (1..=12)
@@ -95,7 +96,7 @@ fn ingest(config: &Path, structures: usize, year: i32) -> anyhow::Result<()> {
                 }
             })
             .collect();
-        hub.apply_batch(&session, Batch { seq: head, changes, head_seq: head })?;
+        hub.apply_batch(&session, Batch { seq: head, changes, head_seq: head, ..Default::default() })?;
     }
     Ok(())
 }

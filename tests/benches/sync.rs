@@ -133,7 +133,7 @@ async fn baseline(pki: &TestPki, dir: &Path, changes: &[Change]) -> anyhow::Resu
     let batches: Vec<Batch> = changes
         .chunks(BATCH)
         .enumerate()
-        .map(|(i, c)| Batch { seq: i as u64 + 1, changes: c.to_vec(), head_seq: 0 })
+        .map(|(i, c)| Batch { seq: i as u64 + 1, changes: c.to_vec(), head_seq: 0, ..Default::default() })
         .collect();
     let started = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(WINDOW + 1);

@@ -113,6 +113,9 @@ pub struct PushSession {
     structure: Option<Structure>,
     /// Origin certificates offered in this session, by fingerprint.
     certificates: std::sync::Mutex<SessionCertificates>,
+    /// Whether unsigned relayed records are applied: never in production, only by unit tests of
+    /// the statistics apply path, which relay records without a node to sign them.
+    unsigned_relays: bool,
 }
 
 impl PushSession {
@@ -253,6 +256,7 @@ impl Hub {
             id: u64::from_be_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default()),
             structure: if relay { None } else { open.structure },
             certificates: std::sync::Mutex::new(certificates),
+            unsigned_relays: false,
         };
         Ok((session, PushAccepted { resend, last_acked_seq: member.last_acked_seq }))
     }
@@ -332,13 +336,13 @@ impl Hub {
                 let source = session.peer.id.id.clone();
                 match provenance {
                     Provenance::Untrusted => continue,
-                    Provenance::Unsigned if !deletion => {
+                    Provenance::Unsigned if !deletion && !session.unsigned_relays => {
                         return Err(Error::PermissionDenied(format!(
                             "signature: {dataset} {} of {origin} is relayed without its origin's signature",
                             change.key
                         )));
                     }
-                    Provenance::Unsigned => {
+                    Provenance::Unsigned if deletion => {
                         // A relayed withdrawal: this hub no longer relays the record; it goes when
                         // no hub does (the structure may still share it through another network).
                         if let Some(mut old) = existing {
@@ -355,39 +359,42 @@ impl Hub {
                         }
                         continue;
                     }
-                    Provenance::Signed => {}
+                    Provenance::Unsigned | Provenance::Signed => {}
                 }
-                // Signed: nothing at or below the floor comes back (a deletion's floor is final).
-                let floor = match floors.get(&rk) {
-                    Some(floor) => Some(floor.clone()),
-                    None => self.floor_of(&rk)?.or_else(|| existing.as_ref().map(HubRecord::floor)),
-                };
-                let position = floor.as_ref().map(|f| f.cmp_position(epoch_at_ms, &epoch, change.version));
-                let at_floor_deleted = floor.as_ref().is_some_and(|f| f.deleted);
-                match position {
-                    Some(std::cmp::Ordering::Less) => continue,
-                    Some(std::cmp::Ordering::Equal) if at_floor_deleted || deletion => continue,
-                    Some(std::cmp::Ordering::Equal) => {}
-                    _ => {
-                        let floor = Floor {
-                            epoch_at_ms,
-                            epoch: epoch.clone(),
-                            version: change.version,
-                            deleted: deletion,
-                        };
-                        floors.insert(rk.clone(), floor);
-                    }
-                }
-                if deletion {
-                    // Deleted at the origin: gone whoever relays it.
-                    if let Some(old) = existing {
-                        if old.is_live() {
-                            member.records_held = member.records_held.saturating_sub(1);
+                if provenance == Provenance::Signed {
+                    // Signed: nothing at or below the floor comes back (a deletion's floor is final).
+                    let floor = match floors.get(&rk) {
+                        Some(floor) => Some(floor.clone()),
+                        None => self.floor_of(&rk)?.or_else(|| existing.as_ref().map(HubRecord::floor)),
+                    };
+                    let position =
+                        floor.as_ref().map(|f| f.cmp_position(epoch_at_ms, &epoch, change.version));
+                    let at_floor_deleted = floor.as_ref().is_some_and(|f| f.deleted);
+                    match position {
+                        Some(std::cmp::Ordering::Less) => continue,
+                        Some(std::cmp::Ordering::Equal) if at_floor_deleted || deletion => continue,
+                        Some(std::cmp::Ordering::Equal) => {}
+                        _ => {
+                            let floor = Floor {
+                                epoch_at_ms,
+                                epoch: epoch.clone(),
+                                version: change.version,
+                                deleted: deletion,
+                            };
+                            floors.insert(rk.clone(), floor);
                         }
-                        self.stage_stats(&mut stats, &origin, structure.as_ref(), Some(&old), None)?;
-                        pending.insert(rk, None);
                     }
-                    continue;
+                    if deletion {
+                        // Deleted at the origin: gone whoever relays it.
+                        if let Some(old) = existing {
+                            if old.is_live() {
+                                member.records_held = member.records_held.saturating_sub(1);
+                            }
+                            self.stage_stats(&mut stats, &origin, structure.as_ref(), Some(&old), None)?;
+                            pending.insert(rk, None);
+                        }
+                        continue;
+                    }
                 }
             }
             let newer = match &existing {
@@ -613,6 +620,7 @@ impl PushSession {
             relay: true,
             structure: None,
             certificates: std::sync::Mutex::default(),
+            unsigned_relays: true,
         }
     }
 
@@ -627,6 +635,7 @@ impl PushSession {
             relay: false,
             structure: None,
             certificates: std::sync::Mutex::default(),
+            unsigned_relays: false,
         }
     }
 }
