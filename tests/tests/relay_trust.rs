@@ -268,3 +268,211 @@ async fn a_hostile_relay_cannot_forge_alter_redate_or_resurrect_records() -> any
     assert!(failures.is_empty(), "the hostile relay got through:\n{}", failures.join("\n"));
     Ok(())
 }
+
+/// Waits (bounded) until the consolidation hub counts `count` structures' reports for `period`.
+async fn wait_reported(operator: &HubClient, period: &str, count: u32) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let periods = operator.periods().await?;
+        if periods.iter().any(|p| p.period == period && p.reported == count) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{period} never had {count} reports: {periods:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The certificates (DER) of a PEM file.
+fn der_of(files: &TlsFiles) -> anyhow::Result<Vec<Vec<u8>>> {
+    Ok(passerelle_daemon::tls::load_certs(&files.cert)?.into_iter().map(|c| c.to_vec()).collect())
+}
+
+/// The relayed form of a node's report for `period`, as a network hub holding it would send it.
+fn relayed_report(node: &passerelle_daemon::node::Node, period: &str) -> anyhow::Result<Change> {
+    let entry =
+        passerelle_daemon::node::outbox::OutboxEntry { dataset: "indicators".into(), key: period.into() };
+    let mut change = node.change_for(&entry, "dreets-52")?.ok_or_else(|| anyhow::anyhow!("no {period}"))?;
+    anyhow::ensure!(!change.signature.is_empty(), "the node signed its report");
+    change.origin = Some(node.structure().clone());
+    change.origin_epoch = node.identity().epoch.to_vec();
+    change.origin_epoch_created_at_ms = node.identity().created_at_ms;
+    Ok(change)
+}
+
+/// A renewed certificate keeps the identity and history: records signed by the old one stay, new
+/// ones are signed by the new one. A record signed while its certificate was valid is accepted
+/// after it expired; once its serial is denied, what it signs is not counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn signatures_outlive_renewal_and_expiry_but_not_revocation() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let dreets_config = pki.write_hub_config("dreets-52", "auto_accept = true\ndenied_serials = []", "")?;
+    let dreets = InProcessDaemon::start_config(&dreets_config).await?;
+    let upstream = pki.upstream_section("dreets-52", &dreets.hub_endpoint());
+    let coorace = InProcessDaemon::start_config(&pki.write_hub_config(
+        "coorace-pdl",
+        "auto_accept = true",
+        &upstream,
+    )?)
+    .await?;
+    let operator = HubClient::connect(&dreets.endpoint, None).await?;
+    let hubs = [("coorace-pdl", coorace.hub_endpoint(), &["indicators"][..])];
+
+    // S0 reports July with its first certificate, then August with a renewed one.
+    let s0 = InProcessDaemon::start_config(&pki.write_node_config(SIRETS[0], "49", &hubs)?).await?;
+    NodeClient::connect(&s0.endpoint, None).await?.submit_indicators(report("2026-07")).await?;
+    NodeClient::connect(&s0.endpoint, None).await?.sync_now(true, Duration::from_secs(30)).await?;
+    wait_reported(&operator, "2026-07", 1).await?;
+    s0.stop().await?;
+    let renewed = pki.renew(Role::Node, SIRETS[0])?;
+    let s0 =
+        InProcessDaemon::start_config(&pki.write_node_config_with(&renewed, SIRETS[0], "49", &hubs)?).await?;
+    let mut client = NodeClient::connect(&s0.endpoint, None).await?;
+    client.submit_indicators(report("2026-08")).await?;
+    client.sync_now(true, Duration::from_secs(30)).await?;
+    wait_reported(&operator, "2026-08", 1).await?;
+
+    // S3 signed July while its certificate was valid (it expired yesterday); a network hub
+    // relays it now.
+    let expired = pki.issue_expired(Role::Node, SIRETS[3])?;
+    let structure = passerelle_proto::v1::Structure {
+        siret: SIRETS[3].into(),
+        kind: StructureKind::Ei as i32,
+        name: "Structure S3".into(),
+        departement: "44".into(),
+    };
+    let s3 = passerelle_daemon::node::Node::open(&dir.path().join("s3-data"), structure)?
+        .with_signer(passerelle_daemon::tls::signing::RecordSigner::load(&expired.cert, &expired.key)?)?;
+    s3.submit_indicators(Some(report("2026-07")))?;
+    let relay = pki.issue(Role::Hub, "fas-pdl")?;
+    let endpoint = dreets.hub_endpoint();
+    let july = relay_as(&relay, &endpoint, vec![relayed_report(&s3, "2026-07")?], &der_of(&expired)?).await?;
+    assert!(july.is_ok(), "a record signed while its certificate was valid: {july:?}");
+    wait_reported(&operator, "2026-07", 2).await?;
+
+    // S3's certificate is revoked: what it signed is no longer taken.
+    let serial = TestPki::serial(&expired)?;
+    let text = std::fs::read_to_string(&dreets_config)?;
+    std::fs::write(
+        &dreets_config,
+        text.replace("denied_serials = []", &format!("denied_serials = [\"{serial}\"]")),
+    )?;
+    operator.reload().await?;
+    s3.submit_indicators(Some(report("2026-08")))?;
+    let august =
+        relay_as(&relay, &endpoint, vec![relayed_report(&s3, "2026-08")?], &der_of(&expired)?).await?;
+    drop(s3);
+
+    s0.stop().await?;
+    coorace.stop().await?;
+    dreets.stop().await?;
+    let config = passerelle_daemon::Config::load(&dreets_config)?;
+    let settings = config.hub().cloned().ok_or_else(|| anyhow::anyhow!("hub config"))?;
+    let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default())?;
+    let s0_records = hub.records_of(SIRETS[0], Dataset::Indicators)?;
+    let fingerprints: std::collections::BTreeSet<Vec<u8>> = s0_records
+        .iter()
+        .filter(|(_, r)| r.is_live())
+        .map(|(_, r)| r.certificate_fingerprint.clone())
+        .collect();
+    assert_eq!(s0_records.len(), 2, "July (old certificate) and August (renewed) are both held");
+    assert_eq!(fingerprints.len(), 2, "each signed by the certificate of its commit");
+    let s3_records: Vec<String> =
+        hub.records_of(SIRETS[3], Dataset::Indicators)?.into_iter().map(|(key, _)| key).collect();
+    assert_eq!(s3_records, ["2026-07"], "August, signed by a denied serial, is not taken: {august:?}");
+    let s3_cells = hub
+        .stat_cells("i/")?
+        .values()
+        .flat_map(|cell| cell.contributions.iter())
+        .filter(|c| c.siret == SIRETS[3])
+        .count();
+    assert_eq!(s3_cells, 1, "S3 counted for July only");
+    Ok(())
+}
+
+/// `hub remove` of a relaying hub purges it from every record's sources: what only it relayed
+/// goes with its statistics, what another hub relays stays; and a hub no longer accepted
+/// relays nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_a_relaying_hub_purges_what_only_it_relayed() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let dreets_config = pki.write_hub_config("dreets-52", "", "")?;
+    let dreets = InProcessDaemon::start_config(&dreets_config).await?;
+    let operator = HubClient::connect(&dreets.endpoint, None).await?;
+    operator.accept("coorace-pdl").await?;
+    operator.accept("evil-pdl").await?;
+    let upstream = pki.upstream_section("dreets-52", &dreets.hub_endpoint());
+    let coorace = InProcessDaemon::start_config(&pki.write_hub_config(
+        "coorace-pdl",
+        "auto_accept = true",
+        &upstream,
+    )?)
+    .await?;
+    let evil_config = pki.write_hub_config("evil-pdl", "auto_accept = true", "")?;
+    let evil = InProcessDaemon::start_config(&evil_config).await?;
+
+    // S0 is in both networks; S1 only in evil-pdl's.
+    let shared: &[&str] = &["indicators"];
+    let s0 = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[0],
+        "49",
+        &[("coorace-pdl", coorace.hub_endpoint(), shared), ("evil-pdl", evil.hub_endpoint(), shared)],
+    )?)
+    .await?;
+    let s1 = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[1],
+        "49",
+        &[("evil-pdl", evil.hub_endpoint(), shared)],
+    )?)
+    .await?;
+    for node in [&s0, &s1] {
+        let mut client = NodeClient::connect(&node.endpoint, None).await?;
+        client.submit_indicators(report("2026-07")).await?;
+        client.sync_now(true, Duration::from_secs(30)).await?;
+    }
+    wait_reported(&operator, "2026-07", 1).await?;
+    s0.stop().await?;
+    s1.stop().await?;
+    evil.stop().await?;
+    let captured = {
+        let config = passerelle_daemon::Config::load(&evil_config)?;
+        let settings = config.hub().cloned().ok_or_else(|| anyhow::anyhow!("hub config"))?;
+        let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default())?;
+        let mut out = Vec::new();
+        for siret in [SIRETS[0], SIRETS[1]] {
+            let change = hub.relayed(siret, Dataset::Indicators, "2026-07", "dreets-52")?;
+            out.push(change.ok_or_else(|| anyhow::anyhow!("evil-pdl holds {siret}'s July"))?);
+        }
+        out
+    };
+    let mut certificates = der_of(&pki.issue(Role::Node, SIRETS[0])?)?;
+    certificates.extend(der_of(&pki.issue(Role::Node, SIRETS[1])?)?);
+    let evil_tls = pki.issue(Role::Hub, "evil-pdl")?;
+    let endpoint = dreets.hub_endpoint();
+    let relayed = relay_as(&evil_tls, &endpoint, captured.clone(), &certificates).await?;
+    assert!(relayed.is_ok(), "genuine records from an accepted hub: {relayed:?}");
+    wait_reported(&operator, "2026-07", 2).await?;
+
+    operator.remove("evil-pdl").await?;
+    wait_reported(&operator, "2026-07", 1).await?;
+    let again = relay_as(&evil_tls, &endpoint, captured, &certificates).await?;
+    assert!(
+        matches!(&again, Err(status) if status.code() == tonic::Code::PermissionDenied),
+        "a removed hub relays nothing: {again:?}"
+    );
+
+    coorace.stop().await?;
+    dreets.stop().await?;
+    let config = passerelle_daemon::Config::load(&dreets_config)?;
+    let settings = config.hub().cloned().ok_or_else(|| anyhow::anyhow!("hub config"))?;
+    let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default())?;
+    assert!(hub.records_of(SIRETS[1], Dataset::Indicators)?.is_empty(), "only evil-pdl relayed S1");
+    let s0_sources: Vec<Vec<String>> =
+        hub.records_of(SIRETS[0], Dataset::Indicators)?.into_iter().map(|(_, r)| r.sources).collect();
+    assert_eq!(s0_sources, [vec!["coorace-pdl".to_string()]]);
+    for cell in hub.stat_cells("i/")?.values() {
+        assert!(cell.contributions.iter().all(|c| c.siret == SIRETS[0]), "{cell:?}");
+    }
+    Ok(())
+}
