@@ -476,3 +476,43 @@ async fn removing_a_relaying_hub_purges_what_only_it_relayed() -> anyhow::Result
     }
     Ok(())
 }
+
+/// A node store written before signatures opens: its records are signed at start, and they are
+/// relayed (a hub relays no unsigned record) and counted upstream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_from_before_signatures_is_signed_at_start() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let dreets =
+        InProcessDaemon::start_config(&pki.write_hub_config("dreets-52", "auto_accept = true", "")?).await?;
+    let upstream = pki.upstream_section("dreets-52", &dreets.hub_endpoint());
+    let coorace = InProcessDaemon::start_config(&pki.write_hub_config(
+        "coorace-pdl",
+        "auto_accept = true",
+        &upstream,
+    )?)
+    .await?;
+    let config = pki.write_node_config(
+        SIRETS[0],
+        "49",
+        &[("coorace-pdl", coorace.hub_endpoint(), &["indicators"][..])],
+    )?;
+    {
+        // The store as an older node left it: a report committed without any signature.
+        let valid = passerelle_daemon::Config::load(&config)?;
+        let structure = match &valid.role {
+            passerelle_daemon::RoleConfig::Node(node) => node.structure.clone(),
+            passerelle_daemon::RoleConfig::Hub(_) => anyhow::bail!("a node config"),
+        };
+        let node = passerelle_daemon::node::Node::open(&valid.data_dir, structure)?;
+        node.submit_indicators(Some(report("2026-07")))?;
+        anyhow::ensure!(node.signature_of(Dataset::Indicators, "2026-07")?.is_none(), "unsigned");
+    }
+    let s0 = InProcessDaemon::start_config(&config).await?;
+    NodeClient::connect(&s0.endpoint, None).await?.sync_now(true, Duration::from_secs(30)).await?;
+    let operator = HubClient::connect(&dreets.endpoint, None).await?;
+    wait_reported(&operator, "2026-07", 1).await?;
+    s0.stop().await?;
+    coorace.stop().await?;
+    dreets.stop().await
+}
