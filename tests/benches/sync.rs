@@ -178,8 +178,11 @@ async fn passerelle(pki: &TestPki, records: usize, measure_latency: bool) -> any
     node.stop().await?;
 
     // The backlog: written while the node is offline, in bulk.
+    let files = pki.issue(Role::Node, SIRETS[1])?;
     let changes = tokio::task::spawn_blocking(move || {
-        let node = Node::open(&data_dir, structure)?;
+        // Signed at commit, as the node does (not by the migration at its next start).
+        let signer = passerelle_daemon::tls::signing::RecordSigner::load(&files.cert, &files.key)?;
+        let node = Node::open(&data_dir, structure)?.with_signer(signer)?;
         for start in (0..records).step_by(10_000) {
             node.import_needs(
                 (start..(start + 10_000).min(records))

@@ -124,6 +124,16 @@ impl PushSession {
         &self.peer.id.id
     }
 
+    /// Whether a downstream hub relays through this session.
+    pub(crate) fn relay(&self) -> bool {
+        self.relay
+    }
+
+    /// The epoch and creation time of a node's store (a relay's records carry their own).
+    pub(crate) fn epoch(&self) -> (&[u8], i64) {
+        (&self.epoch, self.epoch_at_ms)
+    }
+
     /// A node's structure as introduced at open.
     pub(crate) fn structure(&self) -> Option<&Structure> {
         self.structure.as_ref()
@@ -264,18 +274,21 @@ impl Hub {
     /// Applies a batch in one durable commit; returns once it is durable.
     pub fn apply_batch(&self, session: &PushSession, batch: Batch) -> Result<()> {
         let now = now_unix_ms();
-        let _writer = self.write_lock();
-        let mut member = self.member_for(&session.peer)?;
         if session.relay {
             self.learn_relayed_certificates(session, &batch.certificates)?;
         }
+        // Signatures are checked before the write lock: they need no store read, and they are
+        // the costly part of a batch.
+        let verified = self.verify_batch(session, &batch.changes)?;
+        let _writer = self.write_lock();
+        let mut member = self.member_for(&session.peer)?;
         let mut floors: HashMap<Vec<u8>, Floor> = HashMap::new();
         let mut pending: HashMap<Vec<u8>, Option<HubRecord>> = HashMap::new();
         let mut log: Vec<RecordKey> = Vec::new();
         let mut stats = StatsDelta::default();
         let mut received = Vec::new();
         let member_structure = member.structure.clone();
-        for change in batch.changes {
+        for (change, (provenance, signed_structure)) in batch.changes.into_iter().zip(verified) {
             let dataset = self.check_change(session, &change)?;
             // A node's records are its own; a relaying hub says, per change, whose they are.
             let (origin, structure, epoch, epoch_at_ms) = if session.relay {
@@ -318,19 +331,6 @@ impl Hub {
                 Some(staged) => staged.clone(),
                 None => self.load_record(&rk)?,
             };
-            // What the origin signed: the structure the change names, or the session's.
-            let signed_structure =
-                if session.relay { structure.clone() } else { self.direct_structure(session, &change)? };
-            let provenance = self.check_signature(
-                session,
-                &change,
-                dataset,
-                passerelle_proto::signed::Origin {
-                    structure: signed_structure.as_ref().unwrap_or(&Structure::default()),
-                    epoch: &epoch,
-                    epoch_created_at_ms: epoch_at_ms,
-                },
-            )?;
             let deletion = matches!(change.payload, Some(change::Payload::Tombstone(_)));
             if session.relay {
                 let source = session.peer.id.id.clone();

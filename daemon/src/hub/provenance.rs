@@ -17,7 +17,6 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use passerelle_proto::datasets::Dataset;
 use passerelle_proto::signed::{self, Origin, Signed};
 use passerelle_proto::v1::{Change, Structure, change};
 use passerelle_proto::validate::FieldError;
@@ -149,14 +148,42 @@ impl Hub {
         Ok(())
     }
 
+    /// Every change's provenance and the structure its origin signed (a relayed change names
+    /// it; a node's names it or is the session's), refusing the batch on a signature that is not
+    /// the origin's.
+    pub(super) fn verify_batch(
+        &self,
+        session: &PushSession,
+        changes: &[Change],
+    ) -> Result<Vec<(Provenance, Option<Structure>)>> {
+        let none = Structure::default();
+        changes
+            .iter()
+            .map(|change| {
+                if change.key.is_empty() {
+                    // A dataset-wide withdrawal, from a node only (`check_change`).
+                    return Ok((Provenance::Unsigned, None));
+                }
+                let (structure, epoch, epoch_created_at_ms) = if session.relay() {
+                    (change.origin.clone(), change.origin_epoch.as_slice(), change.origin_epoch_created_at_ms)
+                } else {
+                    let (epoch, at) = session.epoch();
+                    (self.direct_structure(session, change)?, epoch, at)
+                };
+                let origin =
+                    Origin { structure: structure.as_ref().unwrap_or(&none), epoch, epoch_created_at_ms };
+                Ok((self.check_signature(session, change, origin)?, structure))
+            })
+            .collect()
+    }
+
     /// Checks a change's signature against the session's certificates: `origin` is the
     /// structure it claims, signed with the epoch and creation time given. Returns whether it is
     /// signed; refuses a signature that is not the origin's.
-    pub(super) fn check_signature(
+    fn check_signature(
         &self,
         session: &PushSession,
         change: &Change,
-        dataset: Dataset,
         origin: Origin<'_>,
     ) -> Result<Provenance> {
         if change.signature.is_empty() {
@@ -185,11 +212,11 @@ impl Hub {
             Some(change::Payload::Tombstone(_)) => Signed::Deleted,
             None => return Err(FieldError::rule("payload", "is required").into()),
         };
-        let bytes = signed::signed_bytes(origin, dataset.as_str(), &change.key, change.version, state);
+        let bytes = signed::signed_bytes(origin, &change.dataset, &change.key, change.version, state);
         if !crate::tls::signing::verify(&cert.public_key, &bytes, &change.signature) {
             return Err(denied(format!(
-                "signature: not {}'s signature of {dataset} {} version {}",
-                cert.peer, change.key, change.version
+                "signature: not {}'s signature of {} {} version {}",
+                cert.peer, change.dataset, change.key, change.version
             )));
         }
         Ok(Provenance::Signed)

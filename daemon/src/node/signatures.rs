@@ -60,6 +60,9 @@ impl State {
     }
 }
 
+/// A batch's last write per (tree, key): `Some` a value, `None` a removal.
+type Staged<'a> = std::collections::HashMap<(Tree, &'a [u8]), Option<&'a [u8]>>;
+
 /// The key of a record in its node tree (`None`: not a key of that dataset).
 fn record_key(dataset: Dataset, key: &str) -> Option<(Tree, Vec<u8>)> {
     match dataset {
@@ -129,34 +132,41 @@ impl Node {
                 logged.insert((dataset, entry.key));
             }
         }
+        // The batch's last write per key, looked up once per record (an import logs thousands).
+        let staged: Staged<'_> = batch
+            .ops()
+            .iter()
+            .map(|(tree, key, value)| ((*tree, key.as_slice()), value.as_deref()))
+            .collect();
+        let mut signatures = Vec::with_capacity(logged.len());
         for (dataset, key) in logged {
-            if let Some((version, state)) = self.state_of(Some(batch), dataset, &key)? {
-                self.stage_signature(batch, dataset, &key, version, &state)?;
+            if let Some((version, state)) = self.state_of(Some(&staged), dataset, &key)? {
+                signatures.push(self.signature(dataset, &key, version, &state)?);
             }
+        }
+        for (key, signature) in signatures.into_iter().flatten() {
+            batch.put(Tree::Signatures, key, signature);
         }
         Ok(())
     }
 
-    /// The state of a record once `batch` (if any) is applied: its version and payload, or its
-    /// deletion.
+    /// The state of a record once the writes `staged` (if any) are applied: its version and
+    /// payload, or its deletion.
     fn state_of(
         &self,
-        batch: Option<&WriteBatch>,
+        staged: Option<&Staged<'_>>,
         dataset: Dataset,
         key: &str,
     ) -> Result<Option<(u64, State)>> {
         let Some((tree, record)) = record_key(dataset, key) else { return Ok(None) };
         let tombstone = keys::tombstone(dataset, key);
-        let staged = |tree: Tree, k: &[u8]| {
-            batch.and_then(|b| {
-                b.ops().iter().rev().find(|(t, key, _)| *t == tree && key == k).map(|op| op.2.clone())
-            })
+        let read = |tree: Tree, k: &[u8]| -> Result<Option<Vec<u8>>> {
+            match staged.and_then(|s| s.get(&(tree, k))) {
+                Some(value) => Ok(value.map(<[u8]>::to_vec)),
+                None => Ok(self.store.get(tree, k)?),
+            }
         };
-        let raw = match staged(tree, &record) {
-            Some(value) => value,
-            None => self.store.get(tree, &record)?,
-        };
-        if let Some(raw) = raw {
+        if let Some(raw) = read(tree, &record)? {
             return Ok(Some(match dataset {
                 Dataset::Needs => {
                     let need: RecruitmentNeed = super::decode(tree, &raw)?;
@@ -168,11 +178,7 @@ impl Node {
                 }
             }));
         }
-        let raw = match staged(Tree::Tombstones, &tombstone) {
-            Some(value) => value,
-            None => self.store.get(Tree::Tombstones, &tombstone)?,
-        };
-        Ok(raw
+        Ok(read(Tree::Tombstones, &tombstone)?
             .and_then(|raw| raw.as_slice().try_into().ok().map(u64::from_be_bytes))
             .map(|v| (v, State::Deleted)))
     }
@@ -185,7 +191,21 @@ impl Node {
         version: u64,
         state: &State,
     ) -> Result<()> {
-        let Some(signer) = &self.signer else { return Ok(()) };
+        if let Some((key, signature)) = self.signature(dataset, key, version, state)? {
+            batch.put(Tree::Signatures, key, signature);
+        }
+        Ok(())
+    }
+
+    /// The `signatures` entry for a record's state, key and encoded value (`None`: no signer).
+    fn signature(
+        &self,
+        dataset: Dataset,
+        key: &str,
+        version: u64,
+        state: &State,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let Some(signer) = &self.signer else { return Ok(None) };
         let origin = Origin {
             structure: &self.structure,
             epoch: &self.identity.epoch,
@@ -198,8 +218,7 @@ impl Node {
             signature: signer.sign(&bytes)?,
             structure: Some(self.structure.clone()),
         };
-        batch.put(Tree::Signatures, keys::tombstone(dataset, key), signature.encode_to_vec());
-        Ok(())
+        Ok(Some((keys::tombstone(dataset, key), signature.encode_to_vec())))
     }
 
     /// The stored signature of a record, whatever version it is of.
