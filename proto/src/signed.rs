@@ -101,3 +101,56 @@ fn push_prefixed(out: &mut Vec<u8>, part: &[u8]) {
 pub fn fingerprint(certificate_der: &[u8]) -> Vec<u8> {
     Sha256::digest(certificate_der).to_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact bytes of a signed deletion: what every node and hub version must agree on.
+    #[test]
+    fn canonical_bytes_are_fixed() {
+        let structure =
+            Structure { siret: "73282932000074".into(), kind: 2, name: "A".into(), departement: "49".into() };
+        let origin = Origin { structure: &structure, epoch: &[7; 16], epoch_created_at_ms: 2 };
+        let bytes = signed_bytes(origin, "needs", "k", 3, Signed::Deleted);
+        let mut expected = b"passerelle record v1\0".to_vec();
+        expected.push(4);
+        expected.extend([0, 0, 0, 5]);
+        expected.extend(b"needs");
+        expected.extend([0, 0, 0, 1, b'k']);
+        // Structure: siret (field 1), kind (field 2, varint), name (3), departement (4).
+        expected.extend([0, 0, 0, 25, 0x0a, 14]);
+        expected.extend(b"73282932000074");
+        expected.extend([0x10, 2, 0x1a, 1, b'A', 0x22, 2, b'4', b'9']);
+        expected.extend([0, 0, 0, 16]);
+        expected.extend([7; 16]);
+        expected.extend(2i64.to_be_bytes());
+        expected.extend(3u64.to_be_bytes());
+        expected.extend([0, 0, 0, 0]);
+        assert_eq!(bytes, expected);
+    }
+
+    /// Every signed part changes the bytes: nothing a relay could alter is left out.
+    #[test]
+    fn every_part_is_signed() {
+        let structure =
+            Structure { siret: "73282932000074".into(), kind: 2, name: "A".into(), departement: "49".into() };
+        let report = IndicatorReport { siret: structure.siret.clone(), version: 1, ..Default::default() };
+        let base = |s: &Structure, epoch: &[u8], at: i64, version: u64, report: &IndicatorReport| {
+            let origin = Origin { structure: s, epoch, epoch_created_at_ms: at };
+            signed_bytes(origin, "indicators", "2026-07", version, Signed::Indicators(report))
+        };
+        let reference = base(&structure, &[1; 16], 5, 1, &report);
+        let moved = Structure { departement: "72".into(), ..structure.clone() };
+        let altered = IndicatorReport { submitted_at_ms: 9, ..report.clone() };
+        for other in [
+            base(&moved, &[1; 16], 5, 1, &report),
+            base(&structure, &[2; 16], 5, 1, &report),
+            base(&structure, &[1; 16], i64::MAX, 1, &report),
+            base(&structure, &[1; 16], 5, 2, &report),
+            base(&structure, &[1; 16], 5, 1, &altered),
+        ] {
+            assert_ne!(other, reference);
+        }
+    }
+}
