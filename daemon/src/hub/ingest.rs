@@ -371,7 +371,18 @@ impl Hub {
                         floor.as_ref().map(|f| f.cmp_position(epoch_at_ms, &epoch, change.version));
                     let at_floor_deleted = floor.as_ref().is_some_and(|f| f.deleted);
                     match position {
-                        Some(std::cmp::Ordering::Less) => continue,
+                        Some(std::cmp::Ordering::Less) => {
+                            // An older genuine copy (a lagging relay): it still carries the record.
+                            if let Some(mut old) = existing
+                                && old.is_live()
+                                && !deletion
+                                && !old.sources.contains(&source)
+                            {
+                                old.sources.push(source);
+                                pending.insert(rk, Some(old));
+                            }
+                            continue;
+                        }
                         Some(std::cmp::Ordering::Equal) if at_floor_deleted || deletion => continue,
                         Some(std::cmp::Ordering::Equal) => {}
                         _ => {
