@@ -77,6 +77,10 @@ pub struct HubRecord {
     /// The origin structure as signed.
     #[prost(message, optional, tag = "14")]
     pub origin: Option<Structure>,
+    /// Whether `signature` was verified (on receipt by a hub with upstreams, or before it was
+    /// first relayed); an unverified one is verified before this hub vouches for it.
+    #[prost(bool, tag = "15")]
+    pub signature_verified: bool,
 }
 
 impl HubRecord {
@@ -288,7 +292,8 @@ impl Hub {
         let mut stats = StatsDelta::default();
         let mut received = Vec::new();
         let member_structure = member.structure.clone();
-        for (change, (provenance, signed_structure)) in batch.changes.into_iter().zip(verified) {
+        for (change, verified) in batch.changes.into_iter().zip(verified) {
+            let (provenance, signed_structure) = (verified.provenance, verified.structure);
             let dataset = self.check_change(session, &change)?;
             // A node's records are its own; a relaying hub says, per change, whose they are.
             let (origin, structure, epoch, epoch_at_ms) = if session.relay {
@@ -447,6 +452,7 @@ impl Hub {
                 signature: change.signature.clone(),
                 certificate_fingerprint: change.certificate_fingerprint.clone(),
                 origin: signed_structure,
+                signature_verified: verified.checked,
                 ..Default::default()
             };
             if session.relay && !record.sources.contains(&session.peer.id.id) {

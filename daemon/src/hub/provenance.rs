@@ -23,7 +23,7 @@ use passerelle_proto::validate::FieldError;
 use prost::Message;
 
 use super::Hub;
-use super::ingest::PushSession;
+use super::ingest::{HubRecord, PushSession};
 use crate::error::{Error, Result};
 use crate::store::{StoreError, Tree, WriteBatch};
 use crate::tls::Peer;
@@ -71,6 +71,17 @@ pub(crate) enum Provenance {
     Unsigned,
     /// Signed with a certificate this hub does not trust: ignored.
     Untrusted,
+}
+
+/// What [`Hub::verify_batch`] found of one change.
+#[derive(Debug, Clone)]
+pub(crate) struct Verified {
+    /// Signed or not, and by whom.
+    pub(crate) provenance: Provenance,
+    /// The structure the origin signed.
+    pub(crate) structure: Option<Structure>,
+    /// Whether the signature itself was verified (not only its certificate's identity).
+    pub(crate) checked: bool,
 }
 
 fn denied(message: String) -> Error {
@@ -151,18 +162,22 @@ impl Hub {
     /// Every change's provenance and the structure its origin signed (a relayed change names
     /// it; a node's names it or is the session's), refusing the batch on a signature that is not
     /// the origin's.
-    pub(super) fn verify_batch(
-        &self,
-        session: &PushSession,
-        changes: &[Change],
-    ) -> Result<Vec<(Provenance, Option<Structure>)>> {
+    pub(super) fn verify_batch(&self, session: &PushSession, changes: &[Change]) -> Result<Vec<Verified>> {
         let none = Structure::default();
+        // What this hub relays it verifies once, on receipt (relays always); a hub that relays
+        // nothing keeps a node's signatures without the cost (`relay_change` verifies any record
+        // still unverified before it vouches for it).
+        let verify = session.relay() || !self.config.upstreams.is_empty();
         changes
             .iter()
             .map(|change| {
                 if change.key.is_empty() {
                     // A dataset-wide withdrawal, from a node only (`check_change`).
-                    return Ok((Provenance::Unsigned, None));
+                    return Ok(Verified {
+                        provenance: Provenance::Unsigned,
+                        structure: None,
+                        checked: false,
+                    });
                 }
                 let (structure, epoch, epoch_created_at_ms) = if session.relay() {
                     (change.origin.clone(), change.origin_epoch.as_slice(), change.origin_epoch_created_at_ms)
@@ -172,7 +187,8 @@ impl Hub {
                 };
                 let origin =
                     Origin { structure: structure.as_ref().unwrap_or(&none), epoch, epoch_created_at_ms };
-                Ok((self.check_signature(session, change, origin)?, structure))
+                let provenance = self.check_signature(session, change, origin, verify)?;
+                Ok(Verified { provenance, structure, checked: verify && provenance == Provenance::Signed })
             })
             .collect()
     }
@@ -185,6 +201,7 @@ impl Hub {
         session: &PushSession,
         change: &Change,
         origin: Origin<'_>,
+        verify: bool,
     ) -> Result<Provenance> {
         if change.signature.is_empty() {
             return Ok(Provenance::Unsigned);
@@ -212,6 +229,9 @@ impl Hub {
             Some(change::Payload::Tombstone(_)) => Signed::Deleted,
             None => return Err(FieldError::rule("payload", "is required").into()),
         };
+        if !verify {
+            return Ok(Provenance::Signed);
+        }
         let bytes = signed::signed_bytes(origin, &change.dataset, &change.key, change.version, state);
         if !crate::tls::signing::verify(&cert.public_key, &bytes, &change.signature) {
             return Err(denied(format!(
@@ -239,6 +259,37 @@ impl Hub {
             }
             None => Ok(session.structure().cloned()),
         }
+    }
+
+    /// Whether a stored record's signature is its origin's, by the certificate it names (held
+    /// in the `certificates` tree): checked before a record never verified is relayed.
+    pub(super) fn verify_stored(
+        &self,
+        origin: &str,
+        dataset: &str,
+        key: &str,
+        record: &HubRecord,
+    ) -> Result<bool> {
+        let Some(der) = self.store.get(Tree::Certificates, &record.certificate_fingerprint)? else {
+            return Ok(false);
+        };
+        let Ok((peer, _)) = passerelle_proto::identity::peer_of_certificate(&der) else { return Ok(false) };
+        let Ok(public_key) = passerelle_proto::identity::signing_key_of_certificate(&der) else {
+            return Ok(false);
+        };
+        let Some(structure) = record.origin.as_ref().filter(|s| s.siret == origin && peer.id == origin)
+        else {
+            return Ok(false);
+        };
+        let state = match (&record.need, &record.indicators) {
+            _ if record.deleted => Signed::Deleted,
+            (Some(need), _) => Signed::Need(need),
+            (_, Some(report)) => Signed::Indicators(report),
+            _ => return Ok(false),
+        };
+        let origin = Origin { structure, epoch: &record.epoch, epoch_created_at_ms: record.epoch_at_ms };
+        let bytes = signed::signed_bytes(origin, dataset, key, record.version, state);
+        Ok(crate::tls::signing::verify(&public_key, &bytes, &record.signature))
     }
 
     /// The floor of a relayed record (`RecordKey` bytes).

@@ -96,6 +96,14 @@ impl Hub {
         };
         match record {
             Some(r) if r.signature.is_empty() && r.is_live() => return Ok(None),
+            Some(r)
+                if !r.signature.is_empty()
+                    && !r.signature_verified
+                    && !self.verify_stored(origin, dataset.as_str(), key, &r)? =>
+            {
+                tracing::warn!(%origin, %dataset, key, "withholding a record whose signature does not verify");
+                return Ok(None);
+            }
             Some(r) if !r.signature.is_empty() => {
                 change.payload = match (r.deleted, r.need, r.indicators) {
                     (true, _, _) => tombstone("deleted"),
