@@ -206,8 +206,8 @@ impl Hub {
         if change.signature.is_empty() {
             return Ok(Provenance::Unsigned);
         }
-        let certificate = session.certificates().get(&change.certificate_fingerprint).cloned();
-        let cert = match certificate {
+        let certificates = session.certificates();
+        let cert = match certificates.get(&change.certificate_fingerprint) {
             None => {
                 return Err(denied(
                     "certificate_fingerprint: no certificate of this session has it".to_string(),

@@ -60,6 +60,9 @@ impl State {
     }
 }
 
+/// Meta key present while every needs and indicators record has a signature of its version.
+const ALL_SIGNED: &[u8] = b"all_signed";
+
 /// A batch's last write per (tree, key): `Some` a value, `None` a removal.
 type Staged<'a> = std::collections::HashMap<(Tree, &'a [u8]), Option<&'a [u8]>>;
 
@@ -83,7 +86,14 @@ impl Node {
         let _writer = self.write_lock();
         let mut batch = WriteBatch::new();
         let mut signed = 0;
-        for dataset in [Dataset::Needs, Dataset::Indicators] {
+        // Every record is signed unless something was committed without a signer since the last
+        // pass (that commit removed the marker): the usual start reads one key, not the store.
+        let datasets = if self.store.get(Tree::Meta, ALL_SIGNED)?.is_some() {
+            Vec::new()
+        } else {
+            vec![Dataset::Needs, Dataset::Indicators]
+        };
+        for dataset in datasets {
             let mut keys: BTreeSet<String> = BTreeSet::new();
             keys.extend(self.live_keys(dataset)?);
             let prefix = keys::tombstone(dataset, "");
@@ -104,6 +114,9 @@ impl Node {
         {
             batch.put(Tree::Certificates, signer.fingerprint(), signer.certificate());
         }
+        if self.store.get(Tree::Meta, ALL_SIGNED)?.is_none() {
+            batch.put(Tree::Meta, ALL_SIGNED, [1]);
+        }
         if !batch.is_empty() {
             self.commit(batch)?;
         }
@@ -118,6 +131,8 @@ impl Node {
     /// as the batch leaves it. Called by `commit_change`, under the write lock.
     pub(super) fn sign_logged(&self, batch: &mut WriteBatch) -> Result<()> {
         if self.signer.is_none() {
+            // Unsigned records now exist: the next `with_signer` looks for them.
+            batch.delete(Tree::Meta, ALL_SIGNED);
             return Ok(());
         }
         let mut logged: BTreeSet<(Dataset, String)> = BTreeSet::new();
