@@ -127,7 +127,11 @@ impl Daemon {
         let denied = tls::DenyList::default();
         let role = match &config.role {
             RoleConfig::Node(settings) => {
-                let node = Arc::new(node::Node::open(&config.data_dir, settings.structure.clone())?);
+                let mut node = node::Node::open(&config.data_dir, settings.structure.clone())?;
+                if let Some(files) = &settings.tls {
+                    node = node.with_signer(tls::signing::RecordSigner::load(&files.cert, &files.key)?)?;
+                }
+                let node = Arc::new(node);
                 tracing::info!(siret = %node.structure().siret, data_dir = %config.data_dir.display(), "node store open");
                 let engine = node::sync_engine::SyncEngine::new(
                     node.clone(),

@@ -22,6 +22,8 @@ use crate::v1::{GetTableRequest, PushMessage};
 pub const MAX_CHANGES_PER_BATCH: usize = 10_000;
 /// Most datasets (and digests) a `PushOpen` may name: there are three today.
 pub const MAX_DATASETS_PER_OPEN: usize = 16;
+/// Most certificates a `PushOpen` may carry (a node's current one and those it renewed from).
+pub const MAX_CERTIFICATES_PER_OPEN: usize = 16;
 /// Most dimensions a `GetTableRequest` may name (tables have at most two; the rest is refused
 /// by the table's own check, this only bounds what is decoded).
 pub const MAX_DIMENSIONS: usize = 16;
@@ -101,18 +103,29 @@ pub fn check_bounds<U: 'static>(bytes: &[u8]) -> Result<(), TooMany> {
     let id = TypeId::of::<U>();
     if id == TypeId::of::<PushMessage>() {
         // PushMessage { open = 1, batch = 2 }; PushOpen { datasets = 3, digests = 4 };
-        // Batch { changes = 2 }. A oneof may be repeated on the wire: every occurrence counts.
-        let mut opens = 0;
-        let mut changes = 0;
+        // PushOpen { certificates = 7 }; Batch { changes = 2, certificates = 4 }. A oneof may be
+        // repeated on the wire: every occurrence counts.
+        let (mut opens, mut open_certificates) = (0, 0);
+        let (mut changes, mut certificates) = (0, 0);
         each_nested(bytes, 1, |open| {
             opens = opens.max(count(open, |f| f == 3).unwrap_or(0)).max(count(open, |f| f == 4).unwrap_or(0));
+            open_certificates += count(open, |f| f == 7).unwrap_or(0);
         });
-        each_nested(bytes, 2, |batch| changes += count(batch, |f| f == 2).unwrap_or(0));
+        each_nested(bytes, 2, |batch| {
+            changes += count(batch, |f| f == 2).unwrap_or(0);
+            certificates += count(batch, |f| f == 4).unwrap_or(0);
+        });
         if opens > MAX_DATASETS_PER_OPEN {
             return Err(TooMany { field: "datasets", max: MAX_DATASETS_PER_OPEN });
         }
+        if open_certificates > MAX_CERTIFICATES_PER_OPEN {
+            return Err(TooMany { field: "certificates", max: MAX_CERTIFICATES_PER_OPEN });
+        }
         if changes > MAX_CHANGES_PER_BATCH {
             return Err(TooMany { field: "changes", max: MAX_CHANGES_PER_BATCH });
+        }
+        if certificates > MAX_CHANGES_PER_BATCH {
+            return Err(TooMany { field: "certificates", max: MAX_CHANGES_PER_BATCH });
         }
     } else if id == TypeId::of::<GetTableRequest>() {
         // GetTableRequest { by = 2 }.

@@ -194,6 +194,13 @@ pub fn public_key_of_certificate(der: &[u8]) -> Result<Vec<u8>, String> {
     Ok(cert.public_key().raw.to_vec())
 }
 
+/// The public key of a certificate as the raw subject key (for ECDSA P-256: the 65-byte
+/// uncompressed point), what a record signature is verified with.
+pub fn signing_key_of_certificate(der: &[u8]) -> Result<Vec<u8>, String> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    Ok(cert.public_key().subject_public_key.data.to_vec())
+}
+
 /// The identity and serial of a verified peer certificate, or why it carries none.
 pub fn peer_of_certificate(der: &[u8]) -> Result<(PeerId, String), String> {
     let info = inspect_certificate(der)?;

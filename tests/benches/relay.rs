@@ -19,10 +19,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use passerelle_client::TlsFiles;
 use passerelle_daemon::hub::Hub;
 use passerelle_daemon::tls::Peer;
+use passerelle_daemon::tls::signing::RecordSigner;
 use passerelle_proto::date::Month;
 use passerelle_proto::identity::{PeerId, Role};
+use passerelle_proto::signed::{Origin, Signed, signed_bytes};
 use passerelle_proto::v1::{
     Batch, Change, Exits, IndicatorFields, IndicatorReport, PushOpen, Structure, StructureKind, change,
 };
@@ -42,14 +45,16 @@ fn siret(n: usize) -> String {
         .unwrap_or_default()
 }
 
-/// Writes `structures` × 12 monthly reports of `year` into the (stopped) hub whose config is at
-/// `config`, through the hub's own ingest path: one push session and one batch per structure.
-fn ingest(config: &Path, structures: usize, year: i32) -> anyhow::Result<()> {
+/// Writes 12 monthly reports of `year` per structure (one per node certificate of `nodes`) into
+/// the (stopped) hub whose config is at `config`, through the hub's own ingest path: one push
+/// session and one batch per structure, each report signed by its node as a node signs it.
+fn ingest(config: &Path, nodes: &[TlsFiles], year: i32) -> anyhow::Result<()> {
     let config = passerelle_daemon::Config::load(config)?;
     let settings = config.hub().cloned().context("hub config")?;
     let hub = Hub::open(&config.data_dir, settings, Default::default())?;
-    for n in 0..structures {
+    for (n, files) in nodes.iter().enumerate() {
         let siret = siret(n);
+        let signer = RecordSigner::load(&files.cert, &files.key)?;
         let structure = Structure {
             siret: siret.clone(),
             kind: StructureKind::Aci as i32,
@@ -64,12 +69,13 @@ fn ingest(config: &Path, structures: usize, year: i32) -> anyhow::Result<()> {
         let epoch = (n as u128 + 1).to_be_bytes().to_vec();
         let head = u64::from((year - 2025) as u32 * 12);
         let open = PushOpen {
-            structure: Some(structure),
-            epoch,
+            structure: Some(structure.clone()),
+            epoch: epoch.clone(),
             datasets: vec!["indicators".into()],
             digests: Vec::new(),
             head_seq: head,
             epoch_created_at_ms: 1,
+            certificates: vec![signer.certificate().to_vec()],
         };
         let (session, _) = hub.open_push(&peer, open)?;
         let changes = (1..=12)
@@ -90,16 +96,20 @@ fn ingest(config: &Path, structures: usize, year: i32) -> anyhow::Result<()> {
                     version: 1,
                     submitted_at_ms: 0,
                 };
-                Change {
+                let origin = Origin { structure: &structure, epoch: &epoch, epoch_created_at_ms: 1 };
+                let bytes = signed_bytes(origin, "indicators", &period, 1, Signed::Indicators(&report));
+                Ok(Change {
                     dataset: "indicators".into(),
                     key: period,
                     version: 1,
                     payload: Some(change::Payload::Indicators(report)),
+                    signature: signer.sign(&bytes)?,
+                    certificate_fingerprint: signer.fingerprint().to_vec(),
                     ..Default::default()
-                }
+                })
             })
-            .collect();
-        hub.apply_batch(&session, Batch { seq: head, changes, head_seq: head })?;
+            .collect::<anyhow::Result<_>>()?;
+        hub.apply_batch(&session, Batch { seq: head, changes, head_seq: head, ..Default::default() })?;
     }
     Ok(())
 }
@@ -150,17 +160,20 @@ async fn main() -> anyhow::Result<()> {
         InProcessDaemon::start_config(&pki.write_hub_config("dreets-52", "auto_accept = true", "")?).await?;
     let tail = pki.upstream_section("dreets-52", &dreets.hub_endpoint()) + METRICS;
     let coorace = pki.write_hub_config("coorace-pdl", "auto_accept = true", &tail)?;
+    let nodes: Vec<TlsFiles> =
+        (0..structures).map(|n| pki.issue(Role::Node, &siret(n))).collect::<anyhow::Result<_>>()?;
+    let nodes = std::sync::Arc::new(nodes);
 
     let setup = {
-        let coorace = coorace.clone();
-        tokio::task::spawn_blocking(move || ingest(&coorace, structures, 2026))
+        let (coorace, nodes) = (coorace.clone(), nodes.clone());
+        tokio::task::spawn_blocking(move || ingest(&coorace, &nodes, 2026))
     };
     setup.await??;
     let first = relay(&coorace, records).await?;
 
     let setup = {
         let coorace = coorace.clone();
-        tokio::task::spawn_blocking(move || ingest(&coorace, structures, 2027))
+        tokio::task::spawn_blocking(move || ingest(&coorace, &nodes, 2027))
     };
     setup.await??;
     let catch_up = relay(&coorace, records).await?;

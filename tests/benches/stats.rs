@@ -96,6 +96,7 @@ fn main() -> anyhow::Result<()> {
             digests: Vec::new(),
             head_seq: u64::from(months),
             epoch_created_at_ms: 0,
+            ..Default::default()
         };
         let (session, _) = hub.open_push(&peer, open)?;
         let mut changes = Vec::with_capacity(months as usize);
@@ -141,7 +142,10 @@ fn main() -> anyhow::Result<()> {
                 ..Default::default()
             });
         }
-        hub.apply_batch(&session, Batch { seq: u64::from(months), changes, head_seq: u64::from(months) })?;
+        hub.apply_batch(
+            &session,
+            Batch { seq: u64::from(months), changes, head_seq: u64::from(months), ..Default::default() },
+        )?;
     }
     let ingest = started.elapsed();
     csv.flush()?;

@@ -154,7 +154,7 @@ async fn baseline(pki: &TestPki, dir: &Path, changes: &[Change]) -> anyhow::Resu
     let batches: Vec<Batch> = changes
         .chunks(BATCH)
         .enumerate()
-        .map(|(i, c)| Batch { seq: i as u64 + 1, changes: c.to_vec(), head_seq: 0 })
+        .map(|(i, c)| Batch { seq: i as u64 + 1, changes: c.to_vec(), head_seq: 0, ..Default::default() })
         .collect();
     let started = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(WINDOW + 1);
@@ -199,8 +199,11 @@ async fn passerelle(pki: &TestPki, records: usize, measure_latency: bool) -> any
     node.stop().await?;
 
     // The backlog: written while the node is offline, in bulk.
+    let files = pki.issue(Role::Node, SIRETS[1])?;
     let changes = tokio::task::spawn_blocking(move || {
-        let node = Node::open(&data_dir, structure)?;
+        // Signed at commit, as the node does (not by the migration at its next start).
+        let signer = passerelle_daemon::tls::signing::RecordSigner::load(&files.cert, &files.key)?;
+        let node = Node::open(&data_dir, structure)?.with_signer(signer)?;
         for start in (0..records).step_by(10_000) {
             node.import_needs(
                 (start..(start + 10_000).min(records))

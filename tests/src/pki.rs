@@ -50,6 +50,13 @@ impl TestPki {
         Ok(TlsFiles { ca: self.ca_pem(), cert: written.cert, key: written.key })
     }
 
+    /// A renewal of `role`/`id`'s certificate: same identity, new key and serial (valid 30 days).
+    pub fn renew(&self, role: Role, id: &str) -> anyhow::Result<TlsFiles> {
+        let out = self.dir.join(format!("renewed-{role}-{id}"));
+        let written = pki::issue(&self.ca_dir, &IssueRequest::new(PeerId::new(role, id)?, 30), &out)?;
+        Ok(TlsFiles { ca: self.ca_pem(), cert: written.cert, key: written.key })
+    }
+
     /// A certificate of this CA whose validity ended yesterday.
     pub fn issue_expired(&self, role: Role, id: &str) -> anyhow::Result<TlsFiles> {
         let mut request = IssueRequest::new(PeerId::new(role, id)?, 1);
@@ -96,7 +103,17 @@ impl TestPki {
         departement: &str,
         hubs: &[(&str, String, &[&str])],
     ) -> anyhow::Result<PathBuf> {
-        let files = self.issue(Role::Node, siret)?;
+        self.write_node_config_with(&self.issue(Role::Node, siret)?, siret, departement, hubs)
+    }
+
+    /// [`TestPki::write_node_config`] with the certificate and key of `files`.
+    pub fn write_node_config_with(
+        &self,
+        files: &TlsFiles,
+        siret: &str,
+        departement: &str,
+        hubs: &[(&str, String, &[&str])],
+    ) -> anyhow::Result<PathBuf> {
         let mut text = format!(
             "data_dir = \"node-{siret}-data\"\n\n[node]\nsiret = \"{siret}\"\nkind = \"aci\"\nname = \"Structure {siret}\"\ndepartement = \"{departement}\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
             files.ca.display(),

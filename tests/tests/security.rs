@@ -602,6 +602,7 @@ async fn messages_are_bounded_in_element_count() -> anyhow::Result<()> {
             seq: 1,
             changes: vec![Change::default(); MAX_CHANGES_PER_BATCH + 1],
             head_seq: 1,
+            ..Default::default()
         })),
     };
     let mut replies = client.push(tokio_stream::iter([open, flood])).await?.into_inner();

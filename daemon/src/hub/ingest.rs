@@ -17,11 +17,13 @@ use passerelle_proto::datasets::{Dataset, Digest};
 use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::identity::Role;
 use passerelle_proto::v1::{
-    AnonymizedProfile, Batch, Change, IndicatorReport, Member, PushAccepted, PushOpen, SharedNeed, change,
+    AnonymizedProfile, Batch, Change, IndicatorReport, Member, PushAccepted, PushOpen, SharedNeed, Structure,
+    change,
 };
 use passerelle_proto::validate::{self, FieldError};
 use prost::Message;
 
+use super::provenance::{Floor, Provenance, SessionCertificates};
 use super::stats::StatsDelta;
 use super::{Hub, member_key};
 use crate::error::{Error, Result};
@@ -66,12 +68,35 @@ pub struct HubRecord {
     /// On an upstream hub: the downstream hubs relaying this record. It goes when none does.
     #[prost(string, repeated, tag = "11")]
     pub sources: Vec<String>,
+    /// The origin's signature of this version (empty: sent unsigned, never relayed).
+    #[prost(bytes = "vec", tag = "12")]
+    pub signature: Vec<u8>,
+    /// The fingerprint of the certificate whose key made it (`certificates` tree).
+    #[prost(bytes = "vec", tag = "13")]
+    pub certificate_fingerprint: Vec<u8>,
+    /// The origin structure as signed.
+    #[prost(message, optional, tag = "14")]
+    pub origin: Option<Structure>,
+    /// Whether `signature` was verified (on receipt by a hub with upstreams, or before it was
+    /// first relayed); an unverified one is verified before this hub vouches for it.
+    #[prost(bool, tag = "15")]
+    pub signature_verified: bool,
 }
 
 impl HubRecord {
     /// Whether the record is live (not a tombstone).
     pub fn is_live(&self) -> bool {
         !self.deleted
+    }
+
+    /// The floor a record held from before floors were kept stands for.
+    fn floor(&self) -> Floor {
+        Floor {
+            epoch_at_ms: self.epoch_at_ms,
+            epoch: self.epoch.clone(),
+            version: self.version,
+            deleted: self.deleted,
+        }
     }
 }
 
@@ -87,12 +112,40 @@ pub struct PushSession {
     id: u64,
     /// A downstream hub relaying its members' records (origins come from each change).
     relay: bool,
+    /// A node's structure as it introduced itself at open (what its records are signed with
+    /// unless a change names another).
+    structure: Option<Structure>,
+    /// Origin certificates offered in this session, by fingerprint.
+    certificates: std::sync::Mutex<SessionCertificates>,
+    /// Whether unsigned relayed records are applied: never in production, only by unit tests of
+    /// the statistics apply path, which relay records without a node to sign them.
+    unsigned_relays: bool,
 }
 
 impl PushSession {
     /// The origin (the member's id).
     pub fn origin(&self) -> &str {
         &self.peer.id.id
+    }
+
+    /// Whether a downstream hub relays through this session.
+    pub(crate) fn relay(&self) -> bool {
+        self.relay
+    }
+
+    /// The epoch and creation time of a node's store (a relay's records carry their own).
+    pub(crate) fn epoch(&self) -> (&[u8], i64) {
+        (&self.epoch, self.epoch_at_ms)
+    }
+
+    /// A node's structure as introduced at open.
+    pub(crate) fn structure(&self) -> Option<&Structure> {
+        self.structure.as_ref()
+    }
+
+    /// The origin certificates offered in this session.
+    pub(crate) fn certificates(&self) -> std::sync::MutexGuard<'_, SessionCertificates> {
+        self.certificates.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -161,6 +214,12 @@ impl Hub {
             return Err(FieldError::rule("epoch", "expected 16 bytes").into());
         }
         let _writer = self.write_lock();
+        let mut batch = WriteBatch::new();
+        let certificates = if relay {
+            SessionCertificates::new()
+        } else {
+            self.admit_node_certificates(peer, &open.certificates, &mut batch)?
+        };
         let mut member = self.member_for(peer)?;
         let known_epoch = hex(&open.epoch) == member.epoch;
         let mut resend: Vec<String> = Vec::new();
@@ -177,12 +236,19 @@ impl Hub {
                     continue;
                 };
                 let mut ours = Digest::default();
+                // Copies held unsigned (sent before the node signed) are asked again once it signs,
+                // so they can be relayed.
+                let mut unsigned = false;
                 for (key, record) in self.records_of(&peer.id.id, dataset)? {
                     if record.is_live() {
                         ours.add(&key, record.version);
+                        unsigned |= record.signature.is_empty() && dataset.is_relayed();
                     }
                 }
-                if ours.count != digest.count || ours.hash.as_slice() != digest.hash.as_slice() {
+                if unsigned && !certificates.is_empty() {
+                    tracing::info!(peer = %peer.id, %dataset, "copies held unsigned: full resend");
+                    resend.push(digest.dataset.clone());
+                } else if ours.count != digest.count || ours.hash.as_slice() != digest.hash.as_slice() {
                     tracing::warn!(
                         peer = %peer.id, dataset = %digest.dataset, ours = ours.count, theirs = digest.count,
                         "digest mismatch: full resend of the dataset"
@@ -193,7 +259,6 @@ impl Hub {
             }
         }
         member.head_seq = open.head_seq;
-        let mut batch = WriteBatch::new();
         batch.put(Tree::Members, member_key(peer)?, member.encode_to_vec());
         self.store.commit(batch)?;
         let session = PushSession {
@@ -203,6 +268,9 @@ impl Hub {
             epoch: open.epoch,
             datasets: declared,
             id: u64::from_be_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default()),
+            structure: if relay { None } else { open.structure },
+            certificates: std::sync::Mutex::new(certificates),
+            unsigned_relays: false,
         };
         Ok((session, PushAccepted { resend, last_acked_seq: member.last_acked_seq }))
     }
@@ -210,14 +278,22 @@ impl Hub {
     /// Applies a batch in one durable commit; returns once it is durable.
     pub fn apply_batch(&self, session: &PushSession, batch: Batch) -> Result<()> {
         let now = now_unix_ms();
+        if session.relay {
+            self.learn_relayed_certificates(session, &batch.certificates)?;
+        }
+        // Signatures are checked before the write lock: they need no store read, and they are
+        // the costly part of a batch.
+        let verified = self.verify_batch(session, &batch.changes)?;
         let _writer = self.write_lock();
         let mut member = self.member_for(&session.peer)?;
+        let mut floors: HashMap<Vec<u8>, Floor> = HashMap::new();
         let mut pending: HashMap<Vec<u8>, Option<HubRecord>> = HashMap::new();
         let mut log: Vec<RecordKey> = Vec::new();
         let mut stats = StatsDelta::default();
         let mut received = Vec::new();
         let member_structure = member.structure.clone();
-        for change in batch.changes {
+        for (change, verified) in batch.changes.into_iter().zip(verified) {
+            let (provenance, signed_structure) = (verified.provenance, verified.structure);
             let dataset = self.check_change(session, &change)?;
             // A node's records are its own; a relaying hub says, per change, whose they are.
             let (origin, structure, epoch, epoch_at_ms) = if session.relay {
@@ -260,26 +336,90 @@ impl Hub {
                 Some(staged) => staged.clone(),
                 None => self.load_record(&rk)?,
             };
+            let deletion = matches!(change.payload, Some(change::Payload::Tombstone(_)));
             if session.relay {
                 let source = session.peer.id.id.clone();
-                if matches!(change.payload, Some(change::Payload::Tombstone(_))) {
-                    // A relayed deletion: this hub no longer relays the record; it goes when no
-                    // hub does (the structure may still share it through another network).
-                    if let Some(mut old) = existing {
-                        old.sources.retain(|s| *s != source);
-                        if old.sources.is_empty() {
-                            self.stage_stats(&mut stats, &origin, structure.as_ref(), Some(&old), None)?;
-                            pending.insert(rk, None);
-                        } else {
-                            pending.insert(rk, Some(old));
+                match provenance {
+                    Provenance::Untrusted => continue,
+                    Provenance::Unsigned if !deletion && !session.unsigned_relays => {
+                        return Err(Error::PermissionDenied(format!(
+                            "signature: {dataset} {} of {origin} is relayed without its origin's signature",
+                            change.key
+                        )));
+                    }
+                    Provenance::Unsigned if deletion => {
+                        // A relayed withdrawal: this hub no longer relays the record; it goes when
+                        // no hub does (the structure may still share it through another network).
+                        if let Some(mut old) = existing {
+                            old.sources.retain(|s| *s != source);
+                            if old.sources.is_empty() {
+                                if old.is_live() {
+                                    member.records_held = member.records_held.saturating_sub(1);
+                                }
+                                self.stage_stats(&mut stats, &origin, structure.as_ref(), Some(&old), None)?;
+                                pending.insert(rk, None);
+                            } else {
+                                pending.insert(rk, Some(old));
+                            }
+                        }
+                        continue;
+                    }
+                    Provenance::Unsigned | Provenance::Signed => {}
+                }
+                if provenance == Provenance::Signed {
+                    // Signed: nothing at or below the floor comes back (a deletion's floor is final).
+                    let floor = match floors.get(&rk) {
+                        Some(floor) => Some(floor.clone()),
+                        None => self.floor_of(&rk)?.or_else(|| existing.as_ref().map(HubRecord::floor)),
+                    };
+                    let position =
+                        floor.as_ref().map(|f| f.cmp_position(epoch_at_ms, &epoch, change.version));
+                    let at_floor_deleted = floor.as_ref().is_some_and(|f| f.deleted);
+                    match position {
+                        Some(std::cmp::Ordering::Less) => {
+                            // An older genuine copy (a lagging relay): it still carries the record.
+                            if let Some(mut old) = existing
+                                && old.is_live()
+                                && !deletion
+                                && !old.sources.contains(&source)
+                            {
+                                old.sources.push(source);
+                                pending.insert(rk, Some(old));
+                            }
+                            continue;
+                        }
+                        Some(std::cmp::Ordering::Equal) if at_floor_deleted || deletion => continue,
+                        Some(std::cmp::Ordering::Equal) => {}
+                        _ => {
+                            let floor = Floor {
+                                epoch_at_ms,
+                                epoch: epoch.clone(),
+                                version: change.version,
+                                deleted: deletion,
+                            };
+                            floors.insert(rk.clone(), floor);
                         }
                     }
-                    continue;
+                    if deletion {
+                        // Deleted at the origin: gone whoever relays it.
+                        if let Some(old) = existing {
+                            if old.is_live() {
+                                member.records_held = member.records_held.saturating_sub(1);
+                            }
+                            self.stage_stats(&mut stats, &origin, structure.as_ref(), Some(&old), None)?;
+                            pending.insert(rk, None);
+                        }
+                        continue;
+                    }
                 }
             }
             let newer = match &existing {
                 None => true,
-                Some(old) if old.epoch != epoch => epoch_at_ms >= old.epoch_at_ms || !session.relay,
+                Some(old) if session.relay => {
+                    (epoch_at_ms, epoch.as_slice(), change.version)
+                        > (old.epoch_at_ms, old.epoch.as_slice(), old.version)
+                }
+                Some(old) if old.epoch != epoch => true,
                 Some(old) => change.version > old.version,
             };
             if !newer {
@@ -309,6 +449,10 @@ impl Hub {
                 session: session.id,
                 received_at_ms: now,
                 sources: existing.as_ref().map(|o| o.sources.clone()).unwrap_or_default(),
+                signature: change.signature.clone(),
+                certificate_fingerprint: change.certificate_fingerprint.clone(),
+                origin: signed_structure,
+                signature_verified: verified.checked,
                 ..Default::default()
             };
             if session.relay && !record.sources.contains(&session.peer.id.id) {
@@ -334,6 +478,9 @@ impl Hub {
             pending.insert(rk, Some(record));
         }
         let mut write = WriteBatch::new();
+        for (key, floor) in floors {
+            write.put(Tree::Floors, key, floor.encode_to_vec());
+        }
         for (key, record) in pending {
             match record {
                 Some(record) => write.put(Tree::Records, key, record.encode_to_vec()),
@@ -485,12 +632,25 @@ impl PushSession {
             datasets: Dataset::ALL.into_iter().filter(|d| d.is_relayed()).collect(),
             id,
             relay: true,
+            structure: None,
+            certificates: std::sync::Mutex::default(),
+            unsigned_relays: true,
         }
     }
 
     /// A session as `open_push` would make it, for tests of the apply path.
     pub(crate) fn for_tests(peer: Peer, epoch: Vec<u8>, datasets: &[Dataset], id: u64) -> Self {
-        Self { peer, epoch, epoch_at_ms: 0, datasets: datasets.iter().copied().collect(), id, relay: false }
+        Self {
+            peer,
+            epoch,
+            epoch_at_ms: 0,
+            datasets: datasets.iter().copied().collect(),
+            id,
+            relay: false,
+            structure: None,
+            certificates: std::sync::Mutex::default(),
+            unsigned_relays: false,
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod introductions;
 pub mod periods;
 pub mod profiles_view;
+mod provenance;
 pub mod relay;
 pub mod stats;
 pub mod tombstones;
@@ -47,6 +48,8 @@ pub struct Hub {
     access: tokio::sync::watch::Sender<u64>,
     /// What each relay to an upstream hub has done since start, for the metrics endpoint.
     relays: Mutex<std::collections::BTreeMap<String, Arc<relay::RelayLink>>>,
+    /// Checks origin certificates (built at first use: see `provenance.rs`).
+    origins: std::sync::OnceLock<crate::tls::origin::OriginVerifier>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -93,6 +96,7 @@ impl Hub {
             feed,
             access,
             relays: Mutex::default(),
+            origins: std::sync::OnceLock::new(),
         };
         hub.uncount_profiles_without_statistics()?;
         hub.rebuild_rollups_once()?;

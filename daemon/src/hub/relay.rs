@@ -10,8 +10,9 @@
 //! When the upstream does not know this hub's store (first contact, or a reset), it sends every
 //! record first, then a `SnapshotDone` per dataset.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use passerelle_client::TlsFiles;
 use passerelle_proto::codec::MAX_CHANGES_PER_BATCH;
@@ -63,45 +64,108 @@ fn position_key(upstream: &str) -> Vec<u8> {
 }
 
 impl Hub {
-    /// The change a record needs at an upstream hub now: its state with its origin, or a
-    /// tombstone if it is deleted or gone here.
-    pub fn relay_change(&self, record_key: &RecordKey, upstream: &str) -> Result<Change> {
+    /// The change a record needs at an upstream hub now: its state with its origin and the
+    /// origin's signature, the origin's signed deletion, or an unsigned tombstone if it is gone
+    /// here (this hub no longer carries it). `None` for a record held unsigned (from a node older
+    /// than signatures): an upstream would refuse it, so it waits for the node's signed resend.
+    pub fn relay_change(&self, record_key: &RecordKey, upstream: &str) -> Result<Option<Change>> {
         let RecordKey { origin, dataset, key } = record_key;
         let record: Option<HubRecord> = self
             .store
             .get(Tree::Records, &record_key.encode())?
             .and_then(|raw| HubRecord::decode(raw.as_slice()).ok());
-        let structure = self
-            .accepted_member(Role::Node, origin)?
-            .and_then(|m| m.structure)
-            .unwrap_or_else(|| Structure { siret: origin.to_string(), ..Default::default() });
+        let structure = match record.as_ref().and_then(|r| r.origin.clone()) {
+            Some(signed) => signed,
+            None => self
+                .accepted_member(Role::Node, origin)?
+                .and_then(|m| m.structure)
+                .unwrap_or_else(|| Structure { siret: origin.to_string(), ..Default::default() }),
+        };
         let mut change = Change {
             dataset: dataset.to_string(),
             key: key.to_string(),
             origin: Some(structure),
             ..Default::default()
         };
+        let tombstone = |reason: &str| {
+            Some(change::Payload::Tombstone(Tombstone {
+                origin_siret: origin.to_string(),
+                hub_id: upstream.to_string(),
+                reason: reason.into(),
+            }))
+        };
         match record {
-            Some(r) if r.is_live() => {
+            Some(r) if r.signature.is_empty() && r.is_live() => return Ok(None),
+            Some(r)
+                if !r.signature.is_empty()
+                    && !r.signature_verified
+                    && !self.verify_stored(origin, dataset.as_str(), key, &r)? =>
+            {
+                tracing::warn!(%origin, %dataset, key, "withholding a record whose signature does not verify");
+                return Ok(None);
+            }
+            Some(r) if !r.signature.is_empty() => {
+                change.payload = match (r.deleted, r.need, r.indicators) {
+                    (true, _, _) => tombstone("deleted"),
+                    (_, Some(need), _) => Some(change::Payload::Need(need)),
+                    (_, _, Some(report)) => Some(change::Payload::Indicators(report)),
+                    _ => return Ok(None),
+                };
                 change.version = r.version;
                 change.origin_epoch = r.epoch;
                 change.origin_epoch_created_at_ms = r.epoch_at_ms;
-                change.payload = match (r.need, r.indicators) {
-                    (Some(need), _) => Some(change::Payload::Need(need)),
-                    (_, Some(report)) => Some(change::Payload::Indicators(report)),
-                    _ => None,
-                };
+                change.signature = r.signature;
+                change.certificate_fingerprint = r.certificate_fingerprint;
             }
             other => {
                 change.version = other.map_or(0, |r| r.version);
-                change.payload = Some(change::Payload::Tombstone(Tombstone {
-                    origin_siret: origin.to_string(),
-                    hub_id: upstream.to_string(),
-                    reason: "no longer relayed".into(),
-                }));
+                change.payload = tombstone("no longer relayed");
             }
         }
-        Ok(change)
+        Ok(Some(change))
+    }
+
+    /// The certificates (DER) of `changes`' signatures not in `sent`, which it then holds. A
+    /// change whose certificate this hub lacks is dropped (withheld), not sent to be refused.
+    fn certificates_for(
+        &self,
+        changes: &mut Vec<Change>,
+        sent: &mut HashSet<Vec<u8>>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut missing = HashSet::new();
+        for change in changes.iter() {
+            let fingerprint = &change.certificate_fingerprint;
+            if fingerprint.is_empty() || sent.contains(fingerprint) || missing.contains(fingerprint) {
+                continue;
+            }
+            match self.store.get(Tree::Certificates, fingerprint)? {
+                Some(der) => {
+                    sent.insert(fingerprint.clone());
+                    out.push(der);
+                }
+                None => {
+                    missing.insert(fingerprint.clone());
+                }
+            }
+        }
+        if !missing.is_empty() {
+            tracing::warn!(certificates = missing.len(), "withholding records whose certificate is not held");
+            changes.retain(|c| !missing.contains(&c.certificate_fingerprint));
+        }
+        Ok(out)
+    }
+
+    /// What this hub would relay of `origin`'s record `dataset`/`key` to `upstream` (for tests and
+    /// tools that inspect a relay from outside the crate).
+    pub fn relayed(
+        &self,
+        origin: &str,
+        dataset: Dataset,
+        key: &str,
+        upstream: &str,
+    ) -> Result<Option<Change>> {
+        self.relay_change(&RecordKey::new(origin, dataset, key), upstream)
     }
 
     /// Every live record to relay, for a full resend.
@@ -111,9 +175,11 @@ impl Hub {
             let Some(record_key) = RecordKey::decode(&key) else {
                 continue;
             };
-            if record_key.dataset.is_relayed() && HubRecord::decode(raw.as_slice()).is_ok_and(|r| r.is_live())
+            if record_key.dataset.is_relayed()
+                && HubRecord::decode(raw.as_slice()).is_ok_and(|r| r.is_live())
+                && let Some(change) = self.relay_change(&record_key, upstream)?
             {
-                out.push(self.relay_change(&record_key, upstream)?);
+                out.push(change);
             }
         }
         Ok(out)
@@ -220,8 +286,13 @@ async fn session(
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let (channel, _) = link::connect(upstream, tls, None).await?;
-    let source =
-        RelaySource { hub, upstream: upstream.id.clone(), datasets: upstream.datasets.clone(), relay };
+    let source = RelaySource {
+        hub,
+        upstream: upstream.id.clone(),
+        datasets: upstream.datasets.clone(),
+        relay,
+        sent: Mutex::default(),
+    };
     link::push(Arc::new(source), channel, stop).await
 }
 
@@ -233,6 +304,8 @@ struct RelaySource {
     /// The datasets relayed.
     datasets: Vec<Dataset>,
     relay: Arc<RelayLink>,
+    /// Fingerprints of the origin certificates sent in this session (each goes once).
+    sent: Mutex<HashSet<Vec<u8>>>,
 }
 
 /// Where a relay session stands.
@@ -257,6 +330,10 @@ enum Ticket {
 }
 
 impl RelaySource {
+    fn sent(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
+        self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn acked_batch(&self) {
         self.relay.last_ack_at_ms.store(passerelle_proto::date::now_unix_ms(), Ordering::Relaxed);
     }
@@ -274,6 +351,7 @@ impl ChangeSource for RelaySource {
             digests: Vec::new(),
             head_seq: self.hub.feed_head(),
             epoch_created_at_ms: self.hub.identity().created_at_ms,
+            certificates: Vec::new(),
         })
     }
 
@@ -290,17 +368,20 @@ impl ChangeSource for RelaySource {
                 let start = hub.feed_head();
                 let all = hub.relay_all(&self.upstream)?;
                 tracing::info!(records = all.len(), "relaying everything");
-                let mut out: Vec<Outgoing<Ticket>> = all
-                    .chunks(BATCH)
-                    .map(|chunk| Outgoing {
+                let mut out: Vec<Outgoing<Ticket>> = Vec::new();
+                for chunk in all.chunks(BATCH) {
+                    let mut changes = chunk.to_vec();
+                    let certificates = hub.certificates_for(&mut changes, &mut self.sent())?;
+                    out.push(Outgoing {
                         message: push_message::Kind::Batch(Batch {
                             seq: 0,
-                            changes: chunk.to_vec(),
+                            changes,
                             head_seq: start,
+                            certificates,
                         }),
                         ticket: Ticket::Everything,
-                    })
-                    .collect();
+                    });
+                }
                 for (i, dataset) in self.datasets.iter().enumerate() {
                     let last = i + 1 == self.datasets.len();
                     out.push(Outgoing {
@@ -322,8 +403,12 @@ impl ChangeSource for RelaySource {
         let mut seen = std::collections::HashSet::new();
         let mut changes = Vec::new();
         for line in lines {
-            if !line.key.is_empty() && line.dataset.is_relayed() && seen.insert(line.clone()) {
-                changes.push(hub.relay_change(&line, &self.upstream)?);
+            if !line.key.is_empty()
+                && line.dataset.is_relayed()
+                && seen.insert(line.clone())
+                && let Some(change) = hub.relay_change(&line, &self.upstream)?
+            {
+                changes.push(change);
             }
         }
         *cursor = Cursor::Feed(reached);
@@ -336,14 +421,20 @@ impl ChangeSource for RelaySource {
             chunks.push(Vec::new());
         }
         let last = chunks.len() - 1;
-        Ok(chunks
-            .into_iter()
-            .enumerate()
-            .map(|(i, changes)| Outgoing {
-                message: push_message::Kind::Batch(Batch { seq: reached, changes, head_seq: head }),
+        let mut out = Vec::with_capacity(chunks.len());
+        for (i, mut changes) in chunks.into_iter().enumerate() {
+            let certificates = hub.certificates_for(&mut changes, &mut self.sent())?;
+            out.push(Outgoing {
+                message: push_message::Kind::Batch(Batch {
+                    seq: reached,
+                    changes,
+                    head_seq: head,
+                    certificates,
+                }),
                 ticket: if i == last { Ticket::Feed(reached) } else { Ticket::Everything },
-            })
-            .collect())
+            });
+        }
+        Ok(out)
     }
 
     fn acked(&self, ticket: Ticket) -> Result<()> {

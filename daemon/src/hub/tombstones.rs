@@ -134,10 +134,18 @@ mod tests {
         };
         hub.apply_batch(
             &session,
-            Batch { seq: 1, changes: vec![change(&a, 1, need(&a)), change(&b, 1, need(&b))], head_seq: 1 },
+            Batch {
+                seq: 1,
+                changes: vec![change(&a, 1, need(&a)), change(&b, 1, need(&b))],
+                head_seq: 1,
+                ..Default::default()
+            },
         )?;
         // The structure deletes need b: the hub keeps a tombstone for it; a stays live.
-        hub.apply_batch(&session, Batch { seq: 2, changes: vec![change(&b, 2, tombstone())], head_seq: 2 })?;
+        hub.apply_batch(
+            &session,
+            Batch { seq: 2, changes: vec![change(&b, 2, tombstone())], head_seq: 2, ..Default::default() },
+        )?;
         let keys = |hub: &Hub| -> anyhow::Result<Vec<(String, bool)>> {
             Ok(hub
                 .store

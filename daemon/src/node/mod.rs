@@ -24,6 +24,7 @@ pub mod profiles;
 pub mod projection;
 mod push;
 pub(crate) mod sealing;
+pub mod signatures;
 pub(crate) mod sync_engine;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -50,6 +51,8 @@ pub struct Node {
     head: tokio::sync::watch::Sender<u64>,
     /// When recent changes were committed, for the sync lag metric.
     commit_times: Mutex<outbox::CommitTimes>,
+    /// The key records are signed with (see [`signatures`]); none without a certificate.
+    signer: Option<crate::tls::signing::RecordSigner>,
 }
 
 impl std::fmt::Debug for Node {
@@ -82,6 +85,7 @@ impl Node {
             sync_lock: Mutex::new(()),
             head,
             commit_times,
+            signer: None,
         })
     }
 

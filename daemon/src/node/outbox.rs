@@ -45,6 +45,7 @@ impl Node {
     /// per entry), then tells sync tasks (push on change).
     pub(super) fn commit_change(&self, mut batch: WriteBatch, seq: u64) -> Result<()> {
         batch.put(Tree::Meta, HEAD_KEY, seq.to_be_bytes());
+        self.sign_logged(&mut batch)?;
         self.commit(batch)?;
         if let Ok(mut times) = self.commit_times.lock() {
             times.record(seq, passerelle_proto::date::now_unix_ms());

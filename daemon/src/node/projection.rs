@@ -75,13 +75,15 @@ impl Node {
                 (version, change::Payload::Tombstone(self.tombstone(hub_id, "deleted")))
             }
         };
-        Ok(Some(Change {
+        let mut change = Change {
             dataset: dataset.to_string(),
             key: entry.key.clone(),
             version,
             payload: Some(payload),
             ..Default::default()
-        }))
+        };
+        self.attach_signature(&mut change, dataset)?;
+        Ok(Some(change))
     }
 
     /// A tombstone with this node's routing keys.

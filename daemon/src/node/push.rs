@@ -114,6 +114,7 @@ impl ChangeSource for OutboxSource {
             digests,
             head_seq: node.head_seq(),
             epoch_created_at_ms: node.identity().created_at_ms,
+            certificates: node.signing_certificates()?,
         })
     }
 
@@ -156,7 +157,8 @@ impl ChangeSource for OutboxSource {
                     payload: Some(change::Payload::Tombstone(node.tombstone(&hub.id, "unshared"))),
                     ..Default::default()
                 };
-                let batch = Batch { seq: 0, changes: vec![change], head_seq: node.head_seq() };
+                let batch =
+                    Batch { seq: 0, changes: vec![change], head_seq: node.head_seq(), ..Default::default() };
                 tracing::info!(%dataset, "withdrawing a dataset no longer shared");
                 out.push(Outgoing {
                     message: push_message::Kind::Batch(batch),
@@ -171,7 +173,7 @@ impl ChangeSource for OutboxSource {
             let mut out = Vec::new();
             for chunk in chunks(changes) {
                 let effects = snapshot_effects(node, &hub.id, &chunk);
-                let batch = Batch { seq: 0, changes: chunk, head_seq: node.head_seq() };
+                let batch = Batch { seq: 0, changes: chunk, head_seq: node.head_seq(), ..Default::default() };
                 out.push(Outgoing {
                     message: push_message::Kind::Batch(batch),
                     ticket: Ticket::Snapshot(effects),
@@ -198,7 +200,8 @@ impl ChangeSource for OutboxSource {
         let mut parts = chunks_with(changes).into_iter().peekable();
         if parts.peek().is_none() {
             // Nothing for this hub in these entries: still move the checkpoint.
-            let batch = Batch { seq: last, changes: Vec::new(), head_seq: node.head_seq() };
+            let batch =
+                Batch { seq: last, changes: Vec::new(), head_seq: node.head_seq(), ..Default::default() };
             out.push(Outgoing {
                 message: push_message::Kind::Batch(batch),
                 ticket: Ticket::Outbox(last, Vec::new()),
@@ -211,7 +214,7 @@ impl ChangeSource for OutboxSource {
             } else {
                 (0, Ticket::Snapshot(effects))
             };
-            let batch = Batch { seq, changes: part, head_seq: node.head_seq() };
+            let batch = Batch { seq, changes: part, head_seq: node.head_seq(), ..Default::default() };
             out.push(Outgoing { message: push_message::Kind::Batch(batch), ticket });
         }
         cursor.sent = last;

@@ -58,11 +58,21 @@ pub(crate) enum Tree {
     /// requests (`q/ID`, ciphertext only), and per member the requests it sent (`s/SIRET/ID`) and
     /// those routed to it (`m/SIRET/ID`).
     Introductions,
+    /// On a node: the signature of each shared record's current state, `dataset/key` → signature
+    /// (made at commit, sent with every copy).
+    Signatures,
+    /// Certificates whose keys signed records, fingerprint → DER: on a node its own (current and
+    /// renewed from), on a hub those of its members' records it may relay.
+    Certificates,
+    /// On an upstream hub: the highest (epoch creation, epoch, version) seen per relayed record,
+    /// `origin/dataset/key` → floor; kept after the record goes, so no relay can bring back an
+    /// older version.
+    Floors,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub(crate) const ALL: [Tree; 19] = [
+    pub(crate) const ALL: [Tree; 22] = [
         Tree::Meta,
         Tree::Needs,
         Tree::Persons,
@@ -83,6 +93,9 @@ impl Tree {
         Tree::Periods,
         // Appended: a tree's tag is its position, which existing stores hold.
         Tree::Introductions,
+        Tree::Signatures,
+        Tree::Certificates,
+        Tree::Floors,
     ];
 
     /// The tree's one-byte key prefix in the single sled keyspace.
@@ -112,6 +125,9 @@ impl Tree {
             Tree::Stats => "stats",
             Tree::Periods => "periods",
             Tree::Introductions => "introductions",
+            Tree::Signatures => "signatures",
+            Tree::Certificates => "certificates",
+            Tree::Floors => "floors",
         }
     }
 }

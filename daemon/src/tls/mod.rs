@@ -10,6 +10,8 @@
 //! from the certificate this module verified, and the deny list is consulted at the handshake.
 
 pub(crate) mod incoming;
+pub(crate) mod origin;
+pub mod signing;
 mod trust;
 mod verifier;
 

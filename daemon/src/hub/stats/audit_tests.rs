@@ -87,7 +87,7 @@ fn publish(dir: &std::path::Path, layout: &[Reporter], protection: u32) -> anyho
                 ..Default::default()
             })
             .collect();
-        hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1 })?;
+        hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1, ..Default::default() })?;
         months.extend(r.months.keys().copied());
     }
     // Every month of the quarters touched, in order, so quarters freeze after their months.

@@ -92,10 +92,11 @@ fn no_withheld_month_or_quarter_can_be_recomputed_from_other_periods() -> anyhow
                 origin: Some(origin.clone()),
                 origin_epoch: vec![1; 16],
                 origin_epoch_created_at_ms: 1,
+                ..Default::default()
             });
         }
     }
-    hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1 })?;
+    hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1, ..Default::default() })?;
     // Consumers read closed periods only.
     for m in 1..=12 {
         let month = passerelle_proto::date::Month { year: 2026, month: m };
@@ -238,10 +239,14 @@ fn linked_tables_share_one_suppression_and_give_nothing_away_together() -> anyho
                 origin: Some(origin),
                 origin_epoch: vec![1; 16],
                 origin_epoch_created_at_ms: 1,
+                ..Default::default()
             });
         }
     }
-    hub.apply_batch(&PushSession::for_tests_relay("coorace-pdl", 1), Batch { seq: 1, changes, head_seq: 1 })?;
+    hub.apply_batch(
+        &PushSession::for_tests_relay("coorace-pdl", 1),
+        Batch { seq: 1, changes, head_seq: 1, ..Default::default() },
+    )?;
     let october = passerelle_proto::date::Month { year: 2026, month: 10 };
     hub.close_month(october, passerelle_proto::periods::month_end_ms(october))?;
 
@@ -367,6 +372,7 @@ fn relayed_records_are_reference_counted() -> anyhow::Result<()> {
         origin: Some(origin.clone()),
         origin_epoch: vec![1; 16],
         origin_epoch_created_at_ms: 1,
+        ..Default::default()
     };
     let tombstone = || {
         change::Payload::Tombstone(Tombstone {
@@ -380,7 +386,12 @@ fn relayed_records_are_reference_counted() -> anyhow::Result<()> {
     for session in [&coorace, &fas] {
         hub.apply_batch(
             session,
-            Batch { seq: 1, changes: vec![change(change::Payload::Indicators(report.clone()))], head_seq: 1 },
+            Batch {
+                seq: 1,
+                changes: vec![change(change::Payload::Indicators(report.clone()))],
+                head_seq: 1,
+                ..Default::default()
+            },
         )?;
     }
     let cells = hub.stat_cells("i/")?;
@@ -390,11 +401,17 @@ fn relayed_records_are_reference_counted() -> anyhow::Result<()> {
     };
     assert_eq!(sources(&hub)?, Some(vec!["coorace-pdl".to_string(), "fas-pdl".to_string()]));
 
-    hub.apply_batch(&fas, Batch { seq: 2, changes: vec![change(tombstone())], head_seq: 2 })?;
+    hub.apply_batch(
+        &fas,
+        Batch { seq: 2, changes: vec![change(tombstone())], head_seq: 2, ..Default::default() },
+    )?;
     assert_eq!(sources(&hub)?, Some(vec!["coorace-pdl".to_string()]), "still relayed by Coorace");
     assert_eq!(hub.stat_cells("i/")?.len(), 1, "still counted");
 
-    hub.apply_batch(&coorace, Batch { seq: 2, changes: vec![change(tombstone())], head_seq: 2 })?;
+    hub.apply_batch(
+        &coorace,
+        Batch { seq: 2, changes: vec![change(tombstone())], head_seq: 2, ..Default::default() },
+    )?;
     assert_eq!(sources(&hub)?, None, "no hub relays it: gone");
     assert!(
         hub.stat_cells("i/")?.is_empty() && hub.stat_cells("iq/")?.is_empty(),
@@ -442,12 +459,16 @@ fn removing_a_relaying_hub_purges_what_only_it_relayed() -> anyhow::Result<()> {
             origin: Some(Structure { siret: siret.into(), kind, name: "S".into(), departement: dep.into() }),
             origin_epoch: vec![1; 16],
             origin_epoch_created_at_ms: 1,
+            ..Default::default()
         }
     };
     let coorace = PushSession::for_tests_relay("coorace-pdl", 1);
     let fas = PushSession::for_tests_relay("fas-pdl", 2);
-    hub.apply_batch(&coorace, Batch { seq: 1, changes: vec![change(0), change(1)], head_seq: 1 })?;
-    hub.apply_batch(&fas, Batch { seq: 1, changes: vec![change(0)], head_seq: 1 })?;
+    hub.apply_batch(
+        &coorace,
+        Batch { seq: 1, changes: vec![change(0), change(1)], head_seq: 1, ..Default::default() },
+    )?;
+    hub.apply_batch(&fas, Batch { seq: 1, changes: vec![change(0)], head_seq: 1, ..Default::default() })?;
     let contributions = |hub: &Hub| -> anyhow::Result<usize> {
         Ok(hub.stat_cells("i/")?.values().map(|c| c.contributions.len()).sum())
     };
@@ -534,7 +555,7 @@ proptest! {
                 })),
                 _ => tombstone,
             };
-            let batch = Batch { seq: seq as u64 + 1, changes: vec![Change { dataset: dataset.into(), key, version: *version, payload, ..Default::default() }], head_seq: 0 };
+            let batch = Batch { seq: seq as u64 + 1, changes: vec![Change { dataset: dataset.into(), key, version: *version, payload, ..Default::default() }], head_seq: 0, ..Default::default() };
             hub.apply_batch(&sessions[origin], batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
         }
         // Recompute every cell from the live records: a month under the attributes the model
@@ -651,7 +672,7 @@ fn linked_profile_tables_share_one_suppression() -> anyhow::Result<()> {
                 }
             })
             .collect();
-        hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1 })?;
+        hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1, ..Default::default() })?;
     }
     let dims = profile_dims();
     let mut seen: HashMap<Vec<String>, Option<i64>> = HashMap::new();
@@ -758,7 +779,7 @@ fn profiles_counted_before_purposes_are_uncounted_at_open() -> anyhow::Result<()
             }
         })
         .collect();
-    hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1 })?;
+    hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1, ..Default::default() })?;
     let counted = |hub: &Hub| -> anyhow::Result<u32> {
         Ok(hub.stat_cells("p/")?.values().flat_map(|c| c.contributions.iter().map(|c| c.records)).sum())
     };
@@ -842,9 +863,15 @@ fn rollups_of_older_stores_are_rebuilt_at_open() -> anyhow::Result<()> {
         };
         hub.admit(&peer, Some(structure("49")))?;
         let session = PushSession::for_tests(peer.clone(), vec![3; 16], &[Dataset::Indicators], 1);
-        hub.apply_batch(&session, Batch { seq: 1, changes: vec![report("2026-01", 1500)], head_seq: 1 })?;
+        hub.apply_batch(
+            &session,
+            Batch { seq: 1, changes: vec![report("2026-01", 1500)], head_seq: 1, ..Default::default() },
+        )?;
         hub.admit(&peer, Some(structure("44")))?;
-        hub.apply_batch(&session, Batch { seq: 2, changes: vec![report("2026-02", 1600)], head_seq: 2 })?;
+        hub.apply_batch(
+            &session,
+            Batch { seq: 2, changes: vec![report("2026-02", 1600)], head_seq: 2, ..Default::default() },
+        )?;
         let today = rollups(&hub)?;
         assert_eq!(today.len(), 2, "one quarter and one year, under 44: {today:?}");
         assert!(today.keys().all(|k| k.ends_with(b"/44/ai")), "{today:?}");

@@ -1,0 +1,319 @@
+//! Where records come from: the origin certificates a push session offers, the origin's
+//! signature on each record, and on an upstream hub the floor each relayed record keeps.
+//!
+//! - A node offers its certificates in `PushOpen`; each must chain to a trusted CA, name that
+//!   very node and not be revoked. Its signed changes are checked against them, stored with the
+//!   record (with the structure signed) and relayed unchanged. Unsigned changes (a node older
+//!   than signatures) are applied — the hub knows their origin from TLS — but never relayed.
+//! - A relaying hub sends each origin's certificate once per session (`Batch.certificates`).
+//!   A certificate this hub does not trust (another CA, a revoked serial) makes the records it
+//!   signed ignored, not the batch refused: an honest relay cannot know this hub's trust. Evidence
+//!   of tampering refuses the batch: a live record without signature, a signature by another
+//!   structure's certificate or by no certificate of the session, or one that does not verify.
+//! - A relayed record is ordered by (origin store creation, epoch, version), all signed; its floor
+//!   (the highest seen, and whether it was a deletion) stays in the `floors` tree after the record
+//!   and its tombstone go, so a relay can withhold a record but never bring back an older one.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use passerelle_proto::signed::{self, Origin, Signed};
+use passerelle_proto::v1::{Change, Structure, change};
+use passerelle_proto::validate::FieldError;
+use prost::Message;
+
+use super::Hub;
+use super::ingest::{HubRecord, PushSession};
+use crate::error::{Error, Result};
+use crate::store::{StoreError, Tree, WriteBatch};
+use crate::tls::Peer;
+use crate::tls::origin::{OriginCertificate, OriginVerifier};
+
+/// Most origin certificates one push session may hold (a relay sends one per structure).
+const MAX_SESSION_CERTIFICATES: usize = 100_000;
+
+/// The origin certificates of one push session, by fingerprint; `None`: offered but not trusted
+/// here (the records it signed are ignored).
+pub(crate) type SessionCertificates = HashMap<Vec<u8>, Option<OriginCertificate>>;
+
+/// The highest version of a relayed record seen, kept after the record goes.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Floor {
+    /// When the origin's store of that version was created.
+    #[prost(int64, tag = "1")]
+    pub(crate) epoch_at_ms: i64,
+    /// That store's epoch.
+    #[prost(bytes = "vec", tag = "2")]
+    pub(crate) epoch: Vec<u8>,
+    /// The version.
+    #[prost(uint64, tag = "3")]
+    pub(crate) version: u64,
+    /// Whether the origin deleted the record at that version.
+    #[prost(bool, tag = "4")]
+    pub(crate) deleted: bool,
+}
+
+impl Floor {
+    /// Order of two positions: a later store outranks an earlier one (the epoch's bytes break a
+    /// tie), then the version.
+    pub(crate) fn cmp_position(&self, epoch_at_ms: i64, epoch: &[u8], version: u64) -> Ordering {
+        (epoch_at_ms, epoch, version).cmp(&(self.epoch_at_ms, self.epoch.as_slice(), self.version))
+    }
+}
+
+/// What a verified relayed change is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Provenance {
+    /// Signed by its origin (a state, or a deletion at the origin).
+    Signed,
+    /// Unsigned: from a node older than signatures, or, relayed, a tombstone saying that the
+    /// relaying hub no longer carries the record.
+    Unsigned,
+    /// Signed with a certificate this hub does not trust: ignored.
+    Untrusted,
+}
+
+/// What [`Hub::verify_batch`] found of one change.
+#[derive(Debug, Clone)]
+pub(crate) struct Verified {
+    /// Signed or not, and by whom.
+    pub(crate) provenance: Provenance,
+    /// The structure the origin signed.
+    pub(crate) structure: Option<Structure>,
+    /// Whether the signature itself was verified (not only its certificate's identity).
+    pub(crate) checked: bool,
+}
+
+fn denied(message: String) -> Error {
+    Error::PermissionDenied(message)
+}
+
+impl Hub {
+    /// The verifier of origin certificates (built at first use from the hub's client CAs).
+    fn origin_verifier(&self) -> Result<&OriginVerifier> {
+        if let Some(verifier) = self.origins.get() {
+            return Ok(verifier);
+        }
+        // A record's origin is a node, certified by a network's CA: the anchors that vouch for
+        // nodes here, and those of networks whose hubs relay here (at a consolidation hub the
+        // networks' CAs vouch for their hubs only, but they certify the nodes whose records
+        // those hubs relay). The state's own CA (consumers, operators) certifies no origin.
+        let cas: Vec<&std::path::Path> = self
+            .config
+            .tls
+            .trust
+            .iter()
+            .filter(|a| {
+                a.roles.contains(&passerelle_proto::identity::Role::Node)
+                    || a.roles.contains(&passerelle_proto::identity::Role::Hub)
+            })
+            .map(|a| a.ca.as_path())
+            .collect();
+        let verifier = OriginVerifier::new(&cas, self.denied.clone())?;
+        let _ = self.origins.set(verifier);
+        self.origins.get().ok_or_else(|| Error::Config("origin verifier".into()))
+    }
+
+    /// A node's `PushOpen.certificates`: each must be trusted and name the node itself. Stages
+    /// the new ones in `batch` (to relay them later) and returns them by fingerprint.
+    pub(super) fn admit_node_certificates(
+        &self,
+        peer: &Peer,
+        certificates: &[Vec<u8>],
+        batch: &mut WriteBatch,
+    ) -> Result<SessionCertificates> {
+        let mut out = SessionCertificates::new();
+        for der in certificates {
+            let cert = self
+                .origin_verifier()?
+                .verify(der)
+                .map_err(|reason| denied(format!("certificates: {reason}")))?;
+            if cert.peer != peer.id {
+                return Err(denied(format!(
+                    "certificates: {} cannot offer {}'s certificate",
+                    peer.id, cert.peer
+                )));
+            }
+            if self.store.get(Tree::Certificates, &cert.fingerprint)?.is_none() {
+                batch.put(Tree::Certificates, cert.fingerprint.clone(), der.clone());
+            }
+            out.insert(cert.fingerprint.clone(), Some(cert));
+        }
+        Ok(out)
+    }
+
+    /// A relay batch's certificates, added to the session's (untrusted ones as `None`).
+    pub(super) fn learn_relayed_certificates(
+        &self,
+        session: &PushSession,
+        certificates: &[Vec<u8>],
+    ) -> Result<()> {
+        if certificates.is_empty() {
+            return Ok(());
+        }
+        let mut known = session.certificates();
+        for der in certificates {
+            let fingerprint = signed::fingerprint(der);
+            if known.contains_key(&fingerprint) {
+                continue;
+            }
+            if known.len() >= MAX_SESSION_CERTIFICATES {
+                return Err(Error::FailedPrecondition(format!(
+                    "certificates: at most {MAX_SESSION_CERTIFICATES} origins per session"
+                )));
+            }
+            let verified = match self.origin_verifier()?.verify(der) {
+                Ok(cert) => Some(cert),
+                Err(reason) => {
+                    tracing::warn!(%reason, "ignoring the records signed by a relayed certificate");
+                    None
+                }
+            };
+            known.insert(fingerprint, verified);
+        }
+        Ok(())
+    }
+
+    /// Every change's provenance and the structure its origin signed (a relayed change names
+    /// it; a node's names it or is the session's), refusing the batch on a signature that is not
+    /// the origin's.
+    pub(super) fn verify_batch(&self, session: &PushSession, changes: &[Change]) -> Result<Vec<Verified>> {
+        let none = Structure::default();
+        // What this hub relays it verifies once, on receipt (relays always); a hub that relays
+        // nothing keeps a node's signatures without the cost (`relay_change` verifies any record
+        // still unverified before it vouches for it).
+        let verify = session.relay() || !self.config.upstreams.is_empty();
+        changes
+            .iter()
+            .map(|change| {
+                if change.key.is_empty() {
+                    // A dataset-wide withdrawal, from a node only (`check_change`).
+                    return Ok(Verified {
+                        provenance: Provenance::Unsigned,
+                        structure: None,
+                        checked: false,
+                    });
+                }
+                let (structure, epoch, epoch_created_at_ms) = if session.relay() {
+                    (change.origin.clone(), change.origin_epoch.as_slice(), change.origin_epoch_created_at_ms)
+                } else {
+                    let (epoch, at) = session.epoch();
+                    (self.direct_structure(session, change)?, epoch, at)
+                };
+                let origin =
+                    Origin { structure: structure.as_ref().unwrap_or(&none), epoch, epoch_created_at_ms };
+                let provenance = self.check_signature(session, change, origin, verify)?;
+                Ok(Verified { provenance, structure, checked: verify && provenance == Provenance::Signed })
+            })
+            .collect()
+    }
+
+    /// Checks a change's signature against the session's certificates: `origin` is the
+    /// structure it claims, signed with the epoch and creation time given. Returns whether it is
+    /// signed; refuses a signature that is not the origin's.
+    fn check_signature(
+        &self,
+        session: &PushSession,
+        change: &Change,
+        origin: Origin<'_>,
+        verify: bool,
+    ) -> Result<Provenance> {
+        if change.signature.is_empty() {
+            return Ok(Provenance::Unsigned);
+        }
+        let certificates = session.certificates();
+        let cert = match certificates.get(&change.certificate_fingerprint) {
+            None => {
+                return Err(denied(
+                    "certificate_fingerprint: no certificate of this session has it".to_string(),
+                ));
+            }
+            Some(None) => return Ok(Provenance::Untrusted),
+            Some(Some(cert)) => cert,
+        };
+        if cert.peer.id != origin.structure.siret {
+            return Err(denied(format!(
+                "signature: made by {}, not by the origin {}",
+                cert.peer, origin.structure.siret
+            )));
+        }
+        let state = match &change.payload {
+            Some(change::Payload::Need(need)) => Signed::Need(need),
+            Some(change::Payload::Indicators(report)) => Signed::Indicators(report),
+            Some(change::Payload::Profile(profile)) => Signed::Profile(profile),
+            Some(change::Payload::Tombstone(_)) => Signed::Deleted,
+            None => return Err(FieldError::rule("payload", "is required").into()),
+        };
+        if !verify {
+            return Ok(Provenance::Signed);
+        }
+        let bytes = signed::signed_bytes(origin, &change.dataset, &change.key, change.version, state);
+        if !crate::tls::signing::verify(&cert.public_key, &bytes, &change.signature) {
+            return Err(denied(format!(
+                "signature: not {}'s signature of {} {} version {}",
+                cert.peer, change.dataset, change.key, change.version
+            )));
+        }
+        Ok(Provenance::Signed)
+    }
+
+    /// The structure a node's change was signed under: the one it names (its own SIRET, valid),
+    /// or the one the node introduced at open.
+    pub(super) fn direct_structure(
+        &self,
+        session: &PushSession,
+        change: &Change,
+    ) -> Result<Option<Structure>> {
+        match &change.origin {
+            Some(named) => {
+                if named.siret != session.origin() {
+                    return Err(super::datasets::impersonation(session.origin(), &named.siret));
+                }
+                passerelle_proto::validate::structure(named)?;
+                Ok(Some(named.clone()))
+            }
+            None => Ok(session.structure().cloned()),
+        }
+    }
+
+    /// Whether a stored record's signature is its origin's, by the certificate it names (held
+    /// in the `certificates` tree): checked before a record never verified is relayed.
+    pub(super) fn verify_stored(
+        &self,
+        origin: &str,
+        dataset: &str,
+        key: &str,
+        record: &HubRecord,
+    ) -> Result<bool> {
+        let Some(der) = self.store.get(Tree::Certificates, &record.certificate_fingerprint)? else {
+            return Ok(false);
+        };
+        let Ok((peer, _)) = passerelle_proto::identity::peer_of_certificate(&der) else { return Ok(false) };
+        let Ok(public_key) = passerelle_proto::identity::signing_key_of_certificate(&der) else {
+            return Ok(false);
+        };
+        let Some(structure) = record.origin.as_ref().filter(|s| s.siret == origin && peer.id == origin)
+        else {
+            return Ok(false);
+        };
+        let state = match (&record.need, &record.indicators) {
+            _ if record.deleted => Signed::Deleted,
+            (Some(need), _) => Signed::Need(need),
+            (_, Some(report)) => Signed::Indicators(report),
+            _ => return Ok(false),
+        };
+        let origin = Origin { structure, epoch: &record.epoch, epoch_created_at_ms: record.epoch_at_ms };
+        let bytes = signed::signed_bytes(origin, dataset, key, record.version, state);
+        Ok(crate::tls::signing::verify(&public_key, &bytes, &record.signature))
+    }
+
+    /// The floor of a relayed record (`RecordKey` bytes).
+    pub(super) fn floor_of(&self, record_key: &[u8]) -> Result<Option<Floor>> {
+        self.store
+            .get(Tree::Floors, record_key)?
+            .map(|raw| {
+                Floor::decode(raw.as_slice()).map_err(|_| Error::Store(StoreError("corrupt floor".into())))
+            })
+            .transpose()
+    }
+}

@@ -1,0 +1,78 @@
+//! Certificates of records' origins, as a hub receives them: from a node in its `PushOpen`, or
+//! from a relaying hub in its batches. A record is taken as signed by a structure only if its
+//! certificate chains to a trusted CA, names that structure's node, and is not revoked.
+//!
+//! Expiry is not a reason to refuse: a record signed while its certificate was valid stays valid
+//! after the certificate expires or is renewed, so the chain is checked as of a moment within
+//! the certificate's validity (now, if it is still valid). A leaked key is ended by denying its
+//! serial, which refuses every record it signed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use passerelle_proto::identity::{PeerId, Role, inspect_certificate, signing_key_of_certificate};
+use passerelle_proto::signed;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
+
+use super::DenyList;
+use crate::error::{Error, Result};
+
+/// A verified origin certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OriginCertificate {
+    /// The node it names.
+    pub(crate) peer: PeerId,
+    /// Its serial, lowercase hex.
+    pub(crate) serial: String,
+    /// Its public key (the uncompressed P-256 point).
+    pub(crate) public_key: Vec<u8>,
+    /// Its fingerprint.
+    pub(crate) fingerprint: Vec<u8>,
+}
+
+/// Checks origin certificates against the CAs a hub trusts.
+#[derive(Debug)]
+pub(crate) struct OriginVerifier {
+    webpki: Arc<dyn ClientCertVerifier>,
+    denied: DenyList,
+}
+
+impl OriginVerifier {
+    /// A verifier for the CAs of `ca_files` and the revocations of `denied`.
+    pub(crate) fn new(ca_files: &[impl AsRef<std::path::Path>], denied: DenyList) -> Result<Self> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = Arc::new(super::load_roots(ca_files)?);
+        let webpki = WebPkiClientVerifier::builder_with_provider(roots, provider)
+            .build()
+            .map_err(|e| Error::Config(format!("client_cas: {e}")))?;
+        Ok(Self { webpki, denied })
+    }
+
+    /// The node a certificate (DER) names, if it chains to a trusted CA and is not revoked; why
+    /// not otherwise.
+    pub(crate) fn verify(&self, der: &[u8]) -> std::result::Result<OriginCertificate, String> {
+        let info = inspect_certificate(der)?;
+        let peer = info.peer?;
+        if peer.role != Role::Node {
+            return Err(format!("{peer} is not a node: only nodes sign records"));
+        }
+        let now = passerelle_proto::date::now_unix_ms() / 1000;
+        let at = now.clamp(info.not_before, info.not_after).max(0);
+        let at = UnixTime::since_unix_epoch(Duration::from_secs(at.unsigned_abs()));
+        self.webpki
+            .verify_client_cert(&CertificateDer::from(der), &[], at)
+            .map_err(|e| format!("{peer}'s certificate is not trusted here: {e}"))?;
+        let revoked = self.denied.read().map(|d| d.contains(&info.serial)).unwrap_or(true);
+        if revoked {
+            return Err(format!("{peer}'s certificate {} is revoked", info.serial));
+        }
+        Ok(OriginCertificate {
+            peer,
+            serial: info.serial,
+            public_key: signing_key_of_certificate(der)?,
+            fingerprint: signed::fingerprint(der),
+        })
+    }
+}
