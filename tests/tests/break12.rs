@@ -1,0 +1,233 @@
+//! Attacks on issue 12 (records signed at their origin, identities bound to their CA), as a
+//! member holding valid certificates would try them: hostile tonic clients speaking the wire
+//! protocol to real daemons over mutual TLS.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use passerelle_client::{HubClient, NodeClient, TlsFiles};
+use passerelle_daemon::tls::signing::RecordSigner;
+use passerelle_proto::identity::Role;
+use passerelle_proto::signed::{Origin, Signed, signed_bytes};
+use passerelle_proto::v1::hub_sync_client::HubSyncClient;
+use passerelle_proto::v1::push_message::Kind;
+use passerelle_proto::v1::{
+    Batch, Change, HelloRequest, IndicatorReport, PushMessage, PushOpen, Structure, StructureKind, Tombstone,
+    change, push_reply,
+};
+use passerelle_tests::fixtures::{need, report};
+use passerelle_tests::pki::{SIRETS, TestPki};
+use passerelle_tests::{InProcessDaemon, hub_records_on_disk};
+
+/// Relays `changes` with `certificates` to the hub at `endpoint` as the hub whose certificate is
+/// `tls`, in one push session: `Ok` if acknowledged, the refusal otherwise.
+async fn relay_as(
+    tls: &TlsFiles,
+    endpoint: &str,
+    changes: Vec<Change>,
+    certificates: &[Vec<u8>],
+) -> anyhow::Result<Result<(), tonic::Status>> {
+    let channel = passerelle_client::connect(endpoint, Some(tls), "hub").await?;
+    let mut client = HubSyncClient::new(channel);
+    if let Err(status) = client.hello(HelloRequest { structure: None }).await {
+        return Ok(Err(status));
+    }
+    let open = PushMessage {
+        kind: Some(Kind::Open(PushOpen {
+            epoch: vec![0xe1; 16],
+            datasets: vec!["indicators".into(), "needs".into()],
+            epoch_created_at_ms: 1,
+            head_seq: 1,
+            ..Default::default()
+        })),
+    };
+    let batch = PushMessage {
+        kind: Some(Kind::Batch(Batch { seq: 1, changes, head_seq: 1, certificates: certificates.to_vec() })),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(open).await?;
+    tx.send(batch).await?;
+    let mut replies = match client.push(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+        Ok(replies) => replies.into_inner(),
+        Err(status) => return Ok(Err(status)),
+    };
+    loop {
+        match replies.message().await {
+            Ok(Some(reply)) => {
+                if let Some(push_reply::Kind::Ack(ack)) = reply.kind
+                    && ack.seq == 1
+                {
+                    return Ok(Ok(()));
+                }
+            }
+            Ok(None) => anyhow::bail!("the push stream ended without an answer"),
+            Err(status) => return Ok(Err(status)),
+        }
+    }
+}
+
+fn structure(siret: &str) -> Structure {
+    Structure {
+        siret: siret.into(),
+        kind: StructureKind::Aci as i32,
+        name: "S".into(),
+        departement: "49".into(),
+    }
+}
+
+/// A July report of `siret` signed with the key of `node` (a node certificate and its key), as
+/// its relayed form: the change and the signing certificate (DER).
+fn signed_report(
+    node: &TlsFiles,
+    siret: &str,
+    epoch: &[u8],
+    epoch_at_ms: i64,
+    version: u64,
+    hires: u32,
+) -> anyhow::Result<(Change, Vec<u8>)> {
+    let signer = RecordSigner::load(&node.cert, &node.key)?;
+    let mut fields = report("2026-07");
+    fields.hires = hires;
+    let report = IndicatorReport { siret: siret.into(), fields: Some(fields), version, submitted_at_ms: 1 };
+    let origin = structure(siret);
+    let bytes = signed_bytes(
+        Origin { structure: &origin, epoch, epoch_created_at_ms: epoch_at_ms },
+        "indicators",
+        "2026-07",
+        version,
+        Signed::Indicators(&report),
+    );
+    let change = Change {
+        dataset: "indicators".into(),
+        key: "2026-07".into(),
+        version,
+        payload: Some(change::Payload::Indicators(report)),
+        origin: Some(origin),
+        origin_epoch: epoch.to_vec(),
+        origin_epoch_created_at_ms: epoch_at_ms,
+        signature: signer.sign(&bytes)?,
+        certificate_fingerprint: signer.fingerprint().to_vec(),
+    };
+    Ok((change, signer.certificate().to_vec()))
+}
+
+/// A consolidation hub `dreets-52` (state CA) trusting the CAs of `fas` and `coorace` for nodes
+/// and hubs, as `[[hub.trust]]` anchors; returns its config path.
+fn consolidation(dir: &Path, state: &TestPki, fas: &TestPki, coorace: &TestPki) -> anyhow::Result<PathBuf> {
+    let own = state.issue(Role::Hub, "dreets-52")?;
+    let path = dir.join("dreets-52.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "data_dir = \"dreets-data\"\n\n[hub]\nid = \"dreets-52\"\nnetwork = \"dreets\"\nregion = \"52\"\nlisten = \"127.0.0.1:0\"\nauto_accept = true\n\n[hub.tls]\ncert = \"{}\"\nkey = \"{}\"\n\n[[hub.trust]]\nca = \"{}\"\nnetwork = \"dreets\"\nroles = [\"consumer\", \"operator\"]\n\n[[hub.trust]]\nca = \"{}\"\nnetwork = \"fas\"\nroles = [\"node\", \"hub\"]\n\n[[hub.trust]]\nca = \"{}\"\nnetwork = \"coorace\"\nroles = [\"node\", \"hub\"]\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
+            own.cert.display(),
+            own.key.display(),
+            state.ca_pem().display(),
+            fas.ca_pem().display(),
+            coorace.ca_pem().display(),
+        ),
+    )?;
+    Ok(path)
+}
+
+/// Attack: coorace's network hub (whose CA the consolidation hub trusts for coorace's nodes and
+/// hub) mints with its own CA a node certificate naming a structure of *fas*, signs a report of
+/// that structure dated into a store "created" at the end of time, and relays it. Fas relays the
+/// structure's genuine versions. Origin certificates are checked against the union of every
+/// anchor's CA, never against the relaying hub's network, so coorace's forgery is taken and its
+/// floor hides every genuine later version.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "attack succeeds: an origin certificate from another network's CA signs for a fas structure"]
+async fn a_network_cannot_sign_for_another_networks_structure() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let state = TestPki::for_network(&dir.path().join("state"), "dreets")?;
+    let fas = TestPki::for_network(&dir.path().join("fas"), "fas")?;
+    let coorace = TestPki::for_network(&dir.path().join("coorace"), "coorace")?;
+    let config = consolidation(dir.path(), &state, &fas, &coorace)?;
+    let dreets = InProcessDaemon::start_config(&config).await?;
+    let endpoint = dreets.hub_endpoint();
+    let client = |pki: &TestPki, role, id: &str| -> anyhow::Result<TlsFiles> {
+        Ok(TlsFiles { ca: state.ca_pem(), ..pki.issue(role, id)? })
+    };
+    let fas_pdl = client(&fas, Role::Hub, "fas-pdl")?;
+    let coorace_pdl = client(&coorace, Role::Hub, "coorace-pdl")?;
+    // S0 is a fas structure: its genuine certificate is fas's.
+    let genuine = fas.issue(Role::Node, SIRETS[0])?;
+    let minted = coorace.issue(Role::Node, SIRETS[0])?;
+
+    let (v1, cert) = signed_report(&genuine, SIRETS[0], &[1; 16], 1_000, 1, 3)?;
+    relay_as(&fas_pdl, &endpoint, vec![v1], &[cert.clone()]).await?.map_err(anyhow::Error::from)?;
+    let (forged, minted_cert) = signed_report(&minted, SIRETS[0], &[0xee; 16], i64::MAX, 1, 99)?;
+    let forged_outcome = relay_as(&coorace_pdl, &endpoint, vec![forged], &[minted_cert]).await?;
+    let (v2, _) = signed_report(&genuine, SIRETS[0], &[1; 16], 1_000, 2, 5)?;
+    relay_as(&fas_pdl, &endpoint, vec![v2], &[cert]).await?.map_err(anyhow::Error::from)?;
+    dreets.stop().await?;
+
+    let held = hub_records_on_disk(&config, SIRETS[0], "indicators")?;
+    assert!(forged_outcome.is_err(), "coorace's forgery for a fas structure was acknowledged; held {held:?}");
+    assert_eq!(held, vec![("2026-07".to_string(), 2, true)], "the genuine version 2 is held");
+    Ok(())
+}
+
+/// Waits (bounded) until the hub's member `id` holds `count` live records.
+async fn wait_held(operator: &HubClient, id: &str, count: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let held = operator.members().await?.iter().find(|m| m.id == id).map(|m| m.records_held);
+        if held == Some(count) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{id} never held {count} records: {held:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Attack: a hub that both serves nodes directly and takes relays from hubs. A relaying member
+/// sends an *unsigned* tombstone ("I no longer relay this record") for a need a node pushed
+/// directly. Such a record has no relay sources, so "no source left" holds and the hub deletes
+/// it: a relay withdraws a record it never carried, without any signature.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "attack succeeds: an unsigned relayed tombstone deletes a directly pushed record"]
+async fn a_relay_cannot_withdraw_a_record_it_never_relayed() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let config = pki.write_hub_config("dreets-52", "auto_accept = true", "")?;
+    let dreets = InProcessDaemon::start_config(&config).await?;
+    let operator = HubClient::connect(&dreets.endpoint, None).await?;
+    let s0 = InProcessDaemon::start_config(&pki.write_node_config(
+        SIRETS[0],
+        "49",
+        &[("dreets-52", dreets.hub_endpoint(), &["needs"][..])],
+    )?)
+    .await?;
+    let mut node = NodeClient::connect(&s0.endpoint, None).await?;
+    let need_id = node.create_need(need(0)).await?.id;
+    node.sync_now(true, Duration::from_secs(30)).await?;
+    wait_held(&operator, SIRETS[0], 1).await?;
+    s0.stop().await?;
+
+    let evil = pki.issue(Role::Hub, "evil-pdl")?;
+    let withdrawal = Change {
+        dataset: "needs".into(),
+        key: need_id.clone(),
+        version: 1,
+        payload: Some(change::Payload::Tombstone(Tombstone {
+            origin_siret: SIRETS[0].into(),
+            hub_id: "dreets-52".into(),
+            reason: String::new(),
+        })),
+        origin: Some(structure(SIRETS[0])),
+        origin_epoch: vec![0xe1; 16],
+        origin_epoch_created_at_ms: 1,
+        ..Default::default()
+    };
+    let outcome = relay_as(&evil, &dreets.hub_endpoint(), vec![withdrawal], &[]).await?;
+    dreets.stop().await?;
+
+    let held = hub_records_on_disk(&config, SIRETS[0], "needs")?;
+    assert!(
+        held.iter().any(|(key, _, live)| *key == need_id && *live),
+        "S0's directly pushed need is gone after evil-pdl's unsigned withdrawal ({outcome:?}): {held:?}"
+    );
+    Ok(())
+}
