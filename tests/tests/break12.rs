@@ -184,10 +184,9 @@ async fn wait_held(operator: &HubClient, id: &str, count: u64) -> anyhow::Result
 
 /// Attack: a hub that both serves nodes directly and takes relays from hubs. A relaying member
 /// sends an *unsigned* tombstone ("I no longer relay this record") for a need a node pushed
-/// directly. Such a record has no relay sources, so "no source left" holds and the hub deletes
-/// it: a relay withdraws a record it never carried, without any signature.
+/// directly. Such a record has no relay sources, so "no source left" held and the hub deleted
+/// it (before the fix): a relay withdrew a record it never carried, without any signature.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "attack succeeds: an unsigned relayed tombstone deletes a directly pushed record"]
 async fn a_relay_cannot_withdraw_a_record_it_never_relayed() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let pki = TestPki::new(dir.path())?;

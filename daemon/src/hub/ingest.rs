@@ -350,7 +350,9 @@ impl Hub {
                     Provenance::Unsigned if deletion => {
                         // A relayed withdrawal: this hub no longer relays the record; it goes when
                         // no hub does (the structure may still share it through another network).
-                        if let Some(mut old) = existing {
+                        // Only a hub that relays the record can withdraw it: a record a node pushed
+                        // here has no sources, and an unsigned word from a relay never deletes it.
+                        if let Some(mut old) = existing.filter(|old| old.sources.contains(&source)) {
                             old.sources.retain(|s| *s != source);
                             if old.sources.is_empty() {
                                 if old.is_live() {
