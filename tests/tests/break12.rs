@@ -230,3 +230,41 @@ async fn a_relay_cannot_withdraw_a_record_it_never_relayed() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// Attack: with the `client_cas` shorthand, a further CA's network is read from its own subject.
+/// A hostile network that names its CA `Passerelle CA fas` gets its certificates taken as fas's:
+/// its `passerelle://hub/fas-pdl` is the accepted fas member, not a pending namesake.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "attack succeeds: a CA naming itself like another network's speaks for that network"]
+async fn a_ca_named_like_another_network_does_not_speak_for_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let state = TestPki::for_network(&dir.path().join("state"), "dreets")?;
+    let fas = TestPki::for_network(&dir.path().join("fas"), "fas")?;
+    // Coorace's CA, which its operator named after fas.
+    let hostile = TestPki::for_network(&dir.path().join("coorace"), "fas")?;
+    let own = state.issue(Role::Hub, "dreets-52")?;
+    let config = dir.path().join("dreets-52.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"dreets-data\"\n\n[hub]\nid = \"dreets-52\"\nnetwork = \"dreets\"\nregion = \"52\"\nlisten = \"127.0.0.1:0\"\nauto_accept = true\n\n[hub.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_cas = [\"{}\", \"{}\", \"{}\"]\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
+            own.cert.display(),
+            own.key.display(),
+            state.ca_pem().display(),
+            fas.ca_pem().display(),
+            hostile.ca_pem().display(),
+        ),
+    )?;
+    // The hub refuses the ambiguous config, or refuses the impostor.
+    let Ok(hub) = InProcessDaemon::start_config(&config).await else { return Ok(()) };
+    let client = |pki: &TestPki, id: &str| -> anyhow::Result<TlsFiles> {
+        Ok(TlsFiles { ca: state.ca_pem(), ..pki.issue(Role::Hub, id)? })
+    };
+    let genuine = HubClient::connect(&hub.hub_endpoint(), Some(&client(&fas, "fas-pdl")?)).await?;
+    genuine.hello(None).await?;
+    let impostor = HubClient::connect(&hub.hub_endpoint(), Some(&client(&hostile, "fas-pdl")?)).await?;
+    let outcome = impostor.hello(None).await;
+    hub.stop().await?;
+    assert!(outcome.is_err(), "coorace's fas-pdl passed for fas's accepted fas-pdl");
+    Ok(())
+}
