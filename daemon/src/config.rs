@@ -766,6 +766,21 @@ impl Validator<'_> {
                     let (network, roles) = match (i, own_network, named) {
                         (0, Some(own), _) => (own.to_string(), Role::ALL.to_vec()),
                         (0, None, named) => (named.unwrap_or_else(|_| "local".into()), Role::ALL.to_vec()),
+                        // The network a further CA names for itself is only a claim: one that
+                        // another anchor already speaks for would let that CA mint its members.
+                        (_, _, Ok(named)) if anchors.iter().any(|(a, _, _)| a.network == named) => {
+                            return Err(self.at(
+                                &cas_field,
+                                ca.span(),
+                                FieldError::new(
+                                    &cas_field,
+                                    file.display().to_string(),
+                                    format!(
+                                        "its subject names network {named}, which an earlier CA already speaks for: say which network it speaks for with [[hub.trust]]"
+                                    ),
+                                ),
+                            ));
+                        }
                         (_, _, Ok(named)) => (named, vec![Role::Node, Role::Hub]),
                         (_, _, Err(reason)) => {
                             return Err(self.at(

@@ -232,10 +232,10 @@ async fn a_relay_cannot_withdraw_a_record_it_never_relayed() -> anyhow::Result<(
 }
 
 /// Attack: with the `client_cas` shorthand, a further CA's network is read from its own subject.
-/// A hostile network that names its CA `Passerelle CA fas` gets its certificates taken as fas's:
-/// its `passerelle://hub/fas-pdl` is the accepted fas member, not a pending namesake.
+/// A hostile network that named its CA `Passerelle CA fas` got its certificates taken as fas's
+/// (before the fix): its `passerelle://hub/fas-pdl` was the accepted fas member. Now the config
+/// is refused, naming the field and the line.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "attack succeeds: a CA naming itself like another network's speaks for that network"]
 async fn a_ca_named_like_another_network_does_not_speak_for_it() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let state = TestPki::for_network(&dir.path().join("state"), "dreets")?;
@@ -255,8 +255,13 @@ async fn a_ca_named_like_another_network_does_not_speak_for_it() -> anyhow::Resu
             hostile.ca_pem().display(),
         ),
     )?;
-    // The hub refuses the ambiguous config, or refuses the impostor.
-    let Ok(hub) = InProcessDaemon::start_config(&config).await else { return Ok(()) };
+    // The hub refuses the ambiguous config (or, failing that, the impostor).
+    if let Err(err) = passerelle_daemon::Config::load(&config) {
+        let err = err.to_string();
+        assert!(err.contains("hub.tls.client_cas") && err.contains("names network fas"), "{err}");
+        return Ok(());
+    }
+    let hub = InProcessDaemon::start_config(&config).await?;
     let client = |pki: &TestPki, id: &str| -> anyhow::Result<TlsFiles> {
         Ok(TlsFiles { ca: state.ca_pem(), ..pki.issue(Role::Hub, id)? })
     };
