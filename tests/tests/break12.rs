@@ -85,21 +85,34 @@ fn signed_report(
     version: u64,
     hires: u32,
 ) -> anyhow::Result<(Change, Vec<u8>)> {
+    signed_report_for(node, "2026-07", siret, epoch, epoch_at_ms, version, hires)
+}
+
+/// The report of `period`, as [`signed_report`].
+fn signed_report_for(
+    node: &TlsFiles,
+    period: &str,
+    siret: &str,
+    epoch: &[u8],
+    epoch_at_ms: i64,
+    version: u64,
+    hires: u32,
+) -> anyhow::Result<(Change, Vec<u8>)> {
     let signer = RecordSigner::load(&node.cert, &node.key)?;
-    let mut fields = report("2026-07");
+    let mut fields = report(period);
     fields.hires = hires;
     let report = IndicatorReport { siret: siret.into(), fields: Some(fields), version, submitted_at_ms: 1 };
     let origin = structure(siret);
     let bytes = signed_bytes(
         Origin { structure: &origin, epoch, epoch_created_at_ms: epoch_at_ms },
         "indicators",
-        "2026-07",
+        period,
         version,
         Signed::Indicators(&report),
     );
     let change = Change {
         dataset: "indicators".into(),
-        key: "2026-07".into(),
+        key: period.into(),
         version,
         payload: Some(change::Payload::Indicators(report)),
         origin: Some(origin),
@@ -271,5 +284,87 @@ async fn a_ca_named_like_another_network_does_not_speak_for_it() -> anyhow::Resu
     let outcome = impostor.hello(None).await;
     hub.stop().await?;
     assert!(outcome.is_err(), "coorace's fas-pdl passed for fas's accepted fas-pdl");
+    Ok(())
+}
+
+/// Attack: a relay keeps one push stream open while the operator denies a structure's serial and
+/// reloads. The origin certificates a session learnt are cached with it, so records the revoked
+/// key signs keep being taken on that stream.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "attack succeeds: a serial denied mid-stream still signs records on an open relay stream"]
+async fn a_serial_denied_mid_stream_signs_nothing_more() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let config = pki.write_hub_config("dreets-52", "auto_accept = true\ndenied_serials = []", "")?;
+    let dreets = InProcessDaemon::start_config(&config).await?;
+    let operator = HubClient::connect(&dreets.endpoint, None).await?;
+    let s3 = pki.issue(Role::Node, SIRETS[3])?;
+    let relay = pki.issue(Role::Hub, "fas-pdl")?;
+
+    let channel = passerelle_client::connect(&dreets.hub_endpoint(), Some(&relay), "hub").await?;
+    let mut client = HubSyncClient::new(channel);
+    client.hello(HelloRequest { structure: None }).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(PushMessage {
+        kind: Some(Kind::Open(PushOpen {
+            epoch: vec![0xe1; 16],
+            datasets: vec!["indicators".into()],
+            epoch_created_at_ms: 1,
+            head_seq: 2,
+            ..Default::default()
+        })),
+    })
+    .await?;
+    let mut replies = client.push(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
+    let ack = async |replies: &mut tonic::Streaming<passerelle_proto::v1::PushReply>, seq: u64| {
+        loop {
+            match replies.message().await {
+                Ok(Some(reply)) => {
+                    if let Some(push_reply::Kind::Ack(ack)) = reply.kind
+                        && ack.seq == seq
+                    {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Err(tonic::Status::aborted("stream ended")),
+                Err(status) => return Err(status),
+            }
+        }
+    };
+    let (july, cert) = signed_report_for(&s3, "2026-07", SIRETS[3], &[3; 16], 1_000, 1, 3)?;
+    tx.send(PushMessage {
+        kind: Some(Kind::Batch(Batch { seq: 1, changes: vec![july], head_seq: 2, certificates: vec![cert] })),
+    })
+    .await?;
+    ack(&mut replies, 1).await?;
+
+    let serial = TestPki::serial(&s3)?;
+    let text = std::fs::read_to_string(&config)?;
+    std::fs::write(
+        &config,
+        text.replace("denied_serials = []", &format!("denied_serials = [\"{serial}\"]")),
+    )?;
+    operator.reload().await?;
+
+    let (august, cert) = signed_report_for(&s3, "2026-08", SIRETS[3], &[3; 16], 1_000, 2, 3)?;
+    let sent = tx
+        .send(PushMessage {
+            kind: Some(Kind::Batch(Batch {
+                seq: 2,
+                changes: vec![august],
+                head_seq: 2,
+                certificates: vec![cert],
+            })),
+        })
+        .await;
+    let outcome = match sent {
+        Ok(()) => ack(&mut replies, 2).await,
+        Err(_) => Err(tonic::Status::aborted("stream closed")),
+    };
+    drop(tx);
+    dreets.stop().await?;
+    let keys: Vec<String> =
+        hub_records_on_disk(&config, SIRETS[3], "indicators")?.into_iter().map(|(k, _, _)| k).collect();
+    assert_eq!(keys, ["2026-07"], "August, signed by a denied serial, was taken ({outcome:?})");
     Ok(())
 }
