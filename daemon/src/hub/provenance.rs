@@ -231,6 +231,17 @@ impl Hub {
             Some(None) => return Ok(Provenance::Untrusted),
             Some(Some(cert)) => cert,
         };
+        // A session's certificates were checked when it learnt them; a serial denied since (a
+        // reload while the stream is open) signs nothing more on it.
+        if self.denied.read().map(|d| d.contains(&cert.serial)).unwrap_or(true) {
+            if session.relay() {
+                return Ok(Provenance::Untrusted);
+            }
+            return Err(denied(format!(
+                "certificates: {}'s certificate {} is revoked",
+                cert.peer, cert.serial
+            )));
+        }
         if cert.peer.id != origin.structure.siret {
             return Err(denied(format!(
                 "signature: made by {}, not by the origin {}",
