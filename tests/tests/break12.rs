@@ -169,7 +169,9 @@ async fn a_network_cannot_sign_for_another_networks_structure() -> anyhow::Resul
     let minted = coorace.issue(Role::Node, SIRETS[0])?;
 
     let (v1, cert) = signed_report(&genuine, SIRETS[0], &[1; 16], 1_000, 1, 3)?;
-    relay_as(&fas_pdl, &endpoint, vec![v1], &[cert.clone()]).await?.map_err(anyhow::Error::from)?;
+    relay_as(&fas_pdl, &endpoint, vec![v1], std::slice::from_ref(&cert))
+        .await?
+        .map_err(anyhow::Error::from)?;
     let (forged, minted_cert) = signed_report(&minted, SIRETS[0], &[0xee; 16], i64::MAX, 1, 99)?;
     let forged_outcome = relay_as(&coorace_pdl, &endpoint, vec![forged], &[minted_cert]).await?;
     let (v2, _) = signed_report(&genuine, SIRETS[0], &[1; 16], 1_000, 2, 5)?;
@@ -365,5 +367,41 @@ async fn a_serial_denied_mid_stream_signs_nothing_more() -> anyhow::Result<()> {
     let keys: Vec<String> =
         hub_records_on_disk(&config, SIRETS[3], "indicators")?.into_iter().map(|(k, _, _)| k).collect();
     assert_eq!(keys, ["2026-07"], "August, signed by a denied serial, was taken ({outcome:?})");
+    Ok(())
+}
+
+/// Attack: the key of a node certificate that expired (nobody revokes an expired certificate;
+/// it may sit on a decommissioned machine) signs, through a relay, a report dated into a store
+/// "created" long after that certificate expired — at the end of time. Expiry is no reason to
+/// refuse a signature, and nothing bounds the signed creation time, so the forgery outranks, for
+/// ever, every version the structure signs with its current certificate.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "attack succeeds: an expired key re-dates a record past its expiry and blocks genuine versions"]
+async fn an_expired_key_cannot_date_a_store_after_its_expiry() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let config = pki.write_hub_config("dreets-52", "auto_accept = true", "")?;
+    let dreets = InProcessDaemon::start_config(&config).await?;
+    let endpoint = dreets.hub_endpoint();
+    let relay = pki.issue(Role::Hub, "fas-pdl")?;
+    let old = pki.issue_expired(Role::Node, SIRETS[3])?;
+    let current = pki.issue(Role::Node, SIRETS[3])?;
+
+    let (forged, old_cert) = signed_report(&old, SIRETS[3], &[0xee; 16], i64::MAX, 1, 99)?;
+    let forged_outcome = relay_as(&relay, &endpoint, vec![forged], &[old_cert]).await?;
+    let now = passerelle_proto::date::now_unix_ms();
+    let (genuine, cert) = signed_report(&current, SIRETS[3], &[3; 16], now - 1_000, 1, 3)?;
+    relay_as(&relay, &endpoint, vec![genuine], &[cert]).await?.map_err(anyhow::Error::from)?;
+    dreets.stop().await?;
+
+    let config = passerelle_daemon::Config::load(&config)?;
+    let settings = config.hub().cloned().ok_or_else(|| anyhow::anyhow!("hub config"))?;
+    let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default())?;
+    let held: Vec<(String, i64)> = hub
+        .records_of(SIRETS[3], "indicators".parse()?)?
+        .into_iter()
+        .map(|(k, r)| (k, r.epoch_at_ms))
+        .collect();
+    assert_eq!(held, vec![("2026-07".to_string(), now - 1_000)], "forgery: {forged_outcome:?}");
     Ok(())
 }
