@@ -150,7 +150,6 @@ fn consolidation(dir: &Path, state: &TestPki, fas: &TestPki, coorace: &TestPki) 
 /// anchor's CA, never against the relaying hub's network, so coorace's forgery is taken and its
 /// floor hides every genuine later version.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "attack succeeds: an origin certificate from another network's CA signs for a fas structure"]
 async fn a_network_cannot_sign_for_another_networks_structure() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let state = TestPki::for_network(&dir.path().join("state"), "dreets")?;
@@ -179,7 +178,10 @@ async fn a_network_cannot_sign_for_another_networks_structure() -> anyhow::Resul
     dreets.stop().await?;
 
     let held = hub_records_on_disk(&config, SIRETS[0], "indicators")?;
-    assert!(forged_outcome.is_err(), "coorace's forgery for a fas structure was acknowledged; held {held:?}");
+    // The origin is pinned to fas (the network that first signed for it here): coorace's namesake
+    // certificate signs nothing for it — the record is ignored, like any record signed by a
+    // certificate this hub does not trust for that origin, and sets no floor.
+    let _ = forged_outcome;
     assert_eq!(held, vec![("2026-07".to_string(), 2, true)], "the genuine version 2 is held");
     Ok(())
 }

@@ -292,8 +292,11 @@ impl Hub {
         let mut stats = StatsDelta::default();
         let mut received = Vec::new();
         let member_structure = member.structure.clone();
+        // Origins first signed for in this batch: SIRET → network of the signing certificate.
+        let mut pins: HashMap<String, String> = HashMap::new();
         for (change, verified) in batch.changes.into_iter().zip(verified) {
             let (provenance, signed_structure) = (verified.provenance, verified.structure);
+            let signer_network = verified.network;
             let dataset = self.check_change(session, &change)?;
             // A node's records are its own; a relaying hub says, per change, whose they are.
             let (origin, structure, epoch, epoch_at_ms) = if session.relay {
@@ -367,6 +370,34 @@ impl Hub {
                         continue;
                     }
                     Provenance::Unsigned | Provenance::Signed => {}
+                }
+                // An origin is the structure *as certified by one network*: the first network
+                // whose certificate signs for a SIRET here holds it, and another network's CA
+                // minting a namesake certificate signs nothing for it (ignored, like any
+                // certificate this hub does not trust for that origin).
+                if provenance == Provenance::Signed
+                    && let Some(network) = &signer_network
+                {
+                    let pinned = match pins.get(&origin) {
+                        Some(pinned) => Some(pinned.clone()),
+                        None => self
+                            .store
+                            .get(Tree::Meta, &super::provenance::origin_network_key(&origin))?
+                            .map(|v| String::from_utf8_lossy(&v).into_owned()),
+                    };
+                    match pinned {
+                        Some(pinned) if pinned != *network => {
+                            tracing::warn!(
+                                relay = %source, %origin, signed_by = %network, held_by = %pinned,
+                                "ignoring a record signed for an origin by another network's CA"
+                            );
+                            continue;
+                        }
+                        Some(_) => {}
+                        None => {
+                            pins.insert(origin.clone(), network.clone());
+                        }
+                    }
                 }
                 if provenance == Provenance::Signed {
                     // Signed: nothing at or below the floor comes back (a deletion's floor is final).
@@ -482,6 +513,9 @@ impl Hub {
         let mut write = WriteBatch::new();
         for (key, floor) in floors {
             write.put(Tree::Floors, key, floor.encode_to_vec());
+        }
+        for (origin, network) in pins {
+            write.put(Tree::Meta, super::provenance::origin_network_key(&origin), network.into_bytes());
         }
         for (key, record) in pending {
             match record {

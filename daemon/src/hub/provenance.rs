@@ -82,6 +82,17 @@ pub(crate) struct Verified {
     pub(crate) structure: Option<Structure>,
     /// Whether the signature itself was verified (not only its certificate's identity).
     pub(crate) checked: bool,
+    /// The network whose CA issued the signing certificate (signed changes).
+    pub(crate) network: Option<String>,
+}
+
+/// Meta key prefix of the network an origin's records are signed under (see
+/// [`Hub::origin_network`]).
+const ORIGIN_NETWORK: &[u8] = b"origin-network/";
+
+/// The meta key of `siret`'s pinned network.
+pub(super) fn origin_network_key(siret: &str) -> Vec<u8> {
+    [ORIGIN_NETWORK, siret.as_bytes()].concat()
 }
 
 fn denied(message: String) -> Error {
@@ -98,7 +109,7 @@ impl Hub {
         // nodes here, and those of networks whose hubs relay here (at a consolidation hub the
         // networks' CAs vouch for their hubs only, but they certify the nodes whose records
         // those hubs relay). The state's own CA (consumers, operators) certifies no origin.
-        let cas: Vec<&std::path::Path> = self
+        let anchors: Vec<(String, &std::path::Path)> = self
             .config
             .tls
             .trust
@@ -107,9 +118,9 @@ impl Hub {
                 a.roles.contains(&passerelle_proto::identity::Role::Node)
                     || a.roles.contains(&passerelle_proto::identity::Role::Hub)
             })
-            .map(|a| a.ca.as_path())
+            .map(|a| (a.network.clone(), a.ca.as_path()))
             .collect();
-        let verifier = OriginVerifier::new(&cas, self.denied.clone())?;
+        let verifier = OriginVerifier::new(&anchors, self.denied.clone())?;
         let _ = self.origins.set(verifier);
         self.origins.get().ok_or_else(|| Error::Config("origin verifier".into()))
     }
@@ -192,6 +203,7 @@ impl Hub {
                         provenance: Provenance::Unsigned,
                         structure: None,
                         checked: false,
+                        network: None,
                     });
                 }
                 let (structure, epoch, epoch_created_at_ms) = if session.relay() {
@@ -203,7 +215,22 @@ impl Hub {
                 let origin =
                     Origin { structure: structure.as_ref().unwrap_or(&none), epoch, epoch_created_at_ms };
                 let provenance = self.check_signature(session, change, origin, verify)?;
-                Ok(Verified { provenance, structure, checked: verify && provenance == Provenance::Signed })
+                let network = (provenance == Provenance::Signed)
+                    .then(|| {
+                        session
+                            .certificates()
+                            .get(&change.certificate_fingerprint)
+                            .cloned()
+                            .flatten()
+                            .map(|c| c.network)
+                    })
+                    .flatten();
+                Ok(Verified {
+                    provenance,
+                    structure,
+                    checked: verify && provenance == Provenance::Signed,
+                    network,
+                })
             })
             .collect()
     }

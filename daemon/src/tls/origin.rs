@@ -30,24 +30,33 @@ pub(crate) struct OriginCertificate {
     pub(crate) public_key: Vec<u8>,
     /// Its fingerprint.
     pub(crate) fingerprint: Vec<u8>,
+    /// The network of the anchor whose CA issued it: with the SIRET, the origin's identity.
+    pub(crate) network: String,
 }
 
-/// Checks origin certificates against the CAs a hub trusts.
+/// Checks origin certificates against the CAs a hub trusts, one anchor at a time, so each
+/// certificate is known by the network that issued it.
 #[derive(Debug)]
 pub(crate) struct OriginVerifier {
-    webpki: Arc<dyn ClientCertVerifier>,
+    anchors: Vec<(String, Arc<dyn ClientCertVerifier>)>,
     denied: DenyList,
 }
 
 impl OriginVerifier {
-    /// A verifier for the CAs of `ca_files` and the revocations of `denied`.
-    pub(crate) fn new(ca_files: &[impl AsRef<std::path::Path>], denied: DenyList) -> Result<Self> {
+    /// A verifier for the CAs of `anchors` (network, CA file) and the revocations of `denied`.
+    pub(crate) fn new(anchors: &[(String, &std::path::Path)], denied: DenyList) -> Result<Self> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = Arc::new(super::load_roots(ca_files)?);
-        let webpki = WebPkiClientVerifier::builder_with_provider(roots, provider)
-            .build()
-            .map_err(|e| Error::Config(format!("client_cas: {e}")))?;
-        Ok(Self { webpki, denied })
+        let anchors = anchors
+            .iter()
+            .map(|(network, ca)| {
+                let roots = Arc::new(super::load_roots(&[ca])?);
+                let webpki = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+                    .build()
+                    .map_err(|e| Error::Config(format!("hub.trust {network}: {e}")))?;
+                Ok((network.clone(), webpki))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { anchors, denied })
     }
 
     /// The node a certificate (DER) names, if it chains to a trusted CA and is not revoked; why
@@ -61,9 +70,18 @@ impl OriginVerifier {
         let now = passerelle_proto::date::now_unix_ms() / 1000;
         let at = now.clamp(info.not_before, info.not_after).max(0);
         let at = UnixTime::since_unix_epoch(Duration::from_secs(at.unsigned_abs()));
-        self.webpki
-            .verify_client_cert(&CertificateDer::from(der), &[], at)
-            .map_err(|e| format!("{peer}'s certificate is not trusted here: {e}"))?;
+        let mut last = String::from("no trust anchor vouches for nodes or hubs");
+        let mut network = None;
+        for (name, verifier) in &self.anchors {
+            match verifier.verify_client_cert(&CertificateDer::from(der), &[], at) {
+                Ok(_) => {
+                    network = Some(name.clone());
+                    break;
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        let network = network.ok_or_else(|| format!("{peer}'s certificate is not trusted here: {last}"))?;
         let revoked = self.denied.read().map(|d| d.contains(&info.serial)).unwrap_or(true);
         if revoked {
             return Err(format!("{peer}'s certificate {} is revoked", info.serial));
@@ -73,6 +91,7 @@ impl OriginVerifier {
             serial: info.serial,
             public_key: signing_key_of_certificate(der)?,
             fingerprint: signed::fingerprint(der),
+            network,
         })
     }
 }
