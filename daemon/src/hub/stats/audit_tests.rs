@@ -471,6 +471,8 @@ fn value_of(cell: &passerelle_proto::v1::Cell, measure: &str) -> Option<i64> {
 /// everywhere), Y (3 structures a month, different ones each month: 9 in the quarter) and Z
 /// (4 steady structures); row 53 the same pattern with bigger values. The months pick Y as
 /// X's complement (3 < 4 structures), the quarter picks Z (4 < 9) — which the months publish.
+/// X's structures report no hours, hires or exits that quarter (staff on leave), so its flows
+/// need no protection and the flow audit, which links periods, has nothing to say.
 #[test]
 #[ignore = "attack succeeds: a quarter's stock complement is recomputed from its months"]
 fn a_quarters_stock_complement_is_not_recomputed_from_its_months() -> anyhow::Result<()> {
@@ -482,16 +484,16 @@ fn a_quarters_stock_complement_is_not_recomputed_from_its_months() -> anyhow::Re
     ];
     for m in 1..=3u8 {
         for _ in 0..3 {
-            layout.push(steady("44", Aci, &[m], report(12, 0, 0, [0, 0, 0, 0])));
-            layout.push(steady("53", Aci, &[m], report(30, 0, 0, [0, 0, 0, 0])));
+            layout.push(steady("44", Aci, &[m], report(12, 100 * 12, 1, [1, 0, 0, 0])));
+            layout.push(steady("53", Aci, &[m], report(30, 100 * 30, 1, [1, 0, 0, 0])));
         }
     }
     for _ in 0..4 {
-        layout.push(steady("44", Ei, &all, report(10, 0, 0, [0, 0, 0, 0])));
-        layout.push(steady("53", Ai, &all, report(40, 0, 0, [0, 0, 0, 0])));
+        layout.push(steady("44", Ei, &all, report(10, 100 * 10, 1, [1, 0, 0, 0])));
+        layout.push(steady("53", Ai, &all, report(40, 100 * 40, 1, [1, 0, 0, 0])));
     }
     for _ in 0..5 {
-        layout.push(steady("53", Ei, &all, report(35, 0, 0, [0, 0, 0, 0])));
+        layout.push(steady("53", Ei, &all, report(35, 100 * 35, 1, [1, 0, 0, 0])));
     }
     let dir = tempfile::tempdir()?;
     let hub = publish(dir.path(), &layout, 15)?;
