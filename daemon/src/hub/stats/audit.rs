@@ -312,13 +312,49 @@ fn attack_measure(family: &Family, measure: usize, linked: bool) -> Result<Vec<L
             }
             keys.sort();
             keys.dedup();
+            let truth = |m: usize, key: &Vec<String>| -> i64 {
+                nodes[m].1.values.get(key).and_then(|v| v.get(measure)).copied().unwrap_or(0)
+            };
+            let mut broken = false;
             for key in keys {
+                // Only where it holds: a cell a structure moved into or out of within the
+                // period is not the sum of its sub-periods, and dropping the link there (not
+                // the whole measure's) keeps every other cell linked, as the attacker does.
+                if kids.iter().map(|&m| truth(m, key)).sum::<i64>() != truth(n, key) {
+                    broken = true;
+                    continue;
+                }
                 let mut terms: Vec<Term> =
                     kids.iter().filter_map(|&m| unknowns[m].get(key).map(|x| (*x, 1.0))).collect();
                 if let Some(x) = unknowns[n].get(key) {
                     terms.push((*x, -1.0));
                 }
                 system.equal(terms, 0.0);
+            }
+            if broken {
+                // A move within the period keeps the margins it did not cross (a département's
+                // total when the structure changed kind only): link every table cell that holds.
+                let sum = |m: usize, at: &[String]| -> i64 {
+                    nodes[m]
+                        .1
+                        .values
+                        .iter()
+                        .filter(|(k, _)| intersects(k, at))
+                        .map(|(_, v)| v.get(measure).copied().unwrap_or(0))
+                        .sum()
+                };
+                let mut margins: Vec<&Vec<String>> =
+                    nodes[n].1.tables.iter().flat_map(|t| t.coords.iter()).collect();
+                margins.sort();
+                margins.dedup();
+                for at in margins {
+                    if kids.iter().map(|&m| sum(m, at)).sum::<i64>() != sum(n, at) {
+                        continue;
+                    }
+                    let mut terms: Vec<Term> = kids.iter().flat_map(|&m| members(m, at)).collect();
+                    terms.extend(members(n, at).into_iter().map(|(x, c)| (x, -c)));
+                    system.equal(terms, 0.0);
+                }
             }
         }
     }
