@@ -260,7 +260,7 @@ pub(super) fn attack(family: &Family) -> Vec<Leak> {
     let measures = family.rule.flows.len();
     let mut leaks = Vec::new();
     for measure in 0..measures {
-        let linked = family.rule.flows[measure] && !family.children.is_empty();
+        let linked = !family.children.is_empty();
         match attack_measure(family, measure, linked) {
             Ok(found) => leaks.extend(found),
             Err(Inconsistent) if linked => {
@@ -297,6 +297,7 @@ fn attack_measure(family: &Family, measure: usize, linked: bool) -> Result<Vec<L
     let members = |n: usize, at: &[String]| -> Vec<Term> {
         unknowns[n].iter().filter(|(k, _)| intersects(k, at)).map(|(_, x)| (*x, 1.0)).collect()
     };
+    let flow = family.rule.flows[measure];
     if linked {
         // A period's finest cell is the sum of the same cell in its sub-periods.
         for (n, (path, _)) in nodes.iter().enumerate() {
@@ -320,12 +321,26 @@ fn attack_measure(family: &Family, measure: usize, linked: bool) -> Result<Vec<L
                 // Only where it holds: a cell a structure moved into or out of within the
                 // period is not the sum of its sub-periods, and dropping the link there (not
                 // the whole measure's) keeps every other cell linked, as the attacker does.
-                if kids.iter().map(|&m| truth(m, key)).sum::<i64>() != truth(n, key) {
+                let sum: i64 = kids.iter().map(|&m| truth(m, key)).sum();
+                let mut terms: Vec<Term> =
+                    kids.iter().filter_map(|&m| unknowns[m].get(key).map(|x| (*x, 1.0))).collect();
+                if !flow {
+                    // A stock's period value is the sum of its structures' averages: `k` times
+                    // it is the sum of its `k` sub-periods' up to rounding (exactly, for
+                    // structures that reported throughout — which the published structure
+                    // counts can prove). The attacker is given the true residual: more than
+                    // they know, never less.
+                    let k = kids.len() as f64;
+                    if let Some(x) = unknowns[n].get(key) {
+                        terms.push((*x, -k));
+                    }
+                    system.equal(terms, sum as f64 - k * truth(n, key) as f64);
+                    continue;
+                }
+                if sum != truth(n, key) {
                     broken = true;
                     continue;
                 }
-                let mut terms: Vec<Term> =
-                    kids.iter().filter_map(|&m| unknowns[m].get(key).map(|x| (*x, 1.0))).collect();
                 if let Some(x) = unknowns[n].get(key) {
                     terms.push((*x, -1.0));
                 }

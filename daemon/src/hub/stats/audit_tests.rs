@@ -499,7 +499,6 @@ fn value_of(cell: &passerelle_proto::v1::Cell, measure: &str) -> Option<i64> {
 /// X's structures report no hours, hires or exits that quarter (staff on leave), so its flows
 /// need no protection and the flow audit, which links periods, has nothing to say.
 #[test]
-#[ignore = "attack succeeds: a quarter's stock complement is recomputed from its months"]
 fn a_quarters_stock_complement_is_not_recomputed_from_its_months() -> anyhow::Result<()> {
     use StructureKind::{Aci, Ai, Ei};
     let all = [1, 2, 3];
@@ -551,7 +550,8 @@ fn a_quarters_stock_complement_is_not_recomputed_from_its_months() -> anyhow::Re
     let x = ["44", "ai"];
     let truth = value_of(cell_at(&quarter, &x).expect("X listed"), measure);
     assert_eq!(truth, None, "X is withheld in the quarter");
-    let row = value_of(cell_at(&quarter, &["44", "*"]).expect("row"), measure).expect("row total published");
+    // Where the row, a cell or a count the attack needs is withheld, the attack fails.
+    let Some(row) = value_of(cell_at(&quarter, &["44", "*"]).expect("row"), measure) else { return Ok(()) };
     // Every other cell of the row: published in the quarter, or recomputed from the months.
     let (mut low, mut high) = (row as f64, row as f64);
     for kind in ["aci", "ei"] {
@@ -568,14 +568,20 @@ fn a_quarters_stock_complement_is_not_recomputed_from_its_months() -> anyhow::Re
         // the mean of its months, within ½).
         let monthly: Vec<_> = months.iter().filter_map(|t| cell_at(t, &at)).collect();
         let values: Vec<i64> = monthly.iter().filter_map(|c| value_of(c, measure)).collect();
-        anyhow::ensure!(values.len() == 3, "{kind}: not published in every month");
+        if values.len() != 3 {
+            return Ok(());
+        }
         let k = monthly[0].structures.unwrap_or(0);
-        anyhow::ensure!(monthly.iter().all(|c| c.structures == Some(k)), "{kind}: counts differ");
+        if !monthly.iter().all(|c| c.structures == Some(k)) {
+            return Ok(());
+        }
         let column = cell_at(&quarter, &["*", kind]).and_then(|c| c.structures);
         for t in &months {
             let cells: Option<u32> =
                 ["44", "53"].iter().map(|d| cell_at(t, &[d, kind]).and_then(|c| c.structures)).sum();
-            anyhow::ensure!(cells.is_some() && cells == column, "{kind}: structures came and went");
+            if cells.is_none() || cells != column {
+                return Ok(());
+            }
         }
         let k = f64::from(k);
         let mean = values.iter().sum::<i64>() as f64 / 3.0;
