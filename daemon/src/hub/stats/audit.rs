@@ -274,6 +274,25 @@ pub(super) fn attack(family: &Family) -> Vec<Leak> {
             }
             Err(Inconsistent) => tracing::warn!(measure, "statistics audit: inconsistent published cells"),
         }
+        // A stock's link is given with its true residual, stronger than what the attacker
+        // knows: it must not excuse (`keeps`) what the period alone would expose.
+        if linked && !family.rule.flows[measure] {
+            match attack_measure(family, measure, false) {
+                Ok(found) => {
+                    for leak in found {
+                        if !leaks
+                            .iter()
+                            .any(|l| l.node == leak.node && l.coords == leak.coords && l.measure == measure)
+                        {
+                            leaks.push(leak);
+                        }
+                    }
+                }
+                Err(Inconsistent) => {
+                    tracing::warn!(measure, "statistics audit: inconsistent published cells")
+                }
+            }
+        }
     }
     leaks
 }
