@@ -260,7 +260,7 @@ pub(super) fn attack(family: &Family) -> Vec<Leak> {
     let measures = family.rule.flows.len();
     let mut leaks = Vec::new();
     for measure in 0..measures {
-        let linked = family.rule.flows[measure] && !family.children.is_empty();
+        let linked = !family.children.is_empty();
         match attack_measure(family, measure, linked) {
             Ok(found) => leaks.extend(found),
             Err(Inconsistent) if linked => {
@@ -273,6 +273,25 @@ pub(super) fn attack(family: &Family) -> Vec<Leak> {
                 }
             }
             Err(Inconsistent) => tracing::warn!(measure, "statistics audit: inconsistent published cells"),
+        }
+        // A stock's link is given with its true residual, stronger than what the attacker
+        // knows: it must not excuse (`keeps`) what the period alone would expose.
+        if linked && !family.rule.flows[measure] {
+            match attack_measure(family, measure, false) {
+                Ok(found) => {
+                    for leak in found {
+                        if !leaks
+                            .iter()
+                            .any(|l| l.node == leak.node && l.coords == leak.coords && l.measure == measure)
+                        {
+                            leaks.push(leak);
+                        }
+                    }
+                }
+                Err(Inconsistent) => {
+                    tracing::warn!(measure, "statistics audit: inconsistent published cells")
+                }
+            }
         }
     }
     leaks
@@ -297,6 +316,7 @@ fn attack_measure(family: &Family, measure: usize, linked: bool) -> Result<Vec<L
     let members = |n: usize, at: &[String]| -> Vec<Term> {
         unknowns[n].iter().filter(|(k, _)| intersects(k, at)).map(|(_, x)| (*x, 1.0)).collect()
     };
+    let flow = family.rule.flows[measure];
     if linked {
         // A period's finest cell is the sum of the same cell in its sub-periods.
         for (n, (path, _)) in nodes.iter().enumerate() {
@@ -312,13 +332,63 @@ fn attack_measure(family: &Family, measure: usize, linked: bool) -> Result<Vec<L
             }
             keys.sort();
             keys.dedup();
+            let truth = |m: usize, key: &Vec<String>| -> i64 {
+                nodes[m].1.values.get(key).and_then(|v| v.get(measure)).copied().unwrap_or(0)
+            };
+            let mut broken = false;
             for key in keys {
+                // Only where it holds: a cell a structure moved into or out of within the
+                // period is not the sum of its sub-periods, and dropping the link there (not
+                // the whole measure's) keeps every other cell linked, as the attacker does.
+                let sum: i64 = kids.iter().map(|&m| truth(m, key)).sum();
                 let mut terms: Vec<Term> =
                     kids.iter().filter_map(|&m| unknowns[m].get(key).map(|x| (*x, 1.0))).collect();
+                if !flow {
+                    // A stock's period value is the sum of its structures' averages: `k` times
+                    // it is the sum of its `k` sub-periods' up to rounding (exactly, for
+                    // structures that reported throughout — which the published structure
+                    // counts can prove). The attacker is given the true residual: more than
+                    // they know, never less.
+                    let k = kids.len() as f64;
+                    if let Some(x) = unknowns[n].get(key) {
+                        terms.push((*x, -k));
+                    }
+                    system.equal(terms, sum as f64 - k * truth(n, key) as f64);
+                    continue;
+                }
+                if sum != truth(n, key) {
+                    broken = true;
+                    continue;
+                }
                 if let Some(x) = unknowns[n].get(key) {
                     terms.push((*x, -1.0));
                 }
                 system.equal(terms, 0.0);
+            }
+            if broken {
+                // A move within the period keeps the margins it did not cross (a département's
+                // total when the structure changed kind only): link every table cell that holds.
+                let sum = |m: usize, at: &[String]| -> i64 {
+                    nodes[m]
+                        .1
+                        .values
+                        .iter()
+                        .filter(|(k, _)| intersects(k, at))
+                        .map(|(_, v)| v.get(measure).copied().unwrap_or(0))
+                        .sum()
+                };
+                let mut margins: Vec<&Vec<String>> =
+                    nodes[n].1.tables.iter().flat_map(|t| t.coords.iter()).collect();
+                margins.sort();
+                margins.dedup();
+                for at in margins {
+                    if kids.iter().map(|&m| sum(m, at)).sum::<i64>() != sum(n, at) {
+                        continue;
+                    }
+                    let mut terms: Vec<Term> = kids.iter().flat_map(|&m| members(m, at)).collect();
+                    terms.extend(members(n, at).into_iter().map(|(x, c)| (x, -c)));
+                    system.equal(terms, 0.0);
+                }
             }
         }
     }

@@ -40,11 +40,23 @@ fn report(employees: i64, hours: i64, hires: i64, exits: [i64; 4]) -> [i64; 9] {
 
 /// A hub holding the layout's reports, every month closed (so its quarter and year freeze).
 fn publish(dir: &std::path::Path, layout: &[Reporter], protection: u32) -> anyhow::Result<Hub> {
+    publish_as(dir, layout, protection, |i| i)
+}
+
+/// [`publish`], the `i`-th reporter being structure `same(i)`: two reporters of one structure
+/// are one structure that moved (admitted again with its new attributes before its later
+/// months are pushed).
+fn publish_as(
+    dir: &std::path::Path,
+    layout: &[Reporter],
+    protection: u32,
+    same: impl Fn(usize) -> usize,
+) -> anyhow::Result<Hub> {
     let mut hub = Hub::for_tests(dir);
     hub.config.protection_percent = protection;
     let mut months = BTreeSet::new();
     for (i, r) in layout.iter().enumerate() {
-        let siret = super::cells_tests::siret(1000 + i);
+        let siret = super::cells_tests::siret(1000 + same(i));
         let peer = Peer {
             id: PeerId { role: Role::Node, id: siret.clone() },
             serial: None,
@@ -156,6 +168,19 @@ type Exposed = Vec<String>;
 /// Reads every published table of `periods` (a quarter after its months, if any) and solves,
 /// per measure, for every withheld value; flows link a quarter to its months.
 fn attack(hub: &Hub, layout: &[Reporter], periods: &[&str], percent: u32) -> anyhow::Result<Exposed> {
+    attack_linking(hub, layout, periods, percent, |_| true)
+}
+
+/// [`attack`], linking a quarter to its months only at the finest cells `link` accepts (the
+/// attacker leaves out those a structure moved in or out of, which the published structure
+/// counts show).
+fn attack_linking(
+    hub: &Hub,
+    layout: &[Reporter],
+    periods: &[&str],
+    percent: u32,
+    link: impl Fn(&[String; 2]) -> bool,
+) -> anyhow::Result<Exposed> {
     let mut exposed = Vec::new();
     let tables: Vec<(String, Vec<Month>, Vec<passerelle_proto::v1::Table>)> = periods
         .iter()
@@ -187,7 +212,7 @@ fn attack(hub: &Hub, layout: &[Reporter], periods: &[&str], percent: u32) -> any
         // Flows: a quarter's cell is the sum of its months' (the quarter is last in `periods`).
         if m.agg() == Agg::Sum && tables.len() > 1 {
             let (last, months) = unknowns.split_last().expect("several");
-            for (key, q) in last {
+            for (key, q) in last.iter().filter(|(key, _)| link(key)) {
                 let mut terms: Vec<Term> =
                     months.iter().filter_map(|u| u.get(key).map(|x| (*x, 1.0))).collect();
                 terms.push((*q, -1.0));
@@ -437,4 +462,210 @@ proptest! {
         }
         prop_assert!(exposed.is_empty(), "exposed: {:#?}", exposed);
     }
+}
+
+/// A structure reporting the same values in each of `months` (of 2026).
+fn steady(departement: &str, kind: StructureKind, months: &[u8], v: [i64; 9]) -> Reporter {
+    Reporter {
+        departement: departement.into(),
+        kind: kind as i32,
+        months: months.iter().map(|m| (Month { year: 2026, month: *m }, v)).collect(),
+    }
+}
+
+/// The cell of `table` at (département, kind) coordinates `at`.
+fn cell_at<'t>(
+    table: &'t passerelle_proto::v1::Table,
+    at: &[&str; 2],
+) -> Option<&'t passerelle_proto::v1::Cell> {
+    table.cells.iter().find(|c| {
+        let xy = coords(table, &c.key);
+        xy[0] == at[0] && xy[1] == at[1]
+    })
+}
+
+fn value_of(cell: &passerelle_proto::v1::Cell, measure: &str) -> Option<i64> {
+    cell.measures.iter().find(|m| m.name == measure).and_then(|m| m.value)
+}
+
+/// Attack on stocks (monthly averages per structure), which the audit does not link to their
+/// months: a quarter's complement that every month publishes is known to the attacker anyway.
+/// When a cell's `structures` count is the same in the quarter and in each month, the same
+/// structures reported every month, so the quarter's average is the mean of the months' cells
+/// within ±½ per structure (rounding). Layout: row 44 holds X (2 structures, primary
+/// everywhere), Y (3 structures a month, different ones each month: 9 in the quarter) and Z
+/// (4 steady structures); row 53 the same pattern with bigger values. The months pick Y as
+/// X's complement (3 < 4 structures), the quarter picks Z (4 < 9) — which the months publish.
+/// X's structures report no hours, hires or exits that quarter (staff on leave), so its flows
+/// need no protection and the flow audit, which links periods, has nothing to say.
+#[test]
+fn a_quarters_stock_complement_is_not_recomputed_from_its_months() -> anyhow::Result<()> {
+    use StructureKind::{Aci, Ai, Ei};
+    let all = [1, 2, 3];
+    let mut layout = vec![
+        steady("44", Ai, &all, report(20, 0, 0, [0, 0, 0, 0])),
+        steady("44", Ai, &all, report(25, 0, 0, [0, 0, 0, 0])),
+    ];
+    for m in 1..=3u8 {
+        for _ in 0..3 {
+            layout.push(steady("44", Aci, &[m], report(12, 100 * 12, 1, [1, 0, 0, 0])));
+            layout.push(steady("53", Aci, &[m], report(30, 100 * 30, 1, [1, 0, 0, 0])));
+        }
+    }
+    for _ in 0..4 {
+        layout.push(steady("44", Ei, &all, report(10, 100 * 10, 1, [1, 0, 0, 0])));
+        layout.push(steady("53", Ai, &all, report(40, 100 * 40, 1, [1, 0, 0, 0])));
+    }
+    for _ in 0..5 {
+        layout.push(steady("53", Ei, &all, report(35, 100 * 35, 1, [1, 0, 0, 0])));
+    }
+    let dir = tempfile::tempdir()?;
+    let hub = publish(dir.path(), &layout, 15)?;
+    let grid = |period: &str| -> anyhow::Result<passerelle_proto::v1::Table> {
+        Ok(hub.table(&GetTableRequest {
+            table: "indicators".into(),
+            by: vec!["departement".into(), "kind".into()],
+            period: period.into(),
+            from: None,
+            to: None,
+        })?)
+    };
+    let measure = "employees_in_insertion";
+    let quarter = grid("2026-Q1")?;
+    let months: Vec<_> =
+        ["2026-01", "2026-02", "2026-03"].iter().map(|p| grid(p)).collect::<anyhow::Result<_>>()?;
+    if std::env::var("AUDIT_DEBUG").is_ok() {
+        for (p, t) in ["Q", "m1", "m2", "m3"].iter().zip(std::iter::once(&quarter).chain(&months)) {
+            for c in &t.cells {
+                eprintln!(
+                    "{p} {:?} n={:?} {measure}={:?} {}",
+                    c.key,
+                    c.structures,
+                    value_of(c, measure),
+                    c.suppressed
+                );
+            }
+        }
+    }
+    let x = ["44", "ai"];
+    let truth = value_of(cell_at(&quarter, &x).expect("X listed"), measure);
+    assert_eq!(truth, None, "X is withheld in the quarter");
+    // Where the row, a cell or a count the attack needs is withheld, the attack fails.
+    let Some(row) = value_of(cell_at(&quarter, &["44", "*"]).expect("row"), measure) else { return Ok(()) };
+    // Every other cell of the row: published in the quarter, or recomputed from the months.
+    let (mut low, mut high) = (row as f64, row as f64);
+    for kind in ["aci", "ei"] {
+        let at = ["44", kind];
+        let q = cell_at(&quarter, &at).expect("listed");
+        if let Some(v) = value_of(q, measure) {
+            low -= v as f64;
+            high -= v as f64;
+            continue;
+        }
+        // Same count every month, and the quarter's column count leaves no room for structures
+        // that came and went: the column's cells in every month hold the column's structures
+        // of the quarter, so each reported every month (and the quarter's average of each is
+        // the mean of its months, within ½).
+        let monthly: Vec<_> = months.iter().filter_map(|t| cell_at(t, &at)).collect();
+        let values: Vec<i64> = monthly.iter().filter_map(|c| value_of(c, measure)).collect();
+        if values.len() != 3 {
+            return Ok(());
+        }
+        let k = monthly[0].structures.unwrap_or(0);
+        if !monthly.iter().all(|c| c.structures == Some(k)) {
+            return Ok(());
+        }
+        let column = cell_at(&quarter, &["*", kind]).and_then(|c| c.structures);
+        for t in &months {
+            let cells: Option<u32> =
+                ["44", "53"].iter().map(|d| cell_at(t, &[d, kind]).and_then(|c| c.structures)).sum();
+            if cells.is_none() || cells != column {
+                return Ok(());
+            }
+        }
+        let k = f64::from(k);
+        let mean = values.iter().sum::<i64>() as f64 / 3.0;
+        low -= mean + k / 2.0;
+        high -= mean - k / 2.0;
+    }
+    let value = 45; // 20 + 25
+    let interval = super::audit::Interval { low: low.max(0.0), high };
+    assert!(protects(value, interval, 15), "X = {value} narrowed to {interval:?}");
+    Ok(())
+}
+
+/// Attack on the audit's fallback: when a structure changes kind within a quarter, its quarter
+/// is counted under its latest month's kind, the published months no longer add up to the
+/// quarter, and the audit drops the link between periods for every flow — of every cell, not
+/// only the mover's. The attacker still knows that an unmoved cell's quarter is the sum of its
+/// months. Layout: the stock attack's rows 44 and 53 with hours, and a row 72 where one
+/// structure moves from ACI to EI in March.
+#[test]
+fn a_structure_changing_kind_does_not_unlink_the_other_cells() -> anyhow::Result<()> {
+    use StructureKind::{Aci, Ai, Ei};
+    let all = [1, 2, 3];
+    let flows = |employees: i64| report(employees, 100 * employees, 1, [1, 0, 0, 0]);
+    let mut layout = vec![
+        // The mover: reporters 0 and 1 are one structure.
+        steady("72", Aci, &[1, 2], flows(11)),
+        steady("72", Ei, &[3], flows(11)),
+        steady("44", Ai, &all, flows(20)),
+        steady("44", Ai, &all, flows(25)),
+    ];
+    for m in 1..=3u8 {
+        for _ in 0..3 {
+            layout.push(steady("44", Aci, &[m], flows(12)));
+            layout.push(steady("53", Aci, &[m], flows(30)));
+        }
+    }
+    for _ in 0..3 {
+        layout.push(steady("72", Aci, &all, flows(10)));
+        layout.push(steady("72", Ei, &all, flows(10)));
+    }
+    for _ in 0..4 {
+        layout.push(steady("44", Ei, &all, flows(10)));
+        layout.push(steady("53", Ai, &all, flows(40)));
+    }
+    for _ in 0..5 {
+        layout.push(steady("53", Ei, &all, flows(35)));
+    }
+    let dir = tempfile::tempdir()?;
+    let hub = publish_as(dir.path(), &layout, 15, |i| if i == 1 { 0 } else { i })?;
+    let grid = |period: &str| -> anyhow::Result<passerelle_proto::v1::Table> {
+        Ok(hub.table(&GetTableRequest {
+            table: "indicators".into(),
+            by: vec!["departement".into(), "kind".into()],
+            period: period.into(),
+            from: None,
+            to: None,
+        })?)
+    };
+    let measure = "hours_worked";
+    let quarter = grid("2026-Q1")?;
+    let months: Vec<_> =
+        ["2026-01", "2026-02", "2026-03"].iter().map(|p| grid(p)).collect::<anyhow::Result<_>>()?;
+    if std::env::var("AUDIT_DEBUG").is_ok() {
+        for (p, t) in ["Q", "m1", "m2", "m3"].iter().zip(std::iter::once(&quarter).chain(&months)) {
+            for c in &t.cells {
+                eprintln!(
+                    "{p} {:?} n={:?} {measure}={:?} {}",
+                    c.key,
+                    c.structures,
+                    value_of(c, measure),
+                    c.suppressed
+                );
+            }
+        }
+    }
+    let x = cell_at(&quarter, &["44", "ai"]).expect("X listed");
+    assert!(is_primary(&x.suppressed), "X is withheld in the quarter: {x:?}");
+    // The mover's row is left unlinked (and out of the verdict: `truth` counts a reporter's
+    // months under its own attributes, not its latest).
+    let periods = ["2026-01", "2026-02", "2026-03", "2026-Q1"];
+    let exposed: Vec<String> = attack_linking(&hub, &layout, &periods, 15, |at| at[0] != "72")?
+        .into_iter()
+        .filter(|e| !e.contains("\"72\""))
+        .collect();
+    assert!(exposed.is_empty(), "exposed: {exposed:#?}");
+    Ok(())
 }
