@@ -376,9 +376,11 @@ async fn a_serial_denied_mid_stream_signs_nothing_more() -> anyhow::Result<()> {
 /// it may sit on a decommissioned machine) signs, through a relay, a report dated into a store
 /// "created" long after that certificate expired — at the end of time. Expiry is no reason to
 /// refuse a signature, and nothing bounds the signed creation time, so the forgery outranks, for
-/// ever, every version the structure signs with its current certificate.
+/// ever, every version the structure signs with its current certificate. Closed for creation
+/// times in the future (refused: no store is created after now); still open: dated *now*, such a
+/// forgery outranks the versions of the structure's current store until it starts a new one —
+/// the fix is to bound the creation time by the signing certificate's expiry.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "attack succeeds: an expired key re-dates a record past its expiry and blocks genuine versions"]
 async fn an_expired_key_cannot_date_a_store_after_its_expiry() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let pki = TestPki::new(dir.path())?;

@@ -95,6 +95,9 @@ pub(super) fn origin_network_key(siret: &str) -> Vec<u8> {
     [ORIGIN_NETWORK, siret.as_bytes()].concat()
 }
 
+/// How far in the future (hub clock) a relayed store's creation time may be: clock skew only.
+const MAX_CLOCK_SKEW_MS: i64 = 24 * 3600 * 1000;
+
 fn denied(message: String) -> Error {
     Error::PermissionDenied(message)
 }
@@ -194,6 +197,7 @@ impl Hub {
         // nothing keeps a node's signatures without the cost (`relay_change` verifies any record
         // still unverified before it vouches for it).
         let verify = session.relay() || !self.config.upstreams.is_empty();
+        let now_ms = passerelle_proto::date::now_unix_ms();
         changes
             .iter()
             .map(|change| {
@@ -207,6 +211,17 @@ impl Hub {
                     });
                 }
                 let (structure, epoch, epoch_created_at_ms) = if session.relay() {
+                    // A store cannot have been created in the future: a creation time beyond the
+                    // hub's clock (with a day's slack for skew) would set a floor no genuine
+                    // version could ever pass.
+                    if change.origin_epoch_created_at_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
+                        return Err(FieldError::new(
+                            "origin_epoch_created_at_ms",
+                            change.origin_epoch_created_at_ms.to_string(),
+                            "is in the future: a store cannot have been created after now",
+                        )
+                        .into());
+                    }
                     (change.origin.clone(), change.origin_epoch.as_slice(), change.origin_epoch_created_at_ms)
                 } else {
                     let (epoch, at) = session.epoch();
