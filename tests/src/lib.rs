@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use passerelle_daemon::{Config, Listeners, ValidConfig};
 
 pub mod fixtures;
+pub mod hostile;
 pub mod pki;
 
 /// A free loopback port, for a daemon a test must restart at the same address. (The port is

@@ -16,55 +16,9 @@ use passerelle_proto::v1::{
     change, push_reply,
 };
 use passerelle_tests::fixtures::{need, report};
+use passerelle_tests::hostile::relay_as;
 use passerelle_tests::pki::{SIRETS, TestPki};
 use passerelle_tests::{InProcessDaemon, hub_records_on_disk};
-
-/// Relays `changes` with `certificates` to the hub at `endpoint` as the hub whose certificate is
-/// `tls`, in one push session: `Ok` if acknowledged, the refusal otherwise.
-async fn relay_as(
-    tls: &TlsFiles,
-    endpoint: &str,
-    changes: Vec<Change>,
-    certificates: &[Vec<u8>],
-) -> anyhow::Result<Result<(), tonic::Status>> {
-    let channel = passerelle_client::connect(endpoint, Some(tls), "hub").await?;
-    let mut client = HubSyncClient::new(channel);
-    if let Err(status) = client.hello(HelloRequest { structure: None }).await {
-        return Ok(Err(status));
-    }
-    let open = PushMessage {
-        kind: Some(Kind::Open(PushOpen {
-            epoch: vec![0xe1; 16],
-            datasets: vec!["indicators".into(), "needs".into()],
-            epoch_created_at_ms: 1,
-            head_seq: 1,
-            ..Default::default()
-        })),
-    };
-    let batch = PushMessage {
-        kind: Some(Kind::Batch(Batch { seq: 1, changes, head_seq: 1, certificates: certificates.to_vec() })),
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(open).await?;
-    tx.send(batch).await?;
-    let mut replies = match client.push(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
-        Ok(replies) => replies.into_inner(),
-        Err(status) => return Ok(Err(status)),
-    };
-    loop {
-        match replies.message().await {
-            Ok(Some(reply)) => {
-                if let Some(push_reply::Kind::Ack(ack)) = reply.kind
-                    && ack.seq == 1
-                {
-                    return Ok(Ok(()));
-                }
-            }
-            Ok(None) => anyhow::bail!("the push stream ended without an answer"),
-            Err(status) => return Ok(Err(status)),
-        }
-    }
-}
 
 fn structure(siret: &str) -> Structure {
     Structure {
