@@ -521,32 +521,8 @@ fn a_quarters_stock_complement_is_not_recomputed_from_its_months() -> anyhow::Re
     }
     let dir = tempfile::tempdir()?;
     let hub = publish(dir.path(), &layout, 15)?;
-    let grid = |period: &str| -> anyhow::Result<passerelle_proto::v1::Table> {
-        Ok(hub.table(&GetTableRequest {
-            table: "indicators".into(),
-            by: vec!["departement".into(), "kind".into()],
-            period: period.into(),
-            from: None,
-            to: None,
-        })?)
-    };
     let measure = "employees_in_insertion";
-    let quarter = grid("2026-Q1")?;
-    let months: Vec<_> =
-        ["2026-01", "2026-02", "2026-03"].iter().map(|p| grid(p)).collect::<anyhow::Result<_>>()?;
-    if std::env::var("AUDIT_DEBUG").is_ok() {
-        for (p, t) in ["Q", "m1", "m2", "m3"].iter().zip(std::iter::once(&quarter).chain(&months)) {
-            for c in &t.cells {
-                eprintln!(
-                    "{p} {:?} n={:?} {measure}={:?} {}",
-                    c.key,
-                    c.structures,
-                    value_of(c, measure),
-                    c.suppressed
-                );
-            }
-        }
-    }
+    let (quarter, months) = q1_grids(&hub, measure)?;
     let x = ["44", "ai"];
     let truth = value_of(cell_at(&quarter, &x).expect("X listed"), measure);
     assert_eq!(truth, None, "X is withheld in the quarter");
@@ -631,6 +607,27 @@ fn a_structure_changing_kind_does_not_unlink_the_other_cells() -> anyhow::Result
     }
     let dir = tempfile::tempdir()?;
     let hub = publish_as(dir.path(), &layout, 15, |i| if i == 1 { 0 } else { i })?;
+    let measure = "hours_worked";
+    let (quarter, _months) = q1_grids(&hub, measure)?;
+    let x = cell_at(&quarter, &["44", "ai"]).expect("X listed");
+    assert!(is_primary(&x.suppressed), "X is withheld in the quarter: {x:?}");
+    // The mover's row is left unlinked (and out of the verdict: `truth` counts a reporter's
+    // months under its own attributes, not its latest).
+    let periods = ["2026-01", "2026-02", "2026-03", "2026-Q1"];
+    let exposed: Vec<String> = attack_linking(&hub, &layout, &periods, 15, |at| at[0] != "72")?
+        .into_iter()
+        .filter(|e| !e.contains("\"72\""))
+        .collect();
+    assert!(exposed.is_empty(), "exposed: {exposed:#?}");
+    Ok(())
+}
+
+/// The département × kind tables of 2026-Q1 and of its three months, as a consumer reads them
+/// (printed with `measure` under `AUDIT_DEBUG`).
+fn q1_grids(
+    hub: &Hub,
+    measure: &str,
+) -> anyhow::Result<(passerelle_proto::v1::Table, Vec<passerelle_proto::v1::Table>)> {
     let grid = |period: &str| -> anyhow::Result<passerelle_proto::v1::Table> {
         Ok(hub.table(&GetTableRequest {
             table: "indicators".into(),
@@ -640,7 +637,6 @@ fn a_structure_changing_kind_does_not_unlink_the_other_cells() -> anyhow::Result
             to: None,
         })?)
     };
-    let measure = "hours_worked";
     let quarter = grid("2026-Q1")?;
     let months: Vec<_> =
         ["2026-01", "2026-02", "2026-03"].iter().map(|p| grid(p)).collect::<anyhow::Result<_>>()?;
@@ -657,15 +653,5 @@ fn a_structure_changing_kind_does_not_unlink_the_other_cells() -> anyhow::Result
             }
         }
     }
-    let x = cell_at(&quarter, &["44", "ai"]).expect("X listed");
-    assert!(is_primary(&x.suppressed), "X is withheld in the quarter: {x:?}");
-    // The mover's row is left unlinked (and out of the verdict: `truth` counts a reporter's
-    // months under its own attributes, not its latest).
-    let periods = ["2026-01", "2026-02", "2026-03", "2026-Q1"];
-    let exposed: Vec<String> = attack_linking(&hub, &layout, &periods, 15, |at| at[0] != "72")?
-        .into_iter()
-        .filter(|e| !e.contains("\"72\""))
-        .collect();
-    assert!(exposed.is_empty(), "exposed: {exposed:#?}");
-    Ok(())
+    Ok((quarter, months))
 }
