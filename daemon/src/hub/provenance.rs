@@ -13,6 +13,9 @@
 //! - A relayed record is ordered by (origin store creation, epoch, version), all signed; its floor
 //!   (the highest seen, and whether it was a deletion) stays in the `floors` tree after the record
 //!   and its tombstone go, so a relay can withhold a record but never bring back an older one.
+//! - A certificate signs nothing of a store created after it expired (`signed::signable_by`):
+//!   such a record is ignored, so the key of an expired certificate cannot date a store *now*
+//!   and outrank what the structure signs with its current one.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -290,6 +293,15 @@ impl Hub {
                 cert.peer, origin.structure.siret
             )));
         }
+        if !signed::signable_by(origin.epoch_created_at_ms, cert.not_after) {
+            // Not evidence against the relay (it may not check dates), but nothing this
+            // certificate can have signed: a store created after it expired.
+            tracing::warn!(
+                origin = %cert.peer, serial = %cert.serial, dataset = %change.dataset, key = %change.key,
+                "ignoring a record of a store created after its signing certificate expired"
+            );
+            return Ok(Provenance::Untrusted);
+        }
         let state = match &change.payload {
             Some(change::Payload::Need(need)) => Signed::Need(need),
             Some(change::Payload::Indicators(report)) => Signed::Indicators(report),
@@ -342,6 +354,10 @@ impl Hub {
             return Ok(false);
         };
         let Ok((peer, _)) = passerelle_proto::identity::peer_of_certificate(&der) else { return Ok(false) };
+        let Ok(info) = passerelle_proto::identity::inspect_certificate(&der) else { return Ok(false) };
+        if !signed::signable_by(record.epoch_at_ms, info.not_after) {
+            return Ok(false);
+        }
         let Ok(public_key) = passerelle_proto::identity::signing_key_of_certificate(&der) else {
             return Ok(false);
         };
