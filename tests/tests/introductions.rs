@@ -135,6 +135,10 @@ async fn the_whole_flow_through_the_cli_with_ciphertext_only_at_the_hub() -> any
     assert_eq!(request["structure_siret"], SIRETS[1]);
     assert_eq!(request["structure_name"], format!("Structure {}", SIRETS[1]));
     assert_eq!(request["need"]["rome_code"], "K2204");
+    assert_eq!(
+        request["need"]["rome_label"], "Nettoyage de locaux",
+        "the fiche's label, from the ROME référentiel"
+    );
     assert_eq!(request["need"]["hours_per_week"], 24);
     assert!(request["expires_at"].is_string());
     let persons = request["persons"].as_array().cloned().unwrap_or_default();
