@@ -627,6 +627,19 @@ impl Hub {
         Ok(gone)
     }
 
+    /// Moves a request `by_ms` into the past (its creation and expiry): how tests see a request
+    /// expire without waiting `introduction_ttl_days`. For tests only.
+    #[doc(hidden)]
+    pub fn age_introduction_for_tests(&self, id: &str, by_ms: i64) -> Result<()> {
+        let mut intro =
+            self.load_intro(id)?.ok_or_else(|| Error::NotFound { what: "introduction", id: id.into() })?;
+        intro.created_at_ms -= by_ms;
+        intro.expires_at_ms -= by_ms;
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Introductions, request_key(id), intro.encode_to_vec());
+        Ok(self.store.commit(batch)?)
+    }
+
     /// Flips one byte of every sealed payload of a request, as a hostile hub operator could. For
     /// tests only.
     #[doc(hidden)]
