@@ -568,9 +568,11 @@ const FORGET_PER_COMMIT: usize = 1_000;
 
 impl Hub {
     /// Deletes every request that expired before `before_ms` (now minus `[hub]
-    /// introduction_retention_days`): the request, its routing to each holder and any sealed
-    /// fields still held. Returns how many went. Requests still open or recently ended stay, so
-    /// nodes can fetch their final state.
+    /// introduction_retention_days`) and whose accepted candidates' fields the requester has
+    /// acknowledged deleting: the request, its routing to each holder and any sealed fields still
+    /// held. Returns how many went. Requests still open or recently ended stay, so nodes can fetch
+    /// their final state; so do those whose candidates' fields may still be held by the requester,
+    /// so a withdrawal can reach it (the requester's removal purges them).
     pub fn forget_introductions(&self, before_ms: i64) -> Result<usize> {
         let mut forgotten = 0;
         let mut start = request_key("");
@@ -584,7 +586,11 @@ impl Hub {
                 // Read again under the write lock: the request may have changed since the scan.
                 let Some(raw) = self.store.get(Tree::Introductions, key)? else { continue };
                 let intro = decode_intro(&raw)?;
-                if intro.expires_at_ms < before_ms {
+                // A candidate's fields may still be on the requester's node (it keeps them up to
+                // its own `introduction_retention_days`): the request stays routable until the
+                // requester has acknowledged deleting every one, so a withdrawal still reaches it.
+                let settled = intro.candidates.iter().all(|c| c.purged_at_ms > 0);
+                if intro.expires_at_ms < before_ms && settled {
                     stage_forget(&mut batch, &intro);
                     forgotten += 1;
                 }
@@ -797,6 +803,26 @@ mod tests {
         assert!(hub.load_intro(&id)?.is_none());
         assert!(hub.mailbox(&holder)?.inbound.is_empty(), "no routing left");
         assert_eq!(keys(&hub)?, Vec::<String>::new());
+
+        // An accepted candidate whose fields the requester has not acknowledged deleting keeps
+        // the request: a withdrawal must still reach the requester.
+        let (_, id) = stored(&hub, 35 * day, 30 * day, NeedStatus::Open)?;
+        let mut intro = hub.load_intro(&id)?.expect("stored");
+        intro.candidates.push(HubCandidate {
+            candidate: "c1".into(),
+            holder_siret: "73282932000074".into(),
+            accepted_at_ms: now,
+            ..Default::default()
+        });
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Introductions, request_key(&id), intro.encode_to_vec());
+        hub.store.commit(batch)?;
+        assert_eq!(hub.forget_introductions(now)?, 0, "fields maybe still held by the requester");
+        intro.candidates[0].purged_at_ms = now;
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Introductions, request_key(&id), intro.encode_to_vec());
+        hub.store.commit(batch)?;
+        assert_eq!(hub.forget_introductions(now)?, 1, "the requester deleted them: forgotten");
         Ok(())
     }
 
