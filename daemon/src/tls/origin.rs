@@ -35,6 +35,8 @@ pub(crate) struct OriginCertificate {
     /// The end of its validity, seconds since the Unix epoch: no store created after it has
     /// records it signed (`signed::signable_by`).
     pub(crate) not_after: i64,
+    /// The start of its validity: which of an origin's certificates is newer.
+    pub(crate) not_before: i64,
 }
 
 /// Checks origin certificates against the CAs a hub trusts, one anchor at a time, so each
@@ -96,6 +98,7 @@ impl OriginVerifier {
             fingerprint: signed::fingerprint(der),
             network,
             not_after: info.not_after,
+            not_before: info.not_before,
         })
     }
 }
