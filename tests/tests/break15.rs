@@ -112,9 +112,9 @@ fn with_stopped_hub(
 /// `[hub] introduction_retention_days` (30) after its expiry (30): from day 60 on, Camille's
 /// withdrawal has no request to travel with. A's node takes the withdrawal, the hub answers
 /// NOT_FOUND, A settles it as refused for good — and B keeps her name and phone for another month,
-/// with nothing on either side saying so.
+/// with nothing on either side saying so (before the fix). Now B deletes a candidate's fields
+/// as soon as its hub no longer holds the request: no withdrawal could reach it any more.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "open: a withdrawal after the hub forgot the request never reaches the requester, which keeps the fields"]
 async fn a_withdrawal_reaches_the_requester_after_the_hub_forgot_the_request() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let pki = TestPki::new(dir.path())?;
@@ -146,11 +146,18 @@ async fn a_withdrawal_reaches_the_requester_after_the_hub_forgot_the_request() -
     json(&f.b.endpoint, &["introduction", "outcome", &id, "--candidate", &reference, "--outcome", "hired"])
         .await?;
 
-    // 61 days pass at the hub: the request expired (30) and its retention (30) is over.
+    // 31 days pass at the hub: the request expired (TTL 30), as both nodes see.
     f.hub.stop().await?;
+    with_stopped_hub(&f.hub_config, |hub| Ok(hub.age_introduction_for_tests(&id, 31 * DAY_MS)?))?;
+    let hub = InProcessDaemon::start_config(&f.hub_config).await?;
+    assert_eq!(list(&f.b.endpoint, "out").await?[0]["status"], "expired");
+    assert_eq!(list(&f.a.endpoint, "in").await?[0]["status"], "expired");
+    // 30 more: the hub's retention after the expiry is over and its daily task forgets it.
+    hub.stop().await?;
     with_stopped_hub(&f.hub_config, |hub| {
-        hub.age_introduction_for_tests(&id, 61 * DAY_MS)?;
-        hub.forget_introductions(passerelle_proto::date::now_unix_ms() - 30 * DAY_MS)?;
+        hub.age_introduction_for_tests(&id, 30 * DAY_MS)?;
+        let forgotten = hub.forget_introductions(passerelle_proto::date::now_unix_ms() - 30 * DAY_MS)?;
+        anyhow::ensure!(forgotten == 1, "forgotten: {forgotten}");
         Ok(())
     })?;
     let hub = InProcessDaemon::start_config(&f.hub_config).await?;
@@ -163,8 +170,9 @@ async fn a_withdrawal_reaches_the_requester_after_the_hub_forgot_the_request() -
     for daemon in [f.a, f.b, hub] {
         daemon.stop().await?;
     }
+    assert_eq!(outgoing[0]["status"], "expired", "the hub forgot it after its expiry");
     assert!(
-        held["first_name"].is_null() && held["phone"].is_null(),
+        held["first_name"].is_null() && held["phone"].is_null() && held["purged_at"].is_string(),
         "B still holds Camille's fields after her withdrawal ({withdrawn:?}); A's report: {}; B: {held}",
         report["introductions"]
     );
