@@ -2,9 +2,16 @@
 //! holding a valid certificate can send, whatever the honest code would.
 
 use passerelle_client::TlsFiles;
+use passerelle_daemon::tls::signing::RecordSigner;
+use passerelle_proto::signed::{Origin, Signed, signed_bytes};
 use passerelle_proto::v1::hub_sync_client::HubSyncClient;
 use passerelle_proto::v1::push_message::Kind;
-use passerelle_proto::v1::{Batch, Change, HelloRequest, PushMessage, PushOpen, push_reply};
+use passerelle_proto::v1::{
+    Batch, Change, HelloRequest, IndicatorReport, PushMessage, PushOpen, Structure, StructureKind, change,
+    push_reply,
+};
+
+use crate::fixtures::report;
 
 /// Relays `changes` with `certificates` to the hub at `endpoint` as the hub whose certificate is
 /// `tls`, in one push session: `Ok` if acknowledged, the refusal otherwise.
@@ -51,4 +58,63 @@ pub async fn relay_as(
             Err(status) => return Ok(Err(status)),
         }
     }
+}
+
+/// The origin structure the forged records name (an ACI in 49).
+pub fn structure(siret: &str) -> Structure {
+    Structure {
+        siret: siret.into(),
+        kind: StructureKind::Aci as i32,
+        name: "S".into(),
+        departement: "49".into(),
+    }
+}
+
+/// A July report of `siret` signed with the key of `node` (a node certificate and its key), as
+/// its relayed form: the change and the signing certificate (DER).
+pub fn signed_report(
+    node: &TlsFiles,
+    siret: &str,
+    epoch: &[u8],
+    epoch_at_ms: i64,
+    version: u64,
+    hires: u32,
+) -> anyhow::Result<(Change, Vec<u8>)> {
+    signed_report_for(node, "2026-07", siret, epoch, epoch_at_ms, version, hires)
+}
+
+/// The report of `period`, as [`signed_report`].
+pub fn signed_report_for(
+    node: &TlsFiles,
+    period: &str,
+    siret: &str,
+    epoch: &[u8],
+    epoch_at_ms: i64,
+    version: u64,
+    hires: u32,
+) -> anyhow::Result<(Change, Vec<u8>)> {
+    let signer = RecordSigner::load(&node.cert, &node.key)?;
+    let mut fields = report(period);
+    fields.hires = hires;
+    let report = IndicatorReport { siret: siret.into(), fields: Some(fields), version, submitted_at_ms: 1 };
+    let origin = structure(siret);
+    let bytes = signed_bytes(
+        Origin { structure: &origin, epoch, epoch_created_at_ms: epoch_at_ms },
+        "indicators",
+        period,
+        version,
+        Signed::Indicators(&report),
+    );
+    let change = Change {
+        dataset: "indicators".into(),
+        key: period.into(),
+        version,
+        payload: Some(change::Payload::Indicators(report)),
+        origin: Some(origin),
+        origin_epoch: epoch.to_vec(),
+        origin_epoch_created_at_ms: epoch_at_ms,
+        signature: signer.sign(&bytes)?,
+        certificate_fingerprint: signer.fingerprint().to_vec(),
+    };
+    Ok((change, signer.certificate().to_vec()))
 }

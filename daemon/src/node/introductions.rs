@@ -530,7 +530,9 @@ impl Node {
 
     /// Applies a hub's mailbox in one commit: new requests routed here (checked and mapped to
     /// persons), their outcomes and purges; this structure's requests, their candidates opened,
-    /// withdrawn ones deleted; then the retention sweep.
+    /// withdrawn ones deleted; then the retention sweep. Then, in a second commit, this
+    /// structure's requests the hub no longer holds lose their candidates' fields
+    /// ([`Node::stage_forgotten`]).
     pub(crate) fn apply_mailbox(
         &self,
         hub_id: &str,
@@ -539,6 +541,8 @@ impl Node {
         secret: &p256::SecretKey,
     ) -> Result<()> {
         let _writer = self.write_lock();
+        let listed: std::collections::HashSet<String> =
+            mailbox.outbound.iter().map(|o| o.id.clone()).collect();
         let mut batch = WriteBatch::new();
         let mut pseudonyms: Option<std::collections::HashMap<String, String>> = None;
         for inbound in mailbox.inbound {
@@ -552,7 +556,62 @@ impl Node {
             }
         }
         self.stage_retention(&mut batch, keys.retention, now_unix_ms())?;
-        self.commit(batch)
+        self.commit(batch)?;
+        // Read again after that commit, so the two stages never write one record twice.
+        let mut batch = WriteBatch::new();
+        self.stage_forgotten(&mut batch, hub_id, &listed, now_unix_ms())?;
+        if batch.is_empty() { Ok(()) } else { self.commit(batch) }
+    }
+
+    /// Deletes the fields of candidates of this structure's requests to `hub_id` that the hub's
+    /// mailbox (`listed`) no longer holds once they expired — it forgets a request `[hub]
+    /// introduction_retention_days` after its expiry — and shows such a request expired. Why:
+    /// a person's withdrawal travels with the request, so once the hub has forgotten it, no
+    /// withdrawal can reach here any more, and fields kept longer would outlive the person's say.
+    fn stage_forgotten(
+        &self,
+        batch: &mut WriteBatch,
+        hub_id: &str,
+        listed: &std::collections::HashSet<String>,
+        now: i64,
+    ) -> Result<usize> {
+        let mut purged = 0;
+        for mut intro in self.intros(Direction::Out)? {
+            // Only past its expiry: a mailbox read just before the hub routed a new request
+            // does not list it either.
+            let expired = intro.expires_at_ms > 0 && now >= intro.expires_at_ms;
+            if intro.hub_id != hub_id
+                || intro.status == IntroductionStatus::Queued as i32
+                || !expired
+                || listed.contains(&intro.id)
+            {
+                continue;
+            }
+            let mut changed = false;
+            if intro.status == IntroductionStatus::Open as i32 {
+                intro.status = IntroductionStatus::Expired as i32;
+                changed = true;
+            }
+            for c in &mut intro.candidates {
+                if c.fields.take().is_some() {
+                    c.purged_at_ms = now;
+                    changed = true;
+                    purged += 1;
+                    let detail = format!(
+                        "introduction {}: fields deleted (hub {hub_id} no longer holds the request, so no withdrawal could reach here)",
+                        intro.id
+                    );
+                    self.audit(
+                        batch,
+                        vec![("introduction-purge".into(), c.candidate.clone(), hub_id.into(), detail)],
+                    )?;
+                }
+            }
+            if changed {
+                Self::put_intro(batch, Direction::Out, &intro);
+            }
+        }
+        Ok(purged)
     }
 
     fn apply_inbound(
