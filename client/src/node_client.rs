@@ -145,8 +145,9 @@ impl NodeClient {
     pub async fn introductions(
         &mut self,
         direction: &str,
+        limit: u32,
     ) -> Result<passerelle_proto::v1::ListIntroductionsResponse> {
-        let request = passerelle_proto::v1::ListIntroductionsRequest { direction: direction.into() };
+        let request = passerelle_proto::v1::ListIntroductionsRequest { direction: direction.into(), limit };
         let reply = self.inner.list_introductions(request).await;
         reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
     }

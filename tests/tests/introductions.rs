@@ -395,13 +395,17 @@ async fn a_hostile_member_reads_nothing_and_cannot_answer_for_others() -> anyhow
         departement: "49".into(),
     };
     hostile.hello(HelloRequest { structure: Some(structure) }).await?;
-    let mailbox = hostile.mailbox(MailboxRequest {}).await?.into_inner();
+    let mailbox = hostile.mailbox(MailboxRequest::default()).await?.into_inner();
     assert!(mailbox.inbound.is_empty() && mailbox.outbound.is_empty(), "{mailbox:?}");
+    // A cursor into another member's mailbox is refused, not served.
+    let cursor = MailboxRequest { after: format!("m/{}/", SIRETS[0]), limit: 10 };
+    let status = hostile.mailbox(cursor).await.expect_err("another member's cursor");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
 
     // It learns A's pseudonyms (say, from A's mailbox on a stolen disk) and answers for them.
     let a_tls = pki.issue(Role::Node, SIRETS[0])?;
     let a_channel = passerelle_client::connect(&f.hub.hub_endpoint(), Some(&a_tls), "hub").await?;
-    let a_mailbox = HubSyncClient::new(a_channel).mailbox(MailboxRequest {}).await?.into_inner();
+    let a_mailbox = HubSyncClient::new(a_channel).mailbox(MailboxRequest::default()).await?.into_inner();
     let pseudonym = a_mailbox.inbound[0].pseudonyms[0].clone();
     let forged =
         SealedFields { ephemeral_public_key: vec![4; 65], nonce: vec![0; 12], ciphertext: vec![0; 32] };

@@ -453,6 +453,10 @@ pub(crate) enum IntroductionCommand {
         /// `in`: routed here; `out`: this structure's own.
         #[arg(long, value_enum)]
         direction: IntroductionDirection,
+        /// Most requests listed, the newest (1 to 500); how many older ones are not is said on
+        /// stderr.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
     },
     /// The person agreed: record their consent and send the chosen fields, sealed to the
     /// requesting structure.

@@ -390,14 +390,17 @@ async fn introduction_command(
     };
     let one = |intro| render::one(format, &IntroductionView::from(intro));
     Ok(match command {
-        IntroductionCommand::List { direction } => {
+        IntroductionCommand::List { direction, limit } => {
             let direction = match direction {
                 args::IntroductionDirection::In => "in",
                 args::IntroductionDirection::Out => "out",
             };
-            let reply = node.introductions(direction).await?;
+            let reply = node.introductions(direction, limit).await?;
             for hub in &reply.unreachable {
                 eprintln!("warning: not refreshed: {hub}");
+            }
+            if reply.more > 0 {
+                eprintln!("note: {} older requests not listed (--limit {limit})", reply.more);
             }
             render::list_of::<_, IntroductionView>(format, reply.introductions)
         }

@@ -245,7 +245,8 @@ impl HubSync for HubApi {
     ) -> Reply<passerelle_proto::v1::MailboxResponse> {
         let peer = authz::peer(&request)?;
         let hub = self.hub.clone();
-        blocking(move || hub.mailbox(&peer)).await
+        let page = request.into_inner();
+        blocking(move || hub.mailbox(&peer, &page.after, page.limit)).await
     }
 
     type SubscribeStream = ReplyStream<ViewBatch>;

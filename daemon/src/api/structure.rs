@@ -30,6 +30,11 @@ use tonic::{Request, Response, Status, Streaming};
 use super::blocking;
 use crate::node::Node;
 use crate::node::introductions::Direction;
+
+/// Requests `introductions list` shows by default, the newest.
+const DEFAULT_LIST_LIMIT: usize = 200;
+/// Most requests one `ListIntroductions` answer may carry (each up to a few KB with its persons).
+const MAX_LIST_LIMIT: usize = 500;
 use crate::node::sync_engine::SyncEngine;
 
 /// The implementation of `StructureService` over a [`Node`] and its sync engine.
@@ -139,11 +144,29 @@ impl StructureService for StructureApi {
     ) -> Reply<passerelle_proto::v1::ListIntroductionsResponse> {
         let r = request.into_inner();
         let direction = Direction::parse("direction", &r.direction).map_err(Status::from)?;
+        let limit = match r.limit {
+            0 => DEFAULT_LIST_LIMIT,
+            n if n as usize > MAX_LIST_LIMIT => {
+                return Err(Status::from(crate::Error::from(FieldError::new(
+                    "limit",
+                    n.to_string(),
+                    format!("must be at most {MAX_LIST_LIMIT}"),
+                ))));
+            }
+            n => n as usize,
+        };
         let unreachable = self.sync.refresh_introductions().await;
         let node = self.node.clone();
         blocking(move || {
-            node.list_introductions(direction).map(|introductions| {
-                passerelle_proto::v1::ListIntroductionsResponse { introductions, unreachable }
+            node.list_introductions(direction).map(|mut introductions| {
+                // Oldest first: the newest `limit` are the tail.
+                let more = introductions.len().saturating_sub(limit);
+                introductions.drain(..more);
+                passerelle_proto::v1::ListIntroductionsResponse {
+                    introductions,
+                    unreachable,
+                    more: u32::try_from(more).unwrap_or(u32::MAX),
+                }
             })
         })
         .await

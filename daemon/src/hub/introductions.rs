@@ -33,6 +33,9 @@ use crate::store::keys::{MemberKey, RecordKey};
 use crate::store::{StoreError, Tree, WriteBatch, scan_prefix};
 use crate::tls::Peer;
 
+/// Most requests in one `Mailbox` page: each carries a certificate chain and pseudonyms (about
+/// 2 KB), so a page stays far below the message limit however many requests a holder gets.
+pub(crate) const MAILBOX_PAGE: usize = 200;
 /// Most answers in one `ReplyIntroduction` call.
 pub(crate) const MAX_REPLIES: usize = 100;
 /// Longest certificate chain forwarded with a request.
@@ -498,20 +501,44 @@ impl Hub {
         Ok(Some(holding))
     }
 
-    /// `Mailbox`: the requests routed to the caller and its own, each as the caller may see it.
-    pub fn mailbox(&self, peer: &Peer) -> Result<MailboxResponse> {
+    /// `Mailbox`: the requests routed to the caller and its own, each as the caller may see it,
+    /// a page of at most `limit` requests (capped at [`MAILBOX_PAGE`]; 0, from a node older than
+    /// paging: all of them) after the cursor `after`. The cursor is the last key served
+    /// (`m/…` then `s/…`, the caller's own keys only), so pages never overlap or skip.
+    pub fn mailbox(&self, peer: &Peer, after: &str, limit: u32) -> Result<MailboxResponse> {
         node_only(peer)?;
         self.check_access(peer)?;
         let siret = peer.id.id.as_str();
         let now = now_unix_ms();
-        let mut out = MailboxResponse::default();
-        let ids = |prefix: String| -> Result<Vec<String>> {
-            Ok(scan_prefix(self.store.as_ref(), Tree::Introductions, prefix.as_bytes())?
-                .into_iter()
-                .filter_map(|(k, _)| String::from_utf8(k[prefix.len()..].to_vec()).ok())
-                .collect())
+        let limit = match limit {
+            0 => usize::MAX,
+            n => (n as usize).min(MAILBOX_PAGE),
         };
-        for id in ids(format!("m/{siret}/"))? {
+        let (inbox, sent) = (mailbox_key(siret, ""), sent_key(siret, ""));
+        if !after.is_empty() && !after.as_bytes().starts_with(&inbox) && !after.as_bytes().starts_with(&sent)
+        {
+            return Err(FieldError::new("after", after, "is not a cursor of this caller's mailbox").into());
+        }
+        let mut out = MailboxResponse::default();
+        // The caller's keys in cursor order (`m/` sorts before `s/`), after the cursor.
+        let mut keys = Vec::new();
+        for prefix in [&inbox, &sent] {
+            for (key, _) in scan_prefix(self.store.as_ref(), Tree::Introductions, prefix)? {
+                if key.as_slice() > after.as_bytes() {
+                    keys.push(key);
+                }
+            }
+        }
+        if keys.len() > limit {
+            keys.truncate(limit);
+            out.next = keys.last().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+        }
+        let id_of = |key: &[u8], prefix: &[u8]| {
+            key.strip_prefix(prefix).and_then(|id| String::from_utf8(id.to_vec()).ok())
+        };
+        let inbound_ids: Vec<String> = keys.iter().filter_map(|k| id_of(k, &inbox)).collect();
+        let sent_ids: Vec<String> = keys.iter().filter_map(|k| id_of(k, &sent)).collect();
+        for id in inbound_ids {
             let Some(intro) = self.load_intro(&id)? else { continue };
             let Some(holding) = intro.holders.iter().find(|h| h.siret == siret) else { continue };
             out.inbound.push(InboundIntroduction {
@@ -536,7 +563,7 @@ impl Hub {
                     .collect(),
             });
         }
-        for id in ids(format!("s/{siret}/"))? {
+        for id in sent_ids {
             let Some(intro) = self.load_intro(&id)? else { continue };
             let mut candidates = Vec::new();
             for c in &intro.candidates {
@@ -758,7 +785,7 @@ mod tests {
             let dir = tempfile::tempdir()?;
             let hub = Hub::for_tests(dir.path());
             let (holder, id) = stored(&hub, age, 30 * day, status)?;
-            let mailbox = hub.mailbox(&holder)?;
+            let mailbox = hub.mailbox(&holder, "", 0)?;
             assert_eq!(mailbox.inbound[0].status, expected as i32);
             let answered = hub.reply_introductions(&holder, vec![decline(&id, "p1")]);
             if expected == IntroductionStatus::Open {
@@ -798,10 +825,10 @@ mod tests {
         let (holder, id) = stored(&hub, 35 * day, 30 * day, NeedStatus::Open)?;
         let now = now_unix_ms();
         assert_eq!(hub.forget_introductions(now - 10 * day)?, 0, "within its retention: kept");
-        assert_eq!(hub.mailbox(&holder)?.inbound.len(), 1);
+        assert_eq!(hub.mailbox(&holder, "", 0)?.inbound.len(), 1);
         assert_eq!(hub.forget_introductions(now - 4 * day)?, 1, "past its retention: forgotten");
         assert!(hub.load_intro(&id)?.is_none());
-        assert!(hub.mailbox(&holder)?.inbound.is_empty(), "no routing left");
+        assert!(hub.mailbox(&holder, "", 0)?.inbound.is_empty(), "no routing left");
         assert_eq!(keys(&hub)?, Vec::<String>::new());
 
         // An accepted candidate whose fields the requester has not acknowledged deleting keeps
@@ -838,7 +865,7 @@ mod tests {
         hub.store.commit(batch)?;
         hub.remove_member("44306184100047", Some("coorace"))?;
         assert_eq!(keys(&hub)?, Vec::<String>::new(), "nothing of the request is left");
-        assert!(hub.mailbox(&holder)?.inbound.is_empty());
+        assert!(hub.mailbox(&holder, "", 0)?.inbound.is_empty());
 
         // The holder goes: its routing goes, the request stays with its requester.
         let dir = tempfile::tempdir()?;

@@ -13,7 +13,9 @@ use std::time::Duration;
 use passerelle_proto::datasets::Dataset;
 use passerelle_proto::date::now_unix_ms;
 use passerelle_proto::v1::hub_sync_client::HubSyncClient;
-use passerelle_proto::v1::{Introduction, MailboxRequest, ReplyIntroductionRequest, SendIntroductionRequest};
+use passerelle_proto::v1::{
+    Introduction, MailboxRequest, MailboxResponse, ReplyIntroductionRequest, SendIntroductionRequest,
+};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
@@ -25,6 +27,11 @@ use crate::sync::link::status_text;
 
 /// How often an open sync session reads the hub's mailbox.
 pub(crate) const EXCHANGE_EVERY: Duration = Duration::from_secs(60);
+/// Requests asked per `Mailbox` page (the hub caps it too).
+const MAILBOX_PAGE: u32 = 200;
+/// Most requests a node takes from one hub's mailbox: a bound on what a hostile hub can make it
+/// hold (about 2 KB each).
+const MAX_MAILBOX: usize = 20_000;
 /// How long a request waits for the hub to acknowledge what was committed before it (its need).
 const CATCH_UP: Duration = Duration::from_secs(5);
 
@@ -146,7 +153,32 @@ impl SyncEngine {
         }
         let mut client = HubSyncClient::new(channel);
         self.send_owed(&mut client, hub).await?;
-        let mailbox = client.mailbox(MailboxRequest {}).await.map_err(|s| refused(hub, &s))?.into_inner();
+        // Page by page (a flood of requests cannot make one answer too large to decode); the
+        // pages are applied together, as one listing (a request absent from it is forgotten).
+        let mut mailbox = MailboxResponse::default();
+        let mut after = String::new();
+        loop {
+            let page = client
+                .mailbox(MailboxRequest { after: after.clone(), limit: MAILBOX_PAGE })
+                .await
+                .map_err(|s| refused(hub, &s))?
+                .into_inner();
+            let empty = page.inbound.is_empty() && page.outbound.is_empty();
+            mailbox.inbound.extend(page.inbound);
+            mailbox.outbound.extend(page.outbound);
+            if page.next.is_empty() {
+                break;
+            }
+            if empty || page.next <= after {
+                return Err(Error::Unavailable(format!("hub {hub}: a mailbox page that does not advance")));
+            }
+            if mailbox.inbound.len() + mailbox.outbound.len() > MAX_MAILBOX {
+                return Err(Error::Unavailable(format!(
+                    "hub {hub}: more than {MAX_MAILBOX} introduction requests in the mailbox"
+                )));
+            }
+            after = page.next;
+        }
         let secret = sealing::load_secret_key(&keys.key)?;
         let (node, h) = (self.node.clone(), hub.to_string());
         tokio::task::spawn_blocking(move || node.apply_mailbox(&h, mailbox, &keys, &secret)).await??;
