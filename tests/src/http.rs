@@ -52,9 +52,35 @@ pub async fn request(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body).await?;
+    // Read to the end of the body as its headers announce it: some servers (chromedriver) keep
+    // the connection open whatever `Connection: close` asked.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buffer[..n]);
+        if complete(&raw) {
+            break;
+        }
+    }
     parse(&raw)
+}
+
+/// Whether `raw` holds a whole response (headers, then the body its headers announce).
+fn complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    if let Some(length) = head.lines().find_map(|l| l.strip_prefix("content-length:")) {
+        return length.trim().parse::<usize>().is_ok_and(|n| body.len() >= n);
+    }
+    if head.contains("transfer-encoding: chunked") {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    false
 }
 
 fn parse(raw: &[u8]) -> anyhow::Result<HttpResponse> {

@@ -17,6 +17,7 @@ pub mod fixtures;
 pub mod hostile;
 pub mod http;
 pub mod pki;
+pub mod webdriver;
 
 /// A free loopback port, for a daemon a test must restart at the same address. (The port is
 /// released before the daemon binds it; another process could take it in between, which on a

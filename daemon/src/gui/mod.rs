@@ -266,7 +266,7 @@ async fn answer(
                 let (form, _) = read_body(request).await?;
                 pages::login::login(gui, form, cookies, remote.ip()).await
             }
-            _ => Ok(pages::login::form(gui, None, StatusCode::OK)),
+            _ => Ok(pages::login::form(gui, &cookies, None, StatusCode::OK)),
         };
     }
     let Some(session) = session_of(gui, &cookies).await? else {

@@ -81,7 +81,7 @@ fn document(status: StatusCode, title: &str, content: Html) -> Reply {
         html!(
             "<!DOCTYPE html>\n<html lang=\"fr\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>{} · Passerelle</title><link rel=\"stylesheet\" href=\"/assets/style.css\"></head>\
+             <title>{} · Passerelle</title><link rel=\"stylesheet\" href=\"/assets/style.css\"><link rel=\"icon\" href=\"/assets/favicon.svg\"></head>\
              <body><a class=\"skip\" href=\"#contenu\">Aller au contenu</a>{}</body></html>\n",
             title,
             content

@@ -29,9 +29,19 @@ pub(crate) fn setup(_gui: &Arc<Gui>) -> Reply {
     )
 }
 
-/// The login form, with a fresh token in a cookie and the form (login CSRF).
-pub(crate) fn form(gui: &Arc<Gui>, problem: Option<&str>, status: StatusCode) -> Reply {
-    let token = gui.sessions.login_token();
+/// The login form, with its token in a cookie and in the form (login CSRF): the browser's
+/// current token while it is live (other tabs and requests keep working), else a fresh one.
+pub(crate) fn form(
+    gui: &Arc<Gui>,
+    cookies: &[(String, String)],
+    problem: Option<&str>,
+    status: StatusCode,
+) -> Reply {
+    let current = cookies.iter().find(|(k, _)| k == auth::LOGIN_COOKIE).map(|(_, v)| v.as_str());
+    let token = match current {
+        Some(token) if gui.sessions.check_login_token(token) => token.to_string(),
+        _ => gui.sessions.login_token(),
+    };
     let alert = match problem {
         Some(p) => html!("<div class=\"alert\" role=\"alert\"><p>{}</p></div>", p),
         None => Html::default(),
@@ -69,7 +79,12 @@ pub(crate) async fn login(
         ));
     }
     if gui.limiter.blocked(addr) {
-        return Ok(form_429(gui));
+        return Ok(form(
+            gui,
+            &cookies,
+            Some("Trop d'essais manqués depuis cette adresse : attendez une minute avant de réessayer."),
+            StatusCode::TOO_MANY_REQUESTS,
+        ));
     }
     let (name, password) = (sent.get("name").to_string(), sent.get("password").to_string());
     let node = gui.node.clone();
@@ -78,7 +93,12 @@ pub(crate) async fn login(
     let Some(role) = role else {
         gui.limiter.failed(addr);
         tracing::info!(%addr, "gui: failed login");
-        return Ok(form(gui, Some("Identifiant ou mot de passe incorrect."), StatusCode::UNAUTHORIZED));
+        return Ok(form(
+            gui,
+            &cookies,
+            Some("Identifiant ou mot de passe incorrect."),
+            StatusCode::UNAUTHORIZED,
+        ));
     };
     gui.limiter.succeeded(addr);
     gui.sessions.spend_login_token(&token);
@@ -102,14 +122,6 @@ pub(crate) async fn login(
         }
     }
     Ok(Reply::Raw(response))
-}
-
-fn form_429(gui: &Arc<Gui>) -> Reply {
-    form(
-        gui,
-        Some("Trop d'essais manqués depuis cette adresse : attendez une minute avant de réessayer."),
-        StatusCode::TOO_MANY_REQUESTS,
-    )
 }
 
 /// Ends the session.

@@ -20,10 +20,14 @@ use crate::error::Result;
 /// The style sheet, embedded (no third-party resource, no inline style).
 const STYLE: &str = include_str!("../assets/style.css");
 
+/// The icon, embedded (browsers would otherwise ask for `/favicon.ico`).
+const FAVICON: &str = include_str!("../assets/favicon.svg");
+
 /// An embedded asset, if `path` names one (served without a session: it holds nothing private).
 pub(crate) fn asset(path: &str) -> Option<Reply> {
     let (body, kind) = match path {
         "/assets/style.css" => (STYLE, "text/css; charset=utf-8"),
+        "/assets/favicon.svg" | "/favicon.ico" => (FAVICON, "image/svg+xml"),
         _ => return None,
     };
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
