@@ -1276,6 +1276,31 @@ listen = "127.0.0.1:0"
     }
 
     #[test]
+    fn the_console_is_off_unless_configured_and_loopback_unless_tls() -> anyhow::Result<()> {
+        assert_eq!(check(GOOD)?.gui, None);
+        let on = check(&format!(
+            "{GOOD}[gui]\nlisten = \"127.0.0.1:8384\"\nhosts = [\"Console.Example:8384\"]\n"
+        ))?;
+        let gui = on.gui.expect("configured");
+        assert_eq!(gui.listen, "127.0.0.1:8384".parse()?);
+        assert_eq!(gui.hosts, vec!["console.example:8384".to_string()], "compared lowercase");
+        assert_eq!(gui.tls, None);
+        let err = check(&format!("{GOOD}[gui]\nlisten = \"0.0.0.0:8384\"\n")).expect_err("public plaintext");
+        assert!(
+            err.to_string()
+                .contains(":11: gui.listen \"0.0.0.0:8384\": off loopback the console requires [gui.tls]"),
+            "{err}"
+        );
+        let err = check(&format!("{GOOD}[gui]\nlisten = \"127.0.0.1:8384\"\nhosts = [\"a b\"]\n"))
+            .expect_err("space");
+        assert!(err.to_string().contains(":12: gui.hosts \"a b\": expected a host name"), "{err}");
+        let err =
+            check(&format!("{GOOD}[gui]\nlisten = \"127.0.0.1:8384\"\nport = 1\n")).expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field `port`"), "{err}");
+        Ok(())
+    }
+
+    #[test]
     fn node_and_hub_are_exclusive_and_one_is_required() {
         let err = check("data_dir = \"d\"\n").expect_err("neither");
         assert!(err.to_string().contains("missing a [node] or a [hub] section"), "{err}");
