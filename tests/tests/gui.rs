@@ -307,3 +307,86 @@ async fn forms_write_through_the_node_and_urls_carry_no_personal_data() -> anyho
     }
     node.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edits_erasure_withdrawal_and_no_personal_data_in_the_logs() -> anyhow::Result<()> {
+    // The real binary with debug logs, so every log line the console writes can be read.
+    let dir = tempfile::tempdir()?;
+    let config = console_config(dir.path())?;
+    let mut daemon = passerelle_tests::ChildDaemon::spawn_with(&config, &[], "debug")?;
+    let url = daemon.gui_url.clone().ok_or_else(|| anyhow::anyhow!("no gui line on stdout"))?;
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse()?;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let endpoint = daemon.endpoint.clone();
+    add_user(&endpoint, "camille", "admin")?;
+    let mut admin = Console::new(addr);
+    assert_eq!(admin.login("camille", PASSWORD).await?.status, 303);
+    // A failed login naming a person must not put that name in the logs either.
+    assert_eq!(Console::new(addr).login("Zephyrine", "Vandermolen-Quist").await?.status, 401);
+
+    // A need, edited (the version guards against a concurrent change), then deleted.
+    admin.get("/besoins/nouveau").await?;
+    assert_eq!(admin.post("/besoins/nouveau", &NEED).await?.status, 303);
+    let id = needs(&endpoint).await?[0]["id"].as_str().unwrap_or_default().to_string();
+    let form = admin.get(&format!("/besoins/modifier?id={id}")).await?;
+    assert!(form.body.contains("name=\"version\" value=\"1\""), "{}", form.body);
+    let mut edited = NEED.to_vec();
+    edited[3] = ("open_positions", "5");
+    let mut with_id = vec![("id", id.as_str()), ("version", "1")];
+    with_id.extend(edited.iter().copied());
+    assert_eq!(admin.post("/besoins/modifier", &with_id).await?.status, 303);
+    assert_eq!(needs(&endpoint).await?[0]["open_positions"], 5);
+    let stale = admin.post("/besoins/modifier", &with_id).await?;
+    assert_eq!(stale.status, 422, "version 1 is gone");
+    assert!(stale.body.contains("is at version 2, not 1"), "{}", stale.body);
+    admin.get("/besoins").await?;
+    assert_eq!(admin.post("/besoins/supprimer", &[("id", &id)]).await?.status, 303);
+    assert!(needs(&endpoint).await?.is_empty());
+
+    // A person with a consent, the consent withdrawn, then the person erased.
+    admin.get("/personnes/nouvelle").await?;
+    let person = [
+        ("first_name", "Zephyrine"),
+        ("last_name", "Vandermolen"),
+        ("birth_date", "1988-11-23"),
+        ("commune", "49007"),
+        ("rome_codes", "K2204"),
+        ("available_from", "2026-12-01"),
+    ];
+    assert_eq!(admin.post("/personnes/nouvelle", &person).await?.status, 303);
+    let person_id =
+        json(&endpoint, &["person", "list"]).await?[0]["id"].as_str().unwrap_or_default().to_string();
+    let fields = [("person_id", person_id.as_str()), ("purpose", "statistics"), ("hub_id", "coorace-pdl")];
+    let mut grant = fields.to_vec();
+    grant.push(("text_version", "2026-01"));
+    assert_eq!(admin.post("/consentements/accorder", &grant).await?.status, 303);
+    let again = admin.post("/consentements/accorder", &grant).await?;
+    let page = admin.get(again.header("location").unwrap_or("/personnes")).await?;
+    assert!(
+        page.body.contains("Refusé : person"),
+        "one consent in force per person × purpose × hub: {}",
+        page.body
+    );
+    assert_eq!(admin.post("/consentements/retirer", &fields).await?.status, 303);
+    let consents = json(&endpoint, &["consent", "list", "--person", &person_id]).await?;
+    assert!(consents[0]["withdrawn_at"].is_string(), "{consents}");
+    let report = admin.get(&format!("/personnes/rapport?id={person_id}")).await?;
+    assert!(report.body.contains("Vandermolen") && report.body.contains("Statistiques"), "{}", report.body);
+    assert_eq!(admin.post("/personnes/supprimer", &[("id", &person_id)]).await?.status, 303);
+    assert_eq!(json(&endpoint, &["person", "list"]).await?, serde_json::json!([]));
+    let erased = admin.get(&format!("/personnes/rapport?id={person_id}")).await?;
+    assert!(erased.body.contains("Personne effacée"), "the report outlives the person: {}", erased.body);
+
+    // Stop, then read every log line: requests are logged, the person never is.
+    let _ = std::process::Command::new("kill").arg(daemon.child.id().to_string()).status()?;
+    daemon.child.wait()?;
+    let mut logs = String::new();
+    if let Some(mut stderr) = daemon.child.stderr.take() {
+        std::io::Read::read_to_string(&mut stderr, &mut logs)?;
+    }
+    assert!(logs.contains("gui request"), "the console logs its requests: {logs}");
+    for secret in ["Zephyrine", "Vandermolen", "1988-11-23", "Quist"] {
+        assert!(!logs.contains(secret), "{secret} in the logs");
+    }
+    Ok(())
+}
