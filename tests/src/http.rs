@@ -40,8 +40,48 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> anyhow::Result<HttpResponse> {
-    let mut stream =
+    let stream =
         tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+    exchange(stream, method, path, host, headers, body).await
+}
+
+/// [`request`] over TLS, checking the server's certificate against `ca` (PEM) for `server_name`
+/// (the `Host` header is `server_name:PORT`).
+pub async fn request_tls(
+    addr: SocketAddr,
+    ca: &std::path::Path,
+    server_name: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<HttpResponse> {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca)? {
+        roots.add(cert?)?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string())?;
+    let stream = connector.connect(name, tcp).await.context("tls handshake")?;
+    let host = format!("{server_name}:{}", addr.port());
+    exchange(stream, method, path, &host, headers, b"").await
+}
+
+/// Writes one request on `stream` and reads its response.
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<HttpResponse> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));

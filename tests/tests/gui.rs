@@ -390,3 +390,36 @@ async fn edits_erasure_withdrawal_and_no_personal_data_in_the_logs() -> anyhow::
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_tls_the_console_is_https_and_its_cookies_secure() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = passerelle_tests::pki::TestPki::new(dir.path())?;
+    // A certificate for `localhost` (what `pki issue` names by default), served on loopback.
+    let files = pki.issue(passerelle_proto::identity::Role::Node, SIRET)?;
+    let config = console_config(dir.path())?;
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str(&format!(
+        "[gui.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        files.cert.display(),
+        files.key.display()
+    ));
+    std::fs::write(&config, text)?;
+    let daemon = passerelle_tests::ChildDaemon::spawn(&config)?;
+    let url = daemon.gui_url.clone().ok_or_else(|| anyhow::anyhow!("no gui line on stdout"))?;
+    assert!(url.starts_with("https://127.0.0.1:"), "the start line says https: {url}");
+    let addr: std::net::SocketAddr = url.trim_start_matches("https://").parse()?;
+    let get = |path: &'static str| {
+        passerelle_tests::http::request_tls(addr, &files.ca, "localhost", "GET", path, &[])
+    };
+    add_user(&daemon.endpoint, "camille", "admin")?;
+    let form = get("/connexion").await?;
+    assert_eq!(form.status, 200, "{form:?}");
+    let cookie = form.header("set-cookie").unwrap_or_default();
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(form.header("strict-transport-security").is_some(), "HSTS under TLS");
+    // Plain HTTP on the TLS port gets no page.
+    let plain = request(addr, "GET", "/connexion", &format!("localhost:{}", addr.port()), &[], b"").await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| r.status != 200), "no plaintext page on the TLS port");
+    Ok(())
+}
