@@ -69,6 +69,9 @@ impl Browser {
         }}});
         let created = browser.call("POST", "/session", Some(capabilities)).await?;
         browser.session = created["sessionId"].as_str().context("no session id")?.to_string();
+        // Finding an element waits up to 10 s for it to appear: after a click that submits a
+        // form, the next page's elements are what the test waits for (never a sleep).
+        browser.call("POST", &browser.at("/timeouts"), Some(json!({"implicit": 10_000}))).await?;
         Ok(browser)
     }
 

@@ -92,6 +92,8 @@ async fn a_counsellor_works_through_the_console_in_chromium() -> anyhow::Result<
     assert_eq!(browser.focused().await?, "password", "Tab goes from the name to the password");
     browser.fill("#password", PASSWORD).await?;
     browser.click("button[type=submit]").await?;
+    // The dashboard's title (the login page has no navigation: finding it waits for the load).
+    browser.find("nav a[aria-current=page][href='/tableau-de-bord']").await?;
     assert!(browser.url().await?.ends_with("/tableau-de-bord"), "{}", browser.source().await?);
     browser.screenshot(&shots, "02-tableau-de-bord").await?;
 
@@ -120,6 +122,7 @@ async fn a_counsellor_works_through_the_console_in_chromium() -> anyhow::Result<
     browser.screenshot(&shots, "03-besoin-erreur").await?;
     browser.fill("#rome_code", "K2204").await?;
     browser.click("form.card button[type=submit]").await?;
+    assert_eq!(browser.text(".flash").await?, "Besoin enregistré.");
     assert!(browser.url().await?.ends_with("/besoins"), "{}", browser.url().await?);
     let needs = json(&a.endpoint, &["need", "list"]).await?;
     assert_eq!(needs[0]["rome_code"], "K2204", "{needs}");
@@ -134,7 +137,7 @@ async fn a_counsellor_works_through_the_console_in_chromium() -> anyhow::Result<
     browser.click(&format!("#hub_id option[value={HUB}]")).await?;
     browser.fill("#text_version", "2026-01").await?;
     browser.click("form[action='/consentements/accorder'] button").await?;
-    assert!(browser.source().await?.contains("Consentement enregistré"));
+    assert_eq!(browser.text(".flash").await?, "Consentement enregistré.");
     browser.screenshot(&shots, "06-fiche-personne").await?;
     let consents = json(&a.endpoint, &["consent", "list", "--person", &person.id]).await?;
     assert_eq!(consents[0]["collected_by"], "camille.cip", "{consents}");
@@ -156,7 +159,7 @@ async fn a_counsellor_works_through_the_console_in_chromium() -> anyhow::Result<
     browser.fill(&format!("#text_version-{suffix}"), "2026-01").await?;
     browser.screenshot(&shots, "08-mises-en-relation").await?;
     browser.click("form[action='/mises-en-relation/accepter'] button").await?;
-    assert!(browser.source().await?.contains("Acceptation enregistrée"));
+    assert_eq!(browser.text(".flash").await?, "Acceptation enregistrée et transmise.");
     browser.screenshot(&shots, "09-mise-en-relation-acceptee").await?;
 
     // B receives the candidate's fields.
