@@ -197,6 +197,12 @@ async fn forms_write_through_the_node_and_urls_carry_no_personal_data() -> anyho
     admin.get("/besoins").await?;
     assert_eq!(admin.post("/besoins/cloturer", &[("id", &need_id), ("status", "filled")]).await?.status, 303);
     assert_eq!(needs(&node.endpoint).await?[0]["status"], "filled");
+    let all = admin.get("/besoins?statut=tous").await?;
+    assert!(
+        all.body.contains("aria-label=\"Supprimer : Agent d&#39;entretien\">Supprimer</button>"),
+        "each row's buttons say which need they act on: {}",
+        all.body
+    );
 
     // CSV upload: a bad row refuses the whole file with its line, nothing written.
     let header =

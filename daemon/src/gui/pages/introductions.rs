@@ -177,14 +177,14 @@ fn outgoing_request(ctx: &Ctx<'_>, i: &Introduction) -> Html {
                     ctx,
                     "/mises-en-relation/resultat",
                     &[("id", i.id.as_str()), ("candidate", c.candidate.as_str()), ("outcome", "hired")],
-                    "Recrutée",
+                    ("Recrutée", who.as_str()),
                     "small"
                 ),
                 widgets::action_button(
                     ctx,
                     "/mises-en-relation/resultat",
                     &[("id", i.id.as_str()), ("candidate", c.candidate.as_str()), ("outcome", "not-hired")],
-                    "Non recrutée",
+                    ("Non recrutée", who.as_str()),
                     "small"
                 )
             )

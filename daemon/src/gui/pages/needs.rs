@@ -79,7 +79,11 @@ fn row(ctx: &Ctx<'_>, n: &RecruitmentNeed) -> Html {
     let open = n.status == NeedStatus::Open as i32;
     let id = n.id.as_str();
     let actions = if ctx.admin() {
-        let edit = html!("<a href=\"/besoins/modifier?id={}\">Modifier</a>", id);
+        let edit = html!(
+            "<a href=\"/besoins/modifier?id={}\" aria-label=\"Modifier : {}\">Modifier</a>",
+            id,
+            f.title.as_str()
+        );
         let close = if open {
             html!(
                 "{}{}",
@@ -87,14 +91,14 @@ fn row(ctx: &Ctx<'_>, n: &RecruitmentNeed) -> Html {
                     ctx,
                     "/besoins/cloturer",
                     &[("id", id), ("status", "filled")],
-                    "Pourvu",
+                    ("Pourvu", f.title.as_str()),
                     "small"
                 ),
                 widgets::action_button(
                     ctx,
                     "/besoins/cloturer",
                     &[("id", id), ("status", "cancelled")],
-                    "Annuler",
+                    ("Annuler", f.title.as_str()),
                     "small"
                 )
             )
@@ -105,7 +109,13 @@ fn row(ctx: &Ctx<'_>, n: &RecruitmentNeed) -> Html {
             "{} {}{}",
             edit,
             close,
-            widgets::action_button(ctx, "/besoins/supprimer", &[("id", id)], "Supprimer", "small danger")
+            widgets::action_button(
+                ctx,
+                "/besoins/supprimer",
+                &[("id", id)],
+                ("Supprimer", f.title.as_str()),
+                "small danger"
+            )
         )
     } else {
         Html::default()

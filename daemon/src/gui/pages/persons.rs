@@ -294,7 +294,7 @@ pub(crate) async fn show(ctx: &Ctx<'_>) -> Result<Reply> {
                     ctx,
                     "/consentements/retirer",
                     &[("person_id", pid), ("purpose", purpose), ("hub_id", c.hub_id.as_str())],
-                    "Retirer",
+                    ("Retirer", &format!("{} pour {}", ConsentPurpose::label_of(c.purpose), c.hub_id)),
                     "small danger"
                 )
             ),
@@ -332,7 +332,7 @@ pub(crate) async fn show(ctx: &Ctx<'_>) -> Result<Reply> {
             ctx,
             "/personnes/supprimer",
             &[("id", pid)],
-            "Effacer la personne",
+            ("Effacer la personne", ""),
             "small danger"
         )
     );
