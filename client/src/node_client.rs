@@ -298,6 +298,39 @@ impl NodeClient {
         reply.map(|r| r.into_inner().reports).map_err(|s| self.status(s))
     }
 
+    /// Adds a web console account (the node hashes the password).
+    pub async fn add_gui_user(
+        &mut self,
+        name: &str,
+        role: passerelle_proto::v1::GuiRole,
+        password: &str,
+        replace: bool,
+    ) -> Result<passerelle_proto::v1::GuiUser> {
+        passerelle_proto::validate::gui_user_name("name", name)?;
+        passerelle_proto::validate::gui_password("password", password)?;
+        let request = passerelle_proto::v1::AddGuiUserRequest {
+            name: name.to_string(),
+            role: role as i32,
+            password: password.to_string(),
+            replace,
+        };
+        let reply = self.inner.add_gui_user(request).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// The web console's accounts.
+    pub async fn gui_users(&mut self) -> Result<Vec<passerelle_proto::v1::GuiUser>> {
+        let reply = self.inner.list_gui_users(passerelle_proto::v1::ListGuiUsersRequest {}).await;
+        reply.map(|r| r.into_inner().users).map_err(|s| self.status(s))
+    }
+
+    /// Removes a web console account.
+    pub async fn remove_gui_user(&mut self, name: &str) -> Result<()> {
+        let request = passerelle_proto::v1::RemoveGuiUserRequest { name: name.to_string() };
+        let reply = self.inner.remove_gui_user(request).await;
+        reply.map(|_| ()).map_err(|s| self.status(s))
+    }
+
     /// The months not reported, per hub receiving `indicators`, with their due dates.
     pub async fn missing_indicators(&mut self) -> Result<Vec<MissingIndicators>> {
         let reply = self.inner.list_missing_indicators(ListMissingIndicatorsRequest {}).await;

@@ -58,6 +58,34 @@ pub struct Config {
     pub periods: Option<PeriodsSection>,
     /// On a hub: how published statistics are protected.
     pub statistics: Option<StatisticsSection>,
+    /// On a node: the web console for the structure's staff, off unless this section is present.
+    pub gui: Option<GuiSection>,
+}
+
+/// `[gui]` (nodes): the web console, served over HTTP(S) to the structure's staff.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuiSection {
+    /// Address to listen on, e.g. `127.0.0.1:8384`. Port 0 picks a free port. Without
+    /// `[gui.tls]` it must be a loopback address (passwords and personal data cross it).
+    pub listen: Spanned<String>,
+    /// Further `Host` headers accepted, as the browser sends them (`console.example.org:8384`);
+    /// the listen address is always accepted (and `localhost:PORT` on loopback). Any other is
+    /// refused, against DNS rebinding.
+    #[serde(default)]
+    pub hosts: Vec<Spanned<String>>,
+    /// Serve the console over HTTPS (required off loopback).
+    pub tls: Option<GuiTlsSection>,
+}
+
+/// `[gui.tls]`: the console's HTTPS certificate (browsers present no client certificate).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuiTlsSection {
+    /// Certificate chain, PEM.
+    pub cert: Spanned<PathBuf>,
+    /// Private key, PEM.
+    pub key: Spanned<PathBuf>,
 }
 
 /// `[statistics]` (hubs): the protection published tables give withheld values.
@@ -403,6 +431,28 @@ pub struct ValidConfig {
     pub limits: Limits,
     /// Where Prometheus metrics are served, when enabled.
     pub metrics: Option<SocketAddr>,
+    /// The web console, when enabled (nodes only).
+    pub gui: Option<GuiConfig>,
+}
+
+/// The web console's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuiConfig {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Further `Host` headers accepted (lowercase).
+    pub hosts: Vec<String>,
+    /// Its HTTPS certificate and key, when set.
+    pub tls: Option<GuiTls>,
+}
+
+/// The console's HTTPS certificate chain and key files (checked to match at validation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuiTls {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM.
+    pub key: PathBuf,
 }
 
 /// What a daemon is.
@@ -658,6 +708,17 @@ impl Config {
             }
         }
         let metrics = self.metrics.as_ref().map(|m| v.addr("metrics.listen", &m.listen)).transpose()?;
+        let gui = match (&self.gui, &role) {
+            (None, _) => None,
+            (Some(gui), RoleConfig::Node(_)) => Some(v.gui(gui)?),
+            (Some(gui), RoleConfig::Hub(_)) => {
+                return Err(v.at(
+                    "gui",
+                    gui.listen.span(),
+                    FieldError::rule("gui", "is for nodes; a hub is administered with `passerelle hub`"),
+                ));
+            }
+        };
         Ok(ValidConfig {
             source: None,
             data_dir: v.base.join(self.data_dir.get_ref()),
@@ -665,6 +726,7 @@ impl Config {
             api: ApiConfig { listen, tls: api_tls },
             limits: limits.into(),
             metrics,
+            gui,
         })
     }
 }
@@ -701,6 +763,51 @@ impl Validator<'_> {
                 FieldError::new(field, value.get_ref(), "expected an address like 127.0.0.1:7401"),
             )
         })
+    }
+
+    /// `[gui]`: the address, the extra hosts, and TLS (required off loopback).
+    fn gui(&self, gui: &GuiSection) -> Result<GuiConfig> {
+        let listen = self.addr("gui.listen", &gui.listen)?;
+        let tls = match &gui.tls {
+            Some(t) => {
+                let cert = self.file("gui.tls.cert", &t.cert)?;
+                let key = self.file("gui.tls.key", &t.key)?;
+                tls::load_identity(&cert, &key).map_err(|e| self.tls_error("gui.tls.key", &t.key, e))?;
+                Some(GuiTls { cert, key })
+            }
+            None if !listen.ip().is_loopback() => {
+                return Err(self.at(
+                    "gui.listen",
+                    gui.listen.span(),
+                    FieldError::new(
+                        "listen",
+                        gui.listen.get_ref(),
+                        "off loopback the console requires [gui.tls] (passwords and personal data cross it)",
+                    ),
+                ));
+            }
+            None => None,
+        };
+        let mut hosts = Vec::new();
+        for host in &gui.hosts {
+            let value = host.get_ref();
+            let ok = !value.is_empty()
+                && value.len() <= 253
+                && value.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+            if !ok {
+                return Err(self.at(
+                    "gui.hosts",
+                    host.span(),
+                    FieldError::new(
+                        "hosts",
+                        value,
+                        "expected a host name, optionally with :PORT, as browsers send it",
+                    ),
+                ));
+            }
+            hosts.push(value.to_ascii_lowercase());
+        }
+        Ok(GuiConfig { listen, hosts, tls })
     }
 
     /// Resolves a path and checks the file can be read (its content is checked by the caller).
@@ -1180,6 +1287,31 @@ listen = "127.0.0.1:0"
             err.to_string().contains("api.listen \"0.0.0.0:7401\": off loopback the API requires [api.tls]"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_console_is_off_unless_configured_and_loopback_unless_tls() -> anyhow::Result<()> {
+        assert_eq!(check(GOOD)?.gui, None);
+        let on = check(&format!(
+            "{GOOD}[gui]\nlisten = \"127.0.0.1:8384\"\nhosts = [\"Console.Example:8384\"]\n"
+        ))?;
+        let gui = on.gui.expect("configured");
+        assert_eq!(gui.listen, "127.0.0.1:8384".parse()?);
+        assert_eq!(gui.hosts, vec!["console.example:8384".to_string()], "compared lowercase");
+        assert_eq!(gui.tls, None);
+        let err = check(&format!("{GOOD}[gui]\nlisten = \"0.0.0.0:8384\"\n")).expect_err("public plaintext");
+        assert!(
+            err.to_string()
+                .contains(":11: gui.listen \"0.0.0.0:8384\": off loopback the console requires [gui.tls]"),
+            "{err}"
+        );
+        let err = check(&format!("{GOOD}[gui]\nlisten = \"127.0.0.1:8384\"\nhosts = [\"a b\"]\n"))
+            .expect_err("space");
+        assert!(err.to_string().contains(":12: gui.hosts \"a b\": expected a host name"), "{err}");
+        let err =
+            check(&format!("{GOOD}[gui]\nlisten = \"127.0.0.1:8384\"\nport = 1\n")).expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field `port`"), "{err}");
+        Ok(())
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub(crate) mod api;
 pub(crate) mod authz;
 pub mod config;
 pub(crate) mod error;
+pub(crate) mod gui;
 pub mod hub;
 pub(crate) mod limits;
 pub use limits::raise_open_file_limit;
@@ -57,6 +58,8 @@ pub struct Listeners {
     pub hub: Option<TcpListener>,
     /// The Prometheus metrics listener, when `[metrics]` is configured.
     pub metrics: Option<TcpListener>,
+    /// The web console's listener, when `[gui]` is configured (nodes only).
+    pub gui: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -71,7 +74,19 @@ impl Listeners {
             Some(addr) => Some(bind(addr, "metrics.listen").await?),
             None => None,
         };
-        Ok(Self { api, hub, metrics })
+        let gui = match &config.gui {
+            Some(gui) => Some(bind(gui.listen, "gui.listen").await?),
+            None => None,
+        };
+        Ok(Self { api, hub, metrics, gui })
+    }
+
+    /// The bound address of the web console, when there is one.
+    pub fn gui_addr(&self) -> Result<Option<SocketAddr>> {
+        self.gui
+            .as_ref()
+            .map(|l| l.local_addr().map_err(|e| Error::io("reading the gui address", e)))
+            .transpose()
     }
 
     /// The bound address of the metrics listener, when there is one.
@@ -215,6 +230,18 @@ impl Daemon {
         match &self.role {
             Role::Node(node, engine) => {
                 background.extend(engine.start(stop_rx_for_streams.clone()));
+                if let (Some(listener), Some(settings)) = (listeners.gui, &self.config.gui) {
+                    let addr = listener.local_addr().map_err(|e| Error::io("gui address", e))?;
+                    let tls = gui::tls_acceptor(settings)?;
+                    let console = Arc::new(gui::Gui::new(node.clone(), engine.clone(), settings, addr));
+                    tracing::info!(%addr, tls = tls.is_some(), "gui listening");
+                    background.push(tokio::spawn(gui::serve(
+                        listener,
+                        console,
+                        tls,
+                        stop_rx_for_streams.clone(),
+                    )));
+                }
                 let router = health.add_to(
                     self.server().add_service(
                         StructureServiceServer::new(api::StructureApi::new(node.clone(), engine.clone()))

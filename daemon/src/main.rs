@@ -173,6 +173,10 @@ async fn serve(config: ValidConfig) -> Result<(), Error> {
         }
     }
     let listeners = Listeners::bind(&config).await?;
+    let gui_scheme = match &config.gui {
+        Some(gui) if gui.tls.is_some() => "https",
+        _ => "http",
+    };
     // SIGHUP reads the file again, here, and hands the hub the settings parsed.
     let config_file = config.source.clone();
     let daemon = tokio::task::spawn_blocking(move || Daemon::open(config)).await??;
@@ -183,6 +187,9 @@ async fn serve(config: ValidConfig) -> Result<(), Error> {
     }
     if let Some(addr) = listeners.metrics_addr()? {
         println!("passerelled: metrics listening on http://{addr}/metrics");
+    }
+    if let Some(addr) = listeners.gui_addr()? {
+        println!("passerelled: gui listening on {gui_scheme}://{addr}");
     }
     println!("passerelled: ready");
 

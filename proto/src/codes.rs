@@ -4,7 +4,7 @@
 //! they are part of the CLI and config contracts, so they never change once published.
 
 use crate::v1::{
-    AgeBand, Barrier, ConsentPurpose, ContractType, DeclineReason, HoursBand, IntroductionOutcome,
+    AgeBand, Barrier, ConsentPurpose, ContractType, DeclineReason, GuiRole, HoursBand, IntroductionOutcome,
     IntroductionStatus, MobilityBand, NeedStatus, SharedField, StructureKind,
 };
 
@@ -101,6 +101,11 @@ codes!(IntroductionStatus, "introduction status", {
     Open => "open",
     Expired => "expired",
     Cancelled => "cancelled",
+});
+
+codes!(GuiRole, "console role", {
+    Admin => "admin",
+    Viewer => "viewer",
 });
 
 codes!(SharedField, "shared field", {

@@ -414,6 +414,39 @@ pub fn grant_consent(r: &GrantConsentRequest) -> Result {
     line("collected_by", &r.collected_by, 0, 100)
 }
 
+/// Shortest web console password, in characters.
+pub const MIN_GUI_PASSWORD_CHARS: usize = 12;
+/// Longest web console password, in characters (hashing cost is bounded by it too).
+pub const MAX_GUI_PASSWORD_CHARS: usize = 1024;
+
+/// Checks a web console login name: 1 to 64 of lowercase letters, digits, `.`, `_`, `-`, so it
+/// reads the same in the audit of consents (`collected_by`) as it was typed.
+pub fn gui_user_name(field: &str, value: &str) -> Result {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if !ok {
+        return Err(FieldError::new(
+            field,
+            value,
+            "expected 1 to 64 lowercase letters, digits, '.', '_' or '-'",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a web console password's length (never echoes the value).
+pub fn gui_password(field: &str, value: &str) -> Result {
+    let n = value.chars().count();
+    if !(MIN_GUI_PASSWORD_CHARS..=MAX_GUI_PASSWORD_CHARS).contains(&n) {
+        return Err(FieldError::rule(
+            field,
+            format!("must have {MIN_GUI_PASSWORD_CHARS} to {MAX_GUI_PASSWORD_CHARS} characters, got {n}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a profile pseudonym: 32 lowercase hex characters (a truncated HMAC).
 pub fn pseudonym(field: &str, value: &str) -> Result {
     let hex = value.len() == 32 && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
@@ -521,6 +554,13 @@ pub fn indicator_fields(r: &IndicatorFields) -> Result {
     };
     exits_sum(exits)?;
     in_range("exits.total", exits.total, 0, MAX_MOVES)
+}
+
+/// The dynamic-exit rate (ASP's "taux de sorties dynamiques"), in hundredths of a percent,
+/// rounded half up: (durable + transition + positive) / total. `None` without exits. The one
+/// definition: the hub's statistics and the node's console both call it.
+pub fn dynamic_exit_rate(durable: i64, transition: i64, positive: i64, total: i64) -> Option<i64> {
+    (total > 0).then(|| ((durable + transition + positive) * 20_000 / total + 1) / 2)
 }
 
 fn exits_sum(e: &Exits) -> Result {

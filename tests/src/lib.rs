@@ -12,9 +12,12 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, bail};
 use passerelle_daemon::{Config, Listeners, ValidConfig};
 
+pub mod console;
 pub mod fixtures;
 pub mod hostile;
+pub mod http;
 pub mod pki;
+pub mod webdriver;
 
 /// A free loopback port, for a daemon a test must restart at the same address. (The port is
 /// released before the daemon binds it; another process could take it in between, which on a
@@ -61,6 +64,8 @@ pub struct InProcessDaemon {
     pub hub_addr: Option<std::net::SocketAddr>,
     /// `127.0.0.1:PORT` of the metrics listener, when the config has `[metrics]`.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `127.0.0.1:PORT` of the web console, when the config has `[gui]`.
+    pub gui_addr: Option<std::net::SocketAddr>,
     /// The config it runs with.
     pub config: ValidConfig,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -84,6 +89,7 @@ impl InProcessDaemon {
         let endpoint = format!("http://{}", listeners.api_addr()?);
         let hub_addr = listeners.hub_addr()?;
         let metrics_addr = listeners.metrics_addr()?;
+        let gui_addr = listeners.gui_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         // Open first, so a failure to start is this call's error, not a reset connection later.
         let daemon = {
@@ -93,7 +99,7 @@ impl InProcessDaemon {
         let task = tokio::spawn(daemon.serve(listeners, async {
             let _ = stopped.await;
         }));
-        Ok(Self { endpoint, hub_addr, metrics_addr, config, stop: Some(stop), task: Some(task) })
+        Ok(Self { endpoint, hub_addr, metrics_addr, gui_addr, config, stop: Some(stop), task: Some(task) })
     }
 
     /// `https://localhost:PORT` of the hub listener.
@@ -131,6 +137,8 @@ pub struct ChildDaemon {
     pub endpoint: String,
     /// The hub listener's address, on a hub.
     pub hub_addr: Option<String>,
+    /// The web console's `http(s)://ADDR`, when configured.
+    pub gui_url: Option<String>,
 }
 
 impl ChildDaemon {
@@ -154,13 +162,15 @@ impl ChildDaemon {
             .context("spawning passerelled")?;
         let stdout = child.stdout.take().context("stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let (mut endpoint, mut hub_addr) = (None, None);
+        let (mut endpoint, mut hub_addr, mut gui_url) = (None, None, None);
         loop {
             let line = lines.next().transpose()?.unwrap_or_default();
             if let Some(addr) = line.split(" api listening on ").nth(1) {
                 endpoint = Some(format!("http://{addr}"));
             } else if let Some(addr) = line.strip_prefix("passerelled: hub listening on ") {
                 hub_addr = Some(addr.to_string());
+            } else if let Some(url) = line.strip_prefix("passerelled: gui listening on ") {
+                gui_url = Some(url.to_string());
             } else if line == "passerelled: ready" {
                 break;
             } else {
@@ -172,7 +182,7 @@ impl ChildDaemon {
                 bail!("passerelled did not start ({status}): {line}{stderr}");
             }
         }
-        Ok(Self { endpoint: endpoint.context("no api line")?, hub_addr, child })
+        Ok(Self { endpoint: endpoint.context("no api line")?, hub_addr, gui_url, child })
     }
 
     /// SIGKILL: no chance to flush or clean up.

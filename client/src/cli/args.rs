@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use passerelle_proto::codes::Code;
 use passerelle_proto::v1::{
-    Barrier, ConsentPurpose, ContractType, DeclineReason, IntroductionOutcome, NeedStatus, SharedField,
+    Barrier, ConsentPurpose, ContractType, DeclineReason, GuiRole, IntroductionOutcome, NeedStatus,
+    SharedField,
 };
 
 /// Passerelle: a structure's recruitment needs, people, consents and indicators, synced with its
@@ -87,10 +88,43 @@ pub(crate) enum Command {
     /// Administer a hub (over its operator API: --endpoint http://127.0.0.1:7502).
     #[command(subcommand)]
     Hub(HubCommand),
+    /// The node's web console (`[gui]` in its config): its staff accounts.
+    #[command(subcommand)]
+    Gui(GuiCommand),
     /// Print a shell completion script, e.g. `passerelle completions bash > /etc/bash_completion.d/passerelle`.
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GuiCommand {
+    /// The web console's accounts (one per person: consents collected there name it).
+    #[command(subcommand)]
+    User(GuiUserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GuiUserCommand {
+    /// Add an account; the password is read on standard input (asked twice on a terminal, at
+    /// least 12 characters) and stored as an Argon2id hash by the node.
+    Add {
+        /// The login name: lowercase letters, digits, '.', '_', '-'.
+        name: String,
+        /// `admin` reads and changes; `viewer` only reads.
+        #[arg(long, value_parser = code::<GuiRole>())]
+        role: GuiRole,
+        /// Replace the password and role of an existing account.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the accounts.
+    List,
+    /// Remove an account (its sessions end at their next request).
+    Remove {
+        /// The login name.
+        name: String,
     },
 }
 

@@ -1,6 +1,7 @@
 //! The `passerelle` command line: parse, call the node, print.
 
 pub(crate) mod args;
+mod gui;
 mod import;
 mod periods;
 mod progress;
@@ -49,6 +50,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
     let printed = match cli.command {
         Command::Hub(command) => hub_command(format, command, &cli.endpoint, tls.as_ref()).await?,
         Command::Stats(command) => stats_command(format, command, &cli.endpoint, tls.as_ref()).await?,
+        Command::Gui(command) => gui::run(format, command, &cli.endpoint, tls.as_ref()).await?,
         // Imports read and check the file before (and, with --dry-run, without) reaching the node.
         Command::Need(NeedCommand::Import(args)) => {
             import::run(format, import::Kind::Needs, args, &cli.endpoint, tls.as_ref()).await?
@@ -190,9 +192,11 @@ async fn node_command(
 ) -> Result<std::io::Result<()>, Error> {
     let mut node = NodeClient::connect(endpoint, tls).await?;
     Ok(match command {
-        Command::Pki(_) | Command::Hub(_) | Command::Stats(_) | Command::Completions { .. } => {
-            unreachable_command()
-        }
+        Command::Pki(_)
+        | Command::Hub(_)
+        | Command::Stats(_)
+        | Command::Gui(_)
+        | Command::Completions { .. } => unreachable_command(),
         Command::Audit(AuditCommand::Verify) => {
             let check = node.verify_audit().await?;
             let view = AuditCheckView {

@@ -1018,3 +1018,28 @@ impl From<passerelle_proto::v1::Introduction> for IntroductionView {
         }
     }
 }
+
+/// A web console account.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct GuiUserView {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) role: &'static str,
+    pub(crate) created_at: String,
+}
+
+impl Record for GuiUserView {
+    const PLURAL: &'static str = "console accounts";
+    const TABLE: &'static [&'static str] = &["name", "role", "created_at"];
+}
+
+impl From<passerelle_proto::v1::GuiUser> for GuiUserView {
+    fn from(u: passerelle_proto::v1::GuiUser) -> Self {
+        Self {
+            id: u.name.clone(),
+            name: u.name,
+            role: slug_of::<passerelle_proto::v1::GuiRole>(u.role),
+            created_at: format_unix_ms(u.created_at_ms),
+        }
+    }
+}

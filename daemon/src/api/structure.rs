@@ -328,6 +328,37 @@ impl StructureService for StructureApi {
         .await
     }
 
+    async fn add_gui_user(
+        &self,
+        request: Request<passerelle_proto::v1::AddGuiUserRequest>,
+    ) -> Reply<passerelle_proto::v1::GuiUser> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || node.add_gui_user(&r.name, r.role, &r.password, r.replace)).await
+    }
+
+    async fn list_gui_users(
+        &self,
+        _: Request<passerelle_proto::v1::ListGuiUsersRequest>,
+    ) -> Reply<passerelle_proto::v1::ListGuiUsersResponse> {
+        let node = self.node.clone();
+        blocking(move || {
+            node.list_gui_users().map(|users| passerelle_proto::v1::ListGuiUsersResponse { users })
+        })
+        .await
+    }
+
+    async fn remove_gui_user(
+        &self,
+        request: Request<passerelle_proto::v1::RemoveGuiUserRequest>,
+    ) -> Reply<passerelle_proto::v1::RemoveGuiUserResponse> {
+        let (node, r) = (self.node.clone(), request.into_inner());
+        blocking(move || {
+            node.remove_gui_user(&r.name)
+                .map(|()| passerelle_proto::v1::RemoveGuiUserResponse { name: r.name })
+        })
+        .await
+    }
+
     async fn list_missing_indicators(
         &self,
         _: Request<ListMissingIndicatorsRequest>,

@@ -12,6 +12,7 @@
 
 pub mod audit;
 mod consents;
+mod gui_users;
 mod indicators;
 pub(crate) mod introductions;
 mod introductions_sync;

@@ -314,6 +314,11 @@ impl SyncEngine {
         self.links.iter().filter(shares).map(|l| l.config.id.clone()).collect()
     }
 
+    /// The configured hubs' ids (what a consent may name).
+    pub(crate) fn hub_ids(&self) -> Vec<String> {
+        self.links.iter().map(|l| l.config.id.clone()).collect()
+    }
+
     /// Status of every hub.
     pub(crate) fn status(&self) -> Result<SyncStatusResponse> {
         let head = self.node.head_seq();

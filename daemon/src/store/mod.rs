@@ -68,11 +68,13 @@ pub(crate) enum Tree {
     /// `origin/dataset/key` → floor; kept after the record goes, so no relay can bring back an
     /// older version.
     Floors,
+    /// On a node: the web console's accounts, name → `GuiAccount` (role, Argon2id PHC string).
+    GuiUsers,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub(crate) const ALL: [Tree; 22] = [
+    pub(crate) const ALL: [Tree; 23] = [
         Tree::Meta,
         Tree::Needs,
         Tree::Persons,
@@ -96,6 +98,7 @@ impl Tree {
         Tree::Signatures,
         Tree::Certificates,
         Tree::Floors,
+        Tree::GuiUsers,
     ];
 
     /// The tree's one-byte key prefix in the single sled keyspace.
@@ -128,6 +131,7 @@ impl Tree {
             Tree::Signatures => "signatures",
             Tree::Certificates => "certificates",
             Tree::Floors => "floors",
+            Tree::GuiUsers => "gui_users",
         }
     }
 }

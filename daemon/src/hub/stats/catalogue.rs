@@ -218,13 +218,12 @@ impl Derived {
     /// Its value from a cell's totals (`None`: undefined, e.g. no exits).
     pub(super) fn value(self, spec: &Spec, totals: &[i64]) -> Option<i64> {
         match self {
-            Derived::DynamicExitRate => {
-                let exits = spec.total(totals, Measure::ExitsTotal);
-                let dynamic = spec.total(totals, Measure::ExitsDurable)
-                    + spec.total(totals, Measure::ExitsTransition)
-                    + spec.total(totals, Measure::ExitsPositive);
-                (exits > 0).then(|| (dynamic * 20_000 / exits + 1) / 2)
-            }
+            Derived::DynamicExitRate => passerelle_proto::validate::dynamic_exit_rate(
+                spec.total(totals, Measure::ExitsDurable),
+                spec.total(totals, Measure::ExitsTransition),
+                spec.total(totals, Measure::ExitsPositive),
+                spec.total(totals, Measure::ExitsTotal),
+            ),
         }
     }
 
