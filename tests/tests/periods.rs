@@ -169,6 +169,7 @@ async fn completeness_closing_and_frozen_tables() -> anyhow::Result<()> {
         period: last_s.clone(),
         from: None,
         to: None,
+        revision: None,
     };
     let mut stats = passerelle_proto::v1::statistics_service_client::StatisticsServiceClient::new(channel);
     let first = prost::Message::encode_to_vec(&stats.get_table(request.clone()).await?.into_inner());

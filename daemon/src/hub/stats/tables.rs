@@ -48,9 +48,13 @@ impl Group {
 /// latest report time.
 pub(super) type IndicatorFamily = (Family, BTreeMap<Vec<String>, Summary>, i64);
 
-/// The indicators families computed so far, by period label.
+/// The indicators families computed so far, by period label; and, for the periods being
+/// revised, their earlier revisions (taken by the family's audit when it is computed).
 #[derive(Default)]
-pub(crate) struct Families(std::collections::HashMap<String, IndicatorFamily>);
+pub(crate) struct Families(
+    std::collections::HashMap<String, IndicatorFamily>,
+    std::collections::HashMap<String, Vec<super::revisions::Earlier>>,
+);
 
 /// Parses `2026-10`, `2026-Q3` or `2026` into an inclusive month range.
 pub(crate) fn parse_period(period: &str) -> Result<(Month, Month)> {
@@ -227,6 +231,7 @@ impl Hub {
             cells,
             rules,
             freshness,
+            revision: 0,
         })
     }
 
@@ -302,7 +307,7 @@ impl Hub {
             Summary::merge,
             |_, entries| disclose(&INDICATORS, entries, min_persons),
             |summary| summary.totals.clone(),
-            children,
+            Before { children, earlier: families.1.remove(period).unwrap_or_default() },
             AuditRule::of(&INDICATORS, self.config.protection_percent),
         );
         families.0.insert(period.to_string(), (family.clone(), finest.clone(), latest));
@@ -330,7 +335,7 @@ impl Hub {
                 disclose(&PROFILES, entries, min_persons)
             },
             |group| totals(&PROFILES, group),
-            Vec::new(),
+            Before::default(),
             AuditRule::of(&PROFILES, self.config.protection_percent),
         );
         let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
@@ -504,5 +509,41 @@ pub(super) fn summarize(spec: &Spec, group: &Group) -> Summary {
             .max()
             .unwrap_or(0),
         latest_ms: 0,
+    }
+}
+
+impl Families {
+    /// Makes `period` a revision: its family, when computed, is audited against the earlier
+    /// revisions `earlier` (each: what it counted and its published tables, every dimension
+    /// set), the revision being published counting `now`.
+    pub(crate) fn revising(
+        &mut self,
+        period: &str,
+        earlier: &[(super::revisions::Snapshot, Vec<v1::Table>)],
+        now: &super::revisions::Snapshot,
+        min_persons: i64,
+    ) {
+        let dims = indicator_dims();
+        let history = earlier
+            .iter()
+            .map(|(then, tables)| {
+                // The family's tables: those by a subset of its dimensions, in its order.
+                let linked = tables
+                    .iter()
+                    .filter(|t| {
+                        let mut at = dims.iter().filter(|d| t.by.contains(d));
+                        t.by.iter().all(|b| at.next() == Some(b))
+                    })
+                    .map(|t| {
+                        let shape: Shape = dims.iter().map(|d| t.by.contains(d)).collect();
+                        let coords = t.cells.iter().map(|c| coords(c, &shape)).collect();
+                        Linked { shape, cells: t.cells.clone(), coords }
+                    })
+                    .collect();
+                super::revisions::Earlier::new(then, now, linked, min_persons)
+            })
+            .collect();
+        self.0.remove(period);
+        self.1.insert(period.to_string(), history);
     }
 }
