@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use passerelle_proto::codes::slug_of;
 use passerelle_proto::date::Month;
 use passerelle_proto::v1::{GetTableRequest, StructureKind, Table};
+use proptest::prelude::*;
 
 use super::audit::{System, Term, protects};
 use super::audit_tests::{Reporter, coords, matches, one_month, publish, push, read_all, report};
@@ -21,6 +23,16 @@ use crate::hub::periods::indicator_dimension_sets;
 fn difference_attack(
     revisions: &[Vec<Table>],
     changed: &[[String; 2]],
+    truth: impl Fn(usize) -> i64,
+) -> anyhow::Result<Vec<String>> {
+    difference_attack_at(revisions, changed, changed, truth)
+}
+
+/// [`difference_attack`], solving for what changed in the cells `target` only.
+fn difference_attack_at(
+    revisions: &[Vec<Table>],
+    changed: &[[String; 2]],
+    target: &[[String; 2]],
     truth: impl Fn(usize) -> i64,
 ) -> anyhow::Result<Vec<String>> {
     let mut exposed = Vec::new();
@@ -61,7 +73,7 @@ fn difference_attack(
         // What changed: the latest revision's changed cells minus the first's.
         let (first, last) = (&unknowns[0], &unknowns[unknowns.len() - 1]);
         let mut objective: Vec<Term> = Vec::new();
-        for at in changed {
+        for at in target {
             objective.extend(last.get(at).map(|x| (*x, 1.0)));
             objective.extend(first.get(at).map(|x| (*x, -1.0)));
         }
@@ -189,5 +201,80 @@ fn only_a_closed_month_with_something_new_is_revised() -> anyhow::Result<()> {
     assert_eq!(january.revisions, 1);
     // Months of the quarter not revised keep revision 0.
     assert!(read_all(&hub, "2026-02")?.iter().all(|t| t.revision == 0));
+    Ok(())
+}
+
+/// A random layout of one month (1 to 20 structures over 4 départements × 3 kinds), and one or
+/// two late structures.
+fn late_layout() -> impl Strategy<Value = (Vec<Reporter>, Vec<Reporter>)> {
+    let reporter = (0..4usize, 0..3usize, 3..30i64, 200..3000i64, 0..6i64, prop::array::uniform4(0..4i64));
+    (prop::collection::vec(reporter.clone(), 1..=20), prop::collection::vec(reporter, 1..=2)).prop_map(
+        |(on_time, late)| {
+            let deps = ["44", "49", "53", "72"];
+            let kinds = [StructureKind::Ai, StructureKind::Aci, StructureKind::Ei];
+            let to_reporter =
+                |(d, k, employees, hours, hires, exits): (usize, usize, i64, i64, i64, [i64; 4])| {
+                    one_month(deps[d], kinds[k], report(employees, hours, hires, exits))
+                };
+            (on_time.into_iter().map(to_reporter).collect(), late.into_iter().map(to_reporter).collect())
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// Whatever the layout, one or two late reports published as revision 1 next to revision 0:
+    /// the attacker holding both, told which cells changed, narrows what changed — in each
+    /// changed cell, and in all of them together — to no interval tighter than ±15 %.
+    #[test]
+    fn no_late_report_is_isolated_by_two_revisions((on_time, late) in late_layout()) {
+        let fail = |e: anyhow::Error| TestCaseError::fail(e.to_string());
+        let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let hub = publish(dir.path(), &on_time, 15).map_err(fail)?;
+        for (i, r) in late.iter().enumerate() {
+            push(&hub, on_time.len() + i, on_time.len() + i, r, 1).map_err(fail)?;
+        }
+        let closed = read_all(&hub, "2026-01").map_err(fail)?;
+        hub.revise_month(jan()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let revised = read_all(&hub, "2026-01").map_err(fail)?;
+        let at = |r: &Reporter| [r.departement.clone(), slug_of::<StructureKind>(r.kind).to_string()];
+        let mut changed: Vec<[String; 2]> = late.iter().map(at).collect();
+        changed.sort();
+        changed.dedup();
+        let sum = |cells: &[[String; 2]], measure: usize| -> i64 {
+            late.iter().filter(|r| cells.contains(&at(r))).map(|r| r.months[&jan()][measure]).sum()
+        };
+        let revisions = [closed, revised];
+        let exposed = difference_attack(&revisions, &changed, |m| sum(&changed, m)).map_err(fail)?;
+        prop_assert!(exposed.is_empty(), "all changed cells: {exposed:#?}");
+        for cell in &changed {
+            let one = std::slice::from_ref(cell);
+            let exposed = difference_attack_at(&revisions, &changed, one, |m| sum(one, m)).map_err(fail)?;
+            prop_assert!(exposed.is_empty(), "{cell:?}: {exposed:#?}");
+        }
+    }
+}
+
+/// A member removed after the closing takes its report out of the cells; the revision that
+/// publishes it must not give that report away by subtraction either (the difference is minus
+/// its figures).
+#[test]
+fn a_removed_report_is_not_given_away_by_two_revisions() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (hub, _) = late_report(dir.path())?;
+    // Publish the late report first (revision 1), then remove one of the nine (revision 2).
+    assert_eq!(hub.revise_month(jan())?, 1);
+    let before = read_all(&hub, "2026-01")?;
+    let gone = 4usize; // 44 × AI, the second of three there
+    hub.remove_member(&super::cells_tests::siret(1000 + gone), None)?;
+    assert_eq!(hub.revise_month(jan())?, 2);
+    let after = read_all(&hub, "2026-01")?;
+    let cell = [["44".to_string(), "ai".to_string()]];
+    let n = gone as i64;
+    let removed = report(8 + n, 1200 + 37 * n, 2 + n % 3, [1, 1, n % 2, 1]);
+    // What changed is minus its figures: the attacker solves for what left.
+    let exposed = difference_attack(&[after, before], &cell, |m| removed[m])?;
+    assert!(exposed.is_empty(), "the revisions give the removed report away: {exposed:#?}");
+    assert_eq!(read_revision(&hub, "2026-01", 1)?.len(), indicator_dimension_sets().len());
     Ok(())
 }
