@@ -201,6 +201,11 @@ pub struct HubSection {
     /// How many introduction requests a structure may send per 24 hours (default 20, 1 to 10,000).
     #[serde(default = "default_introductions_per_day")]
     pub introductions_per_day: Spanned<u32>,
+    /// How many days the hub keeps an introduction request after its expiry (default 30, 1 to
+    /// 365): long enough for the requester's and holders' nodes to fetch its final state, after
+    /// which the request, its routing and any sealed fields still held are deleted.
+    #[serde(default = "default_hub_introduction_retention_days")]
+    pub introduction_retention_days: Spanned<u32>,
     /// The hub's certificate and key (and, as a shorthand for `[[hub.trust]]`, `client_cas`).
     pub tls: ServerTlsSection,
     /// `[[hub.trust]]`: the CAs whose certificates this hub accepts, each naming the network it
@@ -243,6 +248,10 @@ fn default_tombstone_days() -> Spanned<u32> {
 }
 
 fn default_introduction_ttl_days() -> Spanned<u32> {
+    Spanned::new(0..0, 30)
+}
+
+fn default_hub_introduction_retention_days() -> Spanned<u32> {
     Spanned::new(0..0, 30)
 }
 
@@ -456,6 +465,8 @@ pub struct HubConfig {
     pub introduction_ttl: Duration,
     /// Introduction requests a structure may send per 24 hours.
     pub introductions_per_day: u32,
+    /// How long a request is kept after its expiry.
+    pub introduction_retention: Duration,
     /// Consolidation hubs to relay to.
     pub upstreams: Vec<Upstream>,
     /// Due dates and closing of monthly periods.
@@ -1016,6 +1027,8 @@ impl Validator<'_> {
         }
         let ttl = self.days("hub.introduction_ttl_days", &hub.introduction_ttl_days, 365)?;
         let per_day = self.days("hub.introductions_per_day", &hub.introductions_per_day, 10_000)?;
+        let retention =
+            self.days("hub.introduction_retention_days", &hub.introduction_retention_days, 365)?;
         let tls = self.server_tls("hub.tls", &hub.tls, Some(&network), &hub.trust)?;
         let mut upstreams = Vec::new();
         for up in upstream {
@@ -1059,6 +1072,7 @@ impl Validator<'_> {
             min_persons,
             tombstone_retention: Duration::from_secs(u64::from(days) * 24 * 3600),
             introduction_ttl: Duration::from_secs(u64::from(ttl) * 24 * 3600),
+            introduction_retention: Duration::from_secs(u64::from(retention) * 24 * 3600),
             introductions_per_day: per_day,
             periods: crate::hub::periods::PeriodsConfig::default(),
             protection_percent: DEFAULT_PROTECTION_PERCENT,

@@ -234,11 +234,7 @@ impl Daemon {
                 let hub_incoming = tls::incoming::serve_incoming(hub_listener, hub_policy);
                 let service =
                     api::HubApi::new(hub.clone(), self.config.source.clone(), stop_rx_for_streams.clone());
-                background.push(hub::tombstones::start(
-                    hub.clone(),
-                    settings.tombstone_retention,
-                    stop_rx_for_streams.clone(),
-                ));
+                background.push(hub::daily::start(hub.clone(), stop_rx_for_streams.clone()));
                 background.extend(hub::periods::start(hub.clone(), stop_rx_for_streams.clone()));
                 background.extend(hub::relay::start(
                     hub.clone(),

@@ -19,6 +19,7 @@ pub mod date;
 pub mod geo;
 pub mod identity;
 pub mod periods;
+pub mod rome;
 pub mod signed;
 pub mod validate;
 

@@ -97,6 +97,19 @@ fn push_prefixed(out: &mut Vec<u8>, part: &[u8]) {
     out.extend_from_slice(part);
 }
 
+/// Whether a certificate that expires at `not_after` (seconds since the Unix epoch, as X.509
+/// says) can have signed a record of a store created at `epoch_created_at_ms`.
+///
+/// A node signs only while its certificate is valid, and its store exists before it signs, so a
+/// genuine store was always created before the certificate that signs its records expired. The
+/// rule bounds what the key of an expired certificate (never revoked, left on a decommissioned
+/// machine) can forge: not a store dated after its expiry, whose versions would outrank every
+/// version the structure signs later. What it can still date within its validity is bounded by
+/// denying its serial.
+pub fn signable_by(epoch_created_at_ms: i64, not_after: i64) -> bool {
+    epoch_created_at_ms <= not_after.saturating_mul(1000).saturating_add(999)
+}
+
 /// The fingerprint of a certificate: SHA-256 of its DER.
 pub fn fingerprint(certificate_der: &[u8]) -> Vec<u8> {
     Sha256::digest(certificate_der).to_vec()

@@ -56,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         min_persons: 11,
         tombstone_retention: Duration::from_secs(30 * 24 * 3600),
         introduction_ttl: Duration::from_secs(30 * 24 * 3600),
+        introduction_retention: Duration::from_secs(30 * 24 * 3600),
         introductions_per_day: 20,
         upstreams: Vec::new(),
         periods: Default::default(),

@@ -57,6 +57,27 @@ impl TestPki {
         Ok(TlsFiles { ca: self.ca_pem(), cert: written.cert, key: written.key })
     }
 
+    /// A certificate of this CA valid from a day ago until `seconds` from now, and the instant
+    /// it expires (seconds since the Unix epoch): to sign while valid, then act after expiry.
+    pub fn issue_expiring(&self, role: Role, id: &str, seconds: i64) -> anyhow::Result<(TlsFiles, i64)> {
+        let mut request = IssueRequest::new(PeerId::new(role, id)?, 1);
+        let now = time::OffsetDateTime::now_utc();
+        request.not_before = now - time::Duration::days(1);
+        request.not_after = now + time::Duration::seconds(seconds);
+        let out = self.dir.join(format!("expiring-{role}-{id}"));
+        let written = pki::issue(&self.ca_dir, &request, &out)?;
+        let files = TlsFiles { ca: self.ca_pem(), cert: written.cert, key: written.key };
+        Ok((files, request.not_after.unix_timestamp()))
+    }
+
+    /// Returns once the clock is past `not_after` (seconds since the Unix epoch): waiting for a
+    /// certificate to expire is waiting for time itself, not for another task.
+    pub async fn until_expired(not_after: i64) {
+        while passerelle_proto::date::now_unix_ms() / 1000 <= not_after {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// A certificate of this CA whose validity ended yesterday.
     pub fn issue_expired(&self, role: Role, id: &str) -> anyhow::Result<TlsFiles> {
         let mut request = IssueRequest::new(PeerId::new(role, id)?, 1);

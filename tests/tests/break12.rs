@@ -328,12 +328,12 @@ async fn a_serial_denied_mid_stream_signs_nothing_more() -> anyhow::Result<()> {
 
 /// Attack: the key of a node certificate that expired (nobody revokes an expired certificate;
 /// it may sit on a decommissioned machine) signs, through a relay, a report dated into a store
-/// "created" long after that certificate expired — at the end of time. Expiry is no reason to
-/// refuse a signature, and nothing bounds the signed creation time, so the forgery outranks, for
-/// ever, every version the structure signs with its current certificate. Closed for creation
-/// times in the future (refused: no store is created after now); still open: dated *now*, such a
-/// forgery outranks the versions of the structure's current store until it starts a new one —
-/// the fix is to bound the creation time by the signing certificate's expiry.
+/// "created" after that certificate expired — at the end of time, or just now. Expiry is no
+/// reason to refuse a signature, so without a bound on the signed creation time the forgery
+/// outranks every version the structure signs with its current certificate. The end of time is
+/// refused (no store is created after now); a store dated after the signing certificate's
+/// expiry is ignored (`signed::signable_by`); and within its validity the old key signs nothing
+/// above what its successor signed (a store dated at its expiry, an inflated version).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_key_cannot_date_a_store_after_its_expiry() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -345,21 +345,34 @@ async fn an_expired_key_cannot_date_a_store_after_its_expiry() -> anyhow::Result
     let old = pki.issue_expired(Role::Node, SIRETS[3])?;
     let current = pki.issue(Role::Node, SIRETS[3])?;
 
-    let (forged, old_cert) = signed_report(&old, SIRETS[3], &[0xee; 16], i64::MAX, 1, 99)?;
-    let forged_outcome = relay_as(&relay, &endpoint, vec![forged], &[old_cert]).await?;
+    // The genuine store was created 20 days ago, while the old certificate was valid; the
+    // current certificate signs its version 5.
     let now = passerelle_proto::date::now_unix_ms();
-    let (genuine, cert) = signed_report(&current, SIRETS[3], &[3; 16], now - 1_000, 1, 3)?;
+    let created = now - 20 * 86_400_000;
+    let (genuine, cert) = signed_report(&current, SIRETS[3], &[3; 16], created, 5, 3)?;
     relay_as(&relay, &endpoint, vec![genuine], &[cert]).await?.map_err(anyhow::Error::from)?;
+    let (end_of_time, old_cert) = signed_report(&old, SIRETS[3], &[0xee; 16], i64::MAX, 1, 99)?;
+    let end_of_time = relay_as(&relay, &endpoint, vec![end_of_time], std::slice::from_ref(&old_cert)).await?;
+    assert!(end_of_time.is_err(), "a store created at the end of time is refused");
+    let (dated_now, _) = signed_report(&old, SIRETS[3], &[0xee; 16], now - 1_000, 1, 99)?;
+    let forged_outcome =
+        relay_as(&relay, &endpoint, vec![dated_now], std::slice::from_ref(&old_cert)).await?;
+    // Within its validity: a store dated just before its expiry (after the genuine store's
+    // creation), and an inflated version of the genuine store. Both above what the current
+    // certificate signed: ignored.
+    let (at_expiry, _) = signed_report(&old, SIRETS[3], &[0xef; 16], now - 86_400_000 - 5_000, 1, 98)?;
+    let (inflated, _) = signed_report(&old, SIRETS[3], &[3; 16], created, 1_000_000, 97)?;
+    let within = relay_as(&relay, &endpoint, vec![at_expiry, inflated], &[old_cert]).await?;
     dreets.stop().await?;
 
     let config = passerelle_daemon::Config::load(&config)?;
     let settings = config.hub().cloned().ok_or_else(|| anyhow::anyhow!("hub config"))?;
     let hub = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default())?;
-    let held: Vec<(String, i64)> = hub
+    let held: Vec<(String, i64, u64)> = hub
         .records_of(SIRETS[3], "indicators".parse()?)?
         .into_iter()
-        .map(|(k, r)| (k, r.epoch_at_ms))
+        .map(|(k, r)| (k, r.epoch_at_ms, r.version))
         .collect();
-    assert_eq!(held, vec![("2026-07".to_string(), now - 1_000)], "forgery: {forged_outcome:?}");
+    assert_eq!(held, vec![("2026-07".to_string(), created, 5)], "forgery: {forged_outcome:?} {within:?}");
     Ok(())
 }

@@ -135,6 +135,10 @@ async fn the_whole_flow_through_the_cli_with_ciphertext_only_at_the_hub() -> any
     assert_eq!(request["structure_siret"], SIRETS[1]);
     assert_eq!(request["structure_name"], format!("Structure {}", SIRETS[1]));
     assert_eq!(request["need"]["rome_code"], "K2204");
+    assert_eq!(
+        request["need"]["rome_label"], "Nettoyage de locaux",
+        "the fiche's label, from the ROME référentiel"
+    );
     assert_eq!(request["need"]["hours_per_week"], 24);
     assert!(request["expires_at"].is_string());
     let persons = request["persons"].as_array().cloned().unwrap_or_default();
@@ -494,6 +498,45 @@ async fn tampered_ciphertext_is_refused_by_the_requester() -> anyhow::Result<()>
         outgoing[0]["candidates"].as_array().is_some_and(Vec::is_empty),
         "a ciphertext that does not open is refused: {outgoing:?}"
     );
+    for daemon in [f.a, f.b, f.c, hub] {
+        daemon.stop().await?;
+    }
+    Ok(())
+}
+
+/// A request past its TTL takes no more answers: the holder sees it expired and its answer is
+/// refused naming why; the requester sees it expired.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_request_takes_no_answers() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let port = passerelle_tests::free_port()?;
+    let hub_config = pki.write_hub_config_on(HUB, port, "auto_accept = true", "")?;
+    let hub = InProcessDaemon::start_config(&hub_config).await?;
+    let f = federation_on(&pki, hub).await?;
+    let id = introduce(&f).await?;
+    assert_eq!(list(&f.a.endpoint, "in").await?[0]["status"], "open");
+
+    // 31 days pass at the hub (the TTL is 30).
+    f.hub.stop().await?;
+    {
+        let config = passerelle_daemon::config::Config::load(&hub_config)?;
+        let settings = config.hub().expect("a hub").clone();
+        let stored = passerelle_daemon::hub::Hub::open(&config.data_dir, settings, Default::default())?;
+        stored.age_introduction_for_tests(&id, 31 * 24 * 3600 * 1000)?;
+    }
+    let hub = InProcessDaemon::start_config(&hub_config).await?;
+    let incoming = list(&f.a.endpoint, "in").await?;
+    assert_eq!(incoming[0]["status"], "expired", "{incoming:?}");
+    let late = cli_async(
+        &f.a.endpoint,
+        &["introduction", "decline", &id, "--person", &f.dominique, "--reason", "not-available"],
+    )
+    .await;
+    assert_ne!(late.code, 0, "{late:?}");
+    assert!(late.stderr.contains("expired"), "{late:?}");
+    let outgoing = list(&f.b.endpoint, "out").await?;
+    assert_eq!(outgoing[0]["status"], "expired", "{outgoing:?}");
     for daemon in [f.a, f.b, f.c, hub] {
         daemon.stop().await?;
     }

@@ -286,9 +286,9 @@ async fn signatures_outlive_renewal_and_expiry_but_not_revocation() -> anyhow::R
     client.sync_now(true, Duration::from_secs(30)).await?;
     wait_reported(&operator, "2026-08", 1).await?;
 
-    // S3 signed July while its certificate was valid (it expired yesterday); a network hub
-    // relays it now.
-    let expired = pki.issue_expired(Role::Node, SIRETS[3])?;
+    // S3 signs July and August while its certificate is valid; it expires; a network hub
+    // relays July now.
+    let (expiring, not_after) = pki.issue_expiring(Role::Node, SIRETS[3], 2)?;
     let structure = passerelle_proto::v1::Structure {
         siret: SIRETS[3].into(),
         kind: StructureKind::Ei as i32,
@@ -296,25 +296,31 @@ async fn signatures_outlive_renewal_and_expiry_but_not_revocation() -> anyhow::R
         departement: "44".into(),
     };
     let s3 = passerelle_daemon::node::Node::open(&dir.path().join("s3-data"), structure)?
-        .with_signer(passerelle_daemon::tls::signing::RecordSigner::load(&expired.cert, &expired.key)?)?;
+        .with_signer(passerelle_daemon::tls::signing::RecordSigner::load(&expiring.cert, &expiring.key)?)?;
     s3.submit_indicators(Some(report("2026-07")))?;
+    s3.submit_indicators(Some(report("2026-08")))?;
+    let (july, august) = (relayed_report(&s3, "2026-07")?, relayed_report(&s3, "2026-08")?);
+    TestPki::until_expired(not_after).await;
+    let mut september = report("2026-09");
+    september.hires = 1;
+    s3.submit_indicators(Some(september))?;
+    let unsigned = s3.signature_of(Dataset::Indicators, "2026-09")?;
+    assert!(unsigned.is_none(), "a node signs nothing with an expired certificate: {unsigned:?}");
     let relay = pki.issue(Role::Hub, "fas-pdl")?;
     let endpoint = dreets.hub_endpoint();
-    let july = relay_as(&relay, &endpoint, vec![relayed_report(&s3, "2026-07")?], &der_of(&expired)?).await?;
+    let july = relay_as(&relay, &endpoint, vec![july], &der_of(&expiring)?).await?;
     assert!(july.is_ok(), "a record signed while its certificate was valid: {july:?}");
     wait_reported(&operator, "2026-07", 2).await?;
 
     // S3's certificate is revoked: what it signed is no longer taken.
-    let serial = TestPki::serial(&expired)?;
+    let serial = TestPki::serial(&expiring)?;
     let text = std::fs::read_to_string(&dreets_config)?;
     std::fs::write(
         &dreets_config,
         text.replace("denied_serials = []", &format!("denied_serials = [\"{serial}\"]")),
     )?;
     operator.reload().await?;
-    s3.submit_indicators(Some(report("2026-08")))?;
-    let august =
-        relay_as(&relay, &endpoint, vec![relayed_report(&s3, "2026-08")?], &der_of(&expired)?).await?;
+    let august = relay_as(&relay, &endpoint, vec![august], &der_of(&expiring)?).await?;
     drop(s3);
 
     s0.stop().await?;

@@ -873,6 +873,8 @@ impl From<passerelle_proto::v1::PersonIntroduction> for PersonIntroductionView {
 pub(crate) struct IntroductionNeedView {
     id: String,
     rome_code: String,
+    /// The fiche's label (France Travail's ROME référentiel); null for a code it does not list.
+    rome_label: Option<&'static str>,
     contract_type: &'static str,
     hours_per_week: u32,
     open_positions: u32,
@@ -964,6 +966,7 @@ impl From<passerelle_proto::v1::Introduction> for IntroductionView {
             structure_departement: structure.departement,
             need: IntroductionNeedView {
                 id: need.need_id,
+                rome_label: passerelle_proto::rome::label(&need.rome_code),
                 rome_code: need.rome_code,
                 contract_type: slug_of::<ContractType>(need.contract_type),
                 hours_per_week: need.hours_per_week,

@@ -23,7 +23,7 @@ use passerelle_proto::v1::{
 use passerelle_proto::validate::{self, FieldError};
 use prost::Message;
 
-use super::provenance::{Floor, Provenance, SessionCertificates};
+use super::provenance::{Floor, Provenance, SessionCertificates, SignerCheck, check_signer};
 use super::stats::StatsDelta;
 use super::{Hub, member_key};
 use crate::error::{Error, Result};
@@ -294,6 +294,8 @@ impl Hub {
         let member_structure = member.structure.clone();
         // Origins first signed for in this batch: SIRET → network of the signing certificate.
         let mut pins: HashMap<String, String> = HashMap::new();
+        // Origins whose newest signing certificate this batch moves (see `NewestSigner`).
+        let mut newest_signers: HashMap<String, super::provenance::NewestSigner> = HashMap::new();
         for (change, verified) in batch.changes.into_iter().zip(verified) {
             let (provenance, signed_structure) = (verified.provenance, verified.structure);
             let signer_network = verified.network;
@@ -397,6 +399,27 @@ impl Hub {
                         None => {
                             pins.insert(origin.clone(), network.clone());
                         }
+                    }
+                }
+                if provenance == Provenance::Signed
+                    && let Some(not_before) = verified.signed_since
+                {
+                    let newest = match newest_signers.get(&origin) {
+                        Some(newest) => Some(newest.clone()),
+                        None => self.newest_signer(&origin)?,
+                    };
+                    match check_signer(newest.as_ref(), not_before, epoch_at_ms, &epoch, change.version) {
+                        SignerCheck::Stale => {
+                            tracing::warn!(
+                                relay = %source, %origin, dataset = %dataset, key = %change.key,
+                                "ignoring a record an older certificate signed above its successor's records"
+                            );
+                            continue;
+                        }
+                        SignerCheck::Accept(Some(marker)) => {
+                            newest_signers.insert(origin.clone(), marker);
+                        }
+                        SignerCheck::Accept(None) => {}
                     }
                 }
                 if provenance == Provenance::Signed {
@@ -516,6 +539,9 @@ impl Hub {
         }
         for (origin, network) in pins {
             write.put(Tree::Meta, super::provenance::origin_network_key(&origin), network.into_bytes());
+        }
+        for (origin, marker) in newest_signers {
+            write.put(Tree::Meta, super::provenance::newest_signer_key(&origin), marker.encode_to_vec());
         }
         for (key, record) in pending {
             match record {

@@ -8,7 +8,9 @@
 //! (value: creation time) the requests a member sent, read by the rate limit and its mailbox;
 //! `m/SIRET/ID` the requests routed to a holder. A request's status is computed when read: expired
 //! after `[hub] introduction_ttl_days`, cancelled once its need is no longer open here (closed,
-//! deleted or withdrawn), so nothing has to chase those events.
+//! deleted or withdrawn), so nothing has to chase those events. A daily task (`hub/daily.rs`)
+//! forgets a request `[hub] introduction_retention_days` after its expiry, and removing a node
+//! member forgets the requests it sent and its routing as a holder.
 
 use std::collections::BTreeMap;
 
@@ -121,6 +123,17 @@ fn sent_key(siret: &str, id: &str) -> Vec<u8> {
 
 fn mailbox_key(siret: &str, id: &str) -> Vec<u8> {
     format!("m/{siret}/{id}").into_bytes()
+}
+
+/// Stages the deletion of a request and of every key that routes it.
+fn stage_forget(batch: &mut WriteBatch, intro: &HubIntroduction) {
+    batch.delete(Tree::Introductions, request_key(&intro.id));
+    if let Some(requester) = &intro.requester {
+        batch.delete(Tree::Introductions, sent_key(&requester.siret, &intro.id));
+    }
+    for holding in &intro.holders {
+        batch.delete(Tree::Introductions, mailbox_key(&holding.siret, &intro.id));
+    }
 }
 
 /// The ROME domaine of a code: its letter and two digits (`K22` of `K2204`).
@@ -550,7 +563,89 @@ impl Hub {
     }
 }
 
+/// Requests examined per commit when forgetting, so a large clean-up never builds one huge batch.
+const FORGET_PER_COMMIT: usize = 1_000;
+
 impl Hub {
+    /// Deletes every request that expired before `before_ms` (now minus `[hub]
+    /// introduction_retention_days`) and whose accepted candidates' fields the requester has
+    /// acknowledged deleting: the request, its routing to each holder and any sealed fields still
+    /// held. Returns how many went. Requests still open or recently ended stay, so nodes can fetch
+    /// their final state; so do those whose candidates' fields may still be held by the requester,
+    /// so a withdrawal can reach it (the requester's removal purges them).
+    pub fn forget_introductions(&self, before_ms: i64) -> Result<usize> {
+        let mut forgotten = 0;
+        let mut start = request_key("");
+        loop {
+            let page = self.store.scan(Tree::Introductions, &start, None, FORGET_PER_COMMIT + 1)?;
+            let requests: Vec<_> = page.iter().take_while(|(k, _)| k.starts_with(b"q/")).collect();
+            let more = requests.len() > FORGET_PER_COMMIT;
+            let _writer = self.write_lock();
+            let mut batch = WriteBatch::new();
+            for (key, _) in requests.iter().take(FORGET_PER_COMMIT) {
+                // Read again under the write lock: the request may have changed since the scan.
+                let Some(raw) = self.store.get(Tree::Introductions, key)? else { continue };
+                let intro = decode_intro(&raw)?;
+                // A candidate's fields may still be on the requester's node (it keeps them up to
+                // its own `introduction_retention_days`): the request stays routable until the
+                // requester has acknowledged deleting every one, so a withdrawal still reaches it.
+                let settled = intro.candidates.iter().all(|c| c.purged_at_ms > 0);
+                if intro.expires_at_ms < before_ms && settled {
+                    stage_forget(&mut batch, &intro);
+                    forgotten += 1;
+                }
+            }
+            if !batch.is_empty() {
+                self.store.commit(batch)?;
+            }
+            match requests.get(FORGET_PER_COMMIT) {
+                Some((next, _)) if more => start = next.clone(),
+                _ => return Ok(forgotten),
+            }
+        }
+    }
+
+    /// Stages, for a node member that goes (`hub remove`, and no other network's accepted
+    /// identity has its SIRET), the deletion of the requests it sent — with the sealed fields
+    /// addressed to it, which no one else can open — and of its routing as a holder (the request
+    /// stays with its requester; what it accepted before stays accepted). Returns how many requests
+    /// went.
+    pub(super) fn stage_introductions_purge(&self, siret: &str, batch: &mut WriteBatch) -> Result<usize> {
+        let mut gone = 0;
+        for (key, _) in scan_prefix(self.store.as_ref(), Tree::Introductions, &sent_key(siret, ""))? {
+            let id = String::from_utf8_lossy(&key[sent_key(siret, "").len()..]).into_owned();
+            match self.load_intro(&id)? {
+                Some(intro) => stage_forget(batch, &intro),
+                None => batch.delete(Tree::Introductions, key),
+            }
+            gone += 1;
+        }
+        for (key, _) in scan_prefix(self.store.as_ref(), Tree::Introductions, &mailbox_key(siret, ""))? {
+            batch.delete(Tree::Introductions, key.clone());
+            let id = String::from_utf8_lossy(&key[mailbox_key(siret, "").len()..]).into_owned();
+            if let Some(mut intro) = self.load_intro(&id)?
+                && intro.requester.as_ref().is_none_or(|r| r.siret != siret)
+            {
+                intro.holders.retain(|h| h.siret != siret);
+                batch.put(Tree::Introductions, request_key(&id), intro.encode_to_vec());
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Moves a request `by_ms` into the past (its creation and expiry): how tests see a request
+    /// expire without waiting `introduction_ttl_days`. For tests only.
+    #[doc(hidden)]
+    pub fn age_introduction_for_tests(&self, id: &str, by_ms: i64) -> Result<()> {
+        let mut intro =
+            self.load_intro(id)?.ok_or_else(|| Error::NotFound { what: "introduction", id: id.into() })?;
+        intro.created_at_ms -= by_ms;
+        intro.expires_at_ms -= by_ms;
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Introductions, request_key(id), intro.encode_to_vec());
+        Ok(self.store.commit(batch)?)
+    }
+
     /// Flips one byte of every sealed payload of a request, as a hostile hub operator could. For
     /// tests only.
     #[doc(hidden)]
@@ -681,6 +776,77 @@ mod tests {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// The keys of the `introductions` tree.
+    fn keys(hub: &Hub) -> anyhow::Result<Vec<String>> {
+        Ok(hub
+            .store
+            .scan(Tree::Introductions, &[], None, usize::MAX)?
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+            .collect())
+    }
+
+    #[test]
+    fn a_request_is_forgotten_after_its_retention() -> anyhow::Result<()> {
+        let day = 24 * 3600 * 1000;
+        let dir = tempfile::tempdir()?;
+        let hub = Hub::for_tests(dir.path());
+        // Expired 5 days ago.
+        let (holder, id) = stored(&hub, 35 * day, 30 * day, NeedStatus::Open)?;
+        let now = now_unix_ms();
+        assert_eq!(hub.forget_introductions(now - 10 * day)?, 0, "within its retention: kept");
+        assert_eq!(hub.mailbox(&holder)?.inbound.len(), 1);
+        assert_eq!(hub.forget_introductions(now - 4 * day)?, 1, "past its retention: forgotten");
+        assert!(hub.load_intro(&id)?.is_none());
+        assert!(hub.mailbox(&holder)?.inbound.is_empty(), "no routing left");
+        assert_eq!(keys(&hub)?, Vec::<String>::new());
+
+        // An accepted candidate whose fields the requester has not acknowledged deleting keeps
+        // the request: a withdrawal must still reach the requester.
+        let (_, id) = stored(&hub, 35 * day, 30 * day, NeedStatus::Open)?;
+        let mut intro = hub.load_intro(&id)?.expect("stored");
+        intro.candidates.push(HubCandidate {
+            candidate: "c1".into(),
+            holder_siret: "73282932000074".into(),
+            accepted_at_ms: now,
+            ..Default::default()
+        });
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Introductions, request_key(&id), intro.encode_to_vec());
+        hub.store.commit(batch)?;
+        assert_eq!(hub.forget_introductions(now)?, 0, "fields maybe still held by the requester");
+        intro.candidates[0].purged_at_ms = now;
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Introductions, request_key(&id), intro.encode_to_vec());
+        hub.store.commit(batch)?;
+        assert_eq!(hub.forget_introductions(now)?, 1, "the requester deleted them: forgotten");
+        Ok(())
+    }
+
+    #[test]
+    fn a_removed_member_takes_its_requests_and_routing_with_it() -> anyhow::Result<()> {
+        let day = 24 * 3600 * 1000;
+        // The requester goes: its request, routing and sent key go.
+        let dir = tempfile::tempdir()?;
+        let hub = Hub::for_tests(dir.path());
+        let (holder, id) = stored(&hub, day, 30 * day, NeedStatus::Open)?;
+        let mut batch = WriteBatch::new();
+        batch.put(Tree::Introductions, sent_key("44306184100047", &id), now_unix_ms().to_be_bytes().to_vec());
+        hub.store.commit(batch)?;
+        hub.remove_member("44306184100047", Some("coorace"))?;
+        assert_eq!(keys(&hub)?, Vec::<String>::new(), "nothing of the request is left");
+        assert!(hub.mailbox(&holder)?.inbound.is_empty());
+
+        // The holder goes: its routing goes, the request stays with its requester.
+        let dir = tempfile::tempdir()?;
+        let hub = Hub::for_tests(dir.path());
+        let (holder, id) = stored(&hub, day, 30 * day, NeedStatus::Open)?;
+        hub.remove_member(&holder.id.id, Some("coorace"))?;
+        assert_eq!(keys(&hub)?, vec![format!("q/{id}")]);
+        assert!(hub.load_intro(&id)?.is_some_and(|i| i.holders.is_empty()));
         Ok(())
     }
 

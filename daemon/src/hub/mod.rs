@@ -8,6 +8,7 @@
 //! is another member, pending until an operator accepts it, and at most one identity per role and
 //! id is accepted (records are keyed by id): see `identities.rs`.
 
+pub(crate) mod daily;
 mod datasets;
 mod identities;
 pub mod ingest;
@@ -121,6 +122,7 @@ impl Hub {
             min_persons: 5,
             tombstone_retention: std::time::Duration::from_secs(30 * 24 * 3600),
             introduction_ttl: std::time::Duration::from_secs(30 * 24 * 3600),
+            introduction_retention: std::time::Duration::from_secs(30 * 24 * 3600),
             introductions_per_day: 20,
             upstreams: Vec::new(),
             periods: periods::PeriodsConfig::default(),
@@ -359,6 +361,9 @@ impl Hub {
             if role == Role::Hub {
                 purged += self.stage_relay_purge(id, &mut batch, &mut stats, &mut feed)?;
             }
+            if role == Role::Node && !self.accepted_elsewhere(role, id, &network)? {
+                purged += self.stage_introductions_purge(id, &mut batch)?;
+            }
         }
         batch.delete(Tree::Members, key);
         let head = self.stage_feed(&mut batch, feed);
@@ -368,6 +373,16 @@ impl Hub {
         self.access_changed();
         tracing::info!(role = %role, id, %network, purged, "member removed with its records");
         Ok(member)
+    }
+
+    /// Whether `id` stays an accepted member here under another network than `network`.
+    fn accepted_elsewhere(&self, role: Role, id: &str, network: &str) -> Result<bool> {
+        Ok(self.list_members()?.into_iter().any(|m| {
+            m.role == role.to_string()
+                && m.id == id
+                && m.network != network
+                && m.state == MemberState::Accepted as i32
+        }))
     }
 
     /// Removes relaying hub `hub_id` from the sources of every record it relayed; a record no

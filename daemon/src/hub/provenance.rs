@@ -13,6 +13,11 @@
 //! - A relayed record is ordered by (origin store creation, epoch, version), all signed; its floor
 //!   (the highest seen, and whether it was a deletion) stays in the `floors` tree after the record
 //!   and its tombstone go, so a relay can withhold a record but never bring back an older one.
+//! - A certificate signs nothing of a store created after it expired (`signed::signable_by`):
+//!   such a record is ignored. And once a newer certificate of an origin has signed, an older
+//!   one signs nothing at or above the lowest record the newer one signed ([`NewestSigner`]): the
+//!   key of an expired certificate can neither date a store at its expiry nor inflate a version
+//!   to outrank what the structure signs with its current one.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -84,6 +89,83 @@ pub(crate) struct Verified {
     pub(crate) checked: bool,
     /// The network whose CA issued the signing certificate (signed changes).
     pub(crate) network: Option<String>,
+    /// When the signing certificate's validity starts (signed changes): which is newer.
+    pub(crate) signed_since: Option<i64>,
+}
+
+/// The newest certificate seen signing for an origin (by start of validity) and the lowest
+/// position of a record it signed. A node signs with one certificate at a time, each newer than
+/// the last, so every record an older certificate genuinely signed sits below the records of a
+/// newer one: a relayed record signed by an older certificate at or above that position — a
+/// store dated at the old certificate's expiry, a version inflated within the current store —
+/// is the work of a leaked old key, and is ignored.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct NewestSigner {
+    /// The certificate's start of validity, seconds since the Unix epoch.
+    #[prost(int64, tag = "1")]
+    pub(crate) not_before: i64,
+    /// The lowest position it signed: store creation, epoch, version.
+    #[prost(int64, tag = "2")]
+    pub(crate) epoch_at_ms: i64,
+    /// (see `epoch_at_ms`)
+    #[prost(bytes = "vec", tag = "3")]
+    pub(crate) epoch: Vec<u8>,
+    /// (see `epoch_at_ms`)
+    #[prost(uint64, tag = "4")]
+    pub(crate) version: u64,
+}
+
+impl NewestSigner {
+    /// Order of a position against the lowest this certificate signed.
+    pub(crate) fn cmp_position(&self, epoch_at_ms: i64, epoch: &[u8], version: u64) -> Ordering {
+        (epoch_at_ms, epoch, version).cmp(&(self.epoch_at_ms, self.epoch.as_slice(), self.version))
+    }
+}
+
+/// What [`NewestSigner`] makes of a signed relayed record.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SignerCheck {
+    /// Signed by an older certificate at or above the newest one's records: ignore it.
+    Stale,
+    /// Accept it; `Some` is the origin's new marker to store.
+    Accept(Option<NewestSigner>),
+}
+
+/// Checks a signed record at (`epoch_at_ms`, `epoch`, `version`), signed by a certificate valid
+/// from `not_before`, against the origin's `newest` marker.
+pub(crate) fn check_signer(
+    newest: Option<&NewestSigner>,
+    not_before: i64,
+    epoch_at_ms: i64,
+    epoch: &[u8],
+    version: u64,
+) -> SignerCheck {
+    let here = || NewestSigner { not_before, epoch_at_ms, epoch: epoch.to_vec(), version };
+    match newest {
+        Some(n) if not_before < n.not_before => {
+            if n.cmp_position(epoch_at_ms, epoch, version) == Ordering::Less {
+                SignerCheck::Accept(None)
+            } else {
+                SignerCheck::Stale
+            }
+        }
+        Some(n) if not_before == n.not_before => {
+            if n.cmp_position(epoch_at_ms, epoch, version) == Ordering::Less {
+                SignerCheck::Accept(Some(here()))
+            } else {
+                SignerCheck::Accept(None)
+            }
+        }
+        _ => SignerCheck::Accept(Some(here())),
+    }
+}
+
+/// Meta key prefix of an origin's [`NewestSigner`].
+const ORIGIN_NEWEST: &[u8] = b"origin-newest/";
+
+/// The meta key of `siret`'s newest signer.
+pub(super) fn newest_signer_key(siret: &str) -> Vec<u8> {
+    [ORIGIN_NEWEST, siret.as_bytes()].concat()
 }
 
 /// Meta key prefix of the network an origin's records are signed under (see
@@ -208,6 +290,7 @@ impl Hub {
                         structure: None,
                         checked: false,
                         network: None,
+                        signed_since: None,
                     });
                 }
                 let (structure, epoch, epoch_created_at_ms) = if session.relay() {
@@ -230,21 +313,15 @@ impl Hub {
                 let origin =
                     Origin { structure: structure.as_ref().unwrap_or(&none), epoch, epoch_created_at_ms };
                 let provenance = self.check_signature(session, change, origin, verify)?;
-                let network = (provenance == Provenance::Signed)
-                    .then(|| {
-                        session
-                            .certificates()
-                            .get(&change.certificate_fingerprint)
-                            .cloned()
-                            .flatten()
-                            .map(|c| c.network)
-                    })
+                let signer = (provenance == Provenance::Signed)
+                    .then(|| session.certificates().get(&change.certificate_fingerprint).cloned().flatten())
                     .flatten();
                 Ok(Verified {
                     provenance,
                     structure,
                     checked: verify && provenance == Provenance::Signed,
-                    network,
+                    signed_since: signer.as_ref().map(|c| c.not_before),
+                    network: signer.map(|c| c.network),
                 })
             })
             .collect()
@@ -289,6 +366,15 @@ impl Hub {
                 "signature: made by {}, not by the origin {}",
                 cert.peer, origin.structure.siret
             )));
+        }
+        if !signed::signable_by(origin.epoch_created_at_ms, cert.not_after) {
+            // Not evidence against the relay (it may not check dates), but nothing this
+            // certificate can have signed: a store created after it expired.
+            tracing::warn!(
+                origin = %cert.peer, serial = %cert.serial, dataset = %change.dataset, key = %change.key,
+                "ignoring a record of a store created after its signing certificate expired"
+            );
+            return Ok(Provenance::Untrusted);
         }
         let state = match &change.payload {
             Some(change::Payload::Need(need)) => Signed::Need(need),
@@ -342,6 +428,10 @@ impl Hub {
             return Ok(false);
         };
         let Ok((peer, _)) = passerelle_proto::identity::peer_of_certificate(&der) else { return Ok(false) };
+        let Ok(info) = passerelle_proto::identity::inspect_certificate(&der) else { return Ok(false) };
+        if !signed::signable_by(record.epoch_at_ms, info.not_after) {
+            return Ok(false);
+        }
         let Ok(public_key) = passerelle_proto::identity::signing_key_of_certificate(&der) else {
             return Ok(false);
         };
@@ -360,6 +450,17 @@ impl Hub {
         Ok(crate::tls::signing::verify(&public_key, &bytes, &record.signature))
     }
 
+    /// The newest certificate seen signing for `siret`, if any.
+    pub(super) fn newest_signer(&self, siret: &str) -> Result<Option<NewestSigner>> {
+        self.store
+            .get(Tree::Meta, &newest_signer_key(siret))?
+            .map(|raw| {
+                NewestSigner::decode(raw.as_slice())
+                    .map_err(|_| Error::Store(StoreError("corrupt newest signer".into())))
+            })
+            .transpose()
+    }
+
     /// The floor of a relayed record (`RecordKey` bytes).
     pub(super) fn floor_of(&self, record_key: &[u8]) -> Result<Option<Floor>> {
         self.store
@@ -368,5 +469,36 @@ impl Hub {
                 Floor::decode(raw.as_slice()).map_err(|_| Error::Store(StoreError("corrupt floor".into())))
             })
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_older_certificate_signs_nothing_above_its_successor() {
+        let (old, new) = (100, 200);
+        let e = [1u8; 16];
+        // First signer seen: it becomes the marker.
+        let SignerCheck::Accept(Some(first)) = check_signer(None, new, 10, &e, 50) else {
+            panic!("the first signer is the newest")
+        };
+        // The same certificate lower down lowers the marker; higher up changes nothing.
+        assert!(
+            matches!(check_signer(Some(&first), new, 10, &e, 40), SignerCheck::Accept(Some(m)) if m.version == 40)
+        );
+        assert_eq!(check_signer(Some(&first), new, 10, &e, 60), SignerCheck::Accept(None));
+        // An older certificate: below its successor's records (a genuine late relay) accepted,
+        // at or above (an inflated version, a store dated later) stale.
+        assert_eq!(check_signer(Some(&first), old, 10, &e, 49), SignerCheck::Accept(None));
+        assert_eq!(check_signer(Some(&first), old, 10, &e, 50), SignerCheck::Stale);
+        assert_eq!(check_signer(Some(&first), old, 10, &e, u64::MAX), SignerCheck::Stale);
+        assert_eq!(check_signer(Some(&first), old, 11, &[0; 16], 1), SignerCheck::Stale);
+        assert_eq!(check_signer(Some(&first), old, 9, &[9; 16], 1_000), SignerCheck::Accept(None));
+        // A newer certificate takes over wherever it signs.
+        assert!(
+            matches!(check_signer(Some(&first), 300, 10, &e, 70), SignerCheck::Accept(Some(m)) if m.not_before == 300)
+        );
     }
 }

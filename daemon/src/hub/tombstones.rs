@@ -1,14 +1,10 @@
 //! Forgetting old deletions. A hub keeps a tombstone (routing keys and version, no payload) for a
 //! deleted record so that an older copy arriving late — a relay that lagged, a batch resent after
 //! a crash — cannot bring the record back. After `[hub] tombstone_retention_days` no such copy
-//! can still be on its way, and the tombstone only costs space: a daily task removes it.
+//! can still be on its way, and the tombstone only costs space: the daily task (`daily.rs`)
+//! removes it.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use passerelle_proto::date::now_unix_ms;
 use prost::Message;
-use tokio::sync::watch;
 
 use super::Hub;
 use super::ingest::HubRecord;
@@ -47,30 +43,6 @@ impl Hub {
             }
         }
     }
-}
-
-/// Forgets expired tombstones at start and then daily, until `stop` turns true.
-pub(crate) fn start(
-    hub: Arc<Hub>,
-    retention: Duration,
-    mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let cutoff = now_unix_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-            let h = hub.clone();
-            match tokio::task::spawn_blocking(move || h.forget_tombstones(cutoff)).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(forgotten = n, ?retention, "expired tombstones forgotten"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "forgetting expired tombstones failed"),
-                Err(e) => tracing::warn!(error = %e, "tombstone task failed"),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-        }
-    })
 }
 
 #[cfg(test)]
@@ -159,7 +131,7 @@ mod tests {
         };
         let before = keys(&hub)?;
         assert_eq!(before.iter().filter(|(_, deleted)| *deleted).count(), 1, "{before:?}");
-        let now = now_unix_ms();
+        let now = passerelle_proto::date::now_unix_ms();
         assert_eq!(hub.forget_tombstones(now - 60_000)?, 0, "a fresh tombstone is kept");
         assert_eq!(keys(&hub)?, before);
         assert_eq!(hub.forget_tombstones(now + 60_000)?, before.iter().filter(|(_, d)| *d).count());

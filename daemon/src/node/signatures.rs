@@ -82,13 +82,19 @@ impl Node {
     /// without a signature of its current version (a store from before signatures, or records
     /// committed while no certificate was configured), and keeps the certificate.
     pub fn with_signer(mut self, signer: RecordSigner) -> Result<Self> {
+        if !signer.is_valid_now() {
+            tracing::warn!(
+                "the node's certificate has expired: records are committed unsigned (and not \
+                 relayed upstream) until a renewed certificate signs them"
+            );
+        }
         self.signer = Some(signer);
         let _writer = self.write_lock();
         let mut batch = WriteBatch::new();
         let mut signed = 0;
         // Every record is signed unless something was committed without a signer since the last
         // pass (that commit removed the marker): the usual start reads one key, not the store.
-        let datasets = if self.store.get(Tree::Meta, ALL_SIGNED)?.is_some() {
+        let datasets = if self.signer().is_none() || self.store.get(Tree::Meta, ALL_SIGNED)?.is_some() {
             Vec::new()
         } else {
             vec![Dataset::Needs, Dataset::Indicators]
@@ -114,7 +120,7 @@ impl Node {
         {
             batch.put(Tree::Certificates, signer.fingerprint(), signer.certificate());
         }
-        if self.store.get(Tree::Meta, ALL_SIGNED)?.is_none() {
+        if self.signer().is_some() && self.store.get(Tree::Meta, ALL_SIGNED)?.is_none() {
             batch.put(Tree::Meta, ALL_SIGNED, [1]);
         }
         if !batch.is_empty() {
@@ -130,7 +136,7 @@ impl Node {
     /// Adds to `batch` the signature of every needs or indicators record it logs a change of,
     /// as the batch leaves it. Called by `commit_change`, under the write lock.
     pub(super) fn sign_logged(&self, batch: &mut WriteBatch) -> Result<()> {
-        if self.signer.is_none() {
+        if self.signer().is_none() {
             // Unsigned records now exist: the next `with_signer` looks for them.
             batch.delete(Tree::Meta, ALL_SIGNED);
             return Ok(());
@@ -220,7 +226,7 @@ impl Node {
         version: u64,
         state: &State,
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        let Some(signer) = &self.signer else { return Ok(None) };
+        let Some(signer) = self.signer() else { return Ok(None) };
         let origin = Origin {
             structure: &self.structure,
             epoch: &self.identity.epoch,
@@ -234,6 +240,11 @@ impl Node {
             structure: Some(self.structure.clone()),
         };
         Ok(Some((keys::tombstone(dataset, key), signature.encode_to_vec())))
+    }
+
+    /// The signer, while its certificate is valid: a node signs nothing with an expired one.
+    fn signer(&self) -> Option<&RecordSigner> {
+        self.signer.as_ref().filter(|s| s.is_valid_now())
     }
 
     /// The stored signature of a record, whatever version it is of.

@@ -32,6 +32,11 @@ pub(crate) struct OriginCertificate {
     pub(crate) fingerprint: Vec<u8>,
     /// The network of the anchor whose CA issued it: with the SIRET, the origin's identity.
     pub(crate) network: String,
+    /// The end of its validity, seconds since the Unix epoch: no store created after it has
+    /// records it signed (`signed::signable_by`).
+    pub(crate) not_after: i64,
+    /// The start of its validity: which of an origin's certificates is newer.
+    pub(crate) not_before: i64,
 }
 
 /// Checks origin certificates against the CAs a hub trusts, one anchor at a time, so each
@@ -92,6 +97,8 @@ impl OriginVerifier {
             public_key: signing_key_of_certificate(der)?,
             fingerprint: signed::fingerprint(der),
             network,
+            not_after: info.not_after,
+            not_before: info.not_before,
         })
     }
 }

@@ -22,6 +22,8 @@ pub struct RecordSigner {
     rng: SystemRandom,
     certificate: Vec<u8>,
     fingerprint: Vec<u8>,
+    /// When the certificate expires, seconds since the Unix epoch: it signs nothing after.
+    not_after: i64,
 }
 
 impl std::fmt::Debug for RecordSigner {
@@ -56,7 +58,10 @@ impl RecordSigner {
             )));
         }
         let fingerprint = signed::fingerprint(&certificate);
-        Ok(Self { key: pair, rng, certificate, fingerprint })
+        let not_after = passerelle_proto::identity::inspect_certificate(&certificate)
+            .map_err(|e| Error::Config(format!("{}: {e}", cert.display())))?
+            .not_after;
+        Ok(Self { key: pair, rng, certificate, fingerprint, not_after })
     }
 
     /// The signature of `bytes` (64 bytes, `r ‖ s`).
@@ -65,6 +70,13 @@ impl RecordSigner {
             .sign(&self.rng, bytes)
             .map(|s| s.as_ref().to_vec())
             .map_err(|_| Error::Unavailable("the system random generator failed".into()))
+    }
+
+    /// Whether the certificate is still valid: an expired certificate's key signs nothing (a
+    /// hub ignores what it would sign of a store created after the expiry, and a signature
+    /// made after it cannot be told from a forgery with a leaked key).
+    pub fn is_valid_now(&self) -> bool {
+        passerelle_proto::date::now_unix_ms() / 1000 <= self.not_after
     }
 
     /// The certificate (DER) whose key signs.
