@@ -199,6 +199,13 @@ fn only_a_closed_month_with_something_new_is_revised() -> anyhow::Result<()> {
     let january =
         periods.iter().find(|p| p.period == "2026-01").ok_or_else(|| anyhow::anyhow!("no 2026-01"))?;
     assert_eq!(january.revisions, 1);
+    // Only indicators have revisions: asking another table for one is refused, not ignored.
+    for table in ["needs", "profiles", "introductions"] {
+        let asked = GetTableRequest { table: table.into(), revision: Some(0), ..Default::default() };
+        let err = hub.table(&asked).expect_err("no revisions");
+        assert!(err.to_string().contains("only indicators tables have revisions"), "{table}: {err}");
+        assert!(super::check_table_request(&asked).is_err(), "{table}");
+    }
     // Months of the quarter not revised keep revision 0.
     assert!(read_all(&hub, "2026-02")?.iter().all(|t| t.revision == 0));
     Ok(())

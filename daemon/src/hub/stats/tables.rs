@@ -82,10 +82,22 @@ pub(crate) fn parse_period(period: &str) -> Result<(Month, Month)> {
 /// for the monthly indicators, the period. The first thing `GetTable` does with what a consumer
 /// sent, and the entry of the `get_table_request` fuzz target.
 pub fn check_table_request(request: &GetTableRequest) -> Result<()> {
+    check_revision(request)?;
     if request.table == super::introductions::NAME {
         return super::introductions::check(request).map(|_| ());
     }
     checked_table(request).map(|_| ())
+}
+
+/// Only indicators tables have revisions (needs and profiles are live, introductions are
+/// published once): a revision asked of another table is refused, not ignored.
+fn check_revision(request: &GetTableRequest) -> Result<()> {
+    match request.revision {
+        Some(n) if request.table != Table::Indicators.as_str() => {
+            Err(FieldError::new("revision", n.to_string(), "only indicators tables have revisions").into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// [`check_table_request`], returning the table asked for.
@@ -116,6 +128,7 @@ impl Hub {
     /// A predefined table with disclosure control, as published: indicators tables are those
     /// frozen when their period closed (see `hub::periods`); needs and profiles are live.
     pub fn table(&self, request: &GetTableRequest) -> Result<v1::Table> {
+        check_revision(request)?;
         if request.table == super::introductions::NAME {
             return self.published_introductions(request);
         }
