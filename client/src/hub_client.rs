@@ -6,7 +6,7 @@ use passerelle_proto::v1::statistics_service_client::StatisticsServiceClient;
 use passerelle_proto::v1::{
     AcceptMemberRequest, ClosePeriodRequest, Completeness, GetCompletenessRequest, GetHubRequest,
     HelloRequest, HelloResponse, HubInfo, ListMembersRequest, ListPeriodsRequest, ListTablesRequest,
-    ListTablesResponse, Member, Period, ReloadRequest, RemoveMemberRequest, Structure,
+    ListTablesResponse, Member, Period, ReloadRequest, RemoveMemberRequest, RevisePeriodRequest, Structure,
 };
 use tonic::transport::Channel;
 
@@ -90,6 +90,14 @@ impl HubClient {
     pub async fn close_period(&self, period: &str) -> Result<Period> {
         let reply = HubAdminClient::new(self.channel.clone())
             .close_period(ClosePeriodRequest { period: period.into() })
+            .await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// Publishes a closed month's late or corrected reports as its next revision.
+    pub async fn revise_period(&self, period: &str) -> Result<Period> {
+        let reply = HubAdminClient::new(self.channel.clone())
+            .revise_period(RevisePeriodRequest { period: period.into() })
             .await;
         reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
     }

@@ -1,6 +1,7 @@
 //! Statistics: ingest all SIAE in France for five years, close the months of a quarter (the
 //! audit included), then read the closed quarter × département × kind table; compared in the
-//! same run with DuckDB running the equivalent GROUP BY on the same rows.
+//! same run with DuckDB running the equivalent GROUP BY on the same rows. Then a late report
+//! revises a month (and its quarter), and both revisions of the quarter are read.
 //!
 //! Run: `cargo bench -p passerelle-tests --bench stats` (env `BENCH_STRUCTURES`, default 4000;
 //! `BENCH_MONTHS`, default 60; `BENCH_QUERIES`, default 100). Installs DuckDB from PyPI
@@ -177,6 +178,61 @@ fn main() -> anyhow::Result<()> {
     }
     let (p50, p99) = (percentile(&mut times, 0.5), percentile(&mut times, 0.99));
 
+    // A late report for 2026-08 (a structure new to the hub), published by revising the month:
+    // the month's and the quarter's next revision, each audited with the revisions before it.
+    let late = siret(structures);
+    let peer = Peer {
+        id: PeerId { role: Role::Node, id: late.clone() },
+        serial: None,
+        network: Some("coorace".into()),
+    };
+    let open = PushOpen {
+        structure: Some(Structure {
+            siret: late.clone(),
+            kind: passerelle_proto::v1::StructureKind::Ai as i32,
+            name: "SIAE late".into(),
+            departement: "44".into(),
+        }),
+        epoch: uuid_bytes(structures),
+        datasets: vec!["indicators".into()],
+        head_seq: 1,
+        ..Default::default()
+    };
+    let (session, _) = hub.open_push(&peer, open)?;
+    let fields = IndicatorFields {
+        period: "2026-08".into(),
+        etp_hundredths: 1200,
+        employees_in_insertion: 20,
+        hours_worked: 1600,
+        hires: 2,
+        exits: Some(Exits { total: 3, durable: 1, transition: 1, positive: 0, other: 1 }),
+    };
+    let report =
+        IndicatorReport { siret: late.clone(), fields: Some(fields), version: 1, submitted_at_ms: 0 };
+    let change = Change {
+        dataset: "indicators".into(),
+        key: "2026-08".into(),
+        version: 1,
+        payload: Some(change::Payload::Indicators(report)),
+        ..Default::default()
+    };
+    hub.apply_batch(&session, Batch { seq: 1, changes: vec![change], head_seq: 1, ..Default::default() })?;
+    let t0 = Instant::now();
+    hub.revise_period("2026-08")?;
+    let revise = t0.elapsed();
+    let read = |revision: Option<u32>| -> anyhow::Result<(Duration, Duration)> {
+        let request = GetTableRequest { revision, ..request.clone() };
+        let mut times = Vec::with_capacity(queries);
+        for _ in 0..queries {
+            let t0 = Instant::now();
+            let table = hub.table(&request)?;
+            times.push(t0.elapsed());
+            assert_eq!(table.revision, revision.unwrap_or(1));
+        }
+        Ok((percentile(&mut times, 0.5), percentile(&mut times, 0.99)))
+    };
+    let (latest, first) = (read(None)?, read(Some(0))?);
+
     // DuckDB, same rows, same question.
     if Command::new("python3")
         .args(["-c", "import duckdb"])
@@ -223,6 +279,19 @@ fn main() -> anyhow::Result<()> {
         duckdb_version()
     );
     println!("| ratio DuckDB p50 / Passerelle p50 | {:.1}× |", d50 / (p50.as_secs_f64() * 1e3));
+    println!(
+        "| revising 2026-08 after one late report: revision 1 of the month and of 2026-Q3, audited with revision 0 and frozen | {:.2} s |",
+        revise.as_secs_f64()
+    );
+    for (what, (p50, p99)) in
+        [("revision 1 (the latest, default)", latest), ("revision 0 (`--revision 0`)", first)]
+    {
+        println!(
+            "| Passerelle: the quarter × département × kind table, {what} ({queries} queries) | p50 {:.3} ms, p99 {:.3} ms |",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
+    }
     Ok(())
 }
 

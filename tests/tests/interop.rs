@@ -94,6 +94,7 @@ async fn python_grpcio_consumer_reads_health_and_a_suppressed_table() -> anyhow:
         period: "2026-Q3".into(),
         from: None,
         to: None,
+        revision: None,
     };
     let reference = StatisticsServiceClient::new(channel).get_table(request).await?.into_inner();
 

@@ -169,6 +169,7 @@ async fn completeness_closing_and_frozen_tables() -> anyhow::Result<()> {
         period: last_s.clone(),
         from: None,
         to: None,
+        revision: None,
     };
     let mut stats = passerelle_proto::v1::statistics_service_client::StatisticsServiceClient::new(channel);
     let first = prost::Message::encode_to_vec(&stats.get_table(request.clone()).await?.into_inner());
@@ -269,5 +270,137 @@ async fn a_node_sees_the_months_it_owes() -> anyhow::Result<()> {
     assert!(!status.stdout.contains("overdue"), "{status:?}");
 
     node.stop().await?;
+    hub.stop().await
+}
+
+/// A report arriving after the closing is published by `hub period revise` as revision 1;
+/// revision 0 stays readable with `--revision 0`, JSON and CSV say which revision they are, and
+/// the difference of the two revisions does not give the late structure's figures: three
+/// structures in one cell at the closing, four in revision 1, so revision 1 withholds the cell
+/// wherever it shows (every table of this hub is that one cell).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_report_is_published_as_a_revision() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub = InProcessDaemon::start_config(&pki.write_hub_config(
+        "coorace-pdl",
+        "auto_accept = true",
+        &format!("\n[periods]\nclose = \"manual\"\ndeadline_day = {DEADLINE_DAY}\n"),
+    )?)
+    .await?;
+    let last = Month::from_ordinal(month_at(now_unix_ms()).ordinal() - 1);
+    let last_s = last.to_string();
+    let mut nodes = Vec::new();
+    for siret in &SIRETS[..4] {
+        let hubs = [("coorace-pdl", hub.hub_endpoint(), &["indicators"][..])];
+        let node = InProcessDaemon::start_config(&pki.write_node_config(siret, "49", &hubs)?).await?;
+        let client = NodeClient::connect(&node.endpoint, None).await?;
+        nodes.push((node, client));
+    }
+    for (_, client) in &mut nodes[..3] {
+        client.submit_indicators(report(&last_s)).await?;
+        client.sync_now(true, Duration::from_secs(30)).await?;
+    }
+    let operator = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let endpoint = hub.endpoint.clone();
+        async move { cli_async(&endpoint, &args.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+    let consumer = pki.issue(Role::Consumer, "dreets-52")?;
+    let consumer_flags = TestPki::cli_flags(&consumer);
+    let consume = |args: &[&str]| {
+        let args: Vec<String> =
+            consumer_flags.iter().cloned().chain(args.iter().map(|s| s.to_string())).collect();
+        let endpoint = hub.hub_endpoint();
+        async move { cli_async(&endpoint, &args.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+
+    // An open month is not revised.
+    let open = operator(&["hub", "period", "revise", &last_s]).await;
+    assert_eq!(open.code, 2, "{open:?}");
+    assert!(open.stderr.contains(&format!("period {last_s} is open")), "{open:?}");
+    operator(&["hub", "period", "close", &last_s]).await.ok()?;
+    let nothing = operator(&["hub", "period", "revise", &last_s]).await;
+    assert_eq!(nothing.code, 2, "{nothing:?}");
+    assert!(nothing.stderr.contains("nothing to revise"), "{nothing:?}");
+    let by_kind = |revision: Option<&str>| {
+        let mut args = vec!["--format", "json", "stats", "indicators", "--by", "kind", "--period", &last_s];
+        args.extend(revision.map(|r| ["--revision", r]).into_iter().flatten());
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        let consume = &consume;
+        async move { consume(&args.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+    let closed = by_kind(None).await.ok()?;
+    let closed_json = closed.json()?;
+    assert_eq!(closed_json["revision"], 0, "{closed_json}");
+    let grand = |table: &serde_json::Value| {
+        table["cells"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["total"] == true).cloned())
+            .unwrap_or_default()
+    };
+    assert_eq!(grand(&closed_json)["structures"], 3, "{closed_json}");
+    assert_eq!(grand(&closed_json)["measures"]["hours_worked"], 3 * 1700, "{closed_json}");
+
+    // The late report, then the revision.
+    let (_, late) = &mut nodes[3];
+    late.submit_indicators(report(&last_s)).await?;
+    late.sync_now(true, Duration::from_secs(30)).await?;
+    assert_eq!(by_kind(None).await.ok()?.stdout, closed.stdout, "nothing moves before the revision");
+    let revised = operator(&["--format", "json", "hub", "period", "revise", &last_s]).await.ok()?.json()?;
+    assert_eq!(revised["revisions"], 1, "{revised}");
+    let again = operator(&["hub", "period", "revise", &last_s]).await;
+    assert!(again.stderr.contains("nothing to revise") && again.stderr.contains("revision 1"), "{again:?}");
+
+    // Revision 1 by default; revision 0 as it was; revision 2 does not exist.
+    let latest = by_kind(None).await.ok()?.json()?;
+    assert_eq!(latest["revision"], 1, "{latest}");
+    assert_eq!(by_kind(Some("1")).await.ok()?.json()?, latest);
+    assert_eq!(by_kind(Some("0")).await.ok()?.stdout, closed.stdout, "revision 0 is still readable");
+    let missing = by_kind(Some("2")).await;
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(
+        missing.stderr.contains(&format!("revision 2 of period {last_s} (latest: 1) not found")),
+        "{missing:?}"
+    );
+    let csv = consume(&["--format", "csv", "stats", "indicators", "--by", "kind", "--period", &last_s])
+        .await
+        .ok()?;
+    let mut lines = csv.stdout.lines();
+    assert!(lines.next().is_some_and(|h| h.ends_with(",suppressed,revision")), "{csv:?}");
+    assert!(lines.all(|l| l.ends_with(",1")), "{csv:?}");
+    let csv0 = consume(&[
+        "--format",
+        "csv",
+        "stats",
+        "indicators",
+        "--by",
+        "kind",
+        "--period",
+        &last_s,
+        "--revision",
+        "0",
+    ])
+    .await
+    .ok()?;
+    assert!(csv0.stdout.lines().skip(1).all(|l| l.ends_with(",0")), "{csv0:?}");
+
+    // The difference attack: revision 0 publishes the three structures' total; revision 1
+    // must not publish the four's, in any table (they are all this one cell).
+    for by in ["", "kind", "departement", "departement,kind"] {
+        let mut args = vec!["--format", "json", "stats", "indicators", "--period", &last_s];
+        if !by.is_empty() {
+            args.extend(["--by", by]);
+        }
+        let table = consume(&args).await.ok()?.json()?;
+        for cell in table["cells"].as_array().cloned().unwrap_or_default() {
+            assert!(cell["structures"].is_null(), "revision 1 gives the late report away: {table}");
+            let measures = cell["measures"].as_object().cloned().unwrap_or_default();
+            assert!(measures.values().all(serde_json::Value::is_null), "{table}");
+        }
+    }
+    for (node, _) in nodes {
+        node.stop().await?;
+    }
     hub.stop().await
 }

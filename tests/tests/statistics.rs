@@ -98,10 +98,13 @@ async fn a_consumer_reads_suppressed_tables_and_cannot_isolate_a_structure() -> 
     let mut reader = csv::Reader::from_reader(csv.stdout.as_bytes());
     let header = reader.headers()?.clone();
     assert_eq!(&header[0], "departement");
-    assert_eq!(header.iter().next_back(), Some("suppressed"));
+    // The reason, then (appended, so existing columns keep their place) the period's revision.
+    let last: Vec<&str> = header.iter().skip(header.len() - 2).collect();
+    assert_eq!(last, ["suppressed", "revision"]);
     let rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>()?;
+    assert!(rows.iter().all(|r| &r[header.len() - 1] == "0"), "revision 0, as closed");
     let hires = header.iter().position(|h| h == "hires").unwrap_or(0);
-    let suppressed = header.len() - 1;
+    let suppressed = header.len() - 2;
     for row in &rows {
         if !row[suppressed].is_empty() {
             assert_eq!(&row[hires], "", "a suppressed value is empty, never 0: {row:?}");

@@ -140,6 +140,9 @@ pub(crate) enum StatsCommand {
         /// A month (2026-10), a quarter (2026-Q3) or a year (2026).
         #[arg(long)]
         period: String,
+        /// The period's revision to read (0: as closed); default: the latest.
+        #[arg(long)]
+        revision: Option<u32>,
     },
     /// Open recruitment needs by start month (recruitment outlook).
     Needs {
@@ -321,6 +324,13 @@ pub(crate) enum PeriodCommand {
     List,
     /// Close a month now and freeze its published tables (idempotent; a month not yet ended is refused).
     Close {
+        /// The month, YYYY-MM.
+        period: String,
+    },
+    /// Publish a closed month's late or corrected reports and removals as its next revision
+    /// (and its quarter's and year's, when published); refused for an open month or when
+    /// nothing changed.
+    Revise {
         /// The month, YYYY-MM.
         period: String,
     },

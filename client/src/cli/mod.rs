@@ -126,8 +126,8 @@ async fn stats_command(
                 tables.tables.into_iter().map(|t| views::TableInfoView::with_periods(t, &periods)).collect();
             return Ok(render::list(format, &rows));
         }
-        args::StatsCommand::Indicators { by, period } => {
-            GetTableRequest { table: "indicators".into(), by, period, ..Default::default() }
+        args::StatsCommand::Indicators { by, period, revision } => {
+            GetTableRequest { table: "indicators".into(), by, period, revision, ..Default::default() }
         }
         args::StatsCommand::Needs { by, from, to } => {
             GetTableRequest { table: "needs".into(), by, from, to, ..Default::default() }
@@ -180,6 +180,9 @@ async fn hub_command(
         }
         HubCommand::Period(args::PeriodCommand::Close { period }) => {
             render::one(format, &periods::PeriodView::from(hub.close_period(&period).await?))
+        }
+        HubCommand::Period(args::PeriodCommand::Revise { period }) => {
+            render::one(format, &periods::PeriodView::from(hub.revise_period(&period).await?))
         }
     })
 }

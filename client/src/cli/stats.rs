@@ -36,14 +36,20 @@ fn json_cell(table: &Table, cell: &Cell) -> serde_json::Value {
     })
 }
 
-/// Prints a table in the chosen format.
+/// Whether the table is of a period with revisions (indicators): its outputs say which.
+fn revised(table: &Table) -> bool {
+    table.table == "indicators"
+}
+
+/// Prints a table in the chosen format. Indicators tables carry their period's revision: a
+/// `revision` field (JSON), a last column (CSV), a line after the rules (table).
 pub(crate) fn print(format: Format, table: &Table) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let header = passerelle_client::text::header(table);
-    let rows = passerelle_client::text::rows(table);
+    let mut header = passerelle_client::text::header(table);
+    let mut rows = passerelle_client::text::rows(table);
     match format {
         Format::Json => {
-            let doc = serde_json::json!({
+            let mut doc = serde_json::json!({
                 "table": table.table,
                 "by": table.by,
                 "period": table.period,
@@ -51,9 +57,26 @@ pub(crate) fn print(format: Format, table: &Table) -> std::io::Result<()> {
                 "rules": table.rules,
                 "freshness": table.freshness,
             });
+            if revised(table) {
+                doc["revision"] = serde_json::json!(table.revision);
+            }
             writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)
         }
-        Format::Csv => passerelle_client::text::write_csv(out, &header, &rows),
-        Format::Table => passerelle_client::text::write_table(&mut out, table),
+        Format::Csv => {
+            if revised(table) {
+                header.push("revision".into());
+                for row in &mut rows {
+                    row.push(table.revision.to_string());
+                }
+            }
+            passerelle_client::text::write_csv(out, &header, &rows)
+        }
+        Format::Table => {
+            passerelle_client::text::write_table(&mut out, table)?;
+            if revised(table) {
+                writeln!(out, "revision: {}", table.revision)?;
+            }
+            Ok(())
+        }
     }
 }

@@ -6,7 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use passerelle_proto::v1::{
-    ClosePeriodRequest, Completeness, GetCompletenessRequest, ListPeriodsRequest, ListPeriodsResponse, Period,
+    ClosePeriodRequest, Completeness, GetCompletenessRequest, ListPeriodsRequest, ListPeriodsResponse,
+    Period, RevisePeriodRequest,
 };
 use passerelle_proto::v1::{GetTableRequest, Table};
 use passerelle_proto::v1::{
@@ -416,5 +417,10 @@ impl HubAdmin for HubApi {
     async fn close_period(&self, request: Request<ClosePeriodRequest>) -> Reply<Period> {
         let (hub, period) = (self.hub.clone(), request.into_inner().period);
         blocking(move || hub.close_period(&period)).await
+    }
+
+    async fn revise_period(&self, request: Request<RevisePeriodRequest>) -> Reply<Period> {
+        let (hub, period) = (self.hub.clone(), request.into_inner().period);
+        blocking(move || hub.revise_period(&period)).await
     }
 }

@@ -17,6 +17,7 @@ pub mod periods;
 pub mod profiles_view;
 mod provenance;
 pub mod relay;
+pub mod revisions;
 pub mod stats;
 pub mod tombstones;
 pub mod view;

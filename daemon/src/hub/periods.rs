@@ -141,15 +141,26 @@ fn receipt_key(month: Month, siret: &str) -> Vec<u8> {
     format!("r/{:08}/{siret}", month.ordinal()).into_bytes()
 }
 
-fn closing_key(month: Month) -> Vec<u8> {
+pub(super) fn closing_key(month: Month) -> Vec<u8> {
     format!("c/{:08}", month.ordinal()).into_bytes()
 }
 
-fn frozen_key(period: &str, by: &[String]) -> Vec<u8> {
+/// The latest revision of a period's published table by `by`.
+pub(super) fn frozen_key(period: &str, by: &[String]) -> Vec<u8> {
     format!("f/{period}/{}", by.join(",")).into_bytes()
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
+/// An earlier revision of a period's published table by `by` (once a later one is published).
+pub(super) fn revision_key(period: &str, revision: u32, by: &[String]) -> Vec<u8> {
+    format!("v/{period}/{revision:08}/{}", by.join(",")).into_bytes()
+}
+
+/// What revision `revision` of a period counted ([`super::stats::Snapshot`]).
+pub(super) fn snapshot_key(period: &str, revision: u32) -> Vec<u8> {
+    format!("s/{period}/{revision:08}").into_bytes()
+}
+
+pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Store(StoreError(format!("corrupt {what}: {e}")))
 }
 
@@ -170,7 +181,7 @@ pub(super) fn indicator_dimension_sets() -> Vec<Vec<String>> {
 }
 
 /// The months of a period label (`2026-10`, `2026-Q3`, `2026`).
-fn months_of(period: &str) -> Result<Vec<Month>> {
+pub(super) fn months_of(period: &str) -> Result<Vec<Month>> {
     let (from, to) = super::stats::parse_period(period)?;
     Ok((from.ordinal()..=to.ordinal()).map(Month::from_ordinal).collect())
 }
@@ -442,7 +453,7 @@ impl Hub {
         }
         let mut write = WriteBatch::new();
         let mut families = Families::default();
-        self.stage_frozen(&mut write, &month.to_string(), &mut families)?;
+        self.stage_frozen(&mut write, &month.to_string(), 0, &mut families)?;
         self.stage_frozen_introductions(&mut write, month)?;
         write.put(
             Tree::Periods,
@@ -460,7 +471,7 @@ impl Hub {
                 }
             }
             if all_closed {
-                self.stage_frozen(&mut write, &wider, &mut families)?;
+                self.stage_frozen(&mut write, &wider, 0, &mut families)?;
             }
         }
         self.store.commit(write)?;
@@ -468,21 +479,33 @@ impl Hub {
         Ok(true)
     }
 
-    /// Computes and stages the published indicators tables of `period`, every dimension set.
-    fn stage_frozen(&self, write: &mut WriteBatch, period: &str, families: &mut Families) -> Result<()> {
+    /// Computes and stages the published indicators tables of `period`, every dimension set, as
+    /// its revision `revision` (the latest), with what they count (the next revision's audit
+    /// reads it).
+    pub(super) fn stage_frozen(
+        &self,
+        write: &mut WriteBatch,
+        period: &str,
+        revision: u32,
+        families: &mut Families,
+    ) -> Result<()> {
         for by in indicator_dimension_sets() {
-            let table = self.compute_table_with(
+            let mut table = self.compute_table_with(
                 &GetTableRequest {
                     table: super::stats::Table::Indicators.as_str().into(),
                     by: by.clone(),
                     period: period.into(),
                     from: None,
                     to: None,
+                    revision: None,
                 },
                 families,
             )?;
+            table.revision = revision;
             write.put(Tree::Periods, frozen_key(period, &by), table.encode_to_vec());
         }
+        let snapshot = self.indicator_snapshot(period)?;
+        write.put(Tree::Periods, snapshot_key(period, revision), snapshot.encode_to_vec());
         Ok(())
     }
 
@@ -496,8 +519,9 @@ impl Hub {
         Ok(None)
     }
 
-    /// The published indicators table of a closed period: its frozen bytes.
-    /// `FAILED_PRECONDITION` while a month of it is open.
+    /// The published indicators table of a closed period: its frozen bytes, of the revision
+    /// asked (default: the latest). `FAILED_PRECONDITION` while a month of it is open;
+    /// `NOT_FOUND` naming the revision when the period has none such.
     pub(super) fn published_indicators(&self, request: &GetTableRequest) -> Result<Table> {
         if let Some(open) = self.first_open_month(&request.period)? {
             return Err(Error::FailedPrecondition(format!(
@@ -506,10 +530,28 @@ impl Hub {
             )));
         }
         let key = frozen_key(&request.period, &request.by);
-        if let Some(raw) = self.store.get(Tree::Periods, &key)? {
-            return Table::decode(raw.as_slice()).map_err(|e| corrupt("frozen table", e));
+        let Some(raw) = self.store.get(Tree::Periods, &key)? else {
+            return Err(FieldError::new("by", request.by.join(","), "a dimension may be named once").into());
+        };
+        let latest = Table::decode(raw.as_slice()).map_err(|e| corrupt("frozen table", e))?;
+        match request.revision {
+            None => Ok(latest),
+            Some(n) if n == latest.revision => Ok(latest),
+            Some(n) => {
+                let missing = || Error::NotFound {
+                    what: "revision",
+                    id: format!("{n} of period {} (latest: {})", request.period, latest.revision),
+                };
+                if n > latest.revision {
+                    return Err(missing());
+                }
+                let raw = self
+                    .store
+                    .get(Tree::Periods, &revision_key(&request.period, n, &request.by))?
+                    .ok_or_else(missing)?;
+                Table::decode(raw.as_slice()).map_err(|e| corrupt("frozen table", e))
+            }
         }
-        Err(FieldError::new("by", request.by.join(","), "a dimension may be named once").into())
     }
 
     /// The periods a consumer may ask indicators tables for: closed months, and quarters and

@@ -321,6 +321,12 @@ impl CellKey {
         format!("{SUMMARY}{}/{:08}/", period.tag(), period.number()).into_bytes()
     }
 
+    /// The prefix of every indicators cell of `period` (not their summaries); what follows
+    /// it is `DEP/KIND`.
+    pub(crate) fn cells_of(period: CellPeriod) -> Vec<u8> {
+        format!("{}/{:08}/", period.tag(), period.number()).into_bytes()
+    }
+
     /// The first key of the needs cells starting in month `start` or later.
     pub(crate) fn needs_from(start: u32) -> Vec<u8> {
         format!("n/{start:08}").into_bytes()

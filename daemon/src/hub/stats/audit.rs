@@ -139,12 +139,12 @@ pub(super) struct Prepared {
 }
 
 impl Prepared {
-    /// `Σ objective` as reduced terms and a constant; `None` for terms naming an unknown the
-    /// system never saw (it is free).
-    fn objective(&self, objective: &[Term]) -> (Vec<Term>, f64, bool) {
+    /// `Σ objective` as reduced terms and a constant, and whether terms naming an unknown the
+    /// system never saw (free: any value `≥ 0`) let it grow (`.2`) or fall (`.3`) unbounded.
+    fn objective(&self, objective: &[Term]) -> (Vec<Term>, f64, bool, bool) {
         let mut constant = 0.0;
         let mut out: Vec<Term> = Vec::new();
-        let mut unseen = false;
+        let (mut up, mut down) = (false, false);
         for &(x, c) in objective {
             if let Some(v) = self.pinned.get(&x) {
                 constant += c * v;
@@ -153,11 +153,13 @@ impl Prepared {
                     Some(term) => term.1 += c,
                     None => out.push((*i, c)),
                 }
-            } else {
-                unseen = true;
+            } else if c > 0.0 {
+                up = true;
+            } else if c < 0.0 {
+                down = true;
             }
         }
-        (out, constant, unseen)
+        (out, constant, up, down)
     }
 
     /// Whether the value `value` of `Σ objective` keeps its protection range: some solution
@@ -166,7 +168,7 @@ impl Prepared {
         if value <= 0 {
             return true;
         }
-        let (terms, constant, unseen) = self.objective(objective);
+        let (terms, constant, unseen, _) = self.objective(objective);
         // An unknown no equality mentions (and no pin) can grow without bound: the upper end is
         // open; and every unknown can be 0 unless an equality says otherwise.
         let free = |t: &[Term]| t.iter().any(|(i, c)| *c > 0.0 && !self.constrained.contains(i));
@@ -190,10 +192,11 @@ impl Prepared {
 
     /// The interval of `Σ objective` (for diagnostics and tests).
     pub(super) fn range(&self, objective: &[Term]) -> Result<Interval, Inconsistent> {
-        let (terms, constant, unseen) = self.objective(objective);
+        let (terms, constant, up, down) = self.objective(objective);
         if terms.is_empty() {
-            let high = if unseen { f64::INFINITY } else { constant };
-            return Ok(Interval { low: constant, high });
+            let high = if up { f64::INFINITY } else { constant };
+            let low = if down { f64::NEG_INFINITY } else { constant };
+            return Ok(Interval { low, high });
         }
         let solve = |direction| -> Result<f64, Inconsistent> {
             let mut problem = Problem::new(direction);
@@ -217,8 +220,8 @@ impl Prepared {
                 Ok(microlp::SolveOutcome::Interrupted(_)) | Err(_) => Err(Inconsistent),
             }
         };
-        let low = solve(OptimizationDirection::Minimize)? + constant;
-        let high = if unseen { f64::INFINITY } else { solve(OptimizationDirection::Maximize)? + constant };
+        let low = if down { f64::NEG_INFINITY } else { solve(OptimizationDirection::Minimize)? + constant };
+        let high = if up { f64::INFINITY } else { solve(OptimizationDirection::Maximize)? + constant };
         Ok(Interval { low, high })
     }
 }
@@ -238,7 +241,9 @@ fn high_end(value: i64, percent: u32) -> f64 {
 /// A withheld value the attacker narrows past the protection range.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Leak {
-    /// Where: the family itself (empty), or a sub-period's by child indices from it.
+    /// Where: the family itself (empty), a sub-period's by child indices from it, or the
+    /// `r`-th earlier revision (`[EARLIER + r]`: one of its withheld values, or what changed
+    /// since it).
     pub(super) node: Vec<usize>,
     /// The cell's coordinates over the family's dimensions (`*` for "all").
     pub(super) coords: Vec<String>,
@@ -392,6 +397,25 @@ fn attack_measure(family: &Family, measure: usize, linked: bool) -> Result<Vec<L
             }
         }
     }
+    // Earlier revisions of this period: a finest cell no structure changed in since is the
+    // same unknown (the attacker is granted knowing which changed); the others are unknowns of
+    // their own, whose difference with this revision's is what changed.
+    let earlier: Vec<BTreeMap<&Vec<String>, usize>> = family
+        .earlier
+        .iter()
+        .map(|e| {
+            e.values
+                .keys()
+                .map(|k| {
+                    let shared = (!e.changed.contains(k)).then(|| unknowns[0].get(k).copied()).flatten();
+                    (k, shared.unwrap_or_else(|| system.unknown()))
+                })
+                .collect()
+        })
+        .collect();
+    let earlier_members = |r: usize, at: &[String]| -> Vec<Term> {
+        earlier[r].iter().filter(|(k, _)| intersects(k, at)).map(|(_, x)| (*x, 1.0)).collect()
+    };
     // What was public before this period: its sub-periods' cells and the links.
     let mut before = system.clone();
     let finest_shape = |shape: &[bool]| shape.iter().all(|k| *k);
@@ -412,6 +436,31 @@ fn attack_measure(family: &Family, measure: usize, linked: bool) -> Result<Vec<L
                     }
                     None if is_primary(&shown.suppressed) && !withheld.contains(&(n, at)) => {
                         withheld.push((n, at))
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    // And the earlier revisions' cells: public before this one, their primary suppressions
+    // still to protect.
+    let mut withheld_earlier: Vec<(usize, &Vec<String>)> = Vec::new();
+    for (r, e) in family.earlier.iter().enumerate() {
+        for table in &e.tables {
+            for (cell, at) in table.cells.iter().zip(&table.coords) {
+                let Some(shown) = cell.measures.get(measure) else { continue };
+                match shown.value {
+                    Some(v) => {
+                        let terms = earlier_members(r, at);
+                        for known in [&mut system, &mut before] {
+                            match terms.as_slice() {
+                                [(x, _)] if finest_shape(&table.shape) => known.pin(*x, v as f64),
+                                _ => known.equal(terms.clone(), v as f64),
+                            }
+                        }
+                    }
+                    None if is_primary(&shown.suppressed) && !withheld_earlier.contains(&(r, at)) => {
+                        withheld_earlier.push((r, at))
                     }
                     None => {}
                 }
@@ -447,8 +496,56 @@ fn attack_measure(family: &Family, measure: usize, linked: bool) -> Result<Vec<L
             leaks.push(Leak { node: path.clone(), coords: at.clone(), measure, value, interval });
         }
     }
+    let sum = |values: &BTreeMap<Vec<String>, Vec<i64>>, at: &[String]| -> i64 {
+        values
+            .iter()
+            .filter(|(k, _)| intersects(k, at))
+            .map(|(_, v)| v.get(measure).copied().unwrap_or(0))
+            .sum()
+    };
+    for (r, at) in withheld_earlier {
+        let value = sum(&family.earlier[r].values, at);
+        let terms = earlier_members(r, at);
+        if value <= 0 || prepared.protects(&terms, value, family.rule.percent) {
+            continue;
+        }
+        let interval = prepared.range(&terms)?;
+        let prior = match &mut prior {
+            Some(prior) => prior,
+            None => prior.insert(before.prepare()?),
+        };
+        if !keeps(value, interval, prior.range(&terms)?, family.rule.percent) {
+            leaks.push(Leak { node: vec![EARLIER + r], coords: at.clone(), measure, value, interval });
+        }
+    }
+    // What changed since each earlier revision, where few structures or persons changed: the
+    // difference of the two revisions is their contribution, protected like a withheld cell.
+    for (r, e) in family.earlier.iter().enumerate() {
+        for at in &e.sensitive {
+            let delta = sum(&family.values, at) - sum(&e.values, at);
+            if delta == 0 {
+                continue;
+            }
+            let sign = delta.signum() as f64;
+            let mut terms: Vec<Term> = members(0, at).into_iter().map(|(x, c)| (x, sign * c)).collect();
+            terms.extend(earlier_members(r, at).into_iter().map(|(x, c)| (x, -sign * c)));
+            let interval = prepared.range(&terms)?;
+            if !protects(delta.abs(), interval, family.rule.percent) {
+                leaks.push(Leak {
+                    node: vec![EARLIER + r],
+                    coords: at.clone(),
+                    measure,
+                    value: delta,
+                    interval,
+                });
+            }
+        }
+    }
     Ok(leaks)
 }
+
+/// [`Leak::node`] of a value of the `r`-th earlier revision: `EARLIER + r`.
+pub(super) const EARLIER: usize = usize::MAX / 2;
 
 /// Rounding slack of the solver on values that are integers in their unit.
 const TOLERANCE: f64 = 1e-6;
@@ -467,7 +564,6 @@ pub(super) fn keeps(value: i64, after: Interval, before: Interval, percent: u32)
 /// Whether an attacker's interval for a withheld value `value` covers the protection range
 /// `[value × (1 − p), value × (1 + p)]` (`p` in percent). A value of 0 needs no protection
 /// (an empty cell's absence is public).
-#[cfg(test)]
 pub(super) fn protects(value: i64, interval: Interval, percent: u32) -> bool {
     value <= 0 || (interval.low <= low_end(value, percent) && interval.high >= high_end(value, percent))
 }

@@ -25,21 +25,21 @@ use passerelle_proto::datasets::Dataset;
 
 /// One structure: département, kind, and its reports by month (stored measure order).
 #[derive(Debug, Clone)]
-struct Reporter {
-    departement: String,
-    kind: i32,
-    months: BTreeMap<Month, [i64; 9]>,
+pub(super) struct Reporter {
+    pub(super) departement: String,
+    pub(super) kind: i32,
+    pub(super) months: BTreeMap<Month, [i64; 9]>,
 }
 
 /// A report's values: etp (hundredths), employees, hours, hires, exits (total, durable,
 /// transition, positive, other).
-fn report(employees: i64, hours: i64, hires: i64, exits: [i64; 4]) -> [i64; 9] {
+pub(super) fn report(employees: i64, hours: i64, hires: i64, exits: [i64; 4]) -> [i64; 9] {
     let total = exits.iter().sum();
     [employees * 70, employees, hours, hires, total, exits[0], exits[1], exits[2], exits[3]]
 }
 
 /// A hub holding the layout's reports, every month closed (so its quarter and year freeze).
-fn publish(dir: &std::path::Path, layout: &[Reporter], protection: u32) -> anyhow::Result<Hub> {
+pub(super) fn publish(dir: &std::path::Path, layout: &[Reporter], protection: u32) -> anyhow::Result<Hub> {
     publish_as(dir, layout, protection, |i| i)
 }
 
@@ -56,50 +56,7 @@ fn publish_as(
     hub.config.protection_percent = protection;
     let mut months = BTreeSet::new();
     for (i, r) in layout.iter().enumerate() {
-        let siret = super::cells_tests::siret(1000 + same(i));
-        let peer = Peer {
-            id: PeerId { role: Role::Node, id: siret.clone() },
-            serial: None,
-            network: Some("coorace".into()),
-        };
-        let structure = Structure {
-            siret: siret.clone(),
-            kind: r.kind,
-            name: format!("S{i}"),
-            departement: r.departement.clone(),
-        };
-        hub.admit(&peer, Some(structure))?;
-        let session = PushSession::for_tests(peer, vec![i as u8; 16], &[Dataset::Indicators], i as u64 + 1);
-        let changes = r
-            .months
-            .iter()
-            .map(|(month, v)| Change {
-                dataset: "indicators".into(),
-                key: month.to_string(),
-                version: 1,
-                payload: Some(change::Payload::Indicators(IndicatorReport {
-                    siret: siret.clone(),
-                    fields: Some(IndicatorFields {
-                        period: month.to_string(),
-                        etp_hundredths: v[0] as u64,
-                        employees_in_insertion: v[1] as u32,
-                        hours_worked: v[2] as u64,
-                        hires: v[3] as u32,
-                        exits: Some(Exits {
-                            total: v[4] as u32,
-                            durable: v[5] as u32,
-                            transition: v[6] as u32,
-                            positive: v[7] as u32,
-                            other: v[8] as u32,
-                        }),
-                    }),
-                    version: 1,
-                    submitted_at_ms: 0,
-                })),
-                ..Default::default()
-            })
-            .collect();
-        hub.apply_batch(&session, Batch { seq: 1, changes, head_seq: 1, ..Default::default() })?;
+        push(&hub, i, same(i), r, 1)?;
         months.extend(r.months.keys().copied());
     }
     // Every month of the quarters touched, in order, so quarters freeze after their months.
@@ -112,8 +69,58 @@ fn publish_as(
     Ok(hub)
 }
 
+/// Pushes reporter `i`'s reports (as structure `structure`, at `version`) to `hub`: admitted
+/// with its attributes, one push session, one batch.
+pub(super) fn push(hub: &Hub, i: usize, structure: usize, r: &Reporter, version: u64) -> anyhow::Result<()> {
+    let siret = super::cells_tests::siret(1000 + structure);
+    let peer = Peer {
+        id: PeerId { role: Role::Node, id: siret.clone() },
+        serial: None,
+        network: Some("coorace".into()),
+    };
+    let structure = Structure {
+        siret: siret.clone(),
+        kind: r.kind,
+        name: format!("S{i}"),
+        departement: r.departement.clone(),
+    };
+    hub.admit(&peer, Some(structure))?;
+    let session = PushSession::for_tests(peer, vec![i as u8; 16], &[Dataset::Indicators], i as u64 + 1);
+    let changes = r
+        .months
+        .iter()
+        .map(|(month, v)| Change {
+            dataset: "indicators".into(),
+            key: month.to_string(),
+            version,
+            payload: Some(change::Payload::Indicators(IndicatorReport {
+                siret: siret.clone(),
+                fields: Some(IndicatorFields {
+                    period: month.to_string(),
+                    etp_hundredths: v[0] as u64,
+                    employees_in_insertion: v[1] as u32,
+                    hours_worked: v[2] as u64,
+                    hires: v[3] as u32,
+                    exits: Some(Exits {
+                        total: v[4] as u32,
+                        durable: v[5] as u32,
+                        transition: v[6] as u32,
+                        positive: v[7] as u32,
+                        other: v[8] as u32,
+                    }),
+                }),
+                version,
+                submitted_at_ms: 0,
+            })),
+            ..Default::default()
+        })
+        .collect();
+    hub.apply_batch(&session, Batch { seq: version, changes, head_seq: version, ..Default::default() })?;
+    Ok(())
+}
+
 /// What a consumer reads: every dimension set of `period`'s indicators table.
-fn read_all(hub: &Hub, period: &str) -> anyhow::Result<Vec<passerelle_proto::v1::Table>> {
+pub(super) fn read_all(hub: &Hub, period: &str) -> anyhow::Result<Vec<passerelle_proto::v1::Table>> {
     indicator_dimension_sets()
         .into_iter()
         .map(|by| {
@@ -123,6 +130,7 @@ fn read_all(hub: &Hub, period: &str) -> anyhow::Result<Vec<passerelle_proto::v1:
                 period: period.into(),
                 from: None,
                 to: None,
+                revision: None,
             })?)
         })
         .collect()
@@ -130,7 +138,7 @@ fn read_all(hub: &Hub, period: &str) -> anyhow::Result<Vec<passerelle_proto::v1:
 
 /// A published cell's coordinates over (département, kind), `*` for "all"; région and network
 /// are constant on a regional hub.
-fn coords(table: &passerelle_proto::v1::Table, key: &[String]) -> [String; 2] {
+pub(super) fn coords(table: &passerelle_proto::v1::Table, key: &[String]) -> [String; 2] {
     let mut at = ["*".to_string(), "*".to_string()];
     for (dim, value) in table.by.iter().zip(key) {
         match dim.as_str() {
@@ -142,7 +150,7 @@ fn coords(table: &passerelle_proto::v1::Table, key: &[String]) -> [String; 2] {
     at
 }
 
-fn matches(finest: &[String; 2], at: &[String; 2]) -> bool {
+pub(super) fn matches(finest: &[String; 2], at: &[String; 2]) -> bool {
     finest.iter().zip(at).all(|(f, a)| a == "*" || f == a)
 }
 
@@ -290,7 +298,7 @@ fn attack_linking(
     Ok(exposed)
 }
 
-fn one_month(departement: &str, kind: StructureKind, v: [i64; 9]) -> Reporter {
+pub(super) fn one_month(departement: &str, kind: StructureKind, v: [i64; 9]) -> Reporter {
     Reporter {
         departement: departement.into(),
         kind: kind as i32,
@@ -337,6 +345,7 @@ fn dominance_applies_to_every_measure() -> anyhow::Result<()> {
             period: "2026-01".into(),
             from: None,
             to: None,
+            revision: None,
         })?;
         table.cells.into_iter().find(|c| !c.total).ok_or_else(|| anyhow::anyhow!("no cell"))
     };
@@ -635,6 +644,7 @@ fn q1_grids(
             period: period.into(),
             from: None,
             to: None,
+            revision: None,
         })?)
     };
     let quarter = grid("2026-Q1")?;

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use passerelle_proto::v1::Cell;
 
 use super::disclosure::*;
+use super::revisions::Earlier;
 use super::tables::with_margins;
 
 /// Which of the family's dimensions a table has, in the family's order.
@@ -28,8 +29,20 @@ pub(super) struct Family {
     pub(super) values: BTreeMap<Vec<String>, Vec<i64>>,
     /// The families of the sub-periods (a quarter's months, a year's quarters), as published.
     pub(super) children: Vec<Family>,
+    /// The earlier revisions of this period, when this is a revision (see `stats::revisions`).
+    pub(super) earlier: Vec<Earlier>,
     /// What the audit requires.
     pub(super) rule: AuditRule,
+}
+
+/// What was published before a family's tables: its sub-periods, and its own earlier
+/// revisions. The audit reads it with the family's tables; only the family's tables change.
+#[derive(Debug, Default)]
+pub(super) struct Before {
+    /// The families of the sub-periods (a quarter's months, a year's quarters), as published.
+    pub(super) children: Vec<Family>,
+    /// The earlier revisions of this period (none at its closing).
+    pub(super) earlier: Vec<Earlier>,
 }
 
 /// One table of a family, with each cell's coordinates over the family's dimensions.
@@ -67,9 +80,10 @@ impl Family {
     /// Builds the family over `dims` from the finest groups (keyed by every dimension, in order):
     /// for each table a consumer may ask for (at most two dimensions), `primary` turns its
     /// groups with margins into cells under the primary rules; each is then checked against the
-    /// same table of `children` (its sub-periods, if any) before the family is settled.
-    /// Then the audit: an attacker solving every published cell of the family and of its
-    /// sub-periods must not narrow a withheld value past the rule's protection range; where
+    /// same table of `before.children` (its sub-periods, if any) before the family is settled.
+    /// Then the audit: an attacker solving every published cell of the family, of its
+    /// sub-periods and of its earlier revisions must not narrow a withheld value (or, for a
+    /// revision, a sensitive change since an earlier one) past the rule's protection range; where
     /// they can, cheap cells sharing a line with the exposed one are withheld too, until none
     /// is exposed (see [`super::audit`]).
     pub(super) fn build<T: Clone + Default>(
@@ -78,14 +92,16 @@ impl Family {
         merge: impl Fn(&mut T, &T) + Copy,
         primary: impl Fn(&[String], Vec<(Vec<String>, bool, T)>) -> Vec<Cell>,
         values: impl Fn(&T) -> Vec<i64>,
-        children: Vec<Family>,
+        before: Before,
         rule: AuditRule,
     ) -> Family {
+        let Before { children, earlier } = before;
         let mut family = Family {
             dims: dims.to_vec(),
             tables: Vec::new(),
             values: finest.iter().map(|(k, t)| (k.clone(), values(t))).collect(),
             children: Vec::new(),
+            earlier,
             rule,
         };
         for shape in shapes(dims.len()) {
@@ -126,6 +142,7 @@ impl Family {
             tables: vec![Linked { shape, cells, coords: at }],
             values,
             children: Vec::new(),
+            earlier: Vec::new(),
             rule,
         };
         family.audit();

@@ -203,6 +203,7 @@ impl Hub {
             cells,
             rules: rules.clone(),
             freshness: Vec::new(),
+            revision: 0,
         };
         let mut out = Vec::new();
         for by in [vec![], vec![0], vec![1], vec![0, 1], vec![1, 0]] {

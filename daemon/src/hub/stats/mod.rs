@@ -17,7 +17,8 @@
 //!
 //! The module is split by what each part does: `aggregates` keeps the cells as records come and
 //! go; `tables` reads them into the predefined tables; `disclosure` holds the rules that decide
-//! what a table may show; `family` settles linked tables together.
+//! what a table may show; `family` settles linked tables together; `audit` is the attacker they
+//! are checked against; `revisions` is what an earlier revision of a period tells that attacker.
 
 mod aggregates;
 mod audit;
@@ -25,6 +26,7 @@ mod catalogue;
 mod disclosure;
 mod family;
 pub(crate) mod introductions;
+mod revisions;
 mod tables;
 
 #[cfg(test)]
@@ -32,10 +34,13 @@ mod audit_tests;
 #[cfg(test)]
 mod cells_tests;
 #[cfg(test)]
+mod revision_tests;
+#[cfg(test)]
 mod tests;
 
 pub(crate) use aggregates::StatsDelta;
 pub(crate) use catalogue::Table;
 pub(crate) use disclosure::{DOMINANCE_PERCENT, MIN_STRUCTURES};
+pub(crate) use revisions::Snapshot;
 pub use tables::check_table_request;
 pub(crate) use tables::{Families, parse_period};

@@ -48,9 +48,13 @@ impl Group {
 /// latest report time.
 pub(super) type IndicatorFamily = (Family, BTreeMap<Vec<String>, Summary>, i64);
 
-/// The indicators families computed so far, by period label.
+/// The indicators families computed so far, by period label; and, for the periods being
+/// revised, their earlier revisions (taken by the family's audit when it is computed).
 #[derive(Default)]
-pub(crate) struct Families(std::collections::HashMap<String, IndicatorFamily>);
+pub(crate) struct Families(
+    std::collections::HashMap<String, IndicatorFamily>,
+    std::collections::HashMap<String, Vec<super::revisions::Earlier>>,
+);
 
 /// Parses `2026-10`, `2026-Q3` or `2026` into an inclusive month range.
 pub(crate) fn parse_period(period: &str) -> Result<(Month, Month)> {
@@ -78,10 +82,22 @@ pub(crate) fn parse_period(period: &str) -> Result<(Month, Month)> {
 /// for the monthly indicators, the period. The first thing `GetTable` does with what a consumer
 /// sent, and the entry of the `get_table_request` fuzz target.
 pub fn check_table_request(request: &GetTableRequest) -> Result<()> {
+    check_revision(request)?;
     if request.table == super::introductions::NAME {
         return super::introductions::check(request).map(|_| ());
     }
     checked_table(request).map(|_| ())
+}
+
+/// Only indicators tables have revisions (needs and profiles are live, introductions are
+/// published once): a revision asked of another table is refused, not ignored.
+fn check_revision(request: &GetTableRequest) -> Result<()> {
+    match request.revision {
+        Some(n) if request.table != Table::Indicators.as_str() => {
+            Err(FieldError::new("revision", n.to_string(), "only indicators tables have revisions").into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// [`check_table_request`], returning the table asked for.
@@ -112,6 +128,7 @@ impl Hub {
     /// A predefined table with disclosure control, as published: indicators tables are those
     /// frozen when their period closed (see `hub::periods`); needs and profiles are live.
     pub fn table(&self, request: &GetTableRequest) -> Result<v1::Table> {
+        check_revision(request)?;
         if request.table == super::introductions::NAME {
             return self.published_introductions(request);
         }
@@ -227,6 +244,7 @@ impl Hub {
             cells,
             rules,
             freshness,
+            revision: 0,
         })
     }
 
@@ -302,7 +320,7 @@ impl Hub {
             Summary::merge,
             |_, entries| disclose(&INDICATORS, entries, min_persons),
             |summary| summary.totals.clone(),
-            children,
+            Before { children, earlier: families.1.remove(period).unwrap_or_default() },
             AuditRule::of(&INDICATORS, self.config.protection_percent),
         );
         families.0.insert(period.to_string(), (family.clone(), finest.clone(), latest));
@@ -330,7 +348,7 @@ impl Hub {
                 disclose(&PROFILES, entries, min_persons)
             },
             |group| totals(&PROFILES, group),
-            Vec::new(),
+            Before::default(),
             AuditRule::of(&PROFILES, self.config.protection_percent),
         );
         let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
@@ -504,5 +522,41 @@ pub(super) fn summarize(spec: &Spec, group: &Group) -> Summary {
             .max()
             .unwrap_or(0),
         latest_ms: 0,
+    }
+}
+
+impl Families {
+    /// Makes `period` a revision: its family, when computed, is audited against the earlier
+    /// revisions `earlier` (each: what it counted and its published tables, every dimension
+    /// set), the revision being published counting `now`.
+    pub(crate) fn revising(
+        &mut self,
+        period: &str,
+        earlier: &[(super::revisions::Snapshot, Vec<v1::Table>)],
+        now: &super::revisions::Snapshot,
+        min_persons: i64,
+    ) {
+        let dims = indicator_dims();
+        let history = earlier
+            .iter()
+            .map(|(then, tables)| {
+                // The family's tables: those by a subset of its dimensions, in its order.
+                let linked = tables
+                    .iter()
+                    .filter(|t| {
+                        let mut at = dims.iter().filter(|d| t.by.contains(d));
+                        t.by.iter().all(|b| at.next() == Some(b))
+                    })
+                    .map(|t| {
+                        let shape: Shape = dims.iter().map(|d| t.by.contains(d)).collect();
+                        let coords = t.cells.iter().map(|c| coords(c, &shape)).collect();
+                        Linked { shape, cells: t.cells.clone(), coords }
+                    })
+                    .collect();
+                super::revisions::Earlier::new(then, now, linked, min_persons)
+            })
+            .collect();
+        self.0.remove(period);
+        self.1.insert(period.to_string(), history);
     }
 }
