@@ -8,7 +8,8 @@
 //! (env `BENCH_NODES`, default 4000; `BENCH_CONCURRENCY`, nodes between handshake and
 //! acknowledgement at once, default 256; `BENCH_SETTLE_SECS`, how long to wait for every view
 //! to be delivered before reading the idle RSS, default 120; `BENCH_HUB_BIN`, another
-//! `passerelled` to run as the hub, to compare two builds in one session).
+//! `passerelled` to run as the hub, to compare two builds in one session; `BENCH_SUBSCRIBE=0`:
+//! nodes hang up once acknowledged, to measure ingest without the view).
 //!
 //! The last line printed is exactly
 //! `fan-in: N nodes acknowledged in X s, hub peak RSS Y MB, errors E`.
@@ -28,6 +29,7 @@ fn main() -> anyhow::Result<()> {
         concurrency: env("BENCH_CONCURRENCY", 256),
         settle: Duration::from_secs(env("BENCH_SETTLE_SECS", 120) as u64),
         hub_binary: std::env::var_os("BENCH_HUB_BIN").map(Into::into),
+        subscribe: env("BENCH_SUBSCRIBE", 1) != 0,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let dir = tempfile::tempdir()?;
@@ -70,6 +72,17 @@ fn main() -> anyhow::Result<()> {
         "| hub RSS, {} subscriptions open and idle | {:.1} MB |",
         report.open_subscriptions,
         mb(report.hub_idle_rss_kb)
+    );
+    if let Some((rss, held)) = report.node_idle_rss_kb {
+        println!(
+            "| a real node joining afterwards, idle, holding the view of {held} needs: RSS | {:.1} MB |",
+            mb(rss)
+        );
+    }
+    println!(
+        "| hub restarted on its store ({} members), idle: RSS | {:.1} MB |",
+        report.acknowledged,
+        mb(report.hub_restarted_rss_kb)
     );
     println!("| errors | {} |", report.errors);
     for error in &report.first_errors {

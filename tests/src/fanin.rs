@@ -53,6 +53,9 @@ pub struct FanInOptions {
     /// How long to wait, after the last acknowledgement, for every subscriber to have received
     /// the whole view (the idle RSS is read then).
     pub settle: Duration,
+    /// Whether each node opens its view `Subscribe` after its push (as a real node does) and
+    /// holds it; without, it hangs up once acknowledged (to measure ingest alone).
+    pub subscribe: bool,
     /// The `passerelled` to run as the hub (`None`: the workspace's, next to this executable).
     pub hub_binary: Option<std::path::PathBuf>,
 }
@@ -85,6 +88,11 @@ pub struct FanInReport {
     /// From the last acknowledgement until every subscriber had the whole view (`None`: not
     /// within `settle`).
     pub view_complete: Option<Duration>,
+    /// A real node (`passerelled`) joining the network afterwards: its resident set once it
+    /// holds the whole view, idle (kB), and the needs it holds.
+    pub node_idle_rss_kb: Option<(u64, usize)>,
+    /// The hub restarted on its store (every member known), idle: its resident set (kB).
+    pub hub_restarted_rss_kb: u64,
     /// Nodes that failed, and the first few reasons.
     pub errors: usize,
     /// The first failures' messages.
@@ -240,6 +248,7 @@ async fn one_node(
     expected_view: u64,
     view: Arc<ViewCounters>,
     stop: tokio::sync::watch::Receiver<bool>,
+    subscribe: bool,
 ) -> anyhow::Result<Session> {
     let started = Instant::now();
     let tls = ClientTlsConfig::new().ca_certificate(ca).identity(node.identity).domain_name("localhost");
@@ -278,6 +287,9 @@ async fn one_node(
     }
     drop(tx);
     while replies.message().await.context("push end")?.is_some() {}
+    if !subscribe {
+        return Ok(Session { handshake, ack, reader: tokio::spawn(async {}) });
+    }
 
     let mut stream = client
         .subscribe(SubscribeRequest { hub_epoch: Vec::new(), after: 0 })
@@ -341,12 +353,13 @@ pub async fn run(dir: &Path, options: &FanInOptions) -> anyhow::Result<FanInRepo
     let gate = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(total);
+    let subscribe = options.subscribe;
     for node in nodes {
         let (gate, endpoint, ca, view, stop) =
             (gate.clone(), endpoint.clone(), ca.clone(), view.clone(), stop_rx.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await?;
-            let done = one_node(node, endpoint, ca, expected_view, view, stop).await;
+            let done = one_node(node, endpoint, ca, expected_view, view, stop, subscribe).await;
             done.map(|session| (session, started.elapsed()))
         }));
     }
@@ -375,7 +388,7 @@ pub async fn run(dir: &Path, options: &FanInOptions) -> anyhow::Result<FanInRepo
     // Settle: every subscriber reads the whole view (every other node's needs).
     let settle_start = Instant::now();
     let mut view_complete = None;
-    while settle_start.elapsed() < options.settle {
+    while subscribe && settle_start.elapsed() < options.settle {
         if view.complete.load(Ordering::Relaxed) as usize >= acknowledged {
             view_complete = Some(settle_start.elapsed());
             break;
@@ -384,12 +397,22 @@ pub async fn run(dir: &Path, options: &FanInOptions) -> anyhow::Result<FanInRepo
     }
     let open_subscriptions = view.open.load(Ordering::Relaxed) as usize;
     let (hub_idle_rss_kb, peak_after) = rss_kb(pid)?;
+    let node_idle_rss_kb = if subscribe {
+        let whole = total * NEEDS_PER_NODE;
+        Some(idle_node_rss(&pki, &binary, &endpoint, whole, options.settle).await?)
+    } else {
+        None
+    };
     let _ = stop_tx.send(true);
     for reader in readers {
         let _ = reader.await;
     }
     hub.child.kill()?;
     hub.child.wait()?;
+    drop(hub);
+    let restarted = ChildDaemon::spawn_binary(&binary, &config, &[], "warn")?;
+    let (hub_restarted_rss_kb, _) = rss_kb(restarted.child.id())?;
+    drop(restarted);
     let handshakes_per_s = handshakes.len() as f64 / elapsed.as_secs_f64().max(1e-9);
     Ok(FanInReport {
         nodes: total,
@@ -402,11 +425,44 @@ pub async fn run(dir: &Path, options: &FanInOptions) -> anyhow::Result<FanInRepo
         hub_idle_rss_kb,
         hub_start_rss_kb,
         open_subscriptions,
+        node_idle_rss_kb,
+        hub_restarted_rss_kb,
         view_needs: (view.needs.load(Ordering::Relaxed), expected_view * acknowledged as u64),
         view_complete,
         errors,
         first_errors,
     })
+}
+
+/// Starts a real node (`binary`) of a new structure syncing with the hub at `endpoint`, waits
+/// until it holds the `whole` view (polling its API), and returns its resident set then (kB)
+/// and the needs it holds.
+async fn idle_node_rss(
+    pki: &TestPki,
+    binary: &Path,
+    endpoint: &str,
+    whole: usize,
+    within: Duration,
+) -> anyhow::Result<(u64, usize)> {
+    let config = pki.write_node_config(
+        crate::SIRET,
+        "49",
+        &[("coorace-pdl", endpoint.to_string(), &["needs", "indicators"])],
+    )?;
+    let node = ChildDaemon::spawn_binary(binary, &config, &[], "warn")?;
+    let mut client = passerelle_client::NodeClient::connect(&node.endpoint, None).await?;
+    client.sync_now(true, Duration::from_secs(60)).await?;
+    let deadline = Instant::now() + within;
+    let mut held = 0;
+    while Instant::now() < deadline {
+        held = client.network_needs(None, None).await?.len();
+        if held >= whole {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (rss, _) = rss_kb(node.child.id())?;
+    Ok((rss, held))
 }
 
 /// The `p`-th percentile (0..=1) of `values` (zero if empty).

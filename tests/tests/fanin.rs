@@ -11,7 +11,13 @@ use passerelle_tests::fanin::{self, FanInOptions, NEEDS_PER_NODE};
 async fn twenty_nodes_are_acknowledged_and_see_each_others_needs() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let nodes = 20;
-    let options = FanInOptions { nodes, concurrency: 8, settle: Duration::from_secs(60), hub_binary: None };
+    let options = FanInOptions {
+        nodes,
+        concurrency: 8,
+        settle: Duration::from_secs(60),
+        hub_binary: None,
+        subscribe: true,
+    };
     let report = fanin::run(dir.path(), &options).await?;
     assert_eq!(report.errors, 0, "{:?}", report.first_errors);
     assert_eq!(report.acknowledged, nodes);

@@ -265,9 +265,9 @@ impl HubSync for HubApi {
         run_blocking(move || hub.check_access(&check)).await?;
         let SubscribeRequest { mut hub_epoch, after } = request.into_inner();
         let mut position = after;
-        // Two pages buffered per subscriber: with thousands subscribed, what a slow reader
-        // makes the hub hold stays a few hundred kB.
-        let (tx, rx) = mpsc::channel(2);
+        // One page buffered per subscriber: with thousands subscribed, what a slow reader
+        // makes the hub hold stays small.
+        let (tx, rx) = mpsc::channel(1);
         let hub = self.hub.clone();
         let mut stop = self.stop.clone();
         let mut access = self.hub.watch_access();

@@ -23,9 +23,11 @@ use crate::store::{Tree, WriteBatch, scan_prefix};
 pub(super) const FEED_HEAD: &[u8] = b"feed_head";
 
 /// Most changed needs one `ViewBatch` covers (feed entries are read whole until this is reached).
-const FEED_PAGE: usize = 2000;
-/// Most needs in one page of a full view (a need is ~200 bytes: pages stay far below 4 MiB).
-const VIEW_PAGE: usize = 500;
+/// Small, like [`VIEW_PAGE`]: a hub holds what it has not yet written to each subscriber, and
+/// with thousands subscribed the size of a message is what bounds the hub's memory.
+const FEED_PAGE: usize = 250;
+/// Most needs in one page of a full view (a need is ~200 bytes: a page is ~25 kB).
+const VIEW_PAGE: usize = 128;
 /// Feed positions whose view changes are kept in memory (a few needs each).
 const MAX_CACHED_POSITIONS: usize = 8192;
 /// How far behind the feed's head a cached full view may be and still be served (the subscriber
