@@ -65,6 +65,9 @@ enum Command {
     },
 }
 
+/// Threads of the blocking pool (store calls); see `main`.
+const MAX_BLOCKING_THREADS: usize = 64;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -105,7 +108,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let runtime = match tokio::runtime::Runtime::new() {
+            // Store calls run on the blocking pool and a hub's writes serialise on one lock:
+            // hundreds of threads queued on it (tokio's default allows 512) cost memory
+            // (stacks, allocator arenas) during a storm of members and buy nothing.
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .max_blocking_threads(MAX_BLOCKING_THREADS)
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("cannot start the async runtime: {e}");

@@ -166,16 +166,22 @@ async fn main() -> anyhow::Result<()> {
 
     let setup = {
         let (coorace, nodes) = (coorace.clone(), nodes.clone());
-        tokio::task::spawn_blocking(move || ingest(&coorace, &nodes, 2026))
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            ingest(&coorace, &nodes, 2026).map(|()| started.elapsed())
+        })
     };
-    setup.await??;
+    let direct_first = setup.await??;
     let first = relay(&coorace, records).await?;
 
     let setup = {
         let coorace = coorace.clone();
-        tokio::task::spawn_blocking(move || ingest(&coorace, &nodes, 2027))
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            ingest(&coorace, &nodes, 2027).map(|()| started.elapsed())
+        })
     };
-    setup.await??;
+    let direct_catch_up = setup.await??;
     let catch_up = relay(&coorace, records).await?;
     dreets.stop().await?;
 
@@ -191,6 +197,16 @@ async fn main() -> anyhow::Result<()> {
         "| catch-up from the change feed | {records} | {:.2} s | {:.0} |",
         catch_up.as_secs_f64(),
         rate(catch_up)
+    );
+    println!(
+        "| direct path, same run: the network hub's own ingest of the first year (one push session and one durable batch per structure, signatures verified) | {records} | {:.2} s | {:.0} |",
+        direct_first.as_secs_f64(),
+        rate(direct_first)
+    );
+    println!(
+        "| direct path, second year | {records} | {:.2} s | {:.0} |",
+        direct_catch_up.as_secs_f64(),
+        rate(direct_catch_up)
     );
     Ok(())
 }

@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use passerelle_daemon::{Config, Listeners, ValidConfig};
 
 pub mod console;
+pub mod fanin;
 pub mod fixtures;
 pub mod hostile;
 pub mod http;
@@ -150,7 +151,18 @@ impl ChildDaemon {
     /// [`ChildDaemon::spawn`] with extra `run` flags and a `RUST_LOG` filter; its stderr (the
     /// logs) stays piped in `child.stderr` for the test to read.
     pub fn spawn_with(config: &Path, extra_args: &[&str], rust_log: &str) -> anyhow::Result<Self> {
-        let mut child = Command::new(bin("passerelled"))
+        Self::spawn_binary(&bin("passerelled"), config, extra_args, rust_log)
+    }
+
+    /// [`ChildDaemon::spawn_with`] for another build of `passerelled` (a benchmark comparing
+    /// two versions).
+    pub fn spawn_binary(
+        binary: &Path,
+        config: &Path,
+        extra_args: &[&str],
+        rust_log: &str,
+    ) -> anyhow::Result<Self> {
+        let mut child = Command::new(binary)
             .arg("run")
             .args(extra_args)
             .arg("--config")

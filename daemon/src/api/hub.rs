@@ -34,6 +34,7 @@ use crate::authz;
 use crate::config::HubConfig;
 use crate::hub::Hub;
 use crate::hub::stats::{self, DOMINANCE_PERCENT, MIN_STRUCTURES};
+use crate::hub::view::ViewUpdate;
 
 /// The hub's services over a [`Hub`].
 #[derive(Debug, Clone)]
@@ -43,12 +44,17 @@ pub(crate) struct HubApi {
     config_file: Option<PathBuf>,
     /// Becomes `true` at shutdown: long streams end then.
     stop: watch::Receiver<bool>,
+    /// View computations running at once, across every `Subscribe` stream.
+    view_gate: Arc<tokio::sync::Semaphore>,
 }
+
+/// View computations at once (see `HubSync::subscribe`): about the cores of a modest machine.
+const VIEW_COMPUTATIONS: usize = 2;
 
 impl HubApi {
     /// Serves `hub`, configured from `config_file`; streams end when `stop` becomes `true`.
     pub(crate) fn new(hub: Arc<Hub>, config_file: Option<PathBuf>, stop: watch::Receiver<bool>) -> Self {
-        Self { hub, config_file, stop }
+        Self { hub, config_file, stop, view_gate: Arc::new(tokio::sync::Semaphore::new(VIEW_COMPUTATIONS)) }
     }
 }
 
@@ -261,29 +267,49 @@ impl HubSync for HubApi {
         run_blocking(move || hub.check_access(&check)).await?;
         let SubscribeRequest { mut hub_epoch, after } = request.into_inner();
         let mut position = after;
-        let (tx, rx) = mpsc::channel(8);
+        // One page buffered per subscriber: with thousands subscribed, what a slow reader
+        // makes the hub hold stays small.
+        let (tx, rx) = mpsc::channel(1);
         let hub = self.hub.clone();
         let mut stop = self.stop.clone();
         let mut access = self.hub.watch_access();
+        let gate = self.view_gate.clone();
         tokio::spawn(async move {
             let mut feed = hub.watch_feed();
             let mut first = true;
             loop {
                 feed.borrow_and_update();
                 let (h, epoch, viewer, who) = (hub.clone(), hub_epoch.clone(), viewer.clone(), peer.clone());
-                let batches = match run_blocking(move || {
+                // A few views are computed at once: when a batch wakes every subscriber, the
+                // others wait here (their wakes coalesce) instead of taking every core from
+                // the pushes being acknowledged.
+                let Ok(permit) = gate.clone().acquire_owned().await else { return };
+                let update = run_blocking(move || {
                     h.check_access(&who)?;
-                    h.view_batches(&epoch, position, &viewer)
+                    h.view_update(&epoch, position, &viewer)
                 })
-                .await
-                {
-                    Ok(batches) => batches,
+                .await;
+                drop(permit);
+                let update = match update {
+                    Ok(update) => update,
                     Err(status) => {
                         let _ = tx.send(Err(status)).await;
                         return;
                     }
                 };
-                for batch in batches {
+                let mut next = match update {
+                    ViewUpdate::Batch(batch) => Some(Ok(batch)),
+                    ViewUpdate::Full(full) => Some(Err((full, 0))),
+                };
+                while let Some(item) = next.take() {
+                    let batch = match item {
+                        Ok(batch) => batch,
+                        Err((full, from)) => {
+                            let (page, more) = full.page(from);
+                            next = more.map(|at| Err((full, at)));
+                            page
+                        }
+                    };
                     let progressed = first
                         || batch.reset
                         || batch.position != position

@@ -52,6 +52,8 @@ pub struct Hub {
     relays: Mutex<std::collections::BTreeMap<String, Arc<relay::RelayLink>>>,
     /// Checks origin certificates (built at first use: see `provenance.rs`).
     origins: std::sync::OnceLock<crate::tls::origin::OriginVerifier>,
+    /// What view subscribers share: each feed position's changes and a full view, computed once.
+    view: Mutex<view::ViewCache>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -99,6 +101,7 @@ impl Hub {
             access,
             relays: Mutex::default(),
             origins: std::sync::OnceLock::new(),
+            view: Mutex::default(),
         };
         hub.uncount_profiles_without_statistics()?;
         hub.rebuild_rollups_once()?;
@@ -172,10 +175,16 @@ impl Hub {
             .transpose()
     }
 
-    fn save(&self, member: &Member) -> Result<()> {
+    /// Writes a member record without waiting for the disk. Why relaxed: what `admit` records
+    /// (last visit, certificate serial, structure as introduced, a first contact — pending, or
+    /// accepted by `auto_accept`) is what the peer's next `Hello` records again, so a crash can
+    /// only make it lag; an operator's decisions (`accept_member`, `remove_member`) and every
+    /// batch (which writes the member record with its records) are durable commits. An fsync per
+    /// `Hello` under the write lock was what serialised thousands of nodes arriving at once.
+    fn save_relaxed(&self, member: &Member) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.put(Tree::Members, key_of(member), member.encode_to_vec());
-        Ok(self.store.commit(batch)?)
+        Ok(self.store.commit_relaxed(batch)?)
     }
 
     /// Checks that `peer` may sync with this hub, recording its visit. A node must introduce
@@ -228,7 +237,7 @@ impl Hub {
         if structure.is_some() {
             member.structure = structure;
         }
-        self.save(&member)?;
+        self.save_relaxed(&member)?;
         if member.state != MemberState::Accepted as i32 {
             return Err(self.pending(peer));
         }

@@ -615,6 +615,9 @@ impl Hub {
     }
 }
 
+/// How soon after its last look the closing task looks again when reports arrive.
+const RESCHEDULE_AFTER_REPORTS: Duration = Duration::from_secs(60);
+
 /// With `close = "deadline"`: closes due months at start, then sleeps until the next closing
 /// instant — waking earlier when reports arrive (they may open a history month) — until `stop`.
 pub fn start(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
@@ -625,6 +628,7 @@ pub fn start(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) -> Option<tokio::ta
         let mut feed = hub.watch_feed();
         loop {
             feed.borrow_and_update();
+            let ran_at = tokio::time::Instant::now();
             let h = hub.clone();
             let next = match tokio::task::spawn_blocking(move || h.close_due_months(now_unix_ms())).await {
                 Ok(Ok(next)) => next,
@@ -639,10 +643,22 @@ pub fn start(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) -> Option<tokio::ta
             };
             // Without a pending month, only a report can start one: wait for it (a day at most).
             let wait = next.map_or(DAY_MS, |at| (at - now_unix_ms()).clamp(0, DAY_MS));
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))) => {}
-                changed = feed.changed() => if changed.is_err() { return },
+            let due = ran_at + Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+            let reported = tokio::select! {
+                () = tokio::time::sleep_until(due) => false,
+                changed = feed.changed() => if changed.is_err() { return } else { true },
                 _ = stop.wait_for(|s| *s) => return,
+            };
+            if reported {
+                // A report can open a month, whose closing is at least a day away (grace days
+                // are ≥ 1), so reports are looked at once a minute at most, not per batch: the
+                // schedule reads every receipt, and a hub taking thousands of members' batches
+                // at once would read them all per batch.
+                let soonest = (ran_at + RESCHEDULE_AFTER_REPORTS).min(due);
+                tokio::select! {
+                    () = tokio::time::sleep_until(soonest) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
             }
         }
     }))

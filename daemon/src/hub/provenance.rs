@@ -168,6 +168,45 @@ pub(super) fn newest_signer_key(siret: &str) -> Vec<u8> {
     [ORIGIN_NEWEST, siret.as_bytes()].concat()
 }
 
+/// A signature still to verify: the change, who signed, their key and the bytes signed.
+struct SignatureCheck<'c> {
+    change: &'c Change,
+    signer: String,
+    public_key: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+/// Below this many signatures a batch is verified on the calling thread (a thread costs more).
+const PARALLEL_FROM: usize = 64;
+
+/// Verifies every signature, spread over the machine's cores when the batch is large: a relay's
+/// batch is hundreds of records, each an ECDSA verification, and they need nothing but the
+/// bytes and the key. Refuses on the first (in batch order) that does not verify.
+fn verify_all(checks: &[SignatureCheck<'_>]) -> Result<()> {
+    let ok =
+        |c: &SignatureCheck<'_>| crate::tls::signing::verify(&c.public_key, &c.bytes, &c.change.signature);
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let results: Vec<bool> = if checks.len() < PARALLEL_FROM || threads < 2 {
+        checks.iter().map(ok).collect()
+    } else {
+        let chunk = checks.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = checks
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(ok).collect::<Vec<_>>()))
+                .collect();
+            parts.into_iter().flat_map(|p| p.join().unwrap_or_default()).collect()
+        })
+    };
+    match checks.iter().zip(results.iter().copied().chain(std::iter::repeat(false))).find(|(_, ok)| !ok) {
+        Some((c, _)) => Err(denied(format!(
+            "signature: not {}'s signature of {} {} version {}",
+            c.signer, c.change.dataset, c.change.key, c.change.version
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Meta key prefix of the network an origin's records are signed under (see
 /// [`Hub::origin_network`]).
 const ORIGIN_NETWORK: &[u8] = b"origin-network/";
@@ -210,13 +249,12 @@ impl Hub {
         self.origins.get().ok_or_else(|| Error::Config("origin verifier".into()))
     }
 
-    /// A node's `PushOpen.certificates`: each must be trusted and name the node itself. Stages
-    /// the new ones in `batch` (to relay them later) and returns them by fingerprint.
-    pub(super) fn admit_node_certificates(
+    /// A node's `PushOpen.certificates`: each must be trusted and name the node itself. Returns
+    /// them by fingerprint. Reads nothing from the store, so it runs outside the write lock.
+    pub(super) fn verify_node_certificates(
         &self,
         peer: &Peer,
         certificates: &[Vec<u8>],
-        batch: &mut WriteBatch,
     ) -> Result<SessionCertificates> {
         let mut out = SessionCertificates::new();
         for der in certificates {
@@ -230,12 +268,28 @@ impl Hub {
                     peer.id, cert.peer
                 )));
             }
-            if self.store.get(Tree::Certificates, &cert.fingerprint)?.is_none() {
-                batch.put(Tree::Certificates, cert.fingerprint.clone(), der.clone());
-            }
             out.insert(cert.fingerprint.clone(), Some(cert));
         }
         Ok(out)
+    }
+
+    /// Stages in `batch` the certificates of `ders` (verified into `verified`) not stored yet,
+    /// to relay them later.
+    pub(super) fn stage_new_certificates(
+        &self,
+        verified: &SessionCertificates,
+        ders: &[Vec<u8>],
+        batch: &mut WriteBatch,
+    ) -> Result<()> {
+        for der in ders {
+            let fingerprint = signed::fingerprint(der);
+            if verified.contains_key(&fingerprint)
+                && self.store.get(Tree::Certificates, &fingerprint)?.is_none()
+            {
+                batch.put(Tree::Certificates, fingerprint, der.clone());
+            }
+        }
+        Ok(())
     }
 
     /// A relay batch's certificates, added to the session's (untrusted ones as `None`).
@@ -280,7 +334,8 @@ impl Hub {
         // still unverified before it vouches for it).
         let verify = session.relay() || !self.config.upstreams.is_empty();
         let now_ms = passerelle_proto::date::now_unix_ms();
-        changes
+        let mut checks: Vec<SignatureCheck<'_>> = Vec::new();
+        let verified = changes
             .iter()
             .map(|change| {
                 if change.key.is_empty() {
@@ -312,7 +367,8 @@ impl Hub {
                 };
                 let origin =
                     Origin { structure: structure.as_ref().unwrap_or(&none), epoch, epoch_created_at_ms };
-                let provenance = self.check_signature(session, change, origin, verify)?;
+                let (provenance, check) = self.check_signature(session, change, origin, verify)?;
+                checks.extend(check);
                 let signer = (provenance == Provenance::Signed)
                     .then(|| session.certificates().get(&change.certificate_fingerprint).cloned().flatten())
                     .flatten();
@@ -324,21 +380,23 @@ impl Hub {
                     network: signer.map(|c| c.network),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        verify_all(&checks)?;
+        Ok(verified)
     }
 
     /// Checks a change's signature against the session's certificates: `origin` is the
     /// structure it claims, signed with the epoch and creation time given. Returns whether it is
     /// signed; refuses a signature that is not the origin's.
-    fn check_signature(
+    fn check_signature<'c>(
         &self,
         session: &PushSession,
-        change: &Change,
+        change: &'c Change,
         origin: Origin<'_>,
         verify: bool,
-    ) -> Result<Provenance> {
+    ) -> Result<(Provenance, Option<SignatureCheck<'c>>)> {
         if change.signature.is_empty() {
-            return Ok(Provenance::Unsigned);
+            return Ok((Provenance::Unsigned, None));
         }
         let certificates = session.certificates();
         let cert = match certificates.get(&change.certificate_fingerprint) {
@@ -347,14 +405,14 @@ impl Hub {
                     "certificate_fingerprint: no certificate of this session has it".to_string(),
                 ));
             }
-            Some(None) => return Ok(Provenance::Untrusted),
+            Some(None) => return Ok((Provenance::Untrusted, None)),
             Some(Some(cert)) => cert,
         };
         // A session's certificates were checked when it learnt them; a serial denied since (a
         // reload while the stream is open) signs nothing more on it.
         if self.denied.read().map(|d| d.contains(&cert.serial)).unwrap_or(true) {
             if session.relay() {
-                return Ok(Provenance::Untrusted);
+                return Ok((Provenance::Untrusted, None));
             }
             return Err(denied(format!(
                 "certificates: {}'s certificate {} is revoked",
@@ -374,7 +432,7 @@ impl Hub {
                 origin = %cert.peer, serial = %cert.serial, dataset = %change.dataset, key = %change.key,
                 "ignoring a record of a store created after its signing certificate expired"
             );
-            return Ok(Provenance::Untrusted);
+            return Ok((Provenance::Untrusted, None));
         }
         let state = match &change.payload {
             Some(change::Payload::Need(need)) => Signed::Need(need),
@@ -384,16 +442,16 @@ impl Hub {
             None => return Err(FieldError::rule("payload", "is required").into()),
         };
         if !verify {
-            return Ok(Provenance::Signed);
+            return Ok((Provenance::Signed, None));
         }
         let bytes = signed::signed_bytes(origin, &change.dataset, &change.key, change.version, state);
-        if !crate::tls::signing::verify(&cert.public_key, &bytes, &change.signature) {
-            return Err(denied(format!(
-                "signature: not {}'s signature of {} {} version {}",
-                cert.peer, change.dataset, change.key, change.version
-            )));
-        }
-        Ok(Provenance::Signed)
+        let check = SignatureCheck {
+            change,
+            signer: cert.peer.to_string(),
+            public_key: cert.public_key.clone(),
+            bytes,
+        };
+        Ok((Provenance::Signed, Some(check)))
     }
 
     /// The structure a node's change was signed under: the one it names (its own SIRET, valid),

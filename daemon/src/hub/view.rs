@@ -6,25 +6,104 @@
 //! upsert; closed, deleted or withdrawn: a removal). A subscriber from another hub epoch, or ahead
 //! of the feed, gets a reset and the full view.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use passerelle_proto::datasets::Dataset;
 use passerelle_proto::identity::Role;
-use passerelle_proto::v1::{NeedStatus, NetworkNeed, Structure, ViewBatch};
+use passerelle_proto::v1::{Member, MemberState, NeedStatus, NetworkNeed, Structure, ViewBatch};
 
 use super::Hub;
 use super::ingest::HubRecord;
 use crate::error::Result;
-use crate::store::keys::{FeedEntry, RecordKey};
-use crate::store::{Tree, WriteBatch};
+use crate::store::keys::{FeedEntry, MemberKey, RecordKey};
+use crate::store::{Tree, WriteBatch, scan_prefix};
 
 /// Meta key of the feed's last position.
 pub(super) const FEED_HEAD: &[u8] = b"feed_head";
 
 /// Most changed needs one `ViewBatch` covers (feed entries are read whole until this is reached).
-const FEED_PAGE: usize = 2000;
-/// Most needs in one page of a full view (a need is ~200 bytes: pages stay far below 4 MiB).
-const VIEW_PAGE: usize = 2000;
+/// Small, like [`VIEW_PAGE`]: a hub holds what it has not yet written to each subscriber, and
+/// with thousands subscribed the size of a message is what bounds the hub's memory.
+const FEED_PAGE: usize = 250;
+/// Most needs in one page of a full view (a need is ~200 bytes: a page is ~25 kB).
+const VIEW_PAGE: usize = 128;
+/// Feed positions whose view changes are kept in memory (a few needs each).
+const MAX_CACHED_POSITIONS: usize = 8192;
+/// How far behind the feed's head a cached full view may be and still be served (the subscriber
+/// then catches up through the cached changes).
+const FULL_VIEW_STALENESS: u64 = 1024;
+
+/// One need changed at a feed position, as every viewer but its owner sees it.
+#[derive(Debug)]
+struct ViewChange {
+    /// The owner's SIRET (its own needs are not in its view).
+    origin: String,
+    /// `origin/need_id`, as removals name it.
+    id: String,
+    /// The need now, or `None` if it left the view (closed, deleted, withdrawn).
+    need: Option<NetworkNeed>,
+}
+
+/// What subscribers share (see [`Hub::view_update`]).
+#[derive(Debug, Default)]
+pub(super) struct ViewCache {
+    /// Recent feed positions' changes.
+    deltas: BTreeMap<u64, Arc<[ViewChange]>>,
+    /// The last full view read, and its position.
+    full: Option<(u64, Arc<[NetworkNeed]>)>,
+}
+
+/// What a subscriber is sent next.
+#[derive(Debug)]
+pub enum ViewUpdate {
+    /// The changes after its position.
+    Batch(ViewBatch),
+    /// A full view (it was from another epoch, or ahead of the feed).
+    Full(FullView),
+}
+
+/// A full view for one viewer, paged lazily so a slow subscriber holds one page, not the view.
+#[derive(Debug)]
+pub struct FullView {
+    epoch: Vec<u8>,
+    position: u64,
+    needs: Arc<[NetworkNeed]>,
+    viewer: String,
+}
+
+impl FullView {
+    /// The page starting at index `from` of the shared view, and where the next one starts
+    /// (`None`: this was the last). Only the first page says `reset`; only the last carries the
+    /// epoch and position, so a subscriber cut off mid-way gets a new reset.
+    pub fn page(&self, from: usize) -> (ViewBatch, Option<usize>) {
+        let mut upserts = Vec::new();
+        let mut at = from;
+        while at < self.needs.len() && upserts.len() < VIEW_PAGE {
+            let need = &self.needs[at];
+            if need.need.as_ref().is_some_and(|n| n.origin_siret != self.viewer) {
+                upserts.push(need.clone());
+            }
+            at += 1;
+        }
+        let last = at >= self.needs.len();
+        let batch = ViewBatch {
+            hub_epoch: if last { self.epoch.clone() } else { Vec::new() },
+            reset: from == 0,
+            upserts,
+            removals: Vec::new(),
+            position: if last { self.position } else { 0 },
+        };
+        (batch, (!last).then_some(at))
+    }
+}
+
+/// A record as the view shows it, if it is an open need.
+fn view_need(record: HubRecord, names: &HashMap<String, Structure>) -> Option<NetworkNeed> {
+    let need = record.need.filter(|n| !record.deleted && n.status == NeedStatus::Open as i32)?;
+    let structure = names.get(&need.origin_siret).cloned().unwrap_or_default();
+    Some(NetworkNeed { need: Some(need), structure_name: structure.name, structure_kind: structure.kind })
+}
 
 impl Hub {
     /// Appends one feed entry listing `keys` to `batch` (one per applied batch, not per change);
@@ -56,109 +135,153 @@ impl Hub {
         self.feed.subscribe()
     }
 
-    /// The next changes of the view for a subscriber at `after` in epoch `hub_epoch`, as one or
-    /// more batches. A reset (full view) is paged: only the first page says `reset`, and only the
-    /// last carries the epoch and position, so a subscriber cut off mid-way gets a new reset.
-    pub fn view_batches(&self, hub_epoch: &[u8], after: u64, viewer: &str) -> Result<Vec<ViewBatch>> {
-        let batch = self.view_batch(hub_epoch, after, viewer)?;
-        if !batch.reset || batch.upserts.len() <= VIEW_PAGE {
-            return Ok(vec![batch]);
-        }
-        let ViewBatch { hub_epoch, upserts, position, .. } = batch;
-        let pages: Vec<Vec<NetworkNeed>> = upserts.chunks(VIEW_PAGE).map(<[NetworkNeed]>::to_vec).collect();
-        let last = pages.len() - 1;
-        Ok(pages
-            .into_iter()
-            .enumerate()
-            .map(|(i, upserts)| ViewBatch {
-                hub_epoch: if i == last { hub_epoch.clone() } else { Vec::new() },
-                reset: i == 0,
-                upserts,
-                removals: Vec::new(),
-                position: if i == last { position } else { 0 },
-            })
-            .collect())
-    }
-
-    /// The next changes of the view, unpaged (see [`Hub::view_batches`]).
-    /// A member's own needs are not part of its view: it has them.
-    fn view_batch(&self, hub_epoch: &[u8], after: u64, viewer: &str) -> Result<ViewBatch> {
+    /// The next changes of the view for a subscriber at `after` in epoch `hub_epoch`: the
+    /// changes after its position (at most about [`FEED_PAGE`] needs), or, from another hub
+    /// epoch or ahead of the feed, a full view to page through ([`FullView::page`]).
+    ///
+    /// Why a shared cache ([`ViewCache`]): every subscriber reads the same feed entries and
+    /// the same full view. With thousands of members subscribed, computing them per subscriber
+    /// (a store read and a decode per need per viewer, a scan of every record per reset) made
+    /// the hub's work grow with members × changes; now each position's changes and each full
+    /// view are computed once and each viewer only filters out its own needs.
+    pub fn view_update(&self, hub_epoch: &[u8], after: u64, viewer: &str) -> Result<ViewUpdate> {
         let head = self.feed_head();
-        let names = self.structures()?;
-        let view_need = |record: HubRecord| -> Option<NetworkNeed> {
-            let need = record.need.filter(|n| {
-                !record.deleted && n.status == NeedStatus::Open as i32 && n.origin_siret != viewer
-            })?;
-            let structure = names.get(&need.origin_siret).cloned().unwrap_or_default();
-            Some(NetworkNeed {
-                need: Some(need),
-                structure_name: structure.name,
-                structure_kind: structure.kind,
-            })
-        };
         let epoch = self.identity.epoch.to_vec();
         if hub_epoch != epoch.as_slice() || after > head {
-            let mut upserts = Vec::new();
-            for (_, raw) in self.store.scan(Tree::Records, &[], None, usize::MAX)? {
-                if let Ok(record) = <HubRecord as prost::Message>::decode(raw.as_slice())
-                    && let Some(need) = view_need(record)
-                {
-                    upserts.push(need);
-                }
-            }
-            return Ok(ViewBatch {
-                hub_epoch: epoch,
-                reset: true,
-                upserts,
-                removals: Vec::new(),
-                position: head,
-            });
+            let (position, needs) = self.full_view(head)?;
+            return Ok(ViewUpdate::Full(FullView { epoch, position, needs, viewer: viewer.to_string() }));
         }
-        let (keys, position) = self.feed_records(after, FEED_PAGE)?;
-        let mut seen = HashSet::new();
-        let (mut upserts, mut removals) = (Vec::new(), Vec::new());
-        for record_key in keys {
-            // The view is about needs.
-            if record_key.dataset != Dataset::Needs
-                || record_key.origin == viewer
-                || !seen.insert(record_key.clone())
-            {
+        let mut changes = Vec::new();
+        let (mut position, mut count) = (after, 0);
+        while position < head && count < FEED_PAGE {
+            position += 1;
+            let delta = self.view_delta(position)?;
+            count += delta.len();
+            changes.push(delta);
+        }
+        // The latest state of each need wins; a need changed twice is sent once.
+        let mut latest: HashMap<&str, &ViewChange> = HashMap::new();
+        let mut order = Vec::new();
+        for change in changes.iter().flat_map(|d| d.iter()) {
+            if change.origin == viewer {
                 continue;
             }
-            let key = format!("{}/{}", record_key.origin, record_key.key);
-            match self.store.get(Tree::Records, &record_key.encode())? {
-                Some(raw) => {
-                    match <HubRecord as prost::Message>::decode(raw.as_slice()).ok().and_then(&view_need) {
-                        Some(need) => upserts.push(need),
-                        None => removals.push(key),
-                    }
-                }
-                None => removals.push(key),
+            if latest.insert(change.id.as_str(), change).is_none() {
+                order.push(change.id.as_str());
             }
         }
-        Ok(ViewBatch { hub_epoch: epoch, reset: false, upserts, removals, position })
+        let (mut upserts, mut removals) = (Vec::new(), Vec::new());
+        for id in order {
+            match latest.get(id).and_then(|c| c.need.as_ref()) {
+                Some(need) => upserts.push(need.clone()),
+                None => removals.push(id.to_string()),
+            }
+        }
+        Ok(ViewUpdate::Batch(ViewBatch { hub_epoch: epoch, reset: false, upserts, removals, position }))
     }
 
-    /// The records changed after feed position `after`, whole entries until at least `limit`
-    /// records (or the head) are reached, and the position reached.
-    pub(super) fn feed_records(&self, after: u64, limit: usize) -> Result<(Vec<RecordKey>, u64)> {
-        let mut keys = Vec::new();
-        let mut position = after;
-        while keys.len() < limit {
-            let entries = self.store.scan(Tree::Feed, &FeedEntry::key(position + 1), None, 16)?;
-            if entries.is_empty() {
-                break;
+    /// The next changes of the view as batches, a full view paged (tests; the `Subscribe`
+    /// stream pages lazily through [`Hub::view_update`]).
+    pub fn view_batches(&self, hub_epoch: &[u8], after: u64, viewer: &str) -> Result<Vec<ViewBatch>> {
+        Ok(match self.view_update(hub_epoch, after, viewer)? {
+            ViewUpdate::Batch(batch) => vec![batch],
+            ViewUpdate::Full(full) => {
+                let mut pages = Vec::new();
+                let mut from = Some(0);
+                while let Some(at) = from {
+                    let (page, next) = full.page(at);
+                    pages.push(page);
+                    from = next;
+                }
+                pages
             }
-            for (k, value) in entries {
-                let Some(entry) = FeedEntry::decode(&k, &value) else { continue };
-                position = entry.position;
-                keys.extend(entry.records);
-                if keys.len() >= limit {
+        })
+    }
+
+    /// The view's changes at feed position `position`, computed once and shared.
+    fn view_delta(&self, position: u64) -> Result<Arc<[ViewChange]>> {
+        if let Some(delta) = self.view_cache().deltas.get(&position) {
+            return Ok(delta.clone());
+        }
+        let mut changes = Vec::new();
+        if let Some(raw) = self.store.get(Tree::Feed, &FeedEntry::key(position))?
+            && let Some(entry) = FeedEntry::decode(&FeedEntry::key(position), &raw)
+        {
+            let mut seen = HashSet::new();
+            let mut names: HashMap<String, Structure> = HashMap::new();
+            for record_key in entry.records {
+                // The view is about needs.
+                if record_key.dataset != Dataset::Needs || !seen.insert(record_key.clone()) {
+                    continue;
+                }
+                let id = format!("{}/{}", record_key.origin, record_key.key);
+                let record = match self.store.get(Tree::Records, &record_key.encode())? {
+                    Some(raw) => <HubRecord as prost::Message>::decode(raw.as_slice()).ok(),
+                    None => None,
+                };
+                if !names.contains_key(&record_key.origin) {
+                    let structure = self.view_structure_of(&record_key.origin)?.unwrap_or_default();
+                    names.insert(record_key.origin.clone(), structure);
+                }
+                let need = record.and_then(|r| view_need(r, &names));
+                changes.push(ViewChange { origin: record_key.origin, id, need });
+            }
+        }
+        let delta: Arc<[ViewChange]> = changes.into();
+        let mut cache = self.view_cache();
+        cache.deltas.insert(position, delta.clone());
+        while cache.deltas.len() > MAX_CACHED_POSITIONS {
+            cache.deltas.pop_first();
+        }
+        Ok(delta)
+    }
+
+    /// A full view (every open need, the viewer's own included) and the feed position it is
+    /// as of: the cached one if it is recent, so a subscriber catches up from it with shared
+    /// changes, else read from the store once for everyone.
+    fn full_view(&self, head: u64) -> Result<(u64, Arc<[NetworkNeed]>)> {
+        if let Some((position, needs)) = &self.view_cache().full
+            && *position <= head
+            && head - *position <= FULL_VIEW_STALENESS
+        {
+            return Ok((*position, needs.clone()));
+        }
+        let names = self.structures()?;
+        let mut needs = Vec::new();
+        for (_, raw) in self.store.scan(Tree::Records, &[], None, usize::MAX)? {
+            if let Ok(record) = <HubRecord as prost::Message>::decode(raw.as_slice())
+                && let Some(need) = view_need(record, &names)
+            {
+                needs.push(need);
+            }
+        }
+        let needs: Arc<[NetworkNeed]> = needs.into();
+        self.view_cache().full = Some((head, needs.clone()));
+        Ok((head, needs))
+    }
+
+    fn view_cache(&self) -> std::sync::MutexGuard<'_, ViewCache> {
+        self.view.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A node member's public identity (an accepted identity's first, when several networks
+    /// know the SIRET).
+    fn view_structure_of(&self, siret: &str) -> Result<Option<Structure>> {
+        let prefix = MemberKey::prefix(Role::Node, siret);
+        let mut found = None;
+        for (_, raw) in scan_prefix(self.store.as_ref(), Tree::Members, &prefix)? {
+            let Ok(member) = <Member as prost::Message>::decode(raw.as_slice()) else { continue };
+            let accepted = member.state == MemberState::Accepted as i32;
+            if let Some(structure) = member.structure
+                && (accepted || found.is_none())
+            {
+                found = Some(structure);
+                if accepted {
                     break;
                 }
             }
         }
-        Ok((keys, position))
+        Ok(found)
     }
 
     /// Each node member's public identity, by SIRET.

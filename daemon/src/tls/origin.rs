@@ -7,7 +7,8 @@
 //! the certificate's validity (now, if it is still valid). A leaked key is ended by denying its
 //! serial, which refuses every record it signed.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use passerelle_proto::identity::{PeerId, Role, inspect_certificate, signing_key_of_certificate};
@@ -45,7 +46,17 @@ pub(crate) struct OriginCertificate {
 pub(crate) struct OriginVerifier {
     anchors: Vec<(String, Arc<dyn ClientCertVerifier>)>,
     denied: DenyList,
+    /// Certificates whose chain verified, by fingerprint. Why: a relay offers every origin's
+    /// certificate in every session, and a member its own at every `PushOpen`; the chain's
+    /// verdict cannot change (it is checked as of a moment within the certificate's validity,
+    /// against anchors fixed for the process), so it is computed once. The serial is checked
+    /// against the deny list on every call, so a revocation still applies at once.
+    verified: Mutex<HashMap<Vec<u8>, OriginCertificate>>,
 }
+
+/// Most verified certificates remembered (a national hub: a few per structure); past it the
+/// memory is cleared and refilled.
+const MAX_REMEMBERED: usize = 65_536;
 
 impl OriginVerifier {
     /// A verifier for the CAs of `anchors` (network, CA file) and the revocations of `denied`.
@@ -61,12 +72,39 @@ impl OriginVerifier {
                 Ok((network.clone(), webpki))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { anchors, denied })
+        Ok(Self { anchors, denied, verified: Mutex::default() })
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, OriginCertificate>> {
+        self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The node a certificate (DER) names, if it chains to a trusted CA and is not revoked; why
     /// not otherwise.
     pub(crate) fn verify(&self, der: &[u8]) -> std::result::Result<OriginCertificate, String> {
+        let fingerprint = signed::fingerprint(der);
+        let known = self.remembered().get(&fingerprint).cloned();
+        let cert = match known {
+            Some(cert) => cert,
+            None => {
+                let cert = self.verify_chain(der)?;
+                let mut remembered = self.remembered();
+                if remembered.len() >= MAX_REMEMBERED {
+                    remembered.clear();
+                }
+                remembered.insert(fingerprint, cert.clone());
+                cert
+            }
+        };
+        let revoked = self.denied.read().map(|d| d.contains(&cert.serial)).unwrap_or(true);
+        if revoked {
+            return Err(format!("{}'s certificate {} is revoked", cert.peer, cert.serial));
+        }
+        Ok(cert)
+    }
+
+    /// [`OriginVerifier::verify`] without the memory and the deny list.
+    fn verify_chain(&self, der: &[u8]) -> std::result::Result<OriginCertificate, String> {
         let info = inspect_certificate(der)?;
         let peer = info.peer?;
         if peer.role != Role::Node {
@@ -87,10 +125,6 @@ impl OriginVerifier {
             }
         }
         let network = network.ok_or_else(|| format!("{peer}'s certificate is not trusted here: {last}"))?;
-        let revoked = self.denied.read().map(|d| d.contains(&info.serial)).unwrap_or(true);
-        if revoked {
-            return Err(format!("{peer}'s certificate {} is revoked", info.serial));
-        }
         Ok(OriginCertificate {
             peer,
             serial: info.serial,
