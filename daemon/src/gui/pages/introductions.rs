@@ -80,8 +80,9 @@ pub(crate) async fn show(ctx: &Ctx<'_>) -> Result<Reply> {
 fn need_line(i: &Introduction) -> Html {
     let need = i.need.clone().unwrap_or_default();
     html!(
-        "{} · {} · {} poste(s) · {} h/sem. · département {} · début {}",
+        "{} {} · {} · {} poste(s) · {} h/sem. · département {} · début {}",
         need.rome_code.as_str(),
+        passerelle_proto::rome::label(&need.rome_code).unwrap_or(""),
         ContractType::label_of(need.contract_type),
         need.open_positions,
         need.hours_per_week,

@@ -41,9 +41,10 @@ pub(crate) async fn show(ctx: &Ctx<'_>) -> Result<Reply> {
     let need_rows = Html::concat(needs.iter().map(|p| {
         let n = p.need.clone().unwrap_or_default();
         html!(
-            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><th scope=\"row\">{}</th><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             p.structure_name.as_str(),
             n.rome_code.as_str(),
+            passerelle_proto::rome::label(&n.rome_code).unwrap_or(""),
             ContractType::label_of(n.contract_type),
             n.open_positions,
             n.departement.as_str(),
