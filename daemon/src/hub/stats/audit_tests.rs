@@ -665,3 +665,72 @@ fn q1_grids(
     }
     Ok((quarter, months))
 }
+
+/// A hub spanning two régions: a région minus its published départements must not give a
+/// withheld département. Pays de la Loire = 44 (three structures) + 49 (one structure, withheld);
+/// Île-de-France = 75 (four structures). Every published région cell sums published
+/// département cells only.
+#[test]
+fn a_region_table_reveals_no_withheld_departement() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let month = Month { year: 2026, month: 7 };
+    let reporter = |departement: &str, kind: StructureKind, hours: i64| Reporter {
+        departement: departement.into(),
+        kind: kind as i32,
+        months: [(month, report(8, hours, 2, [1, 1, 0, 0]))].into_iter().collect(),
+    };
+    let layout = vec![
+        reporter("44", StructureKind::Aci, 1200),
+        reporter("44", StructureKind::Aci, 1300),
+        reporter("44", StructureKind::Ai, 1400),
+        reporter("49", StructureKind::Ei, 5000),
+        reporter("75", StructureKind::Aci, 1000),
+        reporter("75", StructureKind::Ai, 1100),
+        reporter("75", StructureKind::Ei, 1150),
+        reporter("75", StructureKind::Ei, 1250),
+    ];
+    let hub = publish(dir.path(), &layout, 15)?;
+    let table = |by: &[&str]| {
+        hub.table(&GetTableRequest {
+            table: "indicators".into(),
+            by: by.iter().map(|d| d.to_string()).collect(),
+            period: "2026-07".into(),
+            from: None,
+            to: None,
+            revision: None,
+        })
+    };
+    for (by_region, by_dep) in
+        [(&["region"][..], &["departement"][..]), (&["region", "kind"], &["departement", "kind"])]
+    {
+        let regions = table(by_region)?;
+        let deps = table(by_dep)?;
+        for cell in regions.cells.iter().filter(|c| c.suppressed.is_empty()) {
+            let parts: Vec<_> = deps
+                .cells
+                .iter()
+                .filter(|d| {
+                    d.key.iter().zip(&cell.key).enumerate().all(|(i, (dk, rk))| match i {
+                        0 if rk == "*" => dk == "*",
+                        0 => dk != "*" && passerelle_proto::geo::region_of(dk) == Some(rk.as_str()),
+                        _ => dk == rk,
+                    })
+                })
+                .collect();
+            assert!(!parts.is_empty(), "{by_region:?} {:?}", cell.key);
+            assert!(
+                parts.iter().all(|d| d.suppressed.is_empty()),
+                "{by_region:?} {:?} is published but sums a withheld département: {parts:?}",
+                cell.key
+            );
+        }
+        let pdl = regions.cells.iter().find(|c| c.key.first().map(String::as_str) == Some("52"));
+        if by_region.len() == 1 {
+            assert!(
+                pdl.is_some_and(|c| !c.suppressed.is_empty()),
+                "Pays de la Loire minus 44 is 49: {pdl:?}"
+            );
+        }
+    }
+    Ok(())
+}

@@ -252,7 +252,9 @@ impl Hub {
     /// région (every network and regional hub), every table is a projection of one *family* of
     /// linked tables computed together (see [`Family`]), so a cell has the same status in every
     /// table that shows it. A table by région on a hub spanning several régions is computed on
-    /// its own (primary rules, the rule across periods, complementary suppression).
+    /// its own (primary rules, the rule across periods, complementary suppression), and a région
+    /// cell is published only where every family cell it sums is: it adds nothing to what the
+    /// audited family publishes.
     pub(super) fn indicator_cells(
         &self,
         period: &str,
@@ -272,6 +274,31 @@ impl Hub {
                 .collect::<Result<Vec<_>>>()?;
             temporal_suppression(&mut cells, &children);
             secondary_suppression(&mut cells, by.len());
+            // A région cell is a sum of the family's département cells, which the audit settled
+            // without it: published alone it could undo their suppression (a région minus its
+            // published départements). So it is published only where every département cell it
+            // sums is published whole — then it says nothing they do not.
+            let by_dep: Vec<String> = by
+                .iter()
+                .map(|d| if d == "region" { "departement".to_string() } else { d.clone() })
+                .collect();
+            let (dep_cells, _) = self.indicator_cells(period, &by_dep, min_persons, families)?;
+            let at = by.iter().position(|d| d == "region").unwrap_or(0);
+            for cell in cells.iter_mut().filter(|c| !cell_hidden(c)) {
+                let parts: Vec<&Cell> = dep_cells
+                    .iter()
+                    .filter(|d| {
+                        d.key.iter().zip(&cell.key).enumerate().all(|(i, (dk, rk))| match i == at {
+                            true if rk == "*" => dk == "*",
+                            true => dk != "*" && passerelle_proto::geo::region_of(dk) == Some(rk.as_str()),
+                            false => dk == rk,
+                        })
+                    })
+                    .collect();
+                if parts.is_empty() || parts.iter().any(|d| cell_hidden(d) || exits_hidden(d)) {
+                    hide_cell(cell, SECONDARY_REGION);
+                }
+            }
             return Ok((cells, latest));
         }
         // The table's own cells, grouped from the finest ones; région and network are constant.
@@ -394,6 +421,9 @@ impl Hub {
         Ok((groups, latest))
     }
 }
+
+/// The reason given to a région cell hidden because a département it sums is withheld.
+pub(super) const SECONDARY_REGION: &str = "secondary suppression: protects a suppressed département";
 
 /// The dimensions of the indicators family: every other indicators table of a regional hub is
 /// one of its tables (région and network are constant there).
