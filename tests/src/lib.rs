@@ -385,7 +385,17 @@ pub fn dir_find(dir: &Path, needle: &str) -> anyhow::Result<Option<(PathBuf, Str
             }
         } else {
             let bytes = std::fs::read(&path)?;
-            if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle.as_bytes()) {
+            // A short all-digit needle (a commune code) also occurs by chance inside the hex
+            // strings a store holds (pseudonyms, fingerprints): flanked by hex digits on both
+            // sides it is such a coincidence — stored as a field, it follows its length byte.
+            let numeric = needle.bytes().all(|b| b.is_ascii_digit());
+            let alone = |at: usize| {
+                let before = at.checked_sub(1).map(|i| bytes[i]);
+                let after = bytes.get(at + needle.len()).copied();
+                !numeric || ![before, after].iter().all(|b| b.is_some_and(|b| b.is_ascii_hexdigit()))
+            };
+            let mut hits = bytes.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle.as_bytes());
+            if let Some((at, _)) = hits.find(|(at, _)| alone(*at)) {
                 let around = &bytes[at.saturating_sub(48)..(at + needle.len() + 48).min(bytes.len())];
                 return Ok(Some((path, String::from_utf8_lossy(around).into_owned())));
             }
