@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use passerelle_client::NodeClient;
 use passerelle_proto::date::{Month, now_unix_ms};
+use passerelle_proto::identity::Role;
 use passerelle_proto::periods::month_at;
 use passerelle_tests::console::{Console, PASSWORD, add_user};
 use passerelle_tests::fixtures::report;
@@ -109,6 +110,34 @@ async fn hub_console_gate_members_completeness_and_closing() -> anyhow::Result<(
     assert_eq!(row.as_ref().map(|p| p["state"].clone()), Some("closed".into()), "{list}");
     let after = admin.get(&format!("/completude?periode={last_s}")).await?;
     assert!(after.body.contains("Mois clôturé") && after.body.contains("clôturé"), "{}", after.body);
+
+    // Statistics: with two structures every cell of the closed month is suppressed — shown as
+    // such with its reason, never 0 — and the page carries the charts' SVG.
+    let query = format!("table=indicators&period={last_s}&by=departement");
+    let stats = viewer.get(&format!("/statistiques?{query}")).await?;
+    assert_eq!(stats.status, 200, "{stats:?}");
+    assert!(
+        stats.body.contains("class=\"suppressed\"") && stats.body.contains("secret statistique"),
+        "{}",
+        stats.body
+    );
+    assert!(stats.body.contains("<svg") && stats.body.contains("role=\"img\""), "{}", stats.body);
+    assert!(!stats.body.contains("style="), "no inline style");
+
+    // The CSV download is byte for byte what a consumer's `passerelle stats … --format csv` prints.
+    let download = viewer.get(&format!("/statistiques.csv?{query}")).await?;
+    assert_eq!(download.status, 200, "{download:?}");
+    assert!(download.header("content-type").unwrap_or_default().starts_with("text/csv"));
+    let consumer = pki.issue(Role::Consumer, "dreets-52")?;
+    let mut args = TestPki::cli_flags(&consumer);
+    args.extend(
+        ["--format", "csv", "stats", "indicators", "--by", "departement", "--period", &last_s]
+            .map(String::from),
+    );
+    let cli =
+        cli_async(&hub.hub_endpoint(), &args.iter().map(String::as_str).collect::<Vec<_>>()).await.ok()?;
+    assert_eq!(download.body, cli.stdout);
+    assert!(cli.stdout.lines().count() >= 2, "a header and cells: {}", cli.stdout);
 
     // Synchronisation: no upstream configured, said plainly.
     let sync = admin.get("/synchronisation").await?;

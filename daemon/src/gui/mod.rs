@@ -17,6 +17,7 @@
 //! path only, and paths hold no personal data).
 
 mod auth;
+mod charts;
 mod forms;
 mod guard;
 mod html;

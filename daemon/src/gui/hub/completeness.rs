@@ -68,8 +68,39 @@ pub(crate) async fn show(ctx: &Ctx<'_, HubConsole>) -> Result<Reply> {
     } else {
         "Ce hub clôture chaque mois à son échéance (<code>close = \"deadline\"</code>)."
     };
-    let body = html!("<p>{}</p>{}{}", Html::from_rendered(rule.to_string()), months, detail);
+    let body =
+        html!("<p>{}</p>{}{}{}", Html::from_rendered(rule.to_string()), rate_chart(&periods), months, detail);
     Ok(layout::page(ctx, "/completude", "Complétude", body))
+}
+
+/// The reporting rate (reported / expected) of the last 12 months, as bars beside its data.
+fn rate_chart(periods: &[Period]) -> Html {
+    let last: Vec<&Period> = periods.iter().rev().take(12).rev().collect();
+    if last.is_empty() {
+        return Html::default();
+    }
+    let months: Vec<String> = last.iter().map(|p| p.period.clone()).collect();
+    // Never suppressed (membership is not statistics): a month with nobody expected is 0 %.
+    let values: Vec<Option<f64>> =
+        last.iter().map(|p| Some(f64::from(p.reported) * 100.0 / f64::from(p.expected.max(1)))).collect();
+    let title = "Taux de rapports reçus, 12 derniers mois";
+    let rows = Html::concat(last.iter().zip(&values).map(|(p, v)| {
+        let rate = v.map(|v| format!("{v:.0} %")).unwrap_or_default();
+        html!(
+            "<tr><th scope=\"row\">{}</th><td class=\"num\">{} / {}</td><td class=\"num\">{}</td></tr>",
+            p.period.as_str(),
+            p.reported,
+            p.expected,
+            rate.as_str()
+        )
+    }));
+    html!(
+        "<div class=\"figure\">{}<table class=\"chart-data\"><caption>{}</caption><thead><tr><th scope=\"col\">Mois</th>\
+         <th scope=\"col\">Reçus / attendus</th><th scope=\"col\">Taux</th></tr></thead><tbody>{}</tbody></table></div>",
+        super::super::charts::bar_chart("completude", title, &months, &values, "%"),
+        title,
+        rows
+    )
 }
 
 /// One month, member by member.

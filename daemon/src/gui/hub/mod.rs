@@ -7,6 +7,7 @@
 mod completeness;
 mod members;
 mod relays;
+mod statistics;
 
 use hyper::{Method, StatusCode};
 
@@ -31,6 +32,8 @@ pub(crate) async fn route(method: &Method, path: &str, ctx: Ctx<'_, HubConsole>)
         (true, "/membres/accepter") => members::accept(&ctx).await,
         (false, "/completude") => completeness::show(&ctx).await,
         (true, "/completude/cloturer") => completeness::close(&ctx).await,
+        (false, "/statistiques") => statistics::show(&ctx).await,
+        (false, "/statistiques.csv") => statistics::csv(&ctx).await,
         (false, "/synchronisation") => relays::show(&ctx).await,
         _ => Ok(layout::page_with_status(
             &ctx,
