@@ -17,8 +17,12 @@ use super::{Ctx, HubConsole, Reply};
 use crate::error::Result;
 
 /// The hub console's menu.
-pub(crate) const NAV: &[(&str, &str)] =
-    &[("/membres", "Membres"), ("/completude", "Complétude"), ("/synchronisation", "Synchronisation")];
+pub(crate) const NAV: &[(&str, &str)] = &[
+    ("/membres", "Membres"),
+    ("/completude", "Complétude"),
+    ("/statistiques", "Statistiques"),
+    ("/synchronisation", "Synchronisation"),
+];
 
 /// The route table: GET shows, POST changes (then redirects).
 pub(crate) async fn route(method: &Method, path: &str, ctx: Ctx<'_, HubConsole>) -> Result<Reply> {

@@ -104,7 +104,8 @@ pub(crate) async fn show(ctx: &Ctx<'_, HubConsole>) -> Result<Reply> {
         },
     };
     let charts = charts_html(ctx, &request, &periods).await?;
-    let body = html!("{}{}<h2>Graphiques</h2>{}", form_html(&request, &periods), table, charts);
+    let body =
+        html!("{}{}<h2 id=\"graphiques\">Graphiques</h2>{}", form_html(&request, &periods), table, charts);
     Ok(layout::page(ctx, "/statistiques", "Statistiques", body))
 }
 
@@ -191,6 +192,7 @@ fn table_html(table: &Table, request: &GetTableRequest) -> Html {
             .iter()
             .chain(["structures".to_string()].iter())
             .chain(names.iter())
+            .chain(["motif du secret statistique".to_string()].iter())
             .map(|h| html!("<th scope=\"col\">{}</th>", h.as_str())),
     );
     let rows = Html::concat(table.cells.iter().map(|cell| {
@@ -199,19 +201,16 @@ fn table_html(table: &Table, request: &GetTableRequest) -> Html {
             html!("<th scope=\"row\">{}</th>", k)
         }));
         let structures = cell.structures.map(|s| s.to_string()).unwrap_or_default();
+        let why = reason(cell);
         let values = Html::concat(cell.measures.iter().map(|m| {
             if m.value.is_none() {
-                let why = if m.suppressed.is_empty() { reason(cell) } else { m.suppressed.clone() };
-                html!(
-                    "<td class=\"suppressed\" title=\"{}\">{} <small>({})</small></td>",
-                    why,
-                    SUPPRESSED,
-                    why
-                )
+                let own = if m.suppressed.is_empty() { why.as_str() } else { m.suppressed.as_str() };
+                html!("<td class=\"suppressed\" title=\"{}\">{}</td>", own, SUPPRESSED)
             } else {
                 html!("<td class=\"num\">{}</td>", shown(m).as_str())
             }
         }));
+        let values = html!("{}<td>{}</td>", values, why.as_str());
         let class = if cell.total { " class=\"total\"" } else { "" };
         html!(
             "<tr{}>{}<td class=\"num\">{}</td>{}</tr>",
