@@ -46,9 +46,9 @@ fn nice_ceiling(max: f64) -> f64 {
     [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|v| *v >= max).unwrap_or(10.0 * magnitude)
 }
 
-/// A number as the axis shows it: no decimals from 10 up, one below.
+/// A number as the axis and the tooltips show it: whole numbers without decimals, others with one.
 fn label_number(v: f64) -> String {
-    if v.abs() >= 10.0 || v == v.trunc() { format!("{v:.0}") } else { format!("{v:.1}") }
+    if v == v.trunc() { format!("{v:.0}") } else { format!("{v:.1}") }
 }
 
 /// The frame shared by every chart: the opening tag with its accessible name, the hatching

@@ -247,6 +247,7 @@ fn data_table(caption: &str, categories: &[String], series: &[Series]) -> Html {
     let head = Html::concat(series.iter().map(|s| html!("<th scope=\"col\">{}</th>", s.name.as_str())));
     let rows = Html::concat(categories.iter().enumerate().map(|(i, c)| {
         let cells = Html::concat(series.iter().map(|s| match s.values.get(i).copied().flatten() {
+            Some(v) if v == v.trunc() => html!("<td class=\"num\">{}</td>", format!("{v:.0}")),
             Some(v) => html!("<td class=\"num\">{}</td>", format!("{v:.2}")),
             None => html!("<td class=\"suppressed\">{}</td>", SUPPRESSED),
         }));
