@@ -66,6 +66,40 @@ impl HubClient {
         reply.map(|r| r.into_inner().removed.unwrap_or_default()).map_err(|s| self.status(s))
     }
 
+    /// Adds a web console account on the hub (the hub hashes the password).
+    pub async fn add_gui_user(
+        &self,
+        name: &str,
+        role: passerelle_proto::v1::GuiRole,
+        password: &str,
+        replace: bool,
+    ) -> Result<passerelle_proto::v1::GuiUser> {
+        passerelle_proto::validate::gui_user_name("name", name)?;
+        passerelle_proto::validate::gui_password("password", password)?;
+        let request = passerelle_proto::v1::AddGuiUserRequest {
+            name: name.to_string(),
+            role: role as i32,
+            password: password.to_string(),
+            replace,
+        };
+        let reply = HubAdminClient::new(self.channel.clone()).add_gui_user(request).await;
+        reply.map(|r| r.into_inner()).map_err(|s| self.status(s))
+    }
+
+    /// The hub console's accounts.
+    pub async fn gui_users(&self) -> Result<Vec<passerelle_proto::v1::GuiUser>> {
+        let request = passerelle_proto::v1::ListGuiUsersRequest {};
+        let reply = HubAdminClient::new(self.channel.clone()).list_gui_users(request).await;
+        reply.map(|r| r.into_inner().users).map_err(|s| self.status(s))
+    }
+
+    /// Removes a hub console account.
+    pub async fn remove_gui_user(&self, name: &str) -> Result<()> {
+        let request = passerelle_proto::v1::RemoveGuiUserRequest { name: name.to_string() };
+        let reply = HubAdminClient::new(self.channel.clone()).remove_gui_user(request).await;
+        reply.map(|_| ()).map_err(|s| self.status(s))
+    }
+
     /// Re-reads the hub's revocation list; returns the list now in force.
     pub async fn reload(&self) -> Result<Vec<String>> {
         let reply = HubAdminClient::new(self.channel.clone()).reload(ReloadRequest {}).await;

@@ -114,6 +114,26 @@ pub fn write_table(out: &mut impl Write, table: &Table) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether a table is of a period with revisions (indicators): its outputs say which.
+pub fn revised(table: &Table) -> bool {
+    table.table == "indicators"
+}
+
+/// Writes a statistics table as CSV: [`header`] and [`rows`], plus a last `revision` column for
+/// an indicators table. The one CSV form of a table, written by `passerelle stats … --format
+/// csv` and downloaded from the hub's web console alike.
+pub fn write_table_csv<W: Write>(out: W, table: &Table) -> std::io::Result<()> {
+    let mut header = header(table);
+    let mut rows = rows(table);
+    if revised(table) {
+        header.push("revision".into());
+        for row in &mut rows {
+            row.push(table.revision.to_string());
+        }
+    }
+    write_csv(out, &header, &rows)
+}
+
 /// The column names of [`rows`].
 pub fn header(table: &Table) -> Vec<String> {
     let names: Vec<String> =

@@ -58,11 +58,13 @@ pub struct Config {
     pub periods: Option<PeriodsSection>,
     /// On a hub: how published statistics are protected.
     pub statistics: Option<StatisticsSection>,
-    /// On a node: the web console for the structure's staff, off unless this section is present.
+    /// The web console (a node's for the structure's staff, a hub's for the network's staff and
+    /// analysts), off unless this section is present.
     pub gui: Option<GuiSection>,
 }
 
-/// `[gui]` (nodes): the web console, served over HTTP(S) to the structure's staff.
+/// `[gui]`: the web console, served over HTTP(S) to a structure's staff (node) or a network's
+/// staff and analysts (hub).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuiSection {
@@ -708,17 +710,9 @@ impl Config {
             }
         }
         let metrics = self.metrics.as_ref().map(|m| v.addr("metrics.listen", &m.listen)).transpose()?;
-        let gui = match (&self.gui, &role) {
-            (None, _) => None,
-            (Some(gui), RoleConfig::Node(_)) => Some(v.gui(gui)?),
-            (Some(gui), RoleConfig::Hub(_)) => {
-                return Err(v.at(
-                    "gui",
-                    gui.listen.span(),
-                    FieldError::rule("gui", "is for nodes; a hub is administered with `passerelle hub`"),
-                ));
-            }
-        };
+        // The same section on both roles: a node's console for the structure's staff, a hub's for
+        // the network's staff and analysts (see `gui/`).
+        let gui = self.gui.as_ref().map(|gui| v.gui(gui)).transpose()?;
         Ok(ValidConfig {
             source: None,
             data_dir: v.base.join(self.data_dir.get_ref()),

@@ -58,7 +58,7 @@ pub struct Listeners {
     pub hub: Option<TcpListener>,
     /// The Prometheus metrics listener, when `[metrics]` is configured.
     pub metrics: Option<TcpListener>,
-    /// The web console's listener, when `[gui]` is configured (nodes only).
+    /// The web console's listener, when `[gui]` is configured.
     pub gui: Option<TcpListener>,
 }
 
@@ -233,7 +233,11 @@ impl Daemon {
                 if let (Some(listener), Some(settings)) = (listeners.gui, &self.config.gui) {
                     let addr = listener.local_addr().map_err(|e| Error::io("gui address", e))?;
                     let tls = gui::tls_acceptor(settings)?;
-                    let console = Arc::new(gui::Gui::new(node.clone(), engine.clone(), settings, addr));
+                    let console = Arc::new(gui::Gui::new(
+                        gui::NodeConsole { node: node.clone(), sync: engine.clone() },
+                        settings,
+                        addr,
+                    ));
                     tracing::info!(%addr, tls = tls.is_some(), "gui listening");
                     background.push(tokio::spawn(gui::serve(
                         listener,
@@ -268,6 +272,19 @@ impl Daemon {
                     settings.upstreams.clone(),
                     stop_rx_for_streams.clone(),
                 ));
+                if let (Some(listener), Some(settings)) = (listeners.gui, &self.config.gui) {
+                    let addr = listener.local_addr().map_err(|e| Error::io("gui address", e))?;
+                    let tls = gui::tls_acceptor(settings)?;
+                    let console =
+                        Arc::new(gui::Gui::new(gui::HubConsole { hub: hub.clone() }, settings, addr));
+                    tracing::info!(%addr, tls = tls.is_some(), "gui listening");
+                    background.push(tokio::spawn(gui::serve(
+                        listener,
+                        console,
+                        tls,
+                        stop_rx_for_streams.clone(),
+                    )));
+                }
                 let admin = || HubAdminServer::new(service.clone()).max_decoding_message_size(max);
                 let public: Router<_> = health.add_to(
                     self.server()

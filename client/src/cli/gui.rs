@@ -1,4 +1,6 @@
-//! `passerelle gui user add|list|remove`: the web console's accounts, over the node's local API.
+//! `passerelle gui user add|list|remove`: the web console's accounts, over the local API of a
+//! node (`StructureService`) or of a hub (`HubAdmin`): the node's is tried first, and a service
+//! that answers `UNIMPLEMENTED` (nothing was done) means the endpoint is a hub's.
 //!
 //! The password is read on standard input, never on the command line (where `ps` and shell
 //! history would see it): on a terminal it is asked twice with echo off, otherwise the first
@@ -6,14 +8,19 @@
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
-use passerelle_client::{Error, NodeClient, TlsFiles};
+use passerelle_client::{Error, HubClient, NodeClient, TlsFiles};
 use passerelle_proto::validate::FieldError;
 
 use super::args::{Format, GuiCommand, GuiUserCommand};
 use super::render;
 use super::views::{DeletedView, GuiUserView};
 
-/// Runs a `gui` command against the node at `endpoint`.
+/// Whether `error` says the endpoint does not serve the node's API (it is a hub's).
+fn not_a_node(error: &Error) -> bool {
+    matches!(error, Error::Status(status) if status.code() == tonic::Code::Unimplemented)
+}
+
+/// Runs a `gui` command against the node or hub at `endpoint`.
 pub(crate) async fn run(
     format: Format,
     command: GuiCommand,
@@ -27,16 +34,33 @@ pub(crate) async fn run(
             let password = read_password()?;
             passerelle_proto::validate::gui_password("password", &password)?;
             let mut node = NodeClient::connect(endpoint, tls).await?;
-            let user = node.add_gui_user(&name, role, &password, replace).await?;
+            let user = match node.add_gui_user(&name, role, &password, replace).await {
+                Err(e) if not_a_node(&e) => {
+                    HubClient::connect(endpoint, tls)
+                        .await?
+                        .add_gui_user(&name, role, &password, replace)
+                        .await?
+                }
+                other => other?,
+            };
             Ok(render::one(format, &GuiUserView::from(user)))
         }
         GuiUserCommand::List => {
             let mut node = NodeClient::connect(endpoint, tls).await?;
-            Ok(render::list_of::<_, GuiUserView>(format, node.gui_users().await?))
+            let users = match node.gui_users().await {
+                Err(e) if not_a_node(&e) => HubClient::connect(endpoint, tls).await?.gui_users().await?,
+                other => other?,
+            };
+            Ok(render::list_of::<_, GuiUserView>(format, users))
         }
         GuiUserCommand::Remove { name } => {
             let mut node = NodeClient::connect(endpoint, tls).await?;
-            node.remove_gui_user(&name).await?;
+            match node.remove_gui_user(&name).await {
+                Err(e) if not_a_node(&e) => {
+                    HubClient::connect(endpoint, tls).await?.remove_gui_user(&name).await?
+                }
+                other => other?,
+            }
             Ok(render::one(format, &DeletedView { id: name, deleted: true }))
         }
     }

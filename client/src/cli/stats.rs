@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use passerelle_client::text::{reason, shown};
+use passerelle_client::text::{reason, revised, shown};
 use passerelle_proto::v1::{Cell, Table};
 
 use super::args::Format;
@@ -36,17 +36,10 @@ fn json_cell(table: &Table, cell: &Cell) -> serde_json::Value {
     })
 }
 
-/// Whether the table is of a period with revisions (indicators): its outputs say which.
-fn revised(table: &Table) -> bool {
-    table.table == "indicators"
-}
-
 /// Prints a table in the chosen format. Indicators tables carry their period's revision: a
 /// `revision` field (JSON), a last column (CSV), a line after the rules (table).
 pub(crate) fn print(format: Format, table: &Table) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let mut header = passerelle_client::text::header(table);
-    let mut rows = passerelle_client::text::rows(table);
     match format {
         Format::Json => {
             let mut doc = serde_json::json!({
@@ -62,15 +55,7 @@ pub(crate) fn print(format: Format, table: &Table) -> std::io::Result<()> {
             }
             writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)
         }
-        Format::Csv => {
-            if revised(table) {
-                header.push("revision".into());
-                for row in &mut rows {
-                    row.push(table.revision.to_string());
-                }
-            }
-            passerelle_client::text::write_csv(out, &header, &rows)
-        }
+        Format::Csv => passerelle_client::text::write_table_csv(out, table),
         Format::Table => {
             passerelle_client::text::write_table(&mut out, table)?;
             if revised(table) {

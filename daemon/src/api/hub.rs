@@ -449,4 +449,35 @@ impl HubAdmin for HubApi {
         let (hub, period) = (self.hub.clone(), request.into_inner().period);
         blocking(move || hub.revise_period(&period)).await
     }
+
+    async fn add_gui_user(
+        &self,
+        request: Request<passerelle_proto::v1::AddGuiUserRequest>,
+    ) -> Reply<passerelle_proto::v1::GuiUser> {
+        let (hub, r) = (self.hub.clone(), request.into_inner());
+        blocking(move || hub.add_gui_user(&r.name, r.role, &r.password, r.replace)).await
+    }
+
+    async fn list_gui_users(
+        &self,
+        _: Request<passerelle_proto::v1::ListGuiUsersRequest>,
+    ) -> Reply<passerelle_proto::v1::ListGuiUsersResponse> {
+        let hub = self.hub.clone();
+        blocking(move || {
+            hub.list_gui_users().map(|users| passerelle_proto::v1::ListGuiUsersResponse { users })
+        })
+        .await
+    }
+
+    async fn remove_gui_user(
+        &self,
+        request: Request<passerelle_proto::v1::RemoveGuiUserRequest>,
+    ) -> Reply<passerelle_proto::v1::RemoveGuiUserResponse> {
+        let (hub, r) = (self.hub.clone(), request.into_inner());
+        blocking(move || {
+            hub.remove_gui_user(&r.name)
+                .map(|()| passerelle_proto::v1::RemoveGuiUserResponse { name: r.name })
+        })
+        .await
+    }
 }

@@ -1,9 +1,12 @@
-//! The node's web console: server-rendered HTML forms, in French, for the structure's staff.
+//! The web console: server-rendered HTML forms, in French, for a structure's staff on a node
+//! (`pages/`) and for a network's staff and state analysts on a hub (`hub/`).
 //!
 //! Served on `[gui] listen` (HTTP/1.1 on hyper, as the metrics listener; HTTPS with `[gui.tls]`),
-//! with every asset embedded in the binary. Each page calls the same [`Node`] and [`SyncEngine`]
-//! functions as the local gRPC API (`api/structure.rs`): the console holds no rule of its own,
-//! and shows the node's validation message beside the field it names.
+//! with every asset embedded in the binary. Each page calls the same [`Node`], [`SyncEngine`] or
+//! [`Hub`] functions as the gRPC API (`api/structure.rs`, `api/hub.rs`): the console holds no
+//! rule of its own, and shows the validation message beside the field it names. What differs
+//! between the two roles (where accounts live, the menu, the routes) is the [`Console`] trait;
+//! serving, sessions, login and the security gate below are one copy for both.
 //!
 //! Every request goes through the same gate, in this order ([`guard`]): the `Host` header must be
 //! the listen address or one of `[gui] hosts` (DNS rebinding); until an account exists only the
@@ -14,9 +17,11 @@
 //! path only, and paths hold no personal data).
 
 mod auth;
+mod charts;
 mod forms;
 mod guard;
 mod html;
+mod hub;
 mod labels;
 mod pages;
 
@@ -37,6 +42,7 @@ use tokio::task::JoinSet;
 
 use crate::config::GuiConfig;
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 use crate::node::Node;
 use crate::node::sync_engine::SyncEngine;
 
@@ -53,11 +59,99 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 /// The largest upload (a CSV of needs).
 const MAX_UPLOAD_BYTES: usize = 16 * 1024 * 1024;
 
-/// The console's state, shared by every connection.
+/// What one role's console brings to the shared serving and security layer: where its
+/// accounts live, its menu and its routes.
+pub(crate) trait Console: Send + Sync + Sized + 'static {
+    /// The menu: path and label, in order.
+    const NAV: &'static [(&'static str, &'static str)];
+    /// The first page after logging in.
+    const HOME: &'static str;
+    /// The machine named in the setup page ("nœud", "hub").
+    const MACHINE: &'static str;
+    /// Who this console is, for the page header.
+    fn brand(&self) -> String;
+    /// Whether any account exists (blocking).
+    fn has_accounts(&self) -> Result<bool>;
+    /// The role of account `name` if it exists (blocking).
+    fn role_of(&self, name: &str) -> Result<Option<GuiRole>>;
+    /// Checks a login (blocking: Argon2id).
+    fn login(&self, name: &str, password: &str) -> Result<Option<GuiRole>>;
+    /// The page answering a request that passed the gate.
+    fn route<'a>(
+        method: &'a Method,
+        path: &'a str,
+        ctx: Ctx<'a, Self>,
+    ) -> impl Future<Output = Result<Reply>> + Send + 'a;
+}
+
+/// A node's console: its records and its sync engine.
 #[derive(Debug)]
-pub(crate) struct Gui {
+pub(crate) struct NodeConsole {
     pub(crate) node: Arc<Node>,
     pub(crate) sync: Arc<SyncEngine>,
+}
+
+impl Console for NodeConsole {
+    const NAV: &'static [(&'static str, &'static str)] = pages::layout::NAV;
+    const HOME: &'static str = "/tableau-de-bord";
+    const MACHINE: &'static str = "nœud";
+    fn brand(&self) -> String {
+        self.node.structure().name.clone()
+    }
+    fn has_accounts(&self) -> Result<bool> {
+        self.node.has_gui_users()
+    }
+    fn role_of(&self, name: &str) -> Result<Option<GuiRole>> {
+        self.node.gui_role(name)
+    }
+    fn login(&self, name: &str, password: &str) -> Result<Option<GuiRole>> {
+        self.node.gui_login(name, password)
+    }
+    fn route<'a>(
+        method: &'a Method,
+        path: &'a str,
+        ctx: Ctx<'a, Self>,
+    ) -> impl Future<Output = Result<Reply>> + Send + 'a {
+        pages::route(method, path, ctx)
+    }
+}
+
+/// A hub's console: its members, periods, published tables and relays.
+#[derive(Debug)]
+pub(crate) struct HubConsole {
+    pub(crate) hub: Arc<Hub>,
+}
+
+impl Console for HubConsole {
+    const NAV: &'static [(&'static str, &'static str)] = hub::NAV;
+    const HOME: &'static str = "/membres";
+    const MACHINE: &'static str = "hub";
+    fn brand(&self) -> String {
+        format!("hub {}", self.hub.config().id)
+    }
+    fn has_accounts(&self) -> Result<bool> {
+        self.hub.has_gui_users()
+    }
+    fn role_of(&self, name: &str) -> Result<Option<GuiRole>> {
+        self.hub.gui_role(name)
+    }
+    fn login(&self, name: &str, password: &str) -> Result<Option<GuiRole>> {
+        self.hub.gui_login(name, password)
+    }
+    fn route<'a>(
+        method: &'a Method,
+        path: &'a str,
+        ctx: Ctx<'a, Self>,
+    ) -> impl Future<Output = Result<Reply>> + Send + 'a {
+        hub::route(method, path, ctx)
+    }
+}
+
+/// The console's state, shared by every connection.
+#[derive(Debug)]
+pub(crate) struct Gui<C = NodeConsole> {
+    /// The role's side: its records and accounts.
+    pub(crate) app: C,
     /// `Host` headers accepted (lowercase).
     hosts: Vec<String>,
     /// Whether it is served over HTTPS (cookies are then `Secure`).
@@ -79,8 +173,8 @@ pub(crate) enum Reply {
 }
 
 /// What a page handler gets.
-pub(crate) struct Ctx<'a> {
-    pub(crate) gui: &'a Arc<Gui>,
+pub(crate) struct Ctx<'a, C = NodeConsole> {
+    pub(crate) gui: &'a Arc<Gui<C>>,
     pub(crate) session: Session,
     /// The query string's fields (never personal data: filters and record ids).
     pub(crate) query: Form,
@@ -92,16 +186,29 @@ pub(crate) struct Ctx<'a> {
     pub(crate) flash: Option<String>,
 }
 
-impl Ctx<'_> {
+impl Ctx<'_, NodeConsole> {
     /// Runs a blocking node call off the async workers.
     pub(crate) async fn node<T: Send + 'static>(
         &self,
         call: impl FnOnce(&Node) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let node = self.gui.node.clone();
+        let node = self.gui.app.node.clone();
         tokio::task::spawn_blocking(move || call(&node)).await?
     }
+}
 
+impl Ctx<'_, HubConsole> {
+    /// Runs a blocking hub call off the async workers.
+    pub(crate) async fn hub<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Hub) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let hub = self.gui.app.hub.clone();
+        tokio::task::spawn_blocking(move || call(&hub)).await?
+    }
+}
+
+impl<C> Ctx<'_, C> {
     /// Leaves a message for the next page this session sees.
     pub(crate) fn flash(&self, message: impl Into<String>) {
         self.gui.sessions.set_flash(&self.session.id, message.into());
@@ -113,18 +220,17 @@ impl Ctx<'_> {
     }
 }
 
-impl Gui {
-    /// The console of `node`, answering to the `Host` headers of `config` and of the bound
+impl<C: Console> Gui<C> {
+    /// The console of `app`, answering to the `Host` headers of `config` and of the bound
     /// address `bound`.
-    pub(crate) fn new(node: Arc<Node>, sync: Arc<SyncEngine>, config: &GuiConfig, bound: SocketAddr) -> Self {
+    pub(crate) fn new(app: C, config: &GuiConfig, bound: SocketAddr) -> Self {
         let mut hosts = vec![bound.to_string()];
         if bound.ip().is_loopback() {
             hosts.push(format!("localhost:{}", bound.port()));
         }
         hosts.extend(config.hosts.iter().cloned());
         Self {
-            node,
-            sync,
+            app,
             hosts,
             tls: config.tls.is_some(),
             sessions: auth::Sessions::default(),
@@ -149,9 +255,9 @@ pub(crate) fn tls_acceptor(config: &GuiConfig) -> Result<Option<tokio_rustls::Tl
 }
 
 /// Serves the console on `listener` until `stop` turns true, then closes every connection.
-pub(crate) async fn serve(
+pub(crate) async fn serve<C: Console>(
     listener: TcpListener,
-    gui: Arc<Gui>,
+    gui: Arc<Gui<C>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -188,8 +294,12 @@ pub(crate) async fn serve(
 }
 
 /// Serves one connection, closing it gracefully when the daemon stops.
-async fn connection<S>(io: TokioIo<S>, remote: SocketAddr, gui: Arc<Gui>, mut stop: watch::Receiver<bool>)
-where
+async fn connection<S, C: Console>(
+    io: TokioIo<S>,
+    remote: SocketAddr,
+    gui: Arc<Gui<C>>,
+    mut stop: watch::Receiver<bool>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request| {
@@ -213,8 +323,8 @@ where
 }
 
 /// One request, through the gate, then the page; every answer gets the security headers.
-async fn respond(
-    gui: &Arc<Gui>,
+async fn respond<C: Console>(
+    gui: &Arc<Gui<C>>,
     request: Request<hyper::body::Incoming>,
     remote: SocketAddr,
 ) -> Response<Full<Bytes>> {
@@ -225,7 +335,7 @@ async fn respond(
             tracing::error!(method = %method, path = %path, error = %e, "gui: request failed");
             render(Reply::Text(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Erreur interne : voir le journal du nœud.\n",
+                "Erreur interne : voir le journal du service.\n",
             ))
         }
     };
@@ -235,8 +345,8 @@ async fn respond(
 }
 
 /// The gate, then the route.
-async fn answer(
-    gui: &Arc<Gui>,
+async fn answer<C: Console>(
+    gui: &Arc<Gui<C>>,
     request: Request<hyper::body::Incoming>,
     remote: SocketAddr,
 ) -> Result<Reply> {
@@ -254,9 +364,9 @@ async fn answer(
     if method != Method::GET && method != Method::POST && method != Method::HEAD {
         return Ok(Reply::Text(StatusCode::METHOD_NOT_ALLOWED, "Méthode non prise en charge.\n"));
     }
-    let node = gui.node.clone();
-    if !tokio::task::spawn_blocking(move || node.has_gui_users()).await?? {
-        return Ok(pages::login::setup(gui));
+    let app = gui.clone();
+    if !tokio::task::spawn_blocking(move || app.app.has_accounts()).await?? {
+        return Ok(pages::login::setup::<C>());
     }
     let query = Form::urlencoded(request.uri().query().unwrap_or_default().as_bytes());
     let cookies = guard::cookies(request.headers());
@@ -301,18 +411,18 @@ async fn answer(
     };
     let flash = gui.sessions.take_flash(&session.id);
     let ctx = Ctx { gui, session, query, form, files, flash };
-    pages::route(&method, &path, ctx).await
+    C::route(&method, &path, ctx).await
 }
 
 /// The live session of the request's cookie, with its account's current role.
-async fn session_of(gui: &Arc<Gui>, cookies: &[(String, String)]) -> Result<Option<Session>> {
+async fn session_of<C: Console>(gui: &Arc<Gui<C>>, cookies: &[(String, String)]) -> Result<Option<Session>> {
     let Some(id) = cookies.iter().find(|(k, _)| k == auth::SESSION_COOKIE).map(|(_, v)| v.clone()) else {
         return Ok(None);
     };
     let Some((user, csrf)) = gui.sessions.get(&id) else { return Ok(None) };
-    let node = gui.node.clone();
+    let app = gui.clone();
     let name = user.clone();
-    match tokio::task::spawn_blocking(move || node.gui_role(&name)).await?? {
+    match tokio::task::spawn_blocking(move || app.app.role_of(&name)).await?? {
         Some(role) => Ok(Some(Session { id, user, role, csrf })),
         None => {
             // The account was removed: its sessions end here.

@@ -10,6 +10,7 @@
 
 pub(crate) mod daily;
 mod datasets;
+mod gui_users;
 mod identities;
 pub mod ingest;
 pub mod introductions;

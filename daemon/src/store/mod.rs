@@ -7,6 +7,7 @@
 //! [`WriteBatch`] atomically across trees and returns only once it is durable on disk: nothing is
 //! acknowledged to a client before that.
 
+pub(crate) mod gui_users;
 pub(crate) mod keys;
 mod schema;
 mod sled_store;

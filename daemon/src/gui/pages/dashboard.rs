@@ -15,8 +15,8 @@ const EXPIRING_DAYS: i64 = 14;
 
 /// The dashboard.
 pub(crate) async fn show(ctx: &Ctx<'_>) -> Result<Reply> {
-    let sync = ctx.gui.sync.clone();
-    let hubs = ctx.gui.sync.indicator_hubs();
+    let sync = ctx.gui.app.sync.clone();
+    let hubs = ctx.gui.app.sync.indicator_hubs();
     let (status, missing, incoming, needs) = ctx
         .node(move |node| {
             Ok((

@@ -22,7 +22,7 @@ pub(crate) async fn show(ctx: &Ctx<'_>) -> Result<Reply> {
 }
 
 async fn page(ctx: &Ctx<'_>, form: &Form, errors: &Errors, status: StatusCode) -> Result<Reply> {
-    let hubs = ctx.gui.sync.indicator_hubs();
+    let hubs = ctx.gui.app.sync.indicator_hubs();
     let (reports, missing) = ctx
         .node(move |node| {
             Ok((node.list_indicators(None, None)?, node.missing_indicators(&hubs, now_unix_ms())?))

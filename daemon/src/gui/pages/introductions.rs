@@ -21,7 +21,7 @@ const HERE: &str = "/mises-en-relation";
 
 /// Both directions, refreshed from every reachable hub first.
 pub(crate) async fn show(ctx: &Ctx<'_>) -> Result<Reply> {
-    let unreachable = ctx.gui.sync.refresh_introductions().await;
+    let unreachable = ctx.gui.app.sync.refresh_introductions().await;
     let (incoming, outgoing, open_needs) = ctx
         .node(|node| {
             Ok((
@@ -232,7 +232,7 @@ pub(crate) async fn accept(ctx: &Ctx<'_>) -> Result<Reply> {
     };
     let outcome = ctx.node(move |node| node.accept_introduction(request)).await;
     if let Ok(intro) = &outcome {
-        ctx.gui.sync.deliver(&intro.hub_id).await;
+        ctx.gui.app.sync.deliver(&intro.hub_id).await;
     }
     settle(ctx, HERE, outcome, "Acceptation enregistrée et transmise.")
 }
@@ -243,7 +243,7 @@ pub(crate) async fn decline(ctx: &Ctx<'_>) -> Result<Reply> {
     let reason = DeclineReason::from_slug(ctx.form.get("reason")).map_or(0, |r| r as i32);
     let outcome = ctx.node(move |node| node.decline_introduction(&id, &person, reason)).await;
     if let Ok(intro) = &outcome {
-        ctx.gui.sync.deliver(&intro.hub_id).await;
+        ctx.gui.app.sync.deliver(&intro.hub_id).await;
     }
     settle(ctx, HERE, outcome, "Refus enregistré.")
 }
@@ -254,7 +254,7 @@ pub(crate) async fn outcome(ctx: &Ctx<'_>) -> Result<Reply> {
     let value = IntroductionOutcome::from_slug(ctx.form.get("outcome")).map_or(0, |o| o as i32);
     let outcome = ctx.node(move |node| node.record_introduction_outcome(&id, &candidate, value)).await;
     if let Ok(intro) = &outcome {
-        ctx.gui.sync.deliver(&intro.hub_id).await;
+        ctx.gui.app.sync.deliver(&intro.hub_id).await;
     }
     settle(ctx, HERE, outcome, "Résultat enregistré.")
 }
@@ -262,6 +262,6 @@ pub(crate) async fn outcome(ctx: &Ctx<'_>) -> Result<Reply> {
 /// Asks the network for candidates for an open need.
 pub(crate) async fn ask(ctx: &Ctx<'_>) -> Result<Reply> {
     let need = ctx.form.get("need_id").to_string();
-    let outcome = ctx.gui.sync.introduce(&need, None).await;
+    let outcome = ctx.gui.app.sync.introduce(&need, None).await;
     settle(ctx, HERE, outcome, "Demande envoyée au réseau.")
 }

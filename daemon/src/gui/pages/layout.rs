@@ -3,10 +3,10 @@
 use hyper::StatusCode;
 
 use super::super::html::{Html, html};
-use super::super::{Ctx, Reply};
+use super::super::{Console, Ctx, Reply};
 
 /// The navigation, in the issue's order of pages.
-const NAV: [(&str, &str); 6] = [
+pub(crate) const NAV: &[(&str, &str)] = &[
     ("/tableau-de-bord", "Tableau de bord"),
     ("/besoins", "Besoins"),
     ("/personnes", "Personnes et consentements"),
@@ -17,19 +17,19 @@ const NAV: [(&str, &str); 6] = [
 
 /// A page of a logged-in user: the navigation (the current entry marked), who is logged in, the
 /// logout button, the flash message, then `body`.
-pub(crate) fn page(ctx: &Ctx<'_>, current: &str, title: &str, body: Html) -> Reply {
+pub(crate) fn page<C: Console>(ctx: &Ctx<'_, C>, current: &str, title: &str, body: Html) -> Reply {
     page_with_status(ctx, current, title, body, StatusCode::OK)
 }
 
 /// [`page`] with another status (a form sent back with errors is 422).
-pub(crate) fn page_with_status(
-    ctx: &Ctx<'_>,
+pub(crate) fn page_with_status<C: Console>(
+    ctx: &Ctx<'_, C>,
     current: &str,
     title: &str,
     body: Html,
     status: StatusCode,
 ) -> Reply {
-    let nav = Html::concat(NAV.iter().map(|(href, label)| {
+    let nav = Html::concat(C::NAV.iter().map(|(href, label)| {
         if *href == current {
             html!("<li><a href=\"{}\" aria-current=\"page\">{}</a></li>", *href, *label)
         } else {
@@ -41,14 +41,14 @@ pub(crate) fn page_with_status(
         Some(message) => html!("<p class=\"flash\" role=\"status\">{}</p>", message.as_str()),
         None => Html::default(),
     };
-    let structure = ctx.gui.node.structure();
+    let brand = ctx.gui.app.brand();
     let header = html!(
         "<header class=\"top\"><p class=\"brand\">Passerelle · {}</p>\
          <form method=\"post\" action=\"/deconnexion\" class=\"who\">\
          <span>{} ({})</span><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
          <button type=\"submit\" class=\"link\">Se déconnecter</button></form></header>\
          <nav aria-label=\"Menu principal\"><ul>{}</ul></nav>",
-        structure.name.as_str(),
+        brand.as_str(),
         ctx.session.user.as_str(),
         role,
         ctx.session.csrf.as_str(),

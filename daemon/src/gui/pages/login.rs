@@ -9,30 +9,31 @@ use hyper::{Response, StatusCode};
 
 use super::super::forms::Form;
 use super::super::html::{Html, html};
-use super::super::{Ctx, Gui, Reply, auth, guard};
+use super::super::{Console, Ctx, Gui, Reply, auth, guard};
 use super::layout;
 use crate::error::Result;
 
 /// Until an account exists: how to create one (and nothing else is served).
-pub(crate) fn setup(_gui: &Arc<Gui>) -> Reply {
+pub(crate) fn setup<C: Console>() -> Reply {
     layout::bare(
         StatusCode::SERVICE_UNAVAILABLE,
         "Créer le premier compte",
-        Html::trusted(
-            "<p>La console n'a encore aucun compte. Sur la machine du nœud, créez-en un \
+        html!(
+            "<p>La console n'a encore aucun compte. Sur la machine du {}, créez-en un \
              (le mot de passe est demandé deux fois, 12 caractères au moins) :</p>\
              <pre><code>passerelle gui user add prenom.nom --role admin</code></pre>\
              <p>Un compte <code>admin</code> lit et modifie ; un compte <code>viewer</code> lit seulement. \
-             Créez un compte par personne : les consentements recueillis dans la console portent son nom. \
+             Créez un compte par personne : ce qui est fait dans la console porte son nom. \
              Rechargez ensuite cette page.</p>",
+            C::MACHINE
         ),
     )
 }
 
 /// The login form, with its token in a cookie and in the form (login CSRF): the browser's
 /// current token while it is live (other tabs and requests keep working), else a fresh one.
-pub(crate) fn form(
-    gui: &Arc<Gui>,
+pub(crate) fn form<C: Console>(
+    gui: &Arc<Gui<C>>,
     cookies: &[(String, String)],
     problem: Option<&str>,
     status: StatusCode,
@@ -64,8 +65,8 @@ pub(crate) fn form(
 }
 
 /// Checks a login: token, rate limit, password; opens a session.
-pub(crate) async fn login(
-    gui: &Arc<Gui>,
+pub(crate) async fn login<C: Console>(
+    gui: &Arc<Gui<C>>,
     sent: Form,
     cookies: Vec<(String, String)>,
     addr: IpAddr,
@@ -87,9 +88,9 @@ pub(crate) async fn login(
         ));
     }
     let (name, password) = (sent.get("name").to_string(), sent.get("password").to_string());
-    let node = gui.node.clone();
+    let app = gui.clone();
     let user = name.clone();
-    let role = tokio::task::spawn_blocking(move || node.gui_login(&user, &password)).await??;
+    let role = tokio::task::spawn_blocking(move || app.app.login(&user, &password)).await??;
     let Some(role) = role else {
         gui.limiter.failed(addr);
         tracing::info!(%addr, "gui: failed login");
@@ -112,7 +113,7 @@ pub(crate) async fn login(
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SEE_OTHER;
     let headers = response.headers_mut();
-    headers.insert(hyper::header::LOCATION, hyper::header::HeaderValue::from_static("/tableau-de-bord"));
+    headers.insert(hyper::header::LOCATION, hyper::header::HeaderValue::from_static(C::HOME));
     for cookie in [
         guard::cookie(auth::SESSION_COOKIE, &session.id, gui.tls, None),
         guard::cookie(auth::LOGIN_COOKIE, "", gui.tls, Some(0)),
@@ -125,7 +126,7 @@ pub(crate) async fn login(
 }
 
 /// Ends the session.
-pub(crate) fn logout(ctx: &Ctx<'_>) -> Reply {
+pub(crate) fn logout<C: Console>(ctx: &Ctx<'_, C>) -> Reply {
     ctx.gui.sessions.close(&ctx.session.id);
     tracing::info!(user = %ctx.session.user, "gui: logout");
     let mut response = Response::new(Full::new(Bytes::new()));

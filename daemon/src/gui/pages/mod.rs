@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Response, StatusCode};
 
-use super::{Ctx, Reply, guard};
+use super::{Console, Ctx, Reply, guard};
 use crate::error::Result;
 
 /// The style sheet, embedded (no third-party resource, no inline style).
@@ -111,13 +111,18 @@ pub(crate) fn refusal(error: crate::Error) -> Result<Refusal> {
 }
 
 /// Redirects to `to` after leaving `message` (the outcome of a POST that needs no form back).
-pub(crate) fn done(ctx: &Ctx<'_>, to: &str, message: impl Into<String>) -> Reply {
+pub(crate) fn done<C: Console>(ctx: &Ctx<'_, C>, to: &str, message: impl Into<String>) -> Reply {
     ctx.flash(message);
     Reply::Redirect(to.to_string())
 }
 
 /// The outcome of a one-button POST: success redirects with `ok`, a refusal with its message.
-pub(crate) fn settle<T>(ctx: &Ctx<'_>, to: &str, outcome: Result<T>, ok: &str) -> Result<Reply> {
+pub(crate) fn settle<T, C: Console>(
+    ctx: &Ctx<'_, C>,
+    to: &str,
+    outcome: Result<T>,
+    ok: &str,
+) -> Result<Reply> {
     match outcome {
         Ok(_) => Ok(done(ctx, to, ok)),
         Err(e) => match refusal(e)? {

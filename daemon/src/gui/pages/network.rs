@@ -17,7 +17,7 @@ pub(crate) async fn show(ctx: &Ctx<'_>) -> Result<Reply> {
     let departement = ctx.query.optional("departement");
     let (r, d) = (rome.clone(), departement.clone());
     let needs = ctx.node(move |node| node.list_network_needs(r.as_deref(), d.as_deref())).await?;
-    let profiles = ctx.gui.sync.network_profiles(rome.as_deref(), departement.as_deref()).await?;
+    let profiles = ctx.gui.app.sync.network_profiles(rome.as_deref(), departement.as_deref()).await?;
     let errors = Errors::default();
     let filter = html!(
         "<form method=\"get\" action=\"/reseau\" class=\"card filters-form\">{}{}<button type=\"submit\">Filtrer</button></form>",

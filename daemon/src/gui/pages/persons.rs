@@ -346,7 +346,7 @@ fn grant_form(ctx: &Ctx<'_>, person_id: &str) -> Html {
         .filter(|(p, _)| *p != ConsentPurpose::Introduction)
         .map(|(p, slug)| (*slug, p.label()))
         .collect();
-    let hubs: Vec<String> = ctx.gui.sync.hub_ids();
+    let hubs: Vec<String> = ctx.gui.app.sync.hub_ids();
     let hub_options: Vec<(&str, &str)> = hubs.iter().map(|h| (h.as_str(), h.as_str())).collect();
     let errors = Errors::default();
     html!(
@@ -467,7 +467,7 @@ pub(crate) async fn report(ctx: &Ctx<'_>) -> Result<Reply> {
         id.as_str(),
         today.to_string(),
         ctx.session.user.as_str(),
-        ctx.gui.node.structure().name.as_str(),
+        ctx.gui.app.node.structure().name.as_str(),
         who,
         consents,
         shares,

@@ -3,9 +3,9 @@
 
 use passerelle_proto::validate::FieldError;
 
-use super::super::Ctx;
 use super::super::html::{Html, html};
 use super::super::labels;
+use super::super::{Console, Ctx};
 
 /// The error a form was sent back with, if any.
 #[derive(Debug, Default)]
@@ -131,15 +131,15 @@ pub(crate) fn checkboxes(
 }
 
 /// The hidden CSRF field of every form.
-pub(crate) fn csrf(ctx: &Ctx<'_>) -> Html {
+pub(crate) fn csrf<C: Console>(ctx: &Ctx<'_, C>) -> Html {
     html!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", ctx.session.csrf.as_str())
 }
 
 /// A one-button form posting `fields` to `action` (for admins; nothing for viewers). `about`
 /// names the record, so that in a list of identical buttons a screen reader says which one
 /// (`aria-label`: "Supprimer : Agent d'entretien").
-pub(crate) fn action_button(
-    ctx: &Ctx<'_>,
+pub(crate) fn action_button<C: Console>(
+    ctx: &Ctx<'_, C>,
     action: &str,
     fields: &[(&str, &str)],
     (label, about): (&str, &str),
