@@ -228,9 +228,17 @@ async fn a_flood_of_requests_does_not_cut_a_holder_off() -> anyhow::Result<()> {
         .unwrap_or_default()
         .to_string();
     let incoming = list(&f.a.endpoint, "in").await?;
+    // The list shows the newest 200 and says how many older ones it leaves out.
+    let listed =
+        cli_async(&f.a.endpoint, &["--format", "json", "introductions", "list", "--direction", "in"]).await;
+    let too_many =
+        cli_async(&f.a.endpoint, &["introductions", "list", "--direction", "in", "--limit", "501"]).await;
     for daemon in [f.a, f.b, f.hub] {
         daemon.stop().await?;
     }
+    assert_eq!(incoming.len(), 200, "the newest 200 by default");
+    assert!(listed.stderr.contains("older requests not listed (--limit 200)"), "{}", listed.stderr);
+    assert_eq!(too_many.code, 2, "--limit is at most 500: {too_many:?}");
     assert!(
         incoming.iter().any(|r| r["id"] == fresh.as_str()),
         "after {sent} routed requests ({size} bytes), A receives nothing: {} requests on A's node",

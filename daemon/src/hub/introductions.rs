@@ -878,6 +878,37 @@ mod tests {
     }
 
     #[test]
+    fn a_mailbox_is_read_in_pages_that_never_overlap() -> anyhow::Result<()> {
+        let day = 24 * 3600 * 1000;
+        let dir = tempfile::tempdir()?;
+        let hub = Hub::for_tests(dir.path());
+        let (holder, id) = stored(&hub, day, 30 * day, NeedStatus::Open)?;
+        let intro = hub.load_intro(&id)?.expect("stored");
+        let mut batch = WriteBatch::new();
+        for n in 0..(MAILBOX_PAGE + 4) {
+            let copy = HubIntroduction { id: format!("0190f0c4-0000-7000-8000-{n:012}"), ..intro.clone() };
+            batch.put(Tree::Introductions, request_key(&copy.id), copy.encode_to_vec());
+            batch.put(Tree::Introductions, mailbox_key(&holder.id.id, &copy.id), Vec::new());
+        }
+        hub.store.commit(batch)?;
+        let total = MAILBOX_PAGE + 5;
+        // A page is capped whatever the caller asks; the pages cover every request once.
+        let first = hub.mailbox(&holder, "", 10_000)?;
+        assert_eq!(first.inbound.len(), MAILBOX_PAGE);
+        assert!(!first.next.is_empty());
+        let second = hub.mailbox(&holder, &first.next, 10_000)?;
+        assert!(second.next.is_empty(), "the last page");
+        let mut ids: Vec<String> =
+            first.inbound.iter().chain(&second.inbound).map(|i| i.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), total);
+        // Without a limit (a node older than paging): everything at once.
+        assert_eq!(hub.mailbox(&holder, "", 0)?.inbound.len(), total);
+        Ok(())
+    }
+
+    #[test]
     fn matching_rules() {
         assert!(
             matches(&need(), &profile()),
