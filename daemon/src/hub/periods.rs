@@ -34,7 +34,7 @@ use prost::Message;
 use tokio::sync::watch;
 
 use super::Hub;
-use super::stats::Families;
+use super::stats::{Families, Published, Root, Snapshot, World};
 use crate::error::{Error, Result};
 use crate::store::{StoreError, Tree, WriteBatch, scan_prefix};
 
@@ -178,6 +178,11 @@ pub(super) fn indicator_dimension_sets() -> Vec<Vec<String>> {
         }
     }
     sets
+}
+
+/// The family tables an audit reads of each published revision (the others are projections).
+pub(super) fn family_sets() -> Vec<Vec<String>> {
+    vec![vec![], vec!["departement".into()], vec!["kind".into()], vec!["departement".into(), "kind".into()]]
 }
 
 /// The months of a period label (`2026-10`, `2026-Q3`, `2026`).
@@ -452,7 +457,7 @@ impl Hub {
             return Ok(false);
         }
         let mut write = WriteBatch::new();
-        let mut families = Families::default();
+        let mut families = Families::publishing(self.published_world(month.year)?);
         self.stage_frozen(&mut write, &month.to_string(), 0, &mut families)?;
         self.stage_frozen_introductions(&mut write, month)?;
         write.put(
@@ -460,19 +465,11 @@ impl Hub {
             closing_key(month),
             Closing { closed_at_ms: now, revisions: 0 }.encode_to_vec(),
         );
-        // The quarter and the year, once every month of theirs is closed (this one included).
+        // The quarter and the year, once every month of theirs is closed (this one included)
+        // and published as it counts now.
         let quarter = format!("{}-Q{}", month.year, (month.month - 1) / 3 + 1);
         for wider in [quarter, month.year.to_string()] {
-            let mut all_closed = true;
-            for m in months_of(&wider)? {
-                if m != month && self.closing(m)?.is_none() {
-                    all_closed = false;
-                    break;
-                }
-            }
-            if all_closed {
-                self.stage_frozen(&mut write, &wider, 0, &mut families)?;
-            }
+            self.stage_wider(&mut write, &wider, Some(month), &mut families)?;
         }
         self.store.commit(write)?;
         tracing::info!(period = %month, "period closed, tables frozen");
@@ -480,8 +477,8 @@ impl Hub {
     }
 
     /// Computes and stages the published indicators tables of `period`, every dimension set, as
-    /// its revision `revision` (the latest), with what they count (the next revision's audit
-    /// reads it).
+    /// its revision `revision` (the latest), with what they count (the next publications'
+    /// audits read it), audited in `families`' world.
     pub(super) fn stage_frozen(
         &self,
         write: &mut WriteBatch,
@@ -489,6 +486,16 @@ impl Hub {
         revision: u32,
         families: &mut Families,
     ) -> Result<()> {
+        let mut snapshot = self.indicator_snapshot(period)?;
+        if let Some(world) = families.world() {
+            // The revision of each sub-period it sums: the latest, which counts what it counts.
+            let subs = super::stats::sub_periods(period)?;
+            let counted: Option<Vec<u32>> =
+                subs.iter().map(|s| world.latest(s).map(|p| p.revision)).collect();
+            snapshot.counted = counted.unwrap_or_default();
+        }
+        families.begin(Root { period: period.into(), revision, snapshot: snapshot.clone() });
+        let mut tables = Vec::new();
         for by in indicator_dimension_sets() {
             let mut table = self.compute_table_with(
                 &GetTableRequest {
@@ -503,10 +510,103 @@ impl Hub {
             )?;
             table.revision = revision;
             write.put(Tree::Periods, frozen_key(period, &by), table.encode_to_vec());
+            tables.push(table);
         }
-        let snapshot = self.indicator_snapshot(period)?;
         write.put(Tree::Periods, snapshot_key(period, revision), snapshot.encode_to_vec());
+        families.published(Published::new(period, revision, &tables, snapshot));
         Ok(())
+    }
+
+    /// Stages the next revision of `wider` (a quarter or year), its first at its closing, when
+    /// every month of it is closed (`closing` may be closing in this very commit) and published
+    /// as it counts now — a month with unpublished changes would make the quarter publish them
+    /// first, and the quarter minus its months give them away. Returns whether it was staged.
+    pub(super) fn stage_wider(
+        &self,
+        write: &mut WriteBatch,
+        wider: &str,
+        closing: Option<Month>,
+        families: &mut Families,
+    ) -> Result<bool> {
+        let mut unpublished = Vec::new();
+        for m in months_of(wider)? {
+            if Some(m) != closing && self.closing(m)?.is_none() {
+                return Ok(false);
+            }
+            let label = m.to_string();
+            let held = families.world().and_then(|w| w.latest(&label)).map(|p| p.snapshot.clone());
+            // A month published before snapshots were kept cannot be checked: taken as it is.
+            if let Some(held) = held
+                && !held.same_cells(&self.indicator_snapshot(&label)?)
+            {
+                unpublished.push(label);
+            }
+        }
+        if !unpublished.is_empty() {
+            tracing::warn!(
+                period = wider,
+                months = %unpublished.join(", "),
+                "period not published: a month of it has reports its published revision does not count; `passerelle hub period revise` each of them publishes it"
+            );
+            return Ok(false);
+        }
+        let latest = families.world().and_then(|w| w.latest(wider)).map(|p| (p.revision, p.snapshot.clone()));
+        let revision = match latest {
+            None => 0,
+            Some((r, held)) => {
+                let now = self.indicator_snapshot(wider)?;
+                let counted: Vec<u32> = super::stats::sub_periods(wider)?
+                    .iter()
+                    .filter_map(|s| families.world().and_then(|w| w.latest(s)).map(|p| p.revision))
+                    .collect();
+                if held.same_cells(&now) && held.counted == counted {
+                    return Ok(false);
+                }
+                r + 1
+            }
+        };
+        if revision > 0 {
+            // The latest revision's tables move to their revision's keys; the next replaces them.
+            for by in indicator_dimension_sets() {
+                if let Some(raw) = self.store.get(Tree::Periods, &frozen_key(wider, &by))? {
+                    write.put(Tree::Periods, revision_key(wider, revision - 1, &by), raw);
+                }
+            }
+        }
+        self.stage_frozen(write, wider, revision, families)?;
+        Ok(true)
+    }
+
+    /// Every published revision of the periods of `year` (what consumers hold), for the audit
+    /// of the next publication. A revision published before snapshots were kept is left out.
+    pub(super) fn published_world(&self, year: i32) -> Result<World> {
+        let mut world = World::default();
+        let mut periods: Vec<String> = (1..=12).map(|m| Month { year, month: m }.to_string()).collect();
+        periods.extend((1..=4).map(|q| format!("{year}-Q{q}")));
+        periods.push(year.to_string());
+        for period in periods {
+            let Some(raw) = self.store.get(Tree::Periods, &frozen_key(&period, &[]))? else { continue };
+            let latest = Table::decode(raw.as_slice()).map_err(|e| corrupt("frozen table", e))?.revision;
+            for revision in 0..=latest {
+                let Some(raw) = self.store.get(Tree::Periods, &snapshot_key(&period, revision))? else {
+                    continue;
+                };
+                let snapshot = Snapshot::decode(raw.as_slice()).map_err(|e| corrupt("snapshot", e))?;
+                let mut tables = Vec::new();
+                for by in family_sets() {
+                    let key = if revision == latest {
+                        frozen_key(&period, &by)
+                    } else {
+                        revision_key(&period, revision, &by)
+                    };
+                    if let Some(raw) = self.store.get(Tree::Periods, &key)? {
+                        tables.push(Table::decode(raw.as_slice()).map_err(|e| corrupt("frozen table", e))?);
+                    }
+                }
+                world.push(Published::new(&period, revision, &tables, snapshot));
+            }
+        }
+        Ok(world)
     }
 
     /// The first month of `period` that is not closed, with its due date, if any.
@@ -528,6 +628,9 @@ impl Hub {
                 "period {open} is not closed yet (due {})",
                 due_date(open, self.periods_config().deadline_day)
             )));
+        }
+        if self.store.get(Tree::Periods, &frozen_key(&request.period, &[]))?.is_none() {
+            return Err(self.unpublished(&request.period)?);
         }
         let key = frozen_key(&request.period, &request.by);
         let Some(raw) = self.store.get(Tree::Periods, &key)? else {
@@ -554,8 +657,32 @@ impl Hub {
         }
     }
 
+    /// Why `period`, every month of it closed, has no published tables: a month of it has
+    /// reports its published revision does not count (see [`Hub::stage_wider`]).
+    fn unpublished(&self, period: &str) -> Result<Error> {
+        let (from, _) = super::stats::parse_period(period)?;
+        let world = self.published_world(from.year)?;
+        let mut waiting = Vec::new();
+        for m in months_of(period)? {
+            let label = m.to_string();
+            if let Some(held) = world.latest(&label)
+                && !held.snapshot.same_cells(&self.indicator_snapshot(&label)?)
+            {
+                waiting.push(format!("passerelle hub period revise {label}"));
+            }
+        }
+        Ok(Error::FailedPrecondition(if waiting.is_empty() {
+            format!("period {period} is not published yet")
+        } else {
+            format!(
+                "period {period} is not published yet: reports arrived, changed or were removed after a month of it closed; publish them first ({})",
+                waiting.join("; ")
+            )
+        }))
+    }
+
     /// The periods a consumer may ask indicators tables for: closed months, and quarters and
-    /// years whose months are all closed (those have frozen tables).
+    /// years published (every month closed, and published as it counts).
     pub fn published_periods(&self) -> Result<Vec<String>> {
         let mut closed = BTreeSet::new();
         for (key, _) in scan_prefix(self.store.as_ref(), Tree::Periods, b"c/")? {
@@ -569,15 +696,21 @@ impl Hub {
             out.push(month.to_string());
             if month.month % 3 == 0 {
                 let quarter = format!("{}-Q{}", month.year, month.month / 3);
-                if all_closed(months_of(&quarter)?) {
+                if all_closed(months_of(&quarter)?) && self.is_published(&quarter)? {
                     out.push(quarter);
                 }
             }
-            if month.month == 12 && all_closed(months_of(&month.year.to_string())?) {
-                out.push(month.year.to_string());
+            let year = month.year.to_string();
+            if month.month == 12 && all_closed(months_of(&year)?) && self.is_published(&year)? {
+                out.push(year);
             }
         }
         Ok(out)
+    }
+
+    /// Whether `period` has published indicators tables.
+    fn is_published(&self, period: &str) -> Result<bool> {
+        Ok(self.store.get(Tree::Periods, &frozen_key(period, &[]))?.is_some())
     }
 
     /// When the next month closes by itself (`close = "deadline"`), and the months already due.

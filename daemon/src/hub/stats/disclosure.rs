@@ -192,7 +192,7 @@ pub(super) fn temporal_suppression<C: AsRef<[Cell]>>(cells: &mut [Cell], childre
 
 /// The sub-periods published on their own whose sum is `period`: a quarter's months, a year's
 /// quarters (a year's months are reached through its quarters).
-pub(super) fn sub_periods(period: &str) -> Result<Vec<String>> {
+pub(crate) fn sub_periods(period: &str) -> Result<Vec<String>> {
     let (from, to) = parse_period(period)?;
     Ok(if from == to {
         Vec::new()

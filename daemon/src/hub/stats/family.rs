@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use passerelle_proto::v1::Cell;
 
 use super::disclosure::*;
-use super::revisions::Earlier;
 use super::tables::with_margins;
+use super::world::{Context, Published};
 
 /// Which of the family's dimensions a table has, in the family's order.
 pub(super) type Shape = Vec<bool>;
@@ -27,22 +27,25 @@ pub(super) struct Family {
     /// The true value of each stored measure of every finest cell (keyed by every dimension):
     /// what the audit protects. Never published as such.
     pub(super) values: BTreeMap<Vec<String>, Vec<i64>>,
-    /// The families of the sub-periods (a quarter's months, a year's quarters), as published.
-    pub(super) children: Vec<Family>,
-    /// The earlier revisions of this period, when this is a revision (see `stats::revisions`).
-    pub(super) earlier: Vec<Earlier>,
     /// What the audit requires.
     pub(super) rule: AuditRule,
 }
 
-/// What was published before a family's tables: its sub-periods, and its own earlier
-/// revisions. The audit reads it with the family's tables; only the family's tables change.
-#[derive(Debug, Default)]
-pub(super) struct Before {
-    /// The families of the sub-periods (a quarter's months, a year's quarters), as published.
-    pub(super) children: Vec<Family>,
-    /// The earlier revisions of this period (none at its closing).
-    pub(super) earlier: Vec<Earlier>,
+/// What was published before a family's tables. The audit reads it with the family's tables;
+/// only the family's tables change.
+#[derive(Debug)]
+pub(super) struct Before<'w> {
+    /// The sub-periods (a quarter's months, a year's quarters) as published: their latest
+    /// revisions, for the rule across periods.
+    pub(super) subs: Vec<&'w Published>,
+    /// Every published revision the audit reads with this family (see `stats::world`).
+    pub(super) context: Context<'w>,
+}
+
+impl Default for Before<'_> {
+    fn default() -> Self {
+        Before { subs: Vec::new(), context: Context::alone() }
+    }
 }
 
 /// One table of a family, with each cell's coordinates over the family's dimensions.
@@ -80,10 +83,10 @@ impl Family {
     /// Builds the family over `dims` from the finest groups (keyed by every dimension, in order):
     /// for each table a consumer may ask for (at most two dimensions), `primary` turns its
     /// groups with margins into cells under the primary rules; each is then checked against the
-    /// same table of `before.children` (its sub-periods, if any) before the family is settled.
-    /// Then the audit: an attacker solving every published cell of the family, of its
-    /// sub-periods and of its earlier revisions must not narrow a withheld value (or, for a
-    /// revision, a sensitive change since an earlier one) past the rule's protection range; where
+    /// same table of `before.subs` (its sub-periods, if any) before the family is settled.
+    /// Then the audit: an attacker solving every published cell of the family and of every
+    /// revision of its context must not narrow a withheld value (or a sensitive change between
+    /// two revisions of one period) past the rule's protection range; where
     /// they can, cheap cells sharing a line with the exposed one are withheld too, until none
     /// is exposed (see [`super::audit`]).
     pub(super) fn build<T: Clone + Default>(
@@ -92,16 +95,13 @@ impl Family {
         merge: impl Fn(&mut T, &T) + Copy,
         primary: impl Fn(&[String], Vec<(Vec<String>, bool, T)>) -> Vec<Cell>,
         values: impl Fn(&T) -> Vec<i64>,
-        before: Before,
+        before: Before<'_>,
         rule: AuditRule,
     ) -> Family {
-        let Before { children, earlier } = before;
         let mut family = Family {
             dims: dims.to_vec(),
             tables: Vec::new(),
             values: finest.iter().map(|(k, t)| (k.clone(), values(t))).collect(),
-            children: Vec::new(),
-            earlier,
             rule,
         };
         for shape in shapes(dims.len()) {
@@ -114,14 +114,13 @@ impl Family {
                 merge(groups.entry(coords).or_default(), group);
             }
             let mut cells = primary(&by, with_margins(&by, &groups, merge));
-            let sub: Vec<&[Cell]> = children.iter().map(|c| c.table(&shape)).collect();
+            let sub: Vec<&[Cell]> = before.subs.iter().map(|c| c.table(&shape)).collect();
             temporal_suppression(&mut cells, &sub);
             let at = cells.iter().map(|c| coords(c, &shape)).collect();
             family.tables.push(Linked { shape, cells, coords: at });
         }
-        family.children = children;
         family.settle();
-        family.audit();
+        family.audit(&before.context);
         family
     }
 
@@ -137,15 +136,9 @@ impl Family {
     ) -> Vec<Cell> {
         let shape: Shape = vec![true; dims.len()];
         let at = cells.iter().map(|c| coords(c, &shape)).collect();
-        let mut family = Family {
-            dims: dims.to_vec(),
-            tables: vec![Linked { shape, cells, coords: at }],
-            values,
-            children: Vec::new(),
-            earlier: Vec::new(),
-            rule,
-        };
-        family.audit();
+        let mut family =
+            Family { dims: dims.to_vec(), tables: vec![Linked { shape, cells, coords: at }], values, rule };
+        family.audit(&Context::alone());
         family.tables.pop().map(|t| t.cells).unwrap_or_default()
     }
 
@@ -154,17 +147,17 @@ impl Family {
     /// period (fewest structures, then smallest value), among those sharing a line with it
     /// first. Only this period's tables change: its sub-periods are published already, and
     /// withholding all of this period's cells leaves the attacker what they knew before it.
-    fn audit(&mut self) {
+    fn audit(&mut self, context: &Context<'_>) {
         loop {
-            let leaks = super::audit::attack(self);
+            let leaks = super::audit::attack(self, context);
             if leaks.is_empty() {
                 return;
             }
             let mut victims: Vec<(usize, usize, bool)> = Vec::new();
-            let mut seen: Vec<(Vec<usize>, Vec<String>, bool)> = Vec::new();
+            let mut seen: Vec<(usize, Vec<String>, bool)> = Vec::new();
             for leak in &leaks {
                 let exits = self.rule.exits.get(leak.measure).copied().unwrap_or(false);
-                let id = (leak.node.clone(), leak.coords.clone(), exits);
+                let id = (leak.node, leak.coords.clone(), exits);
                 if seen.contains(&id) {
                     continue;
                 }

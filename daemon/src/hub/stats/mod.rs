@@ -28,6 +28,7 @@ mod family;
 pub(crate) mod introductions;
 mod revisions;
 mod tables;
+mod world;
 
 #[cfg(test)]
 mod audit_tests;
@@ -40,7 +41,9 @@ mod tests;
 
 pub(crate) use aggregates::StatsDelta;
 pub(crate) use catalogue::Table;
+pub(crate) use disclosure::sub_periods;
 pub(crate) use disclosure::{DOMINANCE_PERCENT, MIN_STRUCTURES};
 pub(crate) use revisions::Snapshot;
 pub use tables::check_table_request;
 pub(crate) use tables::{Families, parse_period};
+pub(crate) use world::{Published, Root, World};

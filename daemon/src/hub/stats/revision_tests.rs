@@ -285,3 +285,323 @@ fn a_removed_report_is_not_given_away_by_two_revisions() -> anyhow::Result<()> {
     assert_eq!(read_revision(&hub, "2026-01", 1)?.len(), indicator_dimension_sets().len());
     Ok(())
 }
+
+/// A late report for a closed month, arriving before its quarter closes: the quarter counts it,
+/// the month as published does not. The quarter minus its months as published is that report.
+#[test]
+fn a_quarter_publishes_no_late_report_its_months_left_out() -> anyhow::Result<()> {
+    use StructureKind::{Aci, Ai};
+    let dir = tempfile::tempdir()?;
+    let mut hub = Hub::for_tests(dir.path());
+    hub.config.protection_percent = 15;
+    let mut layout = Vec::new();
+    for (i, (dep, kind)) in [("44", Aci), ("44", Ai), ("53", Aci)].into_iter().enumerate() {
+        for j in 0..3 {
+            let n = (i * 3 + j) as i64;
+            layout.push(one_month(dep, kind, report(8 + n, 1200 + 37 * n, 2 + n % 3, [1, 1, n % 2, 1])));
+        }
+    }
+    for (i, r) in layout.iter().enumerate() {
+        push(&hub, i, i, r, 1)?;
+    }
+    hub.close_month(jan(), i64::MAX / 2)?;
+    let late = one_month("44", Aci, report(9, 1310, 3, [2, 1, 1, 0]));
+    push(&hub, layout.len(), layout.len(), &late, 1)?;
+    for month in [2, 3] {
+        hub.close_month(Month { year: 2026, month }, i64::MAX / 2)?;
+    }
+    // The quarter waits for its month: published now, it would count what January does not.
+    let err = read_all(&hub, "2026-Q1").expect_err("the quarter waits for January's revision");
+    let err = err.downcast::<Error>()?;
+    assert!(
+        matches!(&err, Error::FailedPrecondition(m) if m.contains("passerelle hub period revise 2026-01")),
+        "{err}"
+    );
+    assert!(!hub.published_periods()?.contains(&"2026-Q1".to_string()));
+    let january = read_all(&hub, "2026-01")?;
+    assert_eq!(hub.revise_month(jan())?, 1);
+    let revised = read_all(&hub, "2026-01")?;
+    let quarter = read_all(&hub, "2026-Q1")?;
+    assert!(quarter.iter().all(|t| t.revision == 0), "the quarter's first publication");
+    assert!(hub.published_periods()?.contains(&"2026-Q1".to_string()));
+    // Nothing else reported in the quarter: its cells are January's, the late report included.
+    let cell = [["44".to_string(), "aci".to_string()]];
+    let truth = |m: usize| late.months[&jan()][m];
+    let exposed = difference_attack(&[january.clone(), quarter], &cell, truth)?;
+    assert!(
+        exposed.is_empty(),
+        "the quarter minus January as closed gives the late report away: {exposed:#?}"
+    );
+    let exposed = difference_attack(&[january, revised], &cell, truth)?;
+    assert!(exposed.is_empty(), "January's revisions give the late report away: {exposed:#?}");
+    Ok(())
+}
+
+/// A published revision as the joint attacker holds it: its period and its tables.
+type Held = (String, Vec<Table>);
+
+/// The attacker holding every revision of a quarter and of its months at once: nodes `held`,
+/// a quarter revision the sum of the month revisions it counted (`sums`: node, its parts —
+/// flows only, which add up exactly), the revisions of one period sharing every finest cell but
+/// those in `changed`. Solves, per flow measure, for `newer − older` at `cell`, whose truth is
+/// `truth(measure)`; returns the measures narrowed past 15 %.
+fn joint_attack(
+    held: &[Held],
+    sums: &[(usize, Vec<usize>)],
+    changed: &[[String; 2]],
+    (newer, older): (usize, usize),
+    cell: &[String; 2],
+    truth: impl Fn(usize) -> i64,
+) -> anyhow::Result<Vec<String>> {
+    use super::catalogue::Agg;
+    let mut exposed = Vec::new();
+    for (measure, m) in INDICATORS.measures.iter().enumerate() {
+        let value = truth(measure);
+        if value <= 0 || m.agg() != Agg::Sum {
+            continue;
+        }
+        let mut system = System::default();
+        let mut unknowns: Vec<BTreeMap<[String; 2], usize>> = Vec::new();
+        for (n, (period, tables)) in held.iter().enumerate() {
+            let finest = tables
+                .iter()
+                .find(|t| t.by == ["departement", "kind"])
+                .ok_or_else(|| anyhow::anyhow!("no département × kind table"))?;
+            let first = held.iter().position(|(p, _)| p == period).filter(|&f| f < n);
+            let mut these = BTreeMap::new();
+            for c in finest.cells.iter().filter(|c| !c.total) {
+                let at = coords(finest, &c.key);
+                let shared = first.and_then(|f| unknowns[f].get(&at)).filter(|_| !changed.contains(&at));
+                these.insert(at, shared.copied().unwrap_or_else(|| system.unknown()));
+            }
+            unknowns.push(these);
+        }
+        for (n, (_, tables)) in held.iter().enumerate() {
+            for table in tables {
+                for c in &table.cells {
+                    let at = coords(table, &c.key);
+                    let Some(v) = c.measures.iter().find(|x| x.name == m.name()).and_then(|x| x.value) else {
+                        continue;
+                    };
+                    let terms: Vec<Term> =
+                        unknowns[n].iter().filter(|(k, _)| matches(k, &at)).map(|(_, x)| (*x, 1.0)).collect();
+                    system.equal(terms, v as f64);
+                }
+            }
+        }
+        for (whole, parts) in sums {
+            let mut keys: Vec<&[String; 2]> = unknowns[*whole].keys().collect();
+            keys.extend(parts.iter().flat_map(|p| unknowns[*p].keys()));
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                let mut terms: Vec<Term> =
+                    parts.iter().filter_map(|p| unknowns[*p].get(key).map(|x| (*x, 1.0))).collect();
+                terms.extend(unknowns[*whole].get(key).map(|x| (*x, -1.0)));
+                system.equal(terms, 0.0);
+            }
+        }
+        let mut objective: Vec<Term> = Vec::new();
+        objective.extend(unknowns[newer].get(cell).map(|x| (*x, 1.0)));
+        objective.extend(unknowns[older].get(cell).map(|x| (*x, -1.0)));
+        let interval =
+            system.range(&objective).map_err(|_| anyhow::anyhow!("published revisions are inconsistent"))?;
+        if !protects(value, interval, 15) {
+            exposed.push(format!(
+                "{} = {value}, narrowed to [{:.2}, {:.2}]",
+                m.name(),
+                interval.low,
+                interval.high
+            ));
+        }
+    }
+    Ok(exposed)
+}
+
+/// Reporters spread over the quarter's three months (each reports every month).
+fn quarter_layout() -> Vec<Reporter> {
+    use StructureKind::{Aci, Ai};
+    let mut layout = Vec::new();
+    for (i, (dep, kind)) in [("44", Aci), ("44", Ai), ("53", Aci)].into_iter().enumerate() {
+        for j in 0..3 {
+            let n = (i * 3 + j) as i64;
+            let months = (1..=3)
+                .map(|m| {
+                    let v = report(8 + n, 1200 + 37 * n + 11 * m, 2 + (n + m) % 3, [1, 1, (n + m) % 2, 1]);
+                    (Month { year: 2026, month: m as u8 }, v)
+                })
+                .collect();
+            layout.push(Reporter { departement: dep.into(), kind: kind as i32, months });
+        }
+    }
+    layout
+}
+
+/// The quarter's revision with its months' revisions, all held at once: a late report in
+/// January after the quarter was published (January r0, r1; the quarter r0, r1), then another
+/// in February, revised while March has a third one waiting — the quarter waits for March.
+/// Whatever the attacker combines, no late report comes out.
+#[test]
+fn a_quarter_and_its_months_revisions_held_together_give_no_late_report_away() -> anyhow::Result<()> {
+    use StructureKind::Aci;
+    let dir = tempfile::tempdir()?;
+    let layout = quarter_layout();
+    let hub = publish(dir.path(), &layout, 15)?;
+    let cell = ["44".to_string(), "aci".to_string()];
+    let read = |period: &str, r: u32| -> anyhow::Result<Held> {
+        Ok((period.to_string(), read_revision(&hub, period, r)?))
+    };
+    let month = |m: u8| Month { year: 2026, month: m };
+    let late = |m: u8, i: usize| {
+        let v = report(9 + i as i64, 1310 + 7 * i as i64, 3, [2, 1, 1, 0]);
+        Reporter { departement: "44".into(), kind: Aci as i32, months: BTreeMap::from([(month(m), v)]) }
+    };
+    let (jan0, feb0, mar0, q0) =
+        (read("2026-01", 0)?, read("2026-02", 0)?, read("2026-03", 0)?, read("2026-Q1", 0)?);
+
+    // A late report in January: January r1 and the quarter r1.
+    let first = late(1, 0);
+    push(&hub, 100, 100, &first, 1)?;
+    assert_eq!(hub.revise_month(month(1))?, 1);
+    let (jan1, q1) = (read("2026-01", 1)?, read("2026-Q1", 1)?);
+    let held = [jan0.clone(), jan1.clone(), feb0.clone(), mar0.clone(), q0.clone(), q1.clone()];
+    let sums = [(4, vec![0, 2, 3]), (5, vec![1, 2, 3])];
+    let changed = [cell.clone()];
+    fn truth(r: &Reporter, m: u8) -> impl Fn(usize) -> i64 + '_ {
+        move |measure| r.months[&Month { year: 2026, month: m }][measure]
+    }
+    for target in [(1, 0), (5, 4)] {
+        let exposed = joint_attack(&held, &sums, &changed, target, &cell, truth(&first, 1))?;
+        assert!(exposed.is_empty(), "{target:?}: January's late report comes out: {exposed:#?}");
+    }
+
+    // Late reports in February and March; February revised first: the quarter waits.
+    let (second, third) = (late(2, 1), late(3, 2));
+    push(&hub, 101, 101, &second, 1)?;
+    push(&hub, 102, 102, &third, 1)?;
+    assert_eq!(hub.revise_month(month(2))?, 1);
+    assert!(read_revision(&hub, "2026-Q1", 2).is_err(), "the quarter waits for March");
+    assert!(read_all(&hub, "2026-Q1")?.iter().all(|t| t.revision == 1), "revision 1 still stands");
+    let feb1 = read("2026-02", 1)?;
+    assert_eq!(hub.revise_month(month(3))?, 1);
+    let (mar1, q2) = (read("2026-03", 1)?, read("2026-Q1", 2)?);
+    let held = [jan0, jan1, feb0, feb1, mar0, mar1, q0, q1, q2];
+    let sums = [(6, vec![0, 2, 4]), (7, vec![1, 2, 4]), (8, vec![1, 3, 5])];
+    for (target, who, m) in [((3, 2), &second, 2), ((5, 4), &third, 3), ((1, 0), &first, 1)] {
+        let exposed = joint_attack(&held, &sums, &changed, target, &cell, truth(who, m))?;
+        assert!(exposed.is_empty(), "{target:?}: a late report comes out: {exposed:#?}");
+    }
+    // The quarter's last difference is February's and March's late reports together (two
+    // structures: fewer than three, protected as one change).
+    let both = |measure: usize| second.months[&month(2)][measure] + third.months[&month(3)][measure];
+    let exposed = joint_attack(&held, &sums, &changed, (8, 7), &cell, both)?;
+    assert!(exposed.is_empty(), "the quarter's r2 − r1 comes out: {exposed:#?}");
+    Ok(())
+}
+
+/// A random quarter (2 to 12 structures over 2 départements × 2 kinds, each reporting some of
+/// the three months), and 1 to 3 late reports, each in a month of its own choosing.
+fn quarter_late_layout() -> impl Strategy<Value = (Vec<Reporter>, Vec<(u8, Reporter)>)> {
+    let reporter = (0..2usize, 0..2usize, 3..30i64, 200..3000i64, 0..6i64, 1..8u8);
+    let late = (1..=3u8, 0..2usize, 0..2usize, 3..30i64, 200..3000i64, 0..6i64);
+    (prop::collection::vec(reporter, 2..=12), prop::collection::vec(late, 1..=3)).prop_map(
+        |(on_time, late)| {
+            let deps = ["44", "53"];
+            let kinds = [StructureKind::Ai, StructureKind::Aci];
+            let on_time = on_time
+                .into_iter()
+                .map(|(d, k, employees, hours, hires, months)| {
+                    let months = (1..=3u8)
+                        .filter(|m| months & (1 << (m - 1)) != 0)
+                        .map(|m| {
+                            let v = report(employees, hours + 13 * i64::from(m), hires, [1, 0, 1, 0]);
+                            (Month { year: 2026, month: m }, v)
+                        })
+                        .collect();
+                    Reporter { departement: deps[d].into(), kind: kinds[k] as i32, months }
+                })
+                .collect();
+            let late = late
+                .into_iter()
+                .map(|(m, d, k, employees, hours, hires)| {
+                    let v = report(employees, hours, hires, [1, 1, 0, 0]);
+                    let months = BTreeMap::from([(Month { year: 2026, month: m }, v)]);
+                    (m, Reporter { departement: deps[d].into(), kind: kinds[k] as i32, months })
+                })
+                .collect();
+            (on_time, late)
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// Late reports after a quarter is published, their months revised one by one: the
+    /// attacker holding every revision of the quarter and of its months, with the sums
+    /// linking them, isolates no late report (each month's difference, where it is one
+    /// structure's), whatever the layout.
+    #[test]
+    fn the_quarter_and_its_months_revisions_together_isolate_no_late_report(
+        (on_time, late) in quarter_late_layout()
+    ) {
+        let fail = |e: anyhow::Error| TestCaseError::fail(e.to_string());
+        let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let hub = publish(dir.path(), &on_time, 15).map_err(fail)?;
+        let base = on_time.len();
+        for (i, (_, r)) in late.iter().enumerate() {
+            push(&hub, base + i, base + i, r, 1).map_err(fail)?;
+        }
+        // Revise each late month (once), in order; track every node and the quarter's sums.
+        let mut held: Vec<Held> = Vec::new();
+        let mut latest: BTreeMap<String, (u32, usize)> = BTreeMap::new();
+        let mut sums: Vec<(usize, Vec<usize>)> = Vec::new();
+        let periods = ["2026-01", "2026-02", "2026-03", "2026-Q1"];
+        let take = |held: &mut Vec<Held>, latest: &mut BTreeMap<String, (u32, usize)>| -> anyhow::Result<bool> {
+            let mut quarter_new = false;
+            for p in periods {
+                let r = read_all(&hub, p)?.first().map(|t| t.revision).unwrap_or(0);
+                if latest.get(p).map(|(known, _)| *known) != Some(r) {
+                    held.push((p.to_string(), read_revision(&hub, p, r)?));
+                    latest.insert(p.to_string(), (r, held.len() - 1));
+                    quarter_new |= p == "2026-Q1";
+                }
+            }
+            Ok(quarter_new)
+        };
+        take(&mut held, &mut latest).map_err(fail)?;
+        let parts = |latest: &BTreeMap<String, (u32, usize)>| periods[..3].iter().map(|p| latest[*p].1).collect::<Vec<_>>();
+        sums.push((latest["2026-Q1"].1, parts(&latest)));
+        let mut months: Vec<u8> = late.iter().map(|(m, _)| *m).collect();
+        months.sort();
+        months.dedup();
+        let mut before_revision: BTreeMap<u8, usize> = BTreeMap::new();
+        for m in &months {
+            before_revision.insert(*m, latest[&format!("2026-0{m}")].1);
+            hub.revise_month(Month { year: 2026, month: *m }).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            if take(&mut held, &mut latest).map_err(fail)? {
+                sums.push((latest["2026-Q1"].1, parts(&latest)));
+            }
+        }
+        let at = |r: &Reporter| [r.departement.clone(), slug_of::<StructureKind>(r.kind).to_string()];
+        let mut changed: Vec<[String; 2]> = late.iter().map(|(_, r)| at(r)).collect();
+        changed.sort();
+        changed.dedup();
+        for m in &months {
+            let newer = latest[&format!("2026-0{m}")].1;
+            let older = before_revision[m];
+            for cell in &changed {
+                // The rule protects the change of fewer than three structures: three late
+                // reports in one cell are an aggregate the hub may publish like any other.
+                let movers = late.iter().filter(|(lm, r)| lm == m && at(r) == *cell).count();
+                if movers >= 3 {
+                    continue;
+                }
+                let truth = |measure: usize| -> i64 {
+                    late.iter().filter(|(lm, r)| lm == m && at(r) == *cell).map(|(_, r)| r.months[&Month { year: 2026, month: *m }][measure]).sum()
+                };
+                let exposed = joint_attack(&held, &sums, &changed, (newer, older), cell, truth).map_err(fail)?;
+                prop_assert!(exposed.is_empty(), "2026-0{m} {cell:?}: {exposed:#?}");
+            }
+        }
+    }
+}

@@ -11,6 +11,7 @@ use super::aggregates::*;
 use super::catalogue::*;
 use super::disclosure::*;
 use super::family::*;
+use super::world::{Context, Published, Root, World};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::store::keys::{CellKey, CellPeriod};
@@ -48,13 +49,16 @@ impl Group {
 /// latest report time.
 pub(super) type IndicatorFamily = (Family, BTreeMap<Vec<String>, Summary>, i64);
 
-/// The indicators families computed so far, by period label; and, for the periods being
-/// revised, their earlier revisions (taken by the family's audit when it is computed).
+/// The indicators families computed so far, by period label; and, when publishing, what
+/// consumers already hold of the year (see `stats::world`) and the revisions being published.
 #[derive(Default)]
-pub(crate) struct Families(
-    std::collections::HashMap<String, IndicatorFamily>,
-    std::collections::HashMap<String, Vec<super::revisions::Earlier>>,
-);
+pub(crate) struct Families {
+    computed: std::collections::HashMap<String, IndicatorFamily>,
+    /// `None`: tables computed on their own, outside any publication.
+    world: Option<World>,
+    /// The periods being published, placed in the world (their family is audited there).
+    roots: std::collections::HashMap<String, Root>,
+}
 
 /// Parses `2026-10`, `2026-Q3` or `2026` into an inclusive month range.
 pub(crate) fn parse_period(period: &str) -> Result<(Month, Month)> {
@@ -268,11 +272,6 @@ impl Hub {
         if by.iter().any(|d| d == "region") && regions.len() > 1 {
             let (summaries, _) = self.indicator_summaries(period, by)?;
             let mut cells = disclose(&INDICATORS, with_margins(by, &summaries, Summary::merge), min_persons);
-            let children = sub_periods(period)?
-                .iter()
-                .map(|p| self.indicator_cells(p, by, min_persons, families).map(|(cells, _)| cells))
-                .collect::<Result<Vec<_>>>()?;
-            temporal_suppression(&mut cells, &children);
             secondary_suppression(&mut cells, by.len());
             // A région cell is a sum of the family's département cells, which the audit settled
             // without it: published alone it could undo their suppression (a région minus its
@@ -332,25 +331,28 @@ impl Hub {
         min_persons: i64,
         families: &mut Families,
     ) -> Result<IndicatorFamily> {
-        if let Some(known) = families.0.get(period) {
+        if let Some(known) = families.computed.get(period) {
             return Ok(known.clone());
         }
         let dims = indicator_dims();
         let (finest, latest) = self.indicator_summaries(period, &dims)?;
-        let children = sub_periods(period)?
-            .iter()
-            .map(|p| self.indicator_family(p, min_persons, families).map(|(family, _, _)| family))
-            .collect::<Result<Vec<_>>>()?;
+        let before = match (&families.world, families.roots.get(period)) {
+            (Some(world), Some(root)) => Before {
+                subs: Context::sub_tables(world, period),
+                context: Context::new(world, root, min_persons),
+            },
+            _ => Before::default(),
+        };
         let family = Family::build(
             &dims,
             &finest,
             Summary::merge,
             |_, entries| disclose(&INDICATORS, entries, min_persons),
             |summary| summary.totals.clone(),
-            Before { children, earlier: families.1.remove(period).unwrap_or_default() },
+            before,
             AuditRule::of(&INDICATORS, self.config.protection_percent),
         );
-        families.0.insert(period.to_string(), (family.clone(), finest.clone(), latest));
+        families.computed.insert(period.to_string(), (family.clone(), finest.clone(), latest));
         Ok((family, finest, latest))
     }
 
@@ -556,37 +558,27 @@ pub(super) fn summarize(spec: &Spec, group: &Group) -> Summary {
 }
 
 impl Families {
-    /// Makes `period` a revision: its family, when computed, is audited against the earlier
-    /// revisions `earlier` (each: what it counted and its published tables, every dimension
-    /// set), the revision being published counting `now`.
-    pub(crate) fn revising(
-        &mut self,
-        period: &str,
-        earlier: &[(super::revisions::Snapshot, Vec<v1::Table>)],
-        now: &super::revisions::Snapshot,
-        min_persons: i64,
-    ) {
-        let dims = indicator_dims();
-        let history = earlier
-            .iter()
-            .map(|(then, tables)| {
-                // The family's tables: those by a subset of its dimensions, in its order.
-                let linked = tables
-                    .iter()
-                    .filter(|t| {
-                        let mut at = dims.iter().filter(|d| t.by.contains(d));
-                        t.by.iter().all(|b| at.next() == Some(b))
-                    })
-                    .map(|t| {
-                        let shape: Shape = dims.iter().map(|d| t.by.contains(d)).collect();
-                        let coords = t.cells.iter().map(|c| coords(c, &shape)).collect();
-                        Linked { shape, cells: t.cells.clone(), coords }
-                    })
-                    .collect();
-                super::revisions::Earlier::new(then, now, linked, min_persons)
-            })
-            .collect();
-        self.0.remove(period);
-        self.1.insert(period.to_string(), history);
+    /// Families for publishing into `world`, what consumers hold of the year.
+    pub(crate) fn publishing(world: World) -> Self {
+        Families { world: Some(world), ..Families::default() }
+    }
+
+    /// What consumers hold of the year, publications staged so far included.
+    pub(crate) fn world(&self) -> Option<&World> {
+        self.world.as_ref()
+    }
+
+    /// `root` is being published: its family is audited in the world.
+    pub(crate) fn begin(&mut self, root: Root) {
+        self.computed.remove(&root.period);
+        self.roots.insert(root.period.clone(), root);
+    }
+
+    /// `node` is staged: the next publications read it as held by consumers.
+    pub(crate) fn published(&mut self, node: Published) {
+        self.roots.remove(&node.period);
+        if let Some(world) = &mut self.world {
+            world.push(node);
+        }
     }
 }
