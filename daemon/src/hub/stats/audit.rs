@@ -340,6 +340,22 @@ fn attack_measure(
             .sum()
     };
     let flow = family.rule.flows[measure];
+    // A mover's figures in a sub-period (see `world::Move`): each its own unknown, at most
+    // what its sub-period's cell holds, as the attacker who knows it moved has it.
+    let moved: Vec<usize> =
+        if linked && flow { context.moves.iter().map(|_| system.unknown()).collect() } else { Vec::new() };
+    let mover = |i: usize| context.moves[i].values.get(measure).copied().unwrap_or(0);
+    let mut parts: BTreeMap<(usize, &Vec<String>), Vec<usize>> = BTreeMap::new();
+    for (i, m) in context.moves.iter().enumerate().filter(|_| !moved.is_empty()) {
+        parts.entry((m.kid, &m.from)).or_default().push(i);
+    }
+    for ((kid, from), these) in &parts {
+        let Some(&cell) = unknowns[*kid].get(*from) else { continue };
+        let mut terms: Vec<Term> = these.iter().map(|&i| (moved[i], -1.0)).collect();
+        terms.push((cell, 1.0));
+        terms.push((system.unknown(), -1.0));
+        system.equal(terms, 0.0);
+    }
     if linked {
         // A period's finest cell is the sum of the same cell in the sub-period revisions it
         // counted.
@@ -362,9 +378,19 @@ fn attack_measure(
                 // Only where it holds: a cell a structure moved into or out of within the
                 // period is not the sum of its sub-periods, and dropping the link there (not
                 // the whole measure's) keeps every other cell linked, as the attacker does.
-                let total: i64 = kids.iter().map(|&m| truth(m, key)).sum();
+                let mut total: i64 = kids.iter().map(|&m| truth(m, key)).sum();
                 let mut terms: Vec<Term> =
                     kids.iter().filter_map(|&m| unknowns[m].get(key).map(|x| (*x, 1.0))).collect();
+                for (i, m) in context.moves.iter().enumerate().filter(|(_, m)| m.node == n && flow) {
+                    let Some(&y) = moved.get(i) else { break };
+                    if &m.to == key {
+                        terms.push((y, 1.0));
+                        total += mover(i);
+                    } else if &m.from == key {
+                        terms.push((y, -1.0));
+                        total -= mover(i);
+                    }
+                }
                 if !flow {
                     // A stock's period value is the sum of its structures' averages: `k` times
                     // it is the sum of its `k` sub-periods' up to rounding (exactly, for
@@ -459,6 +485,34 @@ fn attack_measure(
         }
         if let Some(interval) = exposes(&members(n, at), value)? {
             leaks.push(Leak { node: n, coords: at.clone(), measure, value, interval });
+        }
+    }
+    // A mover's figures in the sub-periods where it counted elsewhere: one structure's, each
+    // month's and their sum.
+    let mut by_mover: BTreeMap<(usize, &str), Vec<usize>> = BTreeMap::new();
+    for (i, m) in context.moves.iter().enumerate().filter(|_| !moved.is_empty()) {
+        by_mover.entry((m.node, m.siret.as_str())).or_default().push(i);
+    }
+    for ((node, _), these) in by_mover {
+        let mut asked: Vec<Vec<usize>> = vec![these.clone()];
+        if these.len() > 1 {
+            asked.extend(these.iter().map(|&i| vec![i]));
+        }
+        for group in asked {
+            let value: i64 = group.iter().map(|&i| mover(i)).sum();
+            if value <= 0 {
+                continue;
+            }
+            let terms: Vec<Term> = group.iter().map(|&i| (moved[i], 1.0)).collect();
+            if let Some(interval) = exposes(&terms, value)? {
+                let mut cells: Vec<&Vec<String>> =
+                    group.iter().flat_map(|&i| [&context.moves[i].to, &context.moves[i].from]).collect();
+                cells.sort();
+                cells.dedup();
+                for at in cells {
+                    leaks.push(Leak { node, coords: at.clone(), measure, value, interval });
+                }
+            }
         }
     }
     // What changed between two revisions of one period, where few structures or persons

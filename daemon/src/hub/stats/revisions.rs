@@ -57,7 +57,7 @@ pub(super) type Fingerprint = Vec<(String, Vec<i64>, u32)>;
 
 impl Snapshot {
     /// Per finest cell, per structure: its contribution.
-    fn by_structure(&self) -> BTreeMap<&[String], BTreeMap<&str, &Contribution>> {
+    pub(super) fn by_structure(&self) -> BTreeMap<&[String], BTreeMap<&str, &Contribution>> {
         self.cells
             .iter()
             .map(|c| {

@@ -11,6 +11,12 @@
 //! connected to the one being published (by sums or by revisions of one period) are read: a
 //! month's first closing is connected to nothing, a year's revision to its whole year.
 //!
+//! A structure whose kind or département changed within a quarter or year is counted there under
+//! its latest attributes, and in each sub-period under that sub-period's: the period's cells are
+//! then not the sums of the same cells of its sub-periods. The attacker knows who moved (the
+//! SIRET registry is public), so the links are kept exact with the mover's sub-period figures as
+//! unknowns of their own ([`Move`]), which are one structure's figures and protected as such.
+//!
 //! A quarter or year is published only when each of its months' published revision counts what
 //! the month's cells count now (`hub::periods`): otherwise the quarter would publish a late
 //! report its month has not, and the quarter minus its months would be that report.
@@ -19,6 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use passerelle_proto::v1;
 
+use super::aggregates::StatCell;
 use super::disclosure::sub_periods;
 use super::family::{Linked, Shape, coords};
 use super::revisions::{Fingerprint, Snapshot, sensitive_changes};
@@ -108,6 +115,22 @@ pub(super) struct Context<'w> {
     /// the cell alike. Unknowns are numbered `0..classes`.
     pub(super) class: Vec<HashMap<Vec<String>, usize>>,
     pub(super) classes: usize,
+    /// Structures a node counts in another finest cell than one of its sub-periods does.
+    pub(super) moves: Vec<Move>,
+}
+
+/// A structure counted by sub-period `kid` of node `node` in the finest cell `from`, and by the
+/// node in `to` (its latest attributes in the period): the node's `to` is the sum of its
+/// sub-periods' `to` plus `values`, its `from` the sum of theirs minus `values`.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Move {
+    pub(super) node: usize,
+    pub(super) kid: usize,
+    pub(super) siret: String,
+    pub(super) from: Vec<String>,
+    pub(super) to: Vec<String>,
+    /// The structure's figures in that sub-period, per measure (a one-structure summary).
+    pub(super) values: Vec<i64>,
 }
 
 impl<'w> Context<'w> {
@@ -155,7 +178,7 @@ impl<'w> Context<'w> {
         let kept: Vec<usize> = (0..all).filter(|&n| keep[n]).collect();
         let renumber: HashMap<usize, usize> = kept.iter().enumerate().map(|(new, old)| (*old, new)).collect();
         let held = kept.iter().skip(1).map(|&n| &world.nodes[n - 1]).collect();
-        let kids =
+        let kids: Vec<Vec<usize>> =
             kept.iter().map(|&n| kids[n].iter().filter_map(|k| renumber.get(k).copied()).collect()).collect();
         // Unknowns: one per (period, finest cell, fingerprint).
         let mut classes: HashMap<(String, Vec<String>, Fingerprint), usize> = HashMap::new();
@@ -173,6 +196,33 @@ impl<'w> Context<'w> {
                     .collect()
             })
             .collect();
+        let mut moves = Vec::new();
+        for (node, &n) in kept.iter().enumerate() {
+            let placed: HashMap<&str, &[String]> = snapshot(n)
+                .by_structure()
+                .into_iter()
+                .flat_map(|(key, by)| by.into_keys().map(move |siret| (siret, key)))
+                .collect();
+            for &kid in &kids[node] {
+                for (from, by) in snapshot(kept[kid]).by_structure() {
+                    for (siret, contribution) in by {
+                        if let Some(to) = placed.get(siret)
+                            && *to != from
+                        {
+                            let alone = StatCell { contributions: vec![contribution.clone()], latest_ms: 0 };
+                            moves.push(Move {
+                                node,
+                                kid,
+                                siret: siret.to_string(),
+                                from: from.to_vec(),
+                                to: to.to_vec(),
+                                values: alone.summary().totals,
+                            });
+                        }
+                    }
+                }
+            }
+        }
         let mut pairs = Vec::new();
         for (a, &older) in kept.iter().enumerate() {
             for (b, &newer) in kept.iter().enumerate() {
@@ -185,7 +235,7 @@ impl<'w> Context<'w> {
                 }
             }
         }
-        Context { held, kids, pairs, class, classes: classes.len() }
+        Context { held, kids, pairs, class, classes: classes.len(), moves }
     }
 
     /// The latest published revision of each of `period`'s sub-periods, if every one is.
