@@ -60,6 +60,10 @@ pub(crate) struct Summary {
     /// every measure. Empty in summaries written before it, which are rebuilt at open.
     #[prost(int64, repeated, tag = "5")]
     pub maxima: Vec<i64>,
+    /// The second largest single-structure value of each measure, for the pair rule. Empty in
+    /// summaries written before it, which are rebuilt at open.
+    #[prost(int64, repeated, tag = "6")]
+    pub seconds: Vec<i64>,
 }
 
 impl Summary {
@@ -71,9 +75,15 @@ impl Summary {
             *a += b;
         }
         self.dominance_max = self.dominance_max.max(other.dominance_max);
-        self.maxima.resize(self.maxima.len().max(other.maxima.len()), 0);
-        for (a, b) in self.maxima.iter_mut().zip(&other.maxima) {
-            *a = (*a).max(*b);
+        let n = self.maxima.len().max(other.maxima.len());
+        self.maxima.resize(n, 0);
+        self.seconds.resize(n, 0);
+        for i in 0..n {
+            let (a1, a2) = (self.maxima[i], self.seconds[i]);
+            let (b1, b2) =
+                (other.maxima.get(i).copied().unwrap_or(0), other.seconds.get(i).copied().unwrap_or(0));
+            self.maxima[i] = a1.max(b1);
+            self.seconds[i] = a1.min(b1).max(a2).max(b2);
         }
         self.latest_ms = self.latest_ms.max(other.latest_ms);
     }
@@ -200,9 +210,10 @@ pub(crate) struct StatsDelta {
 /// [`Hub::rebuild_rollups_once`]).
 const ROLLUPS_BY_LATEST_MONTH: &[u8] = b"stats/rollups-by-latest-month";
 
-/// Meta key set once every indicators summary carries per-measure maxima (see
+/// Meta key set once every indicators summary carries per-measure maxima and second largest
+/// values, for the dominance and pair rules (see
 /// [`Hub::rebuild_summaries_once`]).
-const SUMMARIES_WITH_MAXIMA: &[u8] = b"stats/summaries-with-maxima";
+const SUMMARIES_WITH_SECONDS: &[u8] = b"stats/summaries-with-seconds";
 
 /// How one month of a structure's indicators is counted: under which attributes, with which
 /// values, received when.
@@ -472,11 +483,11 @@ impl Hub {
     }
 
     /// Rewrites every indicators summary from its cell, once per store
-    /// ([`SUMMARIES_WITH_MAXIMA`] marks it done): summaries written before per-measure maxima
-    /// could not apply dominance to every measure. One commit; returns how many it rewrote.
+    /// ([`SUMMARIES_WITH_SECONDS`] marks it done): summaries written before per-measure maxima
+    /// and second largest values could not apply dominance and the pair rule to every measure. One commit; returns how many it rewrote.
     pub(in crate::hub) fn rebuild_summaries_once(&self) -> Result<usize> {
         let _writer = self.write_lock();
-        if self.store.get(Tree::Meta, SUMMARIES_WITH_MAXIMA)?.is_some() {
+        if self.store.get(Tree::Meta, SUMMARIES_WITH_SECONDS)?.is_some() {
             return Ok(0);
         }
         let mut batch = WriteBatch::new();
@@ -491,7 +502,7 @@ impl Hub {
                 }
             }
         }
-        batch.put(Tree::Meta, SUMMARIES_WITH_MAXIMA, [1u8]);
+        batch.put(Tree::Meta, SUMMARIES_WITH_SECONDS, [1u8]);
         self.store.commit(batch)?;
         Ok(rewritten)
     }

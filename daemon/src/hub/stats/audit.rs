@@ -356,6 +356,22 @@ fn attack_measure(
         terms.push((system.unknown(), -1.0));
         system.equal(terms, 0.0);
     }
+    // A finest cell whose revisions differ: its unchanged structures' part plus its changed
+    // structures' parts, each ≥ 0 (see `world::Split`).
+    let at = |v: &Vec<i64>| v.get(measure).copied().unwrap_or(0);
+    for split in &context.splits {
+        let mut terms: Vec<Term> = vec![(split.class, 1.0)];
+        terms.extend(split.stable.map(|x| (x, -1.0)));
+        terms.extend(split.parts.iter().map(|&x| (x, -1.0)));
+        let parts: i64 = split
+            .parts
+            .iter()
+            .filter_map(|x| context.pieces.iter().find(|p| p.unknown == *x))
+            .map(|p| at(&p.values))
+            .sum();
+        let stable = if split.stable.is_some() { at(&split.stable_truth) } else { 0 };
+        system.equal(terms, (at(&split.truth) - stable - parts) as f64);
+    }
     if linked {
         // A period's finest cell is the sum of the same cell in the sub-period revisions it
         // counted.
@@ -513,6 +529,16 @@ fn attack_measure(
                     leaks.push(Leak { node, coords: at.clone(), measure, value, interval });
                 }
             }
+        }
+    }
+    // A changed structure's part in the revisions that count it alike: one structure's figures.
+    for piece in &context.pieces {
+        let value = at(&piece.values);
+        if value <= 0 {
+            continue;
+        }
+        if let Some(interval) = exposes(&[(piece.unknown, 1.0)], value)? {
+            leaks.push(Leak { node: 0, coords: piece.key.clone(), measure, value, interval });
         }
     }
     // What changed between two revisions of one period, where few structures or persons

@@ -113,7 +113,7 @@ fn no_withheld_month_or_quarter_can_be_recomputed_from_other_periods() -> anyhow
             .map(|p| {
                 let cells = if naive {
                     let (summaries, _) = hub.indicator_summaries(p, &[])?;
-                    controlled(&INDICATORS, with_margins(&[], &summaries, Summary::merge), &[], 5)
+                    controlled(&INDICATORS, with_margins(&[], &summaries, Summary::merge), &[], 5, 15)
                 } else {
                     hub.table(&GetTableRequest {
                         table: "indicators".into(),
@@ -258,7 +258,7 @@ fn linked_tables_share_one_suppression_and_give_nothing_away_together() -> anyho
         for by in &shapes {
             let cells = if naive {
                 let (summaries, _) = hub.indicator_summaries("2026-10", by)?;
-                controlled(&INDICATORS, with_margins(by, &summaries, Summary::merge), by, 5)
+                controlled(&INDICATORS, with_margins(by, &summaries, Summary::merge), by, 5, 15)
             } else {
                 hub.table(&GetTableRequest {
                     table: "indicators".into(),

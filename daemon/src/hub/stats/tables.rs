@@ -209,7 +209,7 @@ impl Hub {
                     )
                 })?;
                 let entries = summarize_with_margins(spec, &request.by, &groups);
-                (controlled(spec, entries, &request.by, min_persons), label)
+                (controlled(spec, entries, &request.by, min_persons, self.config.protection_percent), label)
             }
             Table::Profiles => (self.profile_cells(&request.by, min_persons)?, String::new()),
         };
@@ -218,6 +218,14 @@ impl Hub {
             format!(
                 "a cell where one structure contributes more than {DOMINANCE_PERCENT} % of any measure is suppressed (of an exit figure: the exit figures)"
             ),
+            {
+                let limit = pair_limit_hundredths(self.config.protection_percent);
+                format!(
+                    "a cell where two structures contribute more than {}.{:02} % of any measure is suppressed (of an exit figure: the exit figures)",
+                    limit / 100,
+                    limit % 100
+                )
+            },
             "suppressed cells are complemented so that none can be recomputed from the published totals"
                 .to_string(),
         ];
@@ -271,7 +279,12 @@ impl Hub {
             finest.keys().map(|k| passerelle_proto::geo::region_of(&k[0]).unwrap_or("?")).collect();
         if by.iter().any(|d| d == "region") && regions.len() > 1 {
             let (summaries, _) = self.indicator_summaries(period, by)?;
-            let mut cells = disclose(&INDICATORS, with_margins(by, &summaries, Summary::merge), min_persons);
+            let mut cells = disclose(
+                &INDICATORS,
+                with_margins(by, &summaries, Summary::merge),
+                min_persons,
+                self.config.protection_percent,
+            );
             secondary_suppression(&mut cells, by.len());
             // A région cell is a sum of the family's département cells, which the audit settled
             // without it: published alone it could undo their suppression (a région minus its
@@ -347,7 +360,7 @@ impl Hub {
             &dims,
             &finest,
             Summary::merge,
-            |_, entries| disclose(&INDICATORS, entries, min_persons),
+            |_, entries| disclose(&INDICATORS, entries, min_persons, self.config.protection_percent),
             |summary| summary.totals.clone(),
             before,
             AuditRule::of(&INDICATORS, self.config.protection_percent),
@@ -374,7 +387,7 @@ impl Hub {
             Group::merge,
             |_, entries| {
                 let entries = entries.into_iter().map(|(k, t, g)| (k, t, summarize(&PROFILES, &g))).collect();
-                disclose(&PROFILES, entries, min_persons)
+                disclose(&PROFILES, entries, min_persons, self.config.protection_percent)
             },
             |group| totals(&PROFILES, group),
             Before::default(),
@@ -504,7 +517,7 @@ pub(super) fn disclose_groups(
     groups: &BTreeMap<Vec<String>, Group>,
     min_persons: i64,
 ) -> Vec<Cell> {
-    disclose(spec, summarize_with_margins(spec, by, groups), min_persons)
+    disclose(spec, summarize_with_margins(spec, by, groups), min_persons, 15)
 }
 
 /// Each measure's total over the group's structures (in stored order).
@@ -530,21 +543,26 @@ pub(super) fn per_structure(value: i64, months: i64, agg: Agg) -> i64 {
 /// The summary of a group of structures.
 pub(super) fn summarize(spec: &Spec, group: &Group) -> Summary {
     let (agg, at) = (spec.dominance.agg(), spec.index(spec.dominance));
-    let maxima = spec
+    let (maxima, seconds) = spec
         .measures
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            group
-                .by_siret
-                .values()
-                .map(|(v, months)| per_structure(v.get(i).copied().unwrap_or(0), *months, m.agg()))
-                .max()
-                .unwrap_or(0)
+            let mut top = [0i64; 2];
+            for (v, months) in group.by_siret.values() {
+                let x = per_structure(v.get(i).copied().unwrap_or(0), *months, m.agg());
+                if x > top[0] {
+                    top = [x, top[0]];
+                } else if x > top[1] {
+                    top[1] = x;
+                }
+            }
+            (top[0], top[1])
         })
-        .collect();
+        .unzip();
     Summary {
         maxima,
+        seconds,
         structures: group.by_siret.len() as u32,
         totals: totals(spec, group),
         dominance_max: group

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use passerelle_proto::v1;
 
-use super::aggregates::StatCell;
+use super::aggregates::{Contribution, StatCell};
 use super::disclosure::sub_periods;
 use super::family::{Linked, Shape, coords};
 use super::revisions::{Fingerprint, Snapshot, sensitive_changes};
@@ -117,6 +117,37 @@ pub(super) struct Context<'w> {
     pub(super) classes: usize,
     /// Structures a node counts in another finest cell than one of its sub-periods does.
     pub(super) moves: Vec<Move>,
+    /// Finest cells whose revisions differ, as the structures behind them: each such class is
+    /// the part no revision changed plus the changed structures' parts ([`Split`]).
+    pub(super) splits: Vec<Split>,
+    /// The changed structures' parts (one structure's figures each), to protect.
+    pub(super) pieces: Vec<Piece>,
+}
+
+/// A class (a finest cell as some revisions count it) as the sum of the part of the structures
+/// every revision of its period counts alike and one [`Piece`] per other structure it counts.
+/// What the attacker who knows which structures changed has — so a late report only adds, a
+/// removal only takes away, and a cell a removal emptied is 0.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Split {
+    pub(super) class: usize,
+    /// The unchanged structures' part (`None`: every structure of the cell changed).
+    pub(super) stable: Option<usize>,
+    /// Its changed structures' parts.
+    pub(super) parts: Vec<usize>,
+    /// The true totals of the class, of its stable part, per measure (for the residual of
+    /// averaged stocks' rounding, normally 0).
+    pub(super) truth: Vec<i64>,
+    pub(super) stable_truth: Vec<i64>,
+}
+
+/// One structure's contribution to a finest cell in the revisions that count it alike.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Piece {
+    pub(super) unknown: usize,
+    pub(super) key: Vec<String>,
+    /// Its figures per measure (a one-structure summary).
+    pub(super) values: Vec<i64>,
 }
 
 /// A structure counted by sub-period `kid` of node `node` in the finest cell `from`, and by the
@@ -182,7 +213,7 @@ impl<'w> Context<'w> {
             kept.iter().map(|&n| kids[n].iter().filter_map(|k| renumber.get(k).copied()).collect()).collect();
         // Unknowns: one per (period, finest cell, fingerprint).
         let mut classes: HashMap<(String, Vec<String>, Fingerprint), usize> = HashMap::new();
-        let class = kept
+        let class: Vec<HashMap<Vec<String>, usize>> = kept
             .iter()
             .map(|&n| {
                 snapshot(n)
@@ -196,6 +227,8 @@ impl<'w> Context<'w> {
                     .collect()
             })
             .collect();
+        let mut classes_count = classes.len();
+        let (splits, pieces) = split_changed(&kept, &period, &snapshot, &class, &mut classes_count);
         let mut moves = Vec::new();
         for (node, &n) in kept.iter().enumerate() {
             let placed: HashMap<&str, &[String]> = snapshot(n)
@@ -235,11 +268,98 @@ impl<'w> Context<'w> {
                 }
             }
         }
-        Context { held, kids, pairs, class, classes: classes.len(), moves }
+        Context { held, kids, pairs, class, classes: classes_count, moves, splits, pieces }
     }
 
     /// The latest published revision of each of `period`'s sub-periods, if every one is.
     pub(super) fn sub_tables<'a>(world: &'a World, period: &str) -> Vec<&'a Published> {
         sub_periods(period).unwrap_or_default().iter().filter_map(|s| world.latest(s)).collect()
     }
+}
+
+/// Per (period, finest cell) whose kept revisions count it differently: every class split into
+/// its unchanged part and its changed structures' parts. Unknowns are numbered from `*next`.
+fn split_changed<'s>(
+    kept: &[usize],
+    period: &dyn Fn(usize) -> &'s str,
+    snapshot: &dyn Fn(usize) -> &'s Snapshot,
+    class: &[HashMap<Vec<String>, usize>],
+    next: &mut usize,
+) -> (Vec<Split>, Vec<Piece>) {
+    type Print = (Vec<i64>, u32);
+    /// A node's class at a cell, and its contributions there.
+    type Counted = Option<(usize, BTreeMap<String, Contribution>)>;
+    // Per (period, cell): each kept node's class and contributions there (absent: not counted).
+    let mut cells: BTreeMap<(&str, Vec<String>), Vec<Counted>> = BTreeMap::new();
+    let mut periods: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (node, &n) in kept.iter().enumerate() {
+        periods.entry(period(n)).or_default().push(node);
+    }
+    for (p, nodes) in &periods {
+        if nodes.len() < 2 {
+            continue;
+        }
+        for (i, &node) in nodes.iter().enumerate() {
+            for (key, by) in snapshot(kept[node]).by_structure() {
+                let Some(&c) = class[node].get(key) else { continue };
+                let entry = cells.entry((*p, key.to_vec())).or_insert_with(|| vec![None; nodes.len()]);
+                entry[i] = Some((c, by.into_iter().map(|(s, x)| (s.to_string(), x.clone())).collect()));
+            }
+        }
+    }
+    let summary =
+        |contributions: Vec<Contribution>| StatCell { contributions, latest_ms: 0 }.summary().totals;
+    let (mut splits, mut pieces) = (Vec::new(), Vec::new());
+    for ((_, key), counted) in cells {
+        let classes: std::collections::BTreeSet<usize> = counted.iter().flatten().map(|(c, _)| *c).collect();
+        let everywhere = counted.iter().all(Option::is_some);
+        if classes.len() < 2 && everywhere {
+            continue;
+        }
+        // Stable: counted alike by every revision of the period.
+        let first = counted.iter().flatten().next().map(|(_, by)| by.clone()).unwrap_or_default();
+        let stable: Vec<&Contribution> = first
+            .values()
+            .filter(|x| {
+                counted.iter().all(|c| {
+                    c.as_ref().and_then(|(_, by)| by.get(&x.siret)).map(|y| (&y.values, y.records))
+                        == Some((&x.values, x.records))
+                })
+            })
+            .collect();
+        let stable_unknown = (!stable.is_empty()).then(|| {
+            *next += 1;
+            *next - 1
+        });
+        let stable_truth = summary(stable.iter().map(|x| (*x).clone()).collect());
+        let stable_sirets: Vec<&str> = stable.iter().map(|x| x.siret.as_str()).collect();
+        let mut ids: BTreeMap<(String, Print), usize> = BTreeMap::new();
+        let mut done = std::collections::BTreeSet::new();
+        for (c, by) in counted.iter().flatten() {
+            if !done.insert(*c) {
+                continue;
+            }
+            let mut parts = Vec::new();
+            for x in by.values().filter(|x| !stable_sirets.contains(&x.siret.as_str())) {
+                let id = *ids.entry((x.siret.clone(), (x.values.clone(), x.records))).or_insert_with(|| {
+                    *next += 1;
+                    pieces.push(Piece {
+                        unknown: *next - 1,
+                        key: key.clone(),
+                        values: summary(vec![x.clone()]),
+                    });
+                    *next - 1
+                });
+                parts.push(id);
+            }
+            splits.push(Split {
+                class: *c,
+                stable: stable_unknown,
+                parts,
+                truth: summary(by.values().cloned().collect()),
+                stable_truth: stable_truth.clone(),
+            });
+        }
+    }
+    (splits, pieces)
 }
