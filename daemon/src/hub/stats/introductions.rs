@@ -20,7 +20,9 @@ use passerelle_proto::v1::{self, Cell, GetTableRequest, IntroductionOutcome, Tab
 use passerelle_proto::validate::FieldError;
 use prost::Message;
 
-use super::disclosure::{MIN_STRUCTURES, complement, lines_of, secondary_suppression};
+use super::disclosure::{
+    DOMINANCE_PERCENT, MIN_STRUCTURES, complement, lines_of, pair_limit_hundredths, secondary_suppression,
+};
 use super::family::{AuditRule, Family};
 use super::tables::with_margins;
 use crate::error::{Error, Result};
@@ -71,14 +73,20 @@ pub(crate) fn check(request: &GetTableRequest) -> Result<Month> {
 /// What a cell (or a margin) counts.
 #[derive(Debug, Clone, Default)]
 struct Counts {
-    requesters: BTreeSet<String>,
+    /// Per requesting structure: its own figures (for dominance and the pair rule).
+    requesters: BTreeMap<String, [i64; 4]>,
     holders: BTreeSet<String>,
     values: [i64; 4],
 }
 
 impl Counts {
     fn merge(&mut self, other: &Counts) {
-        self.requesters.extend(other.requesters.iter().cloned());
+        for (siret, values) in &other.requesters {
+            let mine = self.requesters.entry(siret.clone()).or_default();
+            for (a, b) in mine.iter_mut().zip(values) {
+                *a += b;
+            }
+        }
         self.holders.extend(other.holders.iter().cloned());
         for (a, b) in self.values.iter_mut().zip(other.values) {
             *a += b;
@@ -103,8 +111,44 @@ fn hide_person_figures(cell: &mut Cell, reason: &str) {
     }
 }
 
+/// The first of `measures` of which one requesting structure makes more than
+/// [`DOMINANCE_PERCENT`], or two more than `100 / (1 + p)` % (see `disclosure::paired`):
+/// a cell of 52 requests, 50 of them one structure's, tells that structure's activity.
+fn concentrated(counts: &Counts, measures: std::ops::Range<usize>, protection: u32) -> Option<String> {
+    measures.into_iter().find_map(|i| {
+        let total = counts.values[i];
+        let mut top = [0i64; 2];
+        for values in counts.requesters.values() {
+            let x = values[i];
+            if x > top[0] {
+                top = [x, top[0]];
+            } else if x > top[1] {
+                top[1] = x;
+            }
+        }
+        let limit = pair_limit_hundredths(protection);
+        if total > 0 && top[0] * 100 > i64::from(DOMINANCE_PERCENT) * total {
+            Some(format!("one requesting structure makes more than {DOMINANCE_PERCENT} % of {}", MEASURES[i]))
+        } else if total > 0 && (top[0] + top[1]) * (100 + i64::from(protection)) > 100 * total {
+            Some(format!(
+                "two requesting structures make more than {}.{:02} % of {}",
+                limit / 100,
+                limit % 100,
+                MEASURES[i]
+            ))
+        } else {
+            None
+        }
+    })
+}
+
 /// Primary rules, then complementary suppression of whole cells and of person figures.
-fn controlled(entries: Vec<(Vec<String>, bool, Counts)>, dims: usize, min_persons: i64) -> Vec<Cell> {
+fn controlled(
+    entries: Vec<(Vec<String>, bool, Counts)>,
+    dims: usize,
+    min_persons: i64,
+    protection: u32,
+) -> Vec<Cell> {
     let mut cells: Vec<Cell> = entries
         .into_iter()
         .map(|(key, total, counts)| {
@@ -112,6 +156,8 @@ fn controlled(entries: Vec<(Vec<String>, bool, Counts)>, dims: usize, min_person
                 format!("fewer than {MIN_STRUCTURES} requesting structures")
             } else if (counts.holders.len() as u32) < MIN_STRUCTURES {
                 format!("fewer than {MIN_STRUCTURES} holding structures")
+            } else if let Some(why) = concentrated(&counts, 0..2, protection) {
+                why
             } else {
                 String::new()
             };
@@ -134,6 +180,10 @@ fn controlled(entries: Vec<(Vec<String>, bool, Counts)>, dims: usize, min_person
             let few = counts.values[2..].iter().any(|v| *v > 0 && *v < min_persons);
             if reason.is_empty() && few {
                 hide_person_figures(&mut cell, &format!("fewer than {min_persons} persons"));
+            } else if reason.is_empty()
+                && let Some(why) = concentrated(&counts, 2..4, protection)
+            {
+                hide_person_figures(&mut cell, &why);
             }
             cell
         })
@@ -164,14 +214,19 @@ impl Hub {
             let (Some(requester), Some(need)) = (&intro.requester, &intro.need) else { continue };
             let key = vec![need.departement.clone(), need.rome_code.chars().take(3).collect()];
             let counts = groups.entry(key).or_default();
-            counts.requesters.insert(requester.siret.clone());
             counts.holders.extend(intro.holders.iter().map(|h| h.siret.clone()));
-            counts.values[0] += 1;
-            counts.values[1] += i64::from(!intro.holders.is_empty());
-            counts.values[2] += intro.candidates.len() as i64;
-            counts.values[3] +=
+            let these = [
+                1,
+                i64::from(!intro.holders.is_empty()),
+                intro.candidates.len() as i64,
                 intro.candidates.iter().filter(|c| c.outcome == IntroductionOutcome::Hired as i32).count()
-                    as i64;
+                    as i64,
+            ];
+            let mine = counts.requesters.entry(requester.siret.clone()).or_default();
+            for ((total, own), v) in counts.values.iter_mut().zip(mine.iter_mut()).zip(these) {
+                *total += v;
+                *own += v;
+            }
         }
         Ok(groups)
     }
@@ -180,8 +235,12 @@ impl Hub {
     fn introduction_tables(&self, month: Month) -> Result<Vec<(Vec<String>, v1::Table)>> {
         let full: Vec<String> = DIMENSIONS.iter().map(|d| d.to_string()).collect();
         let groups = self.introduction_counts(month)?;
-        let cells =
-            controlled(with_margins(&full, &groups, Counts::merge), 2, i64::from(self.config.min_persons));
+        let cells = controlled(
+            with_margins(&full, &groups, Counts::merge),
+            2,
+            i64::from(self.config.min_persons),
+            self.config.protection_percent,
+        );
         // Then the solver's audit, as for indicators: every withheld figure keeps its range.
         let values = groups.iter().map(|(k, c)| (k.clone(), c.values.to_vec())).collect();
         let rule = AuditRule {
@@ -193,6 +252,14 @@ impl Hub {
         let rules = vec![
             format!("a cell with fewer than {MIN_STRUCTURES} requesting or {MIN_STRUCTURES} holding structures is suppressed"),
             format!("accepted and hired counting fewer than {} persons are suppressed", self.config.min_persons),
+            {
+                let limit = pair_limit_hundredths(self.config.protection_percent);
+                format!(
+                    "a figure one requesting structure makes more than {DOMINANCE_PERCENT} % of, or two more than {}.{:02} %, is suppressed",
+                    limit / 100,
+                    limit % 100
+                )
+            },
             "suppressed cells are complemented until a solver reading every grouping narrows no suppressed figure to within the protection range".into(),
             "every grouping is a projection of the table by departement and rome-domaine: a shared cell has one status".into(),
         ];
@@ -358,8 +425,16 @@ mod tests {
 
     #[test]
     fn few_hires_are_withheld_and_complemented() {
+        // Each requester's share: the figures spread as evenly as they go.
         let counts = |r: &[&str], h: &[&str], values: [i64; 4]| Counts {
-            requesters: r.iter().map(|s| s.to_string()).collect(),
+            requesters: r
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let n = r.len() as i64;
+                    (s.to_string(), values.map(|v| v / n + i64::from((i as i64) < v % n)))
+                })
+                .collect(),
             holders: h.iter().map(|s| s.to_string()).collect(),
             values,
         };
@@ -369,7 +444,7 @@ mod tests {
         groups.insert(vec!["44".to_string()], counts(&all, &all, [10, 10, 7, 6]));
         groups.insert(vec!["72".to_string()], counts(&all, &all, [10, 10, 8, 7]));
         let by = vec!["departement".to_string()];
-        let cells = controlled(with_margins(&by, &groups, Counts::merge), 1, 5);
+        let cells = controlled(with_margins(&by, &groups, Counts::merge), 1, 5, 15);
         let hidden: Vec<&str> =
             cells.iter().filter(|c| person_figures_hidden(c)).map(|c| c.key[0].as_str()).collect();
         assert_eq!(hidden.len(), 2, "49 (2 hired) and one complement: {hidden:?}");
