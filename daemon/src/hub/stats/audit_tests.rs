@@ -46,7 +46,7 @@ pub(super) fn publish(dir: &std::path::Path, layout: &[Reporter], protection: u3
 /// [`publish`], the `i`-th reporter being structure `same(i)`: two reporters of one structure
 /// are one structure that moved (admitted again with its new attributes before its later
 /// months are pushed).
-fn publish_as(
+pub(super) fn publish_as(
     dir: &std::path::Path,
     layout: &[Reporter],
     protection: u32,
@@ -474,7 +474,7 @@ proptest! {
 }
 
 /// A structure reporting the same values in each of `months` (of 2026).
-fn steady(departement: &str, kind: StructureKind, months: &[u8], v: [i64; 9]) -> Reporter {
+pub(super) fn steady(departement: &str, kind: StructureKind, months: &[u8], v: [i64; 9]) -> Reporter {
     Reporter {
         departement: departement.into(),
         kind: kind as i32,
