@@ -840,3 +840,433 @@ fn a_chain_of_late_reports_gives_none_away() -> anyhow::Result<()> {
     assert!(exposed.is_empty(), "{exposed:#?}");
     Ok(())
 }
+
+/// **Leak (in the audit's own model): a removal leaves two structures under a published
+/// margin.** Seed 569 of the random search: three structures in January, one per finest cell
+/// (53 × EI: 387 hours, 53 × ACI: 2,333, 44 × AI: 828); revision 0 publishes the grand total
+/// (3,548 hours, three structures, none over 85 %). The 53 × EI one is removed: revision 1's
+/// grand total (two structures, 3,161 hours) is withheld — but it is revision 0's total minus
+/// the removed cell, so at most 3,548: narrowed to [0, 3,548], the range needing 3,635.15.
+/// The audit sees it and `audit::keeps` excuses it (the bound was there "before"); as with
+/// two removals, the bound is revision 0's three-structure figure of which two structures
+/// make more than 1 / 1.15 ≈ 87 %.
+#[test]
+#[ignore = "leak: a removal leaves two structures bounded by the earlier margin (audit::keeps excuses it)"]
+fn a_removal_leaves_two_structures_bounded_by_the_earlier_total() -> anyhow::Result<()> {
+    let (layout, events) = random_case(569);
+    assert!(matches!(events.as_slice(), [Event::Remove(0)]), "{events:?}");
+    let exposed = attack_case(&layout, &events, false)?;
+    assert!(exposed.is_empty(), "{exposed:#?}");
+    Ok(())
+}
+
+/// One structure of a random quarter: its reports by month, each under that month's
+/// attributes (a mover has two), and whether it was removed.
+#[derive(Debug, Clone)]
+struct Member {
+    id: usize,
+    months: BTreeMap<u8, (At, [i64; 9])>,
+    removed: bool,
+}
+
+/// What changes after the quarter closed: (month, event) rounds, each followed by revising
+/// the months it touched.
+#[derive(Debug, Clone)]
+enum QEvent {
+    /// A new structure reports month `m` late (as a member of id `id`).
+    Late(u8, At, [i64; 9]),
+    /// Member `i` is removed (every month of its leaves).
+    Remove(usize),
+    /// Member `i` corrects its month `m` report: hires or hours up by `by`.
+    Correct(usize, u8, usize, i64),
+    /// Member `i` reports month `m` late under attributes `at` (a late report by a member that
+    /// may have moved).
+    LateOwn(usize, u8, At),
+}
+
+/// A random quarter: 3 to 10 members over 2 départements × 2 kinds, each reporting some
+/// months, one in five moving (its March under other attributes), then 1 to 3 rounds of 1 or
+/// 2 events.
+fn random_quarter(seed: u64) -> (Vec<Member>, Vec<Vec<QEvent>>) {
+    let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1);
+    let cells = [at("44", "ai"), at("44", "aci"), at("53", "ai"), at("53", "aci")];
+    let values = |rng: &mut Rng| {
+        let exits = [0, 0, 0, 0].map(|_: i64| rng.below(3) as i64);
+        report(2 + rng.below(15) as i64, 100 + rng.below(2500) as i64, rng.below(4) as i64, exits)
+    };
+    let n = 3 + rng.below(8) as usize;
+    let mut members = Vec::new();
+    for id in 0..n {
+        let home = cells[rng.below(4) as usize].clone();
+        let moves = rng.below(5) == 0;
+        let mut months = BTreeMap::new();
+        let mask = 1 + rng.below(7);
+        for m in 1..=3u8 {
+            if mask & (1 << (m - 1)) != 0 {
+                let here = if moves && m == 3 { cells[rng.below(4) as usize].clone() } else { home.clone() };
+                months.insert(m, (here, values(&mut rng)));
+            }
+        }
+        members.push(Member { id, months, removed: false });
+    }
+    let rounds = (0..1 + rng.below(3))
+        .map(|_| {
+            (0..1 + rng.below(2))
+                .map(|_| match rng.below(5) {
+                    0 | 1 => QEvent::Late(
+                        1 + rng.below(3) as u8,
+                        cells[rng.below(4) as usize].clone(),
+                        values(&mut rng),
+                    ),
+                    2 => QEvent::Remove(rng.below(n as u64) as usize),
+                    3 => {
+                        let m = if rng.below(2) == 0 { 3 } else { 2 };
+                        QEvent::Correct(
+                            rng.below(n as u64) as usize,
+                            1 + rng.below(3) as u8,
+                            m,
+                            1 + rng.below(3) as i64,
+                        )
+                    }
+                    _ => QEvent::LateOwn(
+                        rng.below(n as u64) as usize,
+                        1 + rng.below(3) as u8,
+                        cells[rng.below(4) as usize].clone(),
+                    ),
+                })
+                .collect()
+        })
+        .collect();
+    (members, rounds)
+}
+
+/// Pushes member `member`'s months (in order, admitted again with each month's attributes).
+fn push_member(hub: &Hub, member: &Member, version: u64) -> anyhow::Result<()> {
+    use StructureKind::{Aci, Ai};
+    for (m, (place, v)) in &member.months {
+        let kind = if place[1] == "ai" { Ai } else { Aci };
+        anyhow::ensure!(place[1] == "ai" || place[1] == "aci", "kind {place:?}");
+        let r = Reporter {
+            departement: place[0].clone(),
+            kind: kind as i32,
+            months: BTreeMap::from([(month(*m), *v)]),
+        };
+        push(hub, member.id, member.id, &r, version)?;
+    }
+    Ok(())
+}
+
+/// A node as the model has it: per finest cell, per member, the values (month: its report;
+/// quarter: its months summed, stocks averaged as published) — the true values and the
+/// fingerprints the attacker is granted.
+type Truth = BTreeMap<At, BTreeMap<usize, Vec<i64>>>;
+
+fn truth_of(members: &[Member], period: &str) -> Truth {
+    let mut out: Truth = BTreeMap::new();
+    for member in members.iter().filter(|m| !m.removed) {
+        let months: Vec<(&u8, &(At, [i64; 9]))> = match period {
+            "2026-Q1" => member.months.iter().collect(),
+            p => member.months.iter().filter(|(m, _)| format!("2026-{m:02}") == p).collect(),
+        };
+        let Some((_, (place, _))) = months.last() else { continue };
+        let values = (0..INDICATORS.measures.len())
+            .map(|i| {
+                let sum: i64 = months.iter().map(|(_, (_, v))| v[i]).sum();
+                let k = months.len() as i64;
+                if INDICATORS.measures[i].agg() == Agg::Sum { sum } else { (sum + k / 2) / k }
+            })
+            .collect();
+        out.entry(place.clone()).or_default().insert(member.id, values);
+    }
+    out
+}
+
+/// The random quarter played on a hub, every publication held, and the audit's own model of
+/// the attacker (no orders) solving for every primary-withheld value of every node, every
+/// change of one or two structures between two revisions of a period, and every mover's
+/// month figures; a value a node's own publication did not narrow further than the others
+/// had (`keeps`, design call 3) is not counted.
+fn attack_quarter(mut members: Vec<Member>, rounds: &[Vec<QEvent>]) -> anyhow::Result<Vec<String>> {
+    use super::audit::keeps;
+    use super::disclosure::is_primary;
+    let dir = tempfile::tempdir()?;
+    let mut hub = Hub::for_tests(dir.path());
+    hub.config.protection_percent = 15;
+    for member in &members {
+        push_member(&hub, member, 1)?;
+    }
+    for m in 1..=3 {
+        hub.close_month(month(m), i64::MAX / 2)?;
+    }
+    let periods = ["2026-01", "2026-02", "2026-03", "2026-Q1"];
+    let mut attacker = Attacker::default();
+    // Per node: its period and truth; per period: its latest node and revision.
+    let mut held: Vec<(String, Truth)> = Vec::new();
+    let mut latest: BTreeMap<&str, (u32, usize)> = BTreeMap::new();
+    let mut version = 1;
+    let take = |attacker: &mut Attacker,
+                held: &mut Vec<(String, Truth)>,
+                latest: &mut BTreeMap<&'static str, (u32, usize)>,
+                members: &[Member]|
+     -> anyhow::Result<()> {
+        for p in periods {
+            let Ok(tables) = read_all(&hub, p) else { continue };
+            let r = tables.first().map(|t| t.revision).unwrap_or(0);
+            if latest.get(p).map(|(known, _)| *known) == Some(r) {
+                continue;
+            }
+            let n = attacker.node(tables);
+            let truth = truth_of(members, p);
+            if let Some((_, older)) = latest.get(p) {
+                let changed: Vec<At> = held[*older]
+                    .1
+                    .keys()
+                    .chain(truth.keys())
+                    .filter(|k| held[*older].1.get(*k) != truth.get(*k))
+                    .cloned()
+                    .collect();
+                attacker.shares.push((*older, n, changed));
+            }
+            if p == "2026-Q1" {
+                let parts: Vec<usize> =
+                    periods[..3].iter().filter_map(|q| latest.get(q).map(|(_, i)| *i)).collect();
+                anyhow::ensure!(parts.len() == 3, "a quarter is published after its months");
+                for (k, &part) in parts.iter().enumerate() {
+                    for member in members.iter().filter(|m| !m.removed) {
+                        let (Some((_, (to, _))), Some((from, _))) =
+                            (member.months.iter().last(), member.months.get(&(k as u8 + 1)))
+                        else {
+                            continue;
+                        };
+                        if to != from {
+                            attacker.moves.push((n, part, from.clone(), to.clone()));
+                        }
+                    }
+                }
+                attacker.sums.push((n, parts));
+            }
+            held.push((p.to_string(), truth));
+            latest.insert(p, (r, n));
+        }
+        Ok(())
+    };
+    take(&mut attacker, &mut held, &mut latest, &members)?;
+    for round in rounds {
+        let mut touched = std::collections::BTreeSet::new();
+        version += 1;
+        for event in round {
+            match event {
+                QEvent::Late(m, place, v) => {
+                    let id = 100 + members.len();
+                    let member =
+                        Member { id, months: BTreeMap::from([(*m, (place.clone(), *v))]), removed: false };
+                    push_member(&hub, &member, 1)?;
+                    members.push(member);
+                    touched.insert(*m);
+                }
+                QEvent::Remove(i) => {
+                    if members[*i].removed {
+                        continue;
+                    }
+                    hub.remove_member(&super::cells_tests::siret(1000 + members[*i].id), None)?;
+                    members[*i].removed = true;
+                    touched.extend(members[*i].months.keys().copied());
+                }
+                QEvent::Correct(i, m, measure, by) => {
+                    let member = &mut members[*i];
+                    let Some((place, v)) = member.months.get(m).cloned() else { continue };
+                    if member.removed {
+                        continue;
+                    }
+                    let mut v = v;
+                    v[*measure] += by;
+                    let one = Member {
+                        id: member.id,
+                        months: BTreeMap::from([(*m, (place.clone(), v))]),
+                        removed: false,
+                    };
+                    member.months.insert(*m, (place, v));
+                    push_member(&hub, &one, version)?;
+                    touched.insert(*m);
+                }
+                QEvent::LateOwn(i, m, place) => {
+                    let member = &mut members[*i];
+                    if member.removed || member.months.contains_key(m) {
+                        continue;
+                    }
+                    let v = report(4, 500, 1, [1, 0, 0, 0]);
+                    // A month counts under the attributes the member has when it is counted:
+                    // its latest month's (the hub has them), whatever `place` says.
+                    let now =
+                        member.months.iter().last().map(|(_, (p, _))| p.clone()).unwrap_or(place.clone());
+                    member.months.insert(*m, (now.clone(), v));
+                    let one =
+                        Member { id: member.id, months: BTreeMap::from([(*m, (now, v))]), removed: false };
+                    push_member(&hub, &one, version)?;
+                    touched.insert(*m);
+                }
+            }
+        }
+        for m in touched {
+            let _ = hub.revise_month(month(m));
+        }
+        take(&mut attacker, &mut held, &mut latest, &members)?;
+    }
+    if std::env::var("BREAK_VERBOSE").is_ok() {
+        let periods: Vec<&str> = held.iter().map(|(p, _)| p.as_str()).collect();
+        eprintln!("nodes {periods:?}, moves {}, shares {}", attacker.moves.len(), attacker.shares.len());
+    }
+    // The targets.
+    let mut exposed = Vec::new();
+    let without = |n: usize| -> Attacker {
+        let mut other = Attacker {
+            nodes: attacker.nodes.clone(),
+            shares: attacker.shares.clone(),
+            sums: attacker.sums.clone(),
+            orders: Vec::new(),
+            moves: attacker.moves.clone(),
+            links: Vec::new(),
+        };
+        for t in &mut other.nodes[n] {
+            for c in &mut t.cells {
+                for m in &mut c.measures {
+                    m.value = None;
+                }
+            }
+        }
+        other
+    };
+    let value_at = |truth: &Truth, cell: &At, m: usize| -> i64 {
+        truth.iter().filter(|(k, _)| matches(k, cell)).flat_map(|(_, by)| by.values()).map(|v| v[m]).sum()
+    };
+    let mut check = |label: String,
+                     n: usize,
+                     objective: &[(usize, At, f64)],
+                     moved: &[usize],
+                     m: usize,
+                     value: i64|
+     -> anyhow::Result<()> {
+        if value <= 0 {
+            return Ok(());
+        }
+        let interval = attacker.range(m, objective, moved)?;
+        if protects(value, interval, 15) {
+            return Ok(());
+        }
+        let prior = without(n).range(m, objective, moved)?;
+        if !keeps(value, interval, prior, 15) {
+            exposed.push(format!(
+                "{label} {} = {value}, narrowed to [{:.2}, {:.2}] (before: [{:.2}, {:.2}])",
+                INDICATORS.measures[m].name(),
+                interval.low,
+                interval.high,
+                prior.low,
+                prior.high
+            ));
+        }
+        Ok(())
+    };
+    for (n, (period, truth)) in held.iter().enumerate() {
+        for table in &attacker.nodes[n] {
+            for cell in &table.cells {
+                let here = coords(table, &cell.key);
+                for (m, measure) in INDICATORS.measures.iter().enumerate() {
+                    let Some(shown) = cell.measures.iter().find(|x| x.name == measure.name()) else {
+                        continue;
+                    };
+                    if shown.value.is_none() && is_primary(&shown.suppressed) {
+                        let value = value_at(truth, &here, m);
+                        check(
+                            format!("node {n} ({period}) {here:?}"),
+                            n,
+                            &[(n, here.clone(), 1.0)],
+                            &[],
+                            m,
+                            value,
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+    // Changes of one or two structures between two revisions of a period.
+    for (a, (pa, ta)) in held.iter().enumerate() {
+        for (b, (pb, tb)) in held.iter().enumerate().skip(a + 1) {
+            if pa != pb {
+                continue;
+            }
+            let keys: Vec<&At> = ta.keys().chain(tb.keys()).collect();
+            let mut cells: Vec<At> = Vec::new();
+            for key in keys {
+                for c in [key.clone(), at(&key[0], "*"), at("*", &key[1]), at("*", "*")] {
+                    if !cells.contains(&c) {
+                        cells.push(c);
+                    }
+                }
+            }
+            for cell in cells {
+                let mut who = std::collections::BTreeSet::new();
+                for (k, _) in ta.iter().chain(tb.iter()).filter(|(k, _)| matches(k, &cell)) {
+                    let (x, y) = (ta.get(k), tb.get(k));
+                    let ids: Vec<usize> =
+                        x.iter().chain(y.iter()).flat_map(|by| by.keys().copied()).collect();
+                    for id in ids {
+                        if x.and_then(|by| by.get(&id)) != y.and_then(|by| by.get(&id)) {
+                            who.insert(id);
+                        }
+                    }
+                }
+                if who.is_empty() || who.len() >= 3 {
+                    continue;
+                }
+                for m in 0..INDICATORS.measures.len() {
+                    let delta = value_at(tb, &cell, m) - value_at(ta, &cell, m);
+                    if delta == 0 {
+                        continue;
+                    }
+                    let s = delta.signum() as f64;
+                    let objective = [(b, cell.clone(), s), (a, cell.clone(), -s)];
+                    check(format!("{pa} node {b} − node {a} {cell:?}"), b, &objective, &[], m, delta.abs())?;
+                }
+            }
+        }
+    }
+    // Movers' months (flows): each move's figures.
+    for (i, (q, kid, from, _)) in attacker.moves.clone().iter().enumerate() {
+        let Some(month_truth) = held[*kid].1.get(from) else { continue };
+        let quarter = &held[*q].1;
+        // The member counted at `from` in the month and elsewhere in the quarter.
+        let Some(id) =
+            month_truth.keys().find(|id| quarter.iter().any(|(k, by)| k != from && by.contains_key(id)))
+        else {
+            continue;
+        };
+        for (m, value) in month_truth[id].iter().enumerate() {
+            if INDICATORS.measures[m].agg() != Agg::Sum {
+                continue;
+            }
+            check(format!("mover {id} in node {kid}"), *q, &[], &[i], m, *value)?;
+        }
+    }
+    Ok(exposed)
+}
+
+/// Random quarters with late reports, removals, corrections, late reports by members that
+/// moved, over rounds of revisions: the audit's own model of the attacker, every revision of
+/// every month and of the quarter held, narrows nothing past the range that its publication
+/// opened (`BREAK_CASES`, `BREAK_FROM` for a longer run).
+#[test]
+fn random_quarters_with_revisions_isolate_nothing_in_the_audits_model() -> anyhow::Result<()> {
+    let cases: u64 = std::env::var("BREAK_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let from: u64 = std::env::var("BREAK_FROM").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut found = Vec::new();
+    for seed in from..from + cases {
+        let (members, rounds) = random_quarter(seed);
+        let exposed = attack_quarter(members.clone(), &rounds)?;
+        if !exposed.is_empty() {
+            found.push(format!("seed {seed}: {members:?} {rounds:?}\n{exposed:#?}"));
+        }
+    }
+    assert!(found.is_empty(), "{} of {cases} leak:\n{}", found.len(), found.join("\n"));
+    Ok(())
+}
