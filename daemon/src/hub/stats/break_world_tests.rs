@@ -1270,3 +1270,48 @@ fn random_quarters_with_revisions_isolate_nothing_in_the_audits_model() -> anyho
     assert!(found.is_empty(), "{} of {cases} leak:\n{}", found.len(), found.join("\n"));
     Ok(())
 }
+
+/// **Leak (a member attacker): an insider subtracts its own report.** 44 × ACI counts three
+/// structures in January: the victim (800 hours, 10 employees, 700 ETP hundredths), a tiny one
+/// (10 hours, 1 employee, 70) and the attacker, a member whose figures are its own (190 hours,
+/// 4 employees, 280). No structure makes 85 % of any measure but exits (withheld on their own),
+/// so the cell is published: 1,000 hours, 15 employees, 1,050 ETP hundredths. The attacker
+/// knows the other two make 810 hours, 11 employees and 770 ETP hundredths, every part ≥ 0:
+/// the victim is narrowed to [0, 810] hours (the range needs 920), [0, 11] employees (11.5) and
+/// [0, 770] ETP hundredths (805). A member in the victim's département and kind planting its
+/// report is what turns a withheld two-structure cell into this (the (1, 85 %) dominance rule
+/// does not protect the largest contributor from the second largest, nor from any insider
+/// when the third is small).
+#[test]
+#[ignore = "leak: an insider's own report subtracted from a three-structure cell bounds the largest"]
+fn an_insider_subtracting_its_own_report_bounds_the_largest_contributor() -> anyhow::Result<()> {
+    use StructureKind::Aci;
+    let dir = tempfile::tempdir()?;
+    let victim = one_month("44", Aci, report(10, 800, 2, [1, 1, 0, 1]));
+    let tiny = one_month("44", Aci, report(1, 10, 1, [0, 0, 1, 0]));
+    let insider = one_month("44", Aci, report(4, 190, 1, [1, 0, 0, 0]));
+    let mut layout = background();
+    layout.extend([victim.clone(), tiny, insider.clone()]);
+    let hub = publish(dir.path(), &layout, 15)?;
+    let tables = read_all(&hub, "2026-01")?;
+    let grid =
+        tables.iter().find(|t| t.by == ["departement", "kind"]).ok_or_else(|| anyhow::anyhow!("grid"))?;
+    let cell = grid
+        .cells
+        .iter()
+        .find(|c| coords(grid, &c.key) == at("44", "aci"))
+        .ok_or_else(|| anyhow::anyhow!("44 × aci listed"))?;
+    let mut exposed = Vec::new();
+    for (measure, m) in INDICATORS.measures.iter().enumerate() {
+        let Some(shown) = cell.measures.iter().find(|x| x.name == m.name()).and_then(|x| x.value) else {
+            continue;
+        };
+        let value = victim.months[&month(1)][measure];
+        let interval = Interval { low: 0.0, high: (shown - insider.months[&month(1)][measure]) as f64 };
+        if !protects(value, interval, 15) {
+            exposed.push(format!("{} = {value}, narrowed to [0, {}]", m.name(), interval.high));
+        }
+    }
+    assert!(exposed.is_empty(), "the victim, by the insider: {exposed:#?}");
+    Ok(())
+}
