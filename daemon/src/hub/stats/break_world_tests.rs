@@ -1396,3 +1396,62 @@ fn two_overlapping_needs_ranges_give_one_structure_away() -> anyhow::Result<()> 
     assert!(exposed.is_empty(), "February's one structure: {exposed:#?}");
     Ok(())
 }
+
+/// The year against its quarters' and months' revisions: reports in January and April (two
+/// quarters), every month of the year closed (the year published), then a late report in
+/// January revising January, Q1 and the year. The attacker holds every node, each quarter the
+/// sum of its months and the year of its quarters, and solves for the late report as each
+/// period's difference — at the cell, its margins and the total.
+#[test]
+fn the_year_and_its_quarters_revisions_give_no_late_report_away() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (a, b, small) = two_and_a_small_one();
+    let mut layout = background();
+    layout.extend([a, b]);
+    for r in &mut layout {
+        let v = r.months[&month(1)];
+        r.months.insert(month(4), v);
+    }
+    let hub = publish(dir.path(), &layout, 15)?;
+    for m in 7..=12 {
+        hub.close_month(month(m), i64::MAX / 2)?;
+    }
+    let read = |p: &str, r: u32| read_revision(&hub, p, r);
+    let mut attacker = Attacker::default();
+    let months: Vec<usize> = (1..=12u8)
+        .map(|m| Ok(attacker.node(read(&format!("2026-{m:02}"), 0)?)))
+        .collect::<anyhow::Result<_>>()?;
+    let quarters: Vec<usize> = (1..=4u8)
+        .map(|q| Ok(attacker.node(read(&format!("2026-Q{q}"), 0)?)))
+        .collect::<anyhow::Result<_>>()?;
+    let year0 = attacker.node(read("2026", 0)?);
+    push(&hub, 50, 50, &small, 1)?;
+    assert_eq!(hub.revise_month(month(1))?, 1);
+    let jan1 = attacker.node(read("2026-01", 1)?);
+    let q1 = attacker.node(read("2026-Q1", 1)?);
+    let year1 = attacker.node(read("2026", 1)?);
+    let cell = at("44", "aci");
+    for (older, newer) in [(months[0], jan1), (quarters[0], q1), (year0, year1)] {
+        attacker.shares.push((older, newer, vec![cell.clone()]));
+    }
+    for (q, first) in quarters.iter().zip([0, 3, 6, 9]) {
+        attacker.sums.push((*q, months[first..first + 3].to_vec()));
+    }
+    attacker.sums.push((q1, vec![jan1, months[1], months[2]]));
+    attacker.sums.push((year0, quarters.clone()));
+    attacker.sums.push((year1, vec![q1, quarters[1], quarters[2], quarters[3]]));
+    let truth = |m: usize| small.months[&month(1)][m];
+    let mut exposed = Vec::new();
+    for (label, older, newer) in
+        [("2026-01", months[0], jan1), ("2026-Q1", quarters[0], q1), ("2026", year0, year1)]
+    {
+        for margin in [cell.clone(), at("44", "*"), at("*", "aci"), at("*", "*")] {
+            let objective = [(newer, margin.clone(), 1.0), (older, margin.clone(), -1.0)];
+            for e in attacker.exposed(&objective, truth)? {
+                exposed.push(format!("{label} {margin:?}: {e}"));
+            }
+        }
+    }
+    assert!(exposed.is_empty(), "the late report: {exposed:#?}");
+    Ok(())
+}
