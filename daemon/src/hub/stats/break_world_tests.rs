@@ -235,18 +235,19 @@ fn two_and_a_small_one() -> (Reporter, Reporter, Reporter) {
 /// **Leak: a removal only takes away.** 44 × ACI counts three structures in January (hours
 /// 600, 500 and 60): published at revision 0 (1,160 hours, 16 employees, 1,120 ETP
 /// hundredths). The small one is removed; revision 1 withholds 44 × ACI (two structures left:
-/// 1,100 hours) and, since every other finest cell is unchanged and was published, every
-/// margin through it. The audit's model gives 44 × ACI at revision 1 an unknown of its own
-/// (`stats::revisions`: "the exact projection of unchanged part + each revision's changed
-/// part, all ≥ 0") — but a removed structure's part in the new revision is *0*, not free: the
-/// attacker who knows the structure left (it is no longer a member; that it changed is granted
-/// by the design) has `cell(r1) ≤ cell(r0)` on every measure, so:
+/// 1,100 hours, 15 employees, 1,050 ETP hundredths) and, since every other finest cell is
+/// unchanged and was published, every margin through it. The audit's model gives 44 × ACI at
+/// revision 1 an unknown of its own (`stats::revisions`: "the exact projection of unchanged
+/// part + each revision's changed part, all ≥ 0") — but a removed structure's part in the new
+/// revision is *0*, not free: the attacker who knows the structure left (that it changed is
+/// granted by the design; a member's removal is no secret) has `cell(r1) ≤ cell(r0)` on every
+/// measure. Recovered, for the month and for its quarter (revision 1 of each):
 ///
-/// - hours = 1,100, narrowed to [0, 1,160] (needs ≥ 1,265),
-/// - employees = 15, narrowed to [0, 16] (needs ≥ 17.25),
-/// - etp (hundredths) = 1,050, narrowed to [0, 1,120] (needs ≥ 1,207.5),
-/// - exits (total) = 6, narrowed to [0, 7] (needs ≥ 6.9); exits to positive = 2 in [0, 3]? no:
-///   the figures the test prints are authoritative.
+/// - hours = 1,100, narrowed to [0, 1,160] (the range needs 1,265),
+/// - employees = 15, narrowed to [0, 16] (needs 17.25),
+/// - ETP hundredths = 1,050, narrowed to [0, 1,120] (needs 1,207.5).
+///
+/// (Without the order, the audit's model, nothing comes out: the test checks that first.)
 #[test]
 #[ignore = "leak: a removal bounds the withheld cell by its published earlier revision"]
 fn a_removal_bounds_the_withheld_cell_by_its_earlier_revision() -> anyhow::Result<()> {
@@ -280,17 +281,15 @@ fn a_removal_bounds_the_withheld_cell_by_its_earlier_revision() -> anyhow::Resul
     Ok(())
 }
 
-/// **Leak: a late report only adds.** 44 × ACI counts two structures in January (hours 600 and
-/// 500): withheld at revision 0. A third, small, reports late (hours 60); revision 1 counts
-/// three structures there and publishes 44 × ACI (1,160 hours) — its difference with revision
-/// 0 is protected, since revision 0's 44 × ACI is an unknown of its own in the audit's model.
-/// But the late structure was absent from revision 0: its part there is 0, and the attacker has
-/// `cell(r0) ≤ cell(r1)` on every measure — revision 0's primary-withheld 44 × ACI (1,100
-/// hours, 15 employees, 1,050 ETP hundredths) is narrowed to at most revision 1's published
-/// figures (1,160, 16, 1,120), under the 1,265, 17.25 and 1,207.5 the range needs.
+/// A late report only adds: 44 × ACI counts two structures in January (hours 600 and 500),
+/// withheld at revision 0; a third, small, reports late (hours 60). Had revision 1 published
+/// 44 × ACI (three structures, 1,160 hours), the attacker who knows the late structure was
+/// absent from revision 0 would have `cell(r0) ≤ cell(r1)` and revision 0's 1,100 hours
+/// narrowed to [0, 1,160]. Holds here: the audit's greedy complements withhold the revised
+/// 44 × ACI first (fewest structures), and then every margin through it. Where they cannot,
+/// it leaks: see `a_late_report_with_no_hires_bounds_the_earlier_withheld_hires`.
 #[test]
-#[ignore = "leak: a late report bounds the earlier withheld cell by the revision's published one"]
-fn a_late_report_bounds_the_earlier_withheld_cell_by_the_revision() -> anyhow::Result<()> {
+fn a_late_report_into_a_withheld_cell_is_withheld_with_its_margins() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (a, b, small) = two_and_a_small_one();
     let mut layout = background();
@@ -580,7 +579,15 @@ fn random_case(seed: u64) -> (Vec<Reporter>, Vec<Event>) {
 /// revision 1 together: every primary-withheld value of either, and every change of one or two
 /// structures (at a finest cell, a margin or the total). With `orders`, the attacker also uses
 /// that a cell only late reports changed only grew, and one only removals changed only shrank.
-fn attack_case(layout: &[Reporter], events: &[Event], orders: bool) -> anyhow::Result<Vec<String>> {
+/// With `excuse`, a value is not counted when revision 0 (with the orders) already narrowed it
+/// as much — the audit's own excuse (`audit::keeps`).
+fn attack_case(
+    layout: &[Reporter],
+    events: &[Event],
+    orders: bool,
+    excuse: bool,
+) -> anyhow::Result<Vec<String>> {
+    use super::audit::keeps;
     use super::disclosure::is_primary;
     use passerelle_proto::codes::slug_of;
     let dir = tempfile::tempdir()?;
@@ -639,6 +646,23 @@ fn attack_case(layout: &[Reporter], events: &[Event], orders: bool) -> anyhow::R
             }
         }
     }
+    let mut prior = Attacker {
+        nodes: attacker.nodes.clone(),
+        shares: attacker.shares.clone(),
+        orders: attacker.orders.clone(),
+        ..Attacker::default()
+    };
+    for t in &mut prior.nodes[r1] {
+        for c in &mut t.cells {
+            for m in &mut c.measures {
+                m.value = None;
+            }
+        }
+    }
+    let excused =
+        |m: usize, objective: &[(usize, At, f64)], value: i64, interval: Interval| -> anyhow::Result<bool> {
+            Ok(excuse && keeps(value, interval, prior.range(m, objective, &[])?, 15))
+        };
     let truth = |rows: &[(usize, At, [i64; 9])], cell: &At, m: usize| -> i64 {
         rows.iter().filter(|(_, c, _)| matches(c, cell)).map(|(_, _, v)| v[m]).sum()
     };
@@ -661,8 +685,9 @@ fn attack_case(layout: &[Reporter], events: &[Event], orders: bool) -> anyhow::R
                     if value <= 0 {
                         continue;
                     }
-                    let interval = attacker.range(measure, &[(n, here.clone(), 1.0)], &[])?;
-                    if !protects(value, interval, 15) {
+                    let objective = [(n, here.clone(), 1.0)];
+                    let interval = attacker.range(measure, &objective, &[])?;
+                    if !protects(value, interval, 15) && !excused(measure, &objective, value, interval)? {
                         exposed.push(format!(
                             "r{n} {here:?} {} = {value}, narrowed to [{:.2}, {:.2}]",
                             m.name(),
@@ -693,9 +718,9 @@ fn attack_case(layout: &[Reporter], events: &[Event], orders: bool) -> anyhow::R
                 continue;
             }
             let sign = delta.signum() as f64;
-            let interval =
-                attacker.range(measure, &[(r1, cell.clone(), sign), (r0, cell.clone(), -sign)], &[])?;
-            if !protects(delta.abs(), interval, 15) {
+            let objective = [(r1, cell.clone(), sign), (r0, cell.clone(), -sign)];
+            let interval = attacker.range(measure, &objective, &[])?;
+            if !protects(delta.abs(), interval, 15) && !excused(measure, &objective, delta.abs(), interval)? {
                 exposed.push(format!(
                     "r1 − r0 {cell:?} {} = {delta}, narrowed to [{:.2}, {:.2}] (sign-adjusted)",
                     m.name(),
@@ -708,41 +733,45 @@ fn attack_case(layout: &[Reporter], events: &[Event], orders: bool) -> anyhow::R
     Ok(exposed)
 }
 
-/// Random search, the audit's own model (no orders): late reports, removals and small
-/// corrections of one measure in a closed month, revision 1 held with revision 0.
-#[test]
-fn random_revisions_isolate_nothing_in_the_audits_model() -> anyhow::Result<()> {
-    let cases: u64 = std::env::var("BREAK_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+/// Runs `attack_case` on seeds `BREAK_FROM..BREAK_FROM + BREAK_CASES` (default `0..cases`).
+fn search(cases: u64, orders: bool, excuse: bool) -> anyhow::Result<()> {
+    let cases: u64 = std::env::var("BREAK_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(cases);
     let from: u64 = std::env::var("BREAK_FROM").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut found = Vec::new();
     for seed in from..from + cases {
         let (layout, events) = random_case(seed);
-        let exposed = attack_case(&layout, &events, false)?;
+        let exposed = attack_case(&layout, &events, orders, excuse)?;
         if !exposed.is_empty() {
             found.push(format!("seed {seed}: {layout:?} {events:?}\n{exposed:#?}"));
         }
     }
-    assert!(found.is_empty(), "{} of {cases} leak:\n{}", found.len(), found.join("\n"));
+    anyhow::ensure!(found.is_empty(), "{} of {cases} leak:\n{}", found.len(), found.join("\n"));
     Ok(())
 }
 
+/// Random search, the audit's own model and its own excuse (`keeps`): late reports, removals
+/// and small corrections of one measure in a closed month, revision 1 held with revision 0
+/// (500 seeds were run this way; `BREAK_CASES` for more).
+#[test]
+fn random_revisions_isolate_nothing_in_the_audits_model() -> anyhow::Result<()> {
+    search(6, false, true)
+}
+
+/// Random search, the audit's model without its excuse: 4 of 700 seeds leak, every time a
+/// published cell of revision 0 bounding what two structures make (see
+/// `two_removals_from_a_published_cell_bound_their_joint_contribution`).
+#[test]
+#[ignore = "leak: see two_removals_from_a_published_cell_bound_their_joint_contribution"]
+fn random_revisions_isolate_nothing_without_the_excuse() -> anyhow::Result<()> {
+    search(200, false, false)
+}
+
 /// Random search, the attacker who knows a late report only adds and a removal only takes
-/// away.
+/// away: 8 of 200 seeds leak (seeds 34, 88, 89, 94, 132, 148, 159, 174).
 #[test]
 #[ignore = "leak: see a_removal_bounds_the_withheld_cell_by_its_earlier_revision"]
 fn random_revisions_isolate_nothing_with_orders() -> anyhow::Result<()> {
-    let cases: u64 = std::env::var("BREAK_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
-    let from: u64 = std::env::var("BREAK_FROM").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mut found = Vec::new();
-    for seed in from..from + cases {
-        let (layout, events) = random_case(seed);
-        let exposed = attack_case(&layout, &events, true)?;
-        if !exposed.is_empty() {
-            found.push(format!("seed {seed}: {layout:?} {events:?}\n{exposed:#?}"));
-        }
-    }
-    assert!(found.is_empty(), "{} of {cases} leak:\n{}", found.len(), found.join("\n"));
-    Ok(())
+    search(200, true, false)
 }
 
 /// **Leak (in the audit's own model): two removals from a published cell.** Seed 148 of the
@@ -767,7 +796,7 @@ fn random_revisions_isolate_nothing_with_orders() -> anyhow::Result<()> {
 fn two_removals_from_a_published_cell_bound_their_joint_contribution() -> anyhow::Result<()> {
     let (layout, events) = random_case(148);
     assert!(matches!(events.as_slice(), [Event::Remove(3), Event::Remove(2)]), "{events:?}");
-    let exposed = attack_case(&layout, &events, false)?;
+    let exposed = attack_case(&layout, &events, false, false)?;
     assert!(exposed.is_empty(), "{exposed:#?}");
     Ok(())
 }
@@ -782,8 +811,8 @@ fn two_removals_from_a_published_cell_bound_their_joint_contribution() -> anyhow
 fn a_late_report_with_no_hires_bounds_the_earlier_withheld_hires() -> anyhow::Result<()> {
     let (layout, events) = random_case(174);
     assert!(matches!(events.as_slice(), [Event::Late(_)]), "{events:?}");
-    assert!(attack_case(&layout, &events, false)?.is_empty(), "the audit's model itself");
-    let exposed = attack_case(&layout, &events, true)?;
+    assert!(attack_case(&layout, &events, false, false)?.is_empty(), "the audit's model itself");
+    let exposed = attack_case(&layout, &events, true, false)?;
     assert!(exposed.is_empty(), "{exposed:#?}");
     Ok(())
 }
@@ -855,7 +884,7 @@ fn a_chain_of_late_reports_gives_none_away() -> anyhow::Result<()> {
 fn a_removal_leaves_two_structures_bounded_by_the_earlier_total() -> anyhow::Result<()> {
     let (layout, events) = random_case(569);
     assert!(matches!(events.as_slice(), [Event::Remove(0)]), "{events:?}");
-    let exposed = attack_case(&layout, &events, false)?;
+    let exposed = attack_case(&layout, &events, false, false)?;
     assert!(exposed.is_empty(), "{exposed:#?}");
     Ok(())
 }
