@@ -156,10 +156,8 @@ fn controlled(
                 format!("fewer than {MIN_STRUCTURES} requesting structures")
             } else if (counts.holders.len() as u32) < MIN_STRUCTURES {
                 format!("fewer than {MIN_STRUCTURES} holding structures")
-            } else if let Some(why) = concentrated(&counts, 0..2, protection) {
-                why
             } else {
-                String::new()
+                concentrated(&counts, 0..2, protection).unwrap_or_default()
             };
             let mut cell = Cell {
                 key,
