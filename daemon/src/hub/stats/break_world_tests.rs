@@ -19,8 +19,8 @@ use passerelle_proto::v1::{GetTableRequest, StructureKind, Table};
 use super::audit::{Interval, System, Term, protects};
 use super::audit_tests::{Reporter, coords, matches, one_month, publish, push, read_all, report};
 use super::catalogue::{Agg, INDICATORS};
+use super::revision_tests::read_revision;
 use crate::hub::Hub;
-use crate::hub::periods::indicator_dimension_sets;
 
 /// A finest cell: (département, kind).
 type At = [String; 2];
@@ -31,22 +31,6 @@ fn at(departement: &str, kind: &str) -> At {
 
 fn month(m: u8) -> Month {
     Month { year: 2026, month: m }
-}
-
-/// What a consumer reads of `period` at `revision`: every dimension set.
-fn read_revision(hub: &Hub, period: &str, revision: u32) -> anyhow::Result<Vec<Table>> {
-    indicator_dimension_sets()
-        .into_iter()
-        .map(|by| {
-            Ok(hub.table(&GetTableRequest {
-                table: "indicators".into(),
-                by,
-                period: period.into(),
-                revision: Some(revision),
-                ..Default::default()
-            })?)
-        })
-        .collect()
 }
 
 /// The attacker holding `nodes` (each every table of one revision of one period).

@@ -113,7 +113,7 @@ fn late_report(dir: &std::path::Path) -> anyhow::Result<(Hub, Reporter)> {
 }
 
 /// What a consumer reads of `period` at `revision`.
-fn read_revision(hub: &Hub, period: &str, revision: u32) -> anyhow::Result<Vec<Table>> {
+pub(super) fn read_revision(hub: &Hub, period: &str, revision: u32) -> anyhow::Result<Vec<Table>> {
     indicator_dimension_sets()
         .into_iter()
         .map(|by| {
