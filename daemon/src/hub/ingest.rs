@@ -149,8 +149,11 @@ impl PushSession {
     }
 }
 
-/// Most batches of a session applied in one durable commit.
-pub(crate) const GROUP_COMMIT: usize = 8;
+/// Most batches of a session applied in one durable commit: half the member's window of 8
+/// batches in flight, so the other half travels and is prepared while a group commits (a
+/// group of the whole window would leave the member waiting for acknowledgements, the hub for
+/// batches, in turn).
+pub(crate) const GROUP_COMMIT: usize = 4;
 
 /// A batch whose changes passed every check that needs no store write.
 struct CheckedBatch {
@@ -167,7 +170,8 @@ struct Group {
     member: Member,
     floors: HashMap<Vec<u8>, Floor>,
     pending: HashMap<Vec<u8>, Option<HubRecord>>,
-    log: Vec<RecordKey>,
+    /// The feed's record keys, one list per batch (one feed entry each).
+    logs: Vec<Vec<RecordKey>>,
     stats: StatsDelta,
     received: Vec<super::periods::Received>,
     /// Origins first signed for in this group: SIRET → network of the signing certificate.
@@ -418,11 +422,18 @@ impl Hub {
         batches: impl Iterator<Item = CheckedBatch>,
         now: i64,
     ) -> Result<()> {
-        let mut group = Group { member: self.member_for(&session.peer)?, ..Group::default() };
+        let batches: Vec<CheckedBatch> = batches.collect();
+        let changes = batches.iter().map(|b| b.batch.changes.len()).sum();
+        let mut group = Group {
+            member: self.member_for(&session.peer)?,
+            pending: HashMap::with_capacity(changes),
+            logs: Vec::with_capacity(batches.len()),
+            ..Group::default()
+        };
         for checked in batches {
             self.stage_batch(session, &mut group, checked, now)?;
         }
-        let Group { mut member, floors, pending, log, stats, received, pins, newest_signers, bounds: _ } =
+        let Group { mut member, floors, pending, logs, stats, received, pins, newest_signers, bounds: _ } =
             group;
         let mut write = WriteBatch::new();
         for (key, floor) in floors {
@@ -440,7 +451,7 @@ impl Hub {
                 None => write.delete(Tree::Records, key),
             }
         }
-        let head = self.stage_feed(&mut write, log);
+        let head = self.stage_feeds(&mut write, logs);
         self.flush_stats(&mut write, stats)?;
         self.stage_receipts(&mut write, &received, now)?;
         member.last_sync_at_ms = now;
@@ -460,7 +471,8 @@ impl Hub {
         checked: CheckedBatch,
         now: i64,
     ) -> Result<()> {
-        let Group { member, floors, pending, log, stats, received, pins, newest_signers, bounds } = group;
+        let Group { member, floors, pending, logs, stats, received, pins, newest_signers, bounds } = group;
+        let mut log = Vec::with_capacity(checked.batch.changes.len());
         let (seq, head_seq) = (checked.batch.seq, checked.batch.head_seq);
         let member_structure = member.structure.clone();
         for ((change, dataset), verified) in
@@ -700,6 +712,7 @@ impl Hub {
             self.stage_stats(stats, &origin, structure.as_ref(), existing.as_ref(), Some(&mut record))?;
             pending.insert(rk, Some(record));
         }
+        logs.push(log);
         if seq > member.last_acked_seq {
             member.last_acked_seq = seq;
         }
