@@ -1,11 +1,14 @@
 //! Sync throughput and latency, against a bare baseline measured in the same run.
 //!
 //! Run: `cargo bench -p passerelle-tests --bench sync` (env `BENCH_RECORDS`, default 50000;
-//! `BENCH_RUNS`, default 3). Prints a Markdown table for BENCHMARKS.md.
+//! `BENCH_RUNS`, default 3; `BENCH_SPLIT=1`: node and hub as separate `passerelled` processes,
+//! the release build next to this bench, `cargo build --release -p passerelle-daemon` first).
+//! Prints a Markdown table for BENCHMARKS.md.
 //!
 //! - (a) baseline: a tonic mutual-TLS bidirectional stream of batches of 1,000 records into sled,
 //!   `apply_batch` + `flush` + `fdatasync` per batch, then ack; 8 batches in flight; no product logic.
-//! - (b) Passerelle: a node whose outbox holds the same records catches up with a real hub (TLS
+//! - (b) Passerelle: a node whose outbox holds the same records catches up with a real hub, in
+//!   this process or (`BENCH_SPLIT=1`) each in its own process (TLS
 //!   handshake, hello, session, projection from the store, validation, last-writer-wins, feed,
 //!   member stats, durable commit per batch, ack-driven durable checkpoints).
 //! - latency: a need written at a node, until a subscriber of the hub's view receives it.
@@ -24,9 +27,9 @@ use passerelle_proto::v1::{
     Ack, Batch, Change, HelloRequest, HelloResponse, NeedRow, PushMessage, PushReply, Structure,
     StructureKind, SubscribeRequest, ViewBatch, push_message, push_reply,
 };
-use passerelle_tests::InProcessDaemon;
 use passerelle_tests::fixtures::need;
 use passerelle_tests::pki::{SIRETS, TestPki};
+use passerelle_tests::{ChildDaemon, InProcessDaemon, free_port};
 use prost::Message;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig};
@@ -185,18 +188,60 @@ struct PasserelleRun {
     changes: Vec<Change>,
 }
 
-async fn passerelle(pki: &TestPki, records: usize, measure_latency: bool) -> anyhow::Result<PasserelleRun> {
-    let hub =
-        InProcessDaemon::start_config(&pki.write_hub_config("coorace-pdl", "auto_accept = true", "")?)
-            .await?;
+/// A daemon of the bench: in this process, or a `passerelled` child process.
+enum Daemon {
+    InProcess(Box<InProcessDaemon>),
+    Child(ChildDaemon),
+}
+
+impl Daemon {
+    async fn start(config: &Path, split: bool) -> anyhow::Result<Self> {
+        Ok(if split {
+            let binary = passerelle_tests::bin("passerelled");
+            let config = config.to_path_buf();
+            let child =
+                tokio::task::spawn_blocking(move || ChildDaemon::spawn_binary(&binary, &config, &[], "warn"))
+                    .await??;
+            Daemon::Child(child)
+        } else {
+            Daemon::InProcess(Box::new(InProcessDaemon::start_config(config).await?))
+        })
+    }
+
+    fn endpoint(&self) -> &str {
+        match self {
+            Daemon::InProcess(d) => &d.endpoint,
+            Daemon::Child(d) => &d.endpoint,
+        }
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Daemon::InProcess(d) => d.stop().await,
+            Daemon::Child(d) => tokio::task::spawn_blocking(move || d.terminate()).await?,
+        }
+    }
+}
+
+async fn passerelle(
+    pki: &TestPki,
+    records: usize,
+    measure_latency: bool,
+    split: bool,
+) -> anyhow::Result<PasserelleRun> {
+    let port = free_port()?;
+    let hub_config = pki.write_hub_config_on("coorace-pdl", port, "auto_accept = true", "")?;
+    let hub = Daemon::start(&hub_config, split).await?;
+    let hub_endpoint = format!("https://localhost:{port}");
     let node_config =
-        pki.write_node_config(SIRETS[1], "49", &[("coorace-pdl", hub.hub_endpoint(), &["needs"])])?;
+        pki.write_node_config(SIRETS[1], "49", &[("coorace-pdl", hub_endpoint.clone(), &["needs"])])?;
     // First start registers the hub (its checkpoint starts at the empty outbox).
-    let node = InProcessDaemon::start_config(&node_config).await?;
-    NodeClient::connect(&node.endpoint, None).await?.sync_now(true, Duration::from_secs(30)).await?;
-    let data_dir = node.config.data_dir.clone();
-    let structure = node.config.node().map(|n| n.structure.clone()).unwrap_or_default();
+    let node = Daemon::start(&node_config, split).await?;
+    NodeClient::connect(node.endpoint(), None).await?.sync_now(true, Duration::from_secs(30)).await?;
     node.stop().await?;
+    let config = passerelle_daemon::config::Config::load(&node_config)?;
+    let data_dir = config.data_dir.clone();
+    let structure = config.node().map(|n| n.structure.clone()).unwrap_or_default();
 
     // The backlog: written while the node is offline, in bulk.
     let files = pki.issue(Role::Node, SIRETS[1])?;
@@ -217,15 +262,15 @@ async fn passerelle(pki: &TestPki, records: usize, measure_latency: bool) -> any
     let record_bytes = changes.iter().map(|c| c.encoded_len()).sum::<usize>() / changes.len().max(1);
 
     let started = Instant::now();
-    let node = InProcessDaemon::start_config(&node_config).await?;
-    let mut client = NodeClient::connect(&node.endpoint, None).await?;
+    let node = Daemon::start(&node_config, split).await?;
+    let mut client = NodeClient::connect(node.endpoint(), None).await?;
     client.sync_now(true, Duration::from_secs(600)).await?;
     let catch_up = started.elapsed();
 
     let mut latencies = Vec::new();
     if measure_latency {
         let watcher = pki.issue(Role::Node, SIRETS[2])?;
-        let channel = passerelle_client::connect(&hub.hub_endpoint(), Some(&watcher), "hub").await?;
+        let channel = passerelle_client::connect(&hub_endpoint, Some(&watcher), "hub").await?;
         let mut sync = HubSyncClient::new(channel);
         let me = Structure {
             siret: SIRETS[2].into(),
@@ -268,6 +313,7 @@ fn percentile(values: &[Duration], p: f64) -> Duration {
 fn main() -> anyhow::Result<()> {
     let records: usize = std::env::var("BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let split = std::env::var("BENCH_SPLIT").is_ok_and(|v| v == "1");
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let (mut base, mut ours, mut ratios, mut latencies, mut bytes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
@@ -276,13 +322,13 @@ fn main() -> anyhow::Result<()> {
             let pki = TestPki::new(dir.path())?;
             // The records come from a Passerelle node; the baseline runs before or after the
             // Passerelle catch-up, alternately, so neither always gets the quieter disk.
-            let mut result = passerelle(&pki, records, run == 0).await?;
+            let mut result = passerelle(&pki, records, run == 0, split).await?;
             let baseline_first = run % 2 == 1;
             let b = baseline(&pki, &dir.path().join("baseline"), &result.changes).await?;
             if baseline_first {
                 let again = tempfile::tempdir()?;
                 let pki2 = TestPki::new(again.path())?;
-                result = passerelle(&pki2, records, false).await?;
+                result = passerelle(&pki2, records, false, split).await?;
             }
             bytes = result.record_bytes;
             let (rb, rp) = (records as f64 / b.as_secs_f64(), records as f64 / result.catch_up.as_secs_f64());
@@ -304,7 +350,8 @@ fn main() -> anyhow::Result<()> {
         println!("|---|---|");
         println!("| records | {records} needs, {bytes} bytes each on the wire (a `Change` with its `SharedNeed`) |");
         println!("| (a) baseline: mTLS stream → sled apply_batch + flush + fdatasync, 1,000/batch, 8 in flight (median of {runs}) | {b:.0} records/s |");
-        println!("| (b) Passerelle node → hub catch-up of a {records}-change backlog (median of {runs}) | {p:.0} records/s |");
+        let mode = if split { "node and hub as separate `passerelled` processes" } else { "in one process" };
+        println!("| (b) Passerelle node → hub catch-up of a {records}-change backlog, {mode} (median of {runs}) | {p:.0} records/s |");
         println!("| ratio (b) / (a), median of per-run ratios | {ratio:.2} |");
         println!("| catch-up time for the {records}-change backlog (median of {runs}) | {:.2} s |", records as f64 / p);
         if !latencies.is_empty() {

@@ -197,6 +197,14 @@ impl ChildDaemon {
         Ok(Self { endpoint: endpoint.context("no api line")?, hub_addr, gui_url, child })
     }
 
+    /// SIGTERM, then waits for the daemon to exit (a graceful shutdown: its store is closed).
+    pub fn terminate(mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {} failed", self.child.id());
+        self.child.wait()?;
+        Ok(())
+    }
+
     /// SIGKILL: no chance to flush or clean up.
     pub fn kill9(mut self) -> anyhow::Result<()> {
         self.child.kill()?;

@@ -243,8 +243,11 @@ fn der_of(files: &TlsFiles) -> anyhow::Result<Vec<Vec<u8>>> {
 
 /// The relayed form of a node's report for `period`, as a network hub holding it would send it.
 fn relayed_report(node: &passerelle_daemon::node::Node, period: &str) -> anyhow::Result<Change> {
-    let entry =
-        passerelle_daemon::node::outbox::OutboxEntry { dataset: "indicators".into(), key: period.into() };
+    let entry = passerelle_daemon::node::outbox::OutboxEntry {
+        dataset: "indicators".into(),
+        key: period.into(),
+        change: None,
+    };
     let mut change = node.change_for(&entry, "dreets-52")?.ok_or_else(|| anyhow::anyhow!("no {period}"))?;
     anyhow::ensure!(!change.signature.is_empty(), "the node signed its report");
     change.origin = Some(node.structure().clone());

@@ -33,6 +33,7 @@ use super::blocking;
 use crate::authz;
 use crate::config::HubConfig;
 use crate::hub::Hub;
+use crate::hub::ingest::GROUP_COMMIT;
 use crate::hub::stats::{self, DOMINANCE_PERCENT, MIN_STRUCTURES};
 use crate::hub::view::ViewUpdate;
 
@@ -148,11 +149,16 @@ impl HubSync for HubApi {
         let mut access = self.hub.watch_access();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                loop {
-                    let message = tokio::select! {
-                        message = inbound.message() => Ok(message),
-                        _ = stop.wait_for(|s| *s) => break,
-                        status = access_lost(hub.clone(), stream_peer.clone(), expires_at_s, &mut access) => Err(status),
+                // A message read while gathering a group, handled at the next turn.
+                let mut carried: Option<Result<Option<PushMessage>, Status>> = None;
+                'session: loop {
+                    let message = match carried.take() {
+                        Some(message) => Ok(message),
+                        None => tokio::select! {
+                            message = inbound.message() => Ok(message),
+                            _ = stop.wait_for(|s| *s) => break,
+                            status = access_lost(hub.clone(), stream_peer.clone(), expires_at_s, &mut access) => Err(status),
+                        },
                     };
                     let message = match message {
                         Ok(message) => message,
@@ -174,34 +180,64 @@ impl HubSync for HubApi {
                         }
                     };
                     let (hub, session, peer) = (hub.clone(), session.clone(), stream_peer.clone());
-                    let outcome = match message.kind {
+                    let outcomes: Vec<Result<u64, Status>> = match message.kind {
                         // Every message is checked against the member's current state: a peer
                         // revoked or removed since the stream opened writes nothing more.
                         Some(push_message::Kind::Batch(batch)) => {
-                            let seq = batch.seq;
+                            // Group commit: the batches already queued on the stream (the member
+                            // keeps several in flight) are applied with this one, in one fsync.
+                            let mut batches = vec![batch];
+                            while batches.len() < GROUP_COMMIT {
+                                match tokio::time::timeout(std::time::Duration::ZERO, inbound.message()).await
+                                {
+                                    Ok(Ok(Some(PushMessage {
+                                        kind: Some(push_message::Kind::Batch(next)),
+                                    }))) => {
+                                        batches.push(next);
+                                    }
+                                    Ok(other) => {
+                                        carried = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break, // Nothing more queued.
+                                }
+                            }
+                            let seqs: Vec<u64> = batches.iter().map(|b| b.seq).collect();
+                            let outcomes =
+                                tokio::task::spawn_blocking(move || match hub.check_access(&peer) {
+                                    Ok(_) => hub.apply_batches(&session, batches),
+                                    Err(e) => vec![Err(e)],
+                                })
+                                .await
+                                .unwrap_or_else(|e| vec![Err(crate::Error::from(e))]);
+                            // Each batch's own outcome, in order: acknowledged (durable) until
+                            // the first refusal, which ends the stream with that batch's status.
+                            outcomes
+                                .into_iter()
+                                .zip(seqs)
+                                .map(|(o, seq)| o.map(|()| seq).map_err(Status::from))
+                                .collect()
+                        }
+                        Some(push_message::Kind::SnapshotDone(done)) => vec![
                             run_blocking(move || {
                                 hub.check_access(&peer)?;
-                                hub.apply_batch(&session, batch)
+                                hub.finish_snapshot(&session, &done.dataset)
                             })
                             .await
-                            .map(|()| seq)
-                        }
-                        Some(push_message::Kind::SnapshotDone(done)) => run_blocking(move || {
-                            hub.check_access(&peer)?;
-                            hub.finish_snapshot(&session, &done.dataset)
-                        })
-                        .await
-                        .map(|_| 0),
-                        _ => Err(Status::invalid_argument(
+                            .map(|_| 0),
+                        ],
+                        _ => vec![Err(Status::invalid_argument(
                             "kind: expected a batch or snapshot_done after open",
-                        )),
+                        ))],
                     };
-                    let reply = outcome.map(|seq| PushReply {
-                        kind: Some(push_reply::Kind::Ack(passerelle_proto::v1::Ack { seq })),
-                    });
-                    let failed = reply.is_err();
-                    if tx.send(reply).await.is_err() || failed {
-                        break;
+                    for outcome in outcomes {
+                        let reply = outcome.map(|seq| PushReply {
+                            kind: Some(push_reply::Kind::Ack(passerelle_proto::v1::Ack { seq })),
+                        });
+                        let failed = reply.is_err();
+                        if tx.send(reply).await.is_err() || failed {
+                            break 'session;
+                        }
                     }
                 }
             },

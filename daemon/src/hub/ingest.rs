@@ -149,6 +149,64 @@ impl PushSession {
     }
 }
 
+/// Most batches of a session applied in one durable commit: half the member's window of 8
+/// batches in flight, so the other half travels and is prepared while a group commits (a
+/// group of the whole window would leave the member waiting for acknowledgements, the hub for
+/// batches, in turn).
+pub(crate) const GROUP_COMMIT: usize = 4;
+
+/// A batch whose changes passed every check that needs no store write.
+struct CheckedBatch {
+    batch: Batch,
+    /// Each change's dataset, parsed.
+    datasets: Vec<Dataset>,
+    /// Each change's provenance.
+    verified: Vec<super::provenance::Verified>,
+}
+
+/// What a group of batches changes, staged for its one commit.
+#[derive(Default)]
+struct Group {
+    member: Member,
+    floors: HashMap<Vec<u8>, Floor>,
+    pending: HashMap<Vec<u8>, Option<HubRecord>>,
+    /// The feed's record keys, one list per batch (one feed entry each).
+    logs: Vec<Vec<RecordKey>>,
+    stats: StatsDelta,
+    received: Vec<super::periods::Received>,
+    /// Origins first signed for in this group: SIRET → network of the signing certificate.
+    pins: HashMap<String, String>,
+    /// Origins whose newest signing certificate this group moves (see `NewestSigner`).
+    newest_signers: HashMap<String, super::provenance::NewestSigner>,
+    bounds: KeyBounds,
+}
+
+/// The greatest key the store holds per (tree, origin, dataset), read from the store at first
+/// use under the write lock, for one group only: a key above it has no record (nor floor) to
+/// read, which is every new record of a catch-up. Never kept across groups, so no write
+/// elsewhere (a purge, another session, a restart) can leave it stale; keys written by the
+/// group itself are in its `pending` map, looked up first.
+#[derive(Default)]
+struct KeyBounds {
+    last: HashMap<(Tree, String, Dataset), Option<Vec<u8>>>,
+}
+
+impl KeyBounds {
+    /// Whether `key` (of `origin`'s `dataset`) is above every key `tree` holds for them.
+    fn above(&mut self, hub: &Hub, tree: Tree, origin: &str, dataset: Dataset, key: &[u8]) -> Result<bool> {
+        let id = (tree, origin.to_string(), dataset);
+        let last = match self.last.get(&id) {
+            Some(last) => last,
+            None => {
+                let prefix = RecordKey::prefix(origin, dataset);
+                let last = crate::store::last_key_with_prefix(hub.store.as_ref(), tree, &prefix)?;
+                self.last.entry(id).or_insert(last)
+            }
+        };
+        Ok(last.as_deref().is_none_or(|last| key > last))
+    }
+}
+
 fn corrupt(what: &str) -> Error {
     Error::Store(StoreError(format!("corrupt {what}")))
 }
@@ -284,29 +342,144 @@ impl Hub {
 
     /// Applies a batch in one durable commit; returns once it is durable.
     pub fn apply_batch(&self, session: &PushSession, batch: Batch) -> Result<()> {
+        self.apply_batches(session, vec![batch]).pop().unwrap_or(Ok(()))
+    }
+
+    /// Applies a session's queued batches, in order, in **one** durable commit (group commit:
+    /// one fsync for up to [`GROUP_COMMIT`] batches), and returns each batch's outcome once the
+    /// commit is durable. Each batch is checked (routing keys, payloads, signatures) before the
+    /// write lock; one that fails is refused alone, with its own status, and nothing of it is
+    /// written, while the batches around it are applied. A failure of the store itself fails
+    /// every batch of the group (nothing is committed).
+    pub fn apply_batches(&self, session: &PushSession, batches: Vec<Batch>) -> Vec<Result<()>> {
         let now = now_unix_ms();
+        let mut outcomes: Vec<Result<()>> = Vec::with_capacity(batches.len());
+        let mut checked = Vec::with_capacity(batches.len());
+        for batch in batches {
+            match self.check_batch(session, batch) {
+                Ok(batch) => {
+                    checked.push((outcomes.len(), batch));
+                    outcomes.push(Ok(()));
+                }
+                Err(e) => outcomes.push(Err(e)),
+            }
+        }
+        if checked.is_empty() {
+            return outcomes;
+        }
+        let applied: Vec<usize> = checked.iter().map(|(i, _)| *i).collect();
+        let result = {
+            let _writer = self.write_lock();
+            self.commit_group(session, checked.into_iter().map(|(_, c)| c), now)
+        };
+        if let Err(e) = result {
+            // Nothing was committed: every batch of the group is refused with the cause.
+            let message = e.to_string();
+            for (n, i) in applied.into_iter().enumerate() {
+                outcomes[i] = Err(if n == 0 {
+                    Error::Unavailable(message.clone())
+                } else {
+                    Error::Unavailable(format!("not applied with its group: {message}"))
+                });
+            }
+        }
+        outcomes
+    }
+
+    /// Everything about a batch that needs no store write: its certificates (relays), each
+    /// change's routing keys, dataset and payload, and signatures. Runs before the write lock.
+    fn check_batch(&self, session: &PushSession, batch: Batch) -> Result<CheckedBatch> {
         if session.relay {
             self.learn_relayed_certificates(session, &batch.certificates)?;
         }
-        // Signatures are checked before the write lock: they need no store read, and they are
-        // the costly part of a batch.
+        // Signatures are the costly part of a batch; they need no store read.
         let verified = self.verify_batch(session, &batch.changes)?;
-        let _writer = self.write_lock();
-        let mut member = self.member_for(&session.peer)?;
-        let mut floors: HashMap<Vec<u8>, Floor> = HashMap::new();
-        let mut pending: HashMap<Vec<u8>, Option<HubRecord>> = HashMap::new();
-        let mut log: Vec<RecordKey> = Vec::new();
-        let mut stats = StatsDelta::default();
-        let mut received = Vec::new();
+        let mut datasets = Vec::with_capacity(batch.changes.len());
+        for (change, verified) in batch.changes.iter().zip(&verified) {
+            let dataset = self.check_change(session, change)?;
+            let deletion = matches!(change.payload, Some(change::Payload::Tombstone(_)));
+            if session.relay
+                && !session.unsigned_relays
+                && verified.provenance == Provenance::Unsigned
+                && !deletion
+            {
+                let origin = change.origin.as_ref().map(|o| o.siret.as_str()).unwrap_or_default();
+                return Err(Error::PermissionDenied(format!(
+                    "signature: {dataset} {} of {origin} is relayed without its origin's signature",
+                    change.key
+                )));
+            }
+            datasets.push(dataset);
+        }
+        Ok(CheckedBatch { batch, datasets, verified })
+    }
+
+    /// Applies checked batches in order and commits them once, durably. Call under the write
+    /// lock.
+    fn commit_group(
+        &self,
+        session: &PushSession,
+        batches: impl Iterator<Item = CheckedBatch>,
+        now: i64,
+    ) -> Result<()> {
+        let batches: Vec<CheckedBatch> = batches.collect();
+        let changes = batches.iter().map(|b| b.batch.changes.len()).sum();
+        let mut group = Group {
+            member: self.member_for(&session.peer)?,
+            pending: HashMap::with_capacity(changes),
+            logs: Vec::with_capacity(batches.len()),
+            ..Group::default()
+        };
+        for checked in batches {
+            self.stage_batch(session, &mut group, checked, now)?;
+        }
+        let Group { mut member, floors, pending, logs, stats, received, pins, newest_signers, bounds: _ } =
+            group;
+        let mut write = WriteBatch::new();
+        for (key, floor) in floors {
+            write.put(Tree::Floors, key, floor.encode_to_vec());
+        }
+        for (origin, network) in pins {
+            write.put(Tree::Meta, super::provenance::origin_network_key(&origin), network.into_bytes());
+        }
+        for (origin, marker) in newest_signers {
+            write.put(Tree::Meta, super::provenance::newest_signer_key(&origin), marker.encode_to_vec());
+        }
+        for (key, record) in pending {
+            match record {
+                Some(record) => write.put(Tree::Records, key, record.encode_to_vec()),
+                None => write.delete(Tree::Records, key),
+            }
+        }
+        let head = self.stage_feeds(&mut write, logs);
+        self.flush_stats(&mut write, stats)?;
+        self.stage_receipts(&mut write, &received, now)?;
+        member.last_sync_at_ms = now;
+        write.put(Tree::Members, member_key(&session.peer)?, member.encode_to_vec());
+        // Durable before any batch of the group is acknowledged.
+        self.store.commit(write)?;
+        self.publish_feed(head);
+        Ok(())
+    }
+
+    /// Stages one checked batch into `group` (last writer by origin version, the member's
+    /// stats and counts, the feed). Fails only on a store error.
+    fn stage_batch(
+        &self,
+        session: &PushSession,
+        group: &mut Group,
+        checked: CheckedBatch,
+        now: i64,
+    ) -> Result<()> {
+        let Group { member, floors, pending, logs, stats, received, pins, newest_signers, bounds } = group;
+        let mut log = Vec::with_capacity(checked.batch.changes.len());
+        let (seq, head_seq) = (checked.batch.seq, checked.batch.head_seq);
         let member_structure = member.structure.clone();
-        // Origins first signed for in this batch: SIRET → network of the signing certificate.
-        let mut pins: HashMap<String, String> = HashMap::new();
-        // Origins whose newest signing certificate this batch moves (see `NewestSigner`).
-        let mut newest_signers: HashMap<String, super::provenance::NewestSigner> = HashMap::new();
-        for (change, verified) in batch.changes.into_iter().zip(verified) {
+        for ((change, dataset), verified) in
+            checked.batch.changes.into_iter().zip(checked.datasets).zip(checked.verified)
+        {
             let (provenance, signed_structure) = (verified.provenance, verified.structure);
             let signer_network = verified.network;
-            let dataset = self.check_change(session, &change)?;
             // A node's records are its own; a relaying hub says, per change, whose they are.
             let (origin, structure, epoch, epoch_at_ms) = if session.relay {
                 let origin = change.origin.clone().unwrap_or_default();
@@ -338,7 +511,7 @@ impl Hub {
                         member.records_held = member.records_held.saturating_sub(1);
                     }
                     log.push(record_key);
-                    self.stage_stats(&mut stats, &origin, structure.as_ref(), current.as_ref(), None)?;
+                    self.stage_stats(stats, &origin, structure.as_ref(), current.as_ref(), None)?;
                     pending.insert(rk, None);
                 }
                 continue;
@@ -346,6 +519,8 @@ impl Hub {
             let rk = RecordKey::new(origin.clone(), dataset, change.key.clone()).encode();
             let existing = match pending.get(&rk) {
                 Some(staged) => staged.clone(),
+                // Above every key the store holds for this origin's dataset: nothing to read.
+                None if bounds.above(self, Tree::Records, &origin, dataset, &rk)? => None,
                 None => self.load_record(&rk)?,
             };
             let deletion = matches!(change.payload, Some(change::Payload::Tombstone(_)));
@@ -353,12 +528,6 @@ impl Hub {
                 let source = session.peer.id.id.clone();
                 match provenance {
                     Provenance::Untrusted => continue,
-                    Provenance::Unsigned if !deletion && !session.unsigned_relays => {
-                        return Err(Error::PermissionDenied(format!(
-                            "signature: {dataset} {} of {origin} is relayed without its origin's signature",
-                            change.key
-                        )));
-                    }
                     Provenance::Unsigned if deletion => {
                         // A relayed withdrawal: this hub no longer relays the record; it goes when
                         // no hub does (the structure may still share it through another network).
@@ -370,7 +539,7 @@ impl Hub {
                                 if old.is_live() {
                                     member.records_held = member.records_held.saturating_sub(1);
                                 }
-                                self.stage_stats(&mut stats, &origin, structure.as_ref(), Some(&old), None)?;
+                                self.stage_stats(stats, &origin, structure.as_ref(), Some(&old), None)?;
                                 pending.insert(rk, None);
                             } else {
                                 pending.insert(rk, Some(old));
@@ -433,6 +602,9 @@ impl Hub {
                     // Signed: nothing at or below the floor comes back (a deletion's floor is final).
                     let floor = match floors.get(&rk) {
                         Some(floor) => Some(floor.clone()),
+                        None if bounds.above(self, Tree::Floors, &origin, dataset, &rk)? => {
+                            existing.as_ref().map(HubRecord::floor)
+                        }
                         None => self.floor_of(&rk)?.or_else(|| existing.as_ref().map(HubRecord::floor)),
                     };
                     let position =
@@ -469,7 +641,7 @@ impl Hub {
                             if old.is_live() {
                                 member.records_held = member.records_held.saturating_sub(1);
                             }
-                            self.stage_stats(&mut stats, &origin, structure.as_ref(), Some(&old), None)?;
+                            self.stage_stats(stats, &origin, structure.as_ref(), Some(&old), None)?;
                             pending.insert(rk, None);
                         }
                         continue;
@@ -537,36 +709,14 @@ impl Hub {
                 (true, false) => member.records_held = member.records_held.saturating_sub(1),
                 _ => {}
             }
-            self.stage_stats(&mut stats, &origin, structure.as_ref(), existing.as_ref(), Some(&mut record))?;
+            self.stage_stats(stats, &origin, structure.as_ref(), existing.as_ref(), Some(&mut record))?;
             pending.insert(rk, Some(record));
         }
-        let mut write = WriteBatch::new();
-        for (key, floor) in floors {
-            write.put(Tree::Floors, key, floor.encode_to_vec());
+        logs.push(log);
+        if seq > member.last_acked_seq {
+            member.last_acked_seq = seq;
         }
-        for (origin, network) in pins {
-            write.put(Tree::Meta, super::provenance::origin_network_key(&origin), network.into_bytes());
-        }
-        for (origin, marker) in newest_signers {
-            write.put(Tree::Meta, super::provenance::newest_signer_key(&origin), marker.encode_to_vec());
-        }
-        for (key, record) in pending {
-            match record {
-                Some(record) => write.put(Tree::Records, key, record.encode_to_vec()),
-                None => write.delete(Tree::Records, key),
-            }
-        }
-        let head = self.stage_feed(&mut write, log);
-        self.flush_stats(&mut write, stats)?;
-        self.stage_receipts(&mut write, &received, now)?;
-        if batch.seq > member.last_acked_seq {
-            member.last_acked_seq = batch.seq;
-        }
-        member.head_seq = member.head_seq.max(batch.head_seq);
-        member.last_sync_at_ms = now;
-        write.put(Tree::Members, member_key(&session.peer)?, member.encode_to_vec());
-        self.store.commit(write)?;
-        self.publish_feed(head);
+        member.head_seq = member.head_seq.max(head_seq);
         Ok(())
     }
 
@@ -747,3 +897,7 @@ impl Hub {
         Ok(self.store.commit(batch)?)
     }
 }
+
+#[cfg(test)]
+#[path = "ingest_tests.rs"]
+mod tests;

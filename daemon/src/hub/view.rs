@@ -118,6 +118,23 @@ impl Hub {
         Some(head)
     }
 
+    /// [`Hub::stage_feed`] for several batches committed together: one entry each, at
+    /// consecutive positions (an entry per group would grow past sled's inline limit, 128 KiB,
+    /// and be written as a blob file with its own fsync). Returns the new head.
+    pub(super) fn stage_feeds(&self, batch: &mut WriteBatch, entries: Vec<Vec<RecordKey>>) -> Option<u64> {
+        let mut head = self.feed_head();
+        let mut staged = None;
+        for keys in entries.into_iter().filter(|keys| !keys.is_empty()) {
+            head += 1;
+            batch.put(Tree::Feed, FeedEntry::key(head), FeedEntry::encode_records(&keys));
+            staged = Some(head);
+        }
+        if let Some(head) = staged {
+            batch.put(Tree::Meta, FEED_HEAD, head.to_be_bytes());
+        }
+        staged
+    }
+
     /// Wakes subscribers after a commit that staged feed entries.
     pub(super) fn publish_feed(&self, head: Option<u64>) {
         if let Some(head) = head {
@@ -155,7 +172,12 @@ impl Hub {
         let (mut position, mut count) = (after, 0);
         while position < head && count < FEED_PAGE {
             position += 1;
-            let delta = self.view_delta(position)?;
+            let delta = if self.feed_is_only_of(position, viewer)? {
+                // Nothing the viewer sees (its own catch-up, typically): no record read.
+                Arc::from(Vec::new())
+            } else {
+                self.view_delta(position)?
+            };
             count += delta.len();
             changes.push(delta);
         }
@@ -196,6 +218,20 @@ impl Hub {
                 pages
             }
         })
+    }
+
+    /// Whether every need of the feed entry at `position` is `viewer`'s own (what it never sees
+    /// in its view), read from the entry's keys without the records: a member catching up reads
+    /// its own view while it pushes, and would otherwise pay a read of each record it sent. The
+    /// shared cache is consulted first; an entry it holds is used from there.
+    fn feed_is_only_of(&self, position: u64, viewer: &str) -> Result<bool> {
+        if self.view_cache().deltas.contains_key(&position) {
+            return Ok(false);
+        }
+        let key = FeedEntry::key(position);
+        let Some(raw) = self.store.get(Tree::Feed, &key)? else { return Ok(false) };
+        let Some(entry) = FeedEntry::decode(&key, &raw) else { return Ok(false) };
+        Ok(entry.records.iter().all(|r| r.dataset != Dataset::Needs || r.origin == viewer))
     }
 
     /// The view's changes at feed position `position`, computed once and shared.

@@ -3,10 +3,14 @@
 //!
 //! Invariant: entries are written only under the node's write lock, so sequence numbers are
 //! strictly increasing and `head` is the highest committed one. An entry says *which* record
-//! changed (dataset, key); its state is read when it is sent, so several changes to one record
-//! collapse into its latest version.
+//! changed (dataset, key) and, for needs and indicators committed with a signer, keeps the change
+//! as a hub receives it (projected and signed at commit), so catch-up sends it without reading
+//! the record or its signature again. Profiles keep nothing: they are projected, and their
+//! consents checked, when they are sent (a consent withdrawn after the change was queued wins).
+//! Within one page, several changes to one record collapse into the last.
 
 use passerelle_proto::datasets::Dataset;
+use passerelle_proto::v1::Change;
 use prost::Message;
 
 use super::Node;
@@ -25,6 +29,12 @@ pub struct OutboxEntry {
     /// The record's key in its dataset.
     #[prost(string, tag = "2")]
     pub key: String,
+    /// The change as every hub receives it, projected and signed at commit (needs and
+    /// indicators only, and only when the node signs): a tombstone's `hub_id` is empty and the
+    /// signed `origin` is always set, both fitted to the session when sent. `None`: read the
+    /// record when sending (profiles always; entries from before this field; no signer).
+    #[prost(message, optional, tag = "3")]
+    pub change: Option<Change>,
 }
 
 impl Node {
@@ -36,7 +46,8 @@ impl Node {
 
     /// [`Node::log_change`] with an explicit number, for several changes in one commit.
     pub(super) fn log_change_at(&self, batch: &mut WriteBatch, seq: u64, dataset: Dataset, key: &str) -> u64 {
-        let entry = OutboxEntry { dataset: dataset.to_string(), key: key.to_string() };
+        // The change itself is added by `commit_change`, once the batch's records are final.
+        let entry = OutboxEntry { dataset: dataset.to_string(), key: key.to_string(), change: None };
         batch.put(Tree::Outbox, seq.to_be_bytes(), entry.encode_to_vec());
         seq
     }

@@ -86,6 +86,27 @@ impl Node {
         Ok(Some(change))
     }
 
+    /// The change to send a hub for an outbox entry: the change kept in the entry when it has
+    /// one (fitted to this hub and to the session's structure), else [`Node::change_for`].
+    /// Profiles are always projected now, consents checked: what was queued never bypasses a
+    /// withdrawal.
+    pub fn change_to_send(&self, entry: OutboxEntry, hub_id: &str) -> Result<Option<Change>> {
+        match entry.change {
+            Some(mut change) if entry.dataset != Dataset::Profiles => {
+                if let Some(change::Payload::Tombstone(tombstone)) = &mut change.payload {
+                    tombstone.hub_id = hub_id.to_string();
+                }
+                // As `attach_signature`: the structure signed travels only when it differs from
+                // the session's.
+                if change.origin.as_ref() == Some(&self.structure) {
+                    change.origin = None;
+                }
+                Ok(Some(change))
+            }
+            _ => self.change_for(&entry, hub_id),
+        }
+    }
+
     /// A tombstone with this node's routing keys.
     pub fn tombstone(&self, hub_id: &str, reason: &str) -> Tombstone {
         Tombstone {
@@ -113,12 +134,12 @@ impl Node {
         let mut entries: Vec<OutboxEntry> = self
             .keys_of(dataset)?
             .into_iter()
-            .map(|(key, _)| OutboxEntry { dataset: dataset.to_string(), key })
+            .map(|(key, _)| OutboxEntry { dataset: dataset.to_string(), key, change: None })
             .collect();
         let prefix = keys::tombstone(dataset, "");
         for (key, _) in crate::store::scan_prefix(self.store.as_ref(), Tree::Tombstones, &prefix)? {
             let key = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            entries.push(OutboxEntry { dataset: dataset.to_string(), key });
+            entries.push(OutboxEntry { dataset: dataset.to_string(), key, change: None });
         }
         let mut changes = Vec::with_capacity(entries.len());
         for entry in &entries {

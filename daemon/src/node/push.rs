@@ -278,16 +278,18 @@ impl OutboxSource {
             if !hub.datasets.iter().any(|d| entry.dataset == *d) {
                 continue;
             }
+            let (dataset, key) = (entry.dataset.clone(), entry.key.clone());
             let change = if entry.dataset == Dataset::Profiles {
+                // Projected now, under the consents in force now: never what was queued.
                 node.profile_change(&entry.key, &hub.id)?.map(|(c, e)| (c, Some(e)))
             } else {
-                node.change_for(&entry, &hub.id)?.map(|c| (c, None))
+                node.change_to_send(entry, &hub.id)?.map(|c| (c, None))
             };
             let Some(change) = change else { continue };
-            match latest.get(&(entry.dataset.clone(), entry.key.clone())) {
+            match latest.get(&(dataset.clone(), key.clone())) {
                 Some(&i) => changes[i] = change,
                 None => {
-                    latest.insert((entry.dataset, entry.key), changes.len());
+                    latest.insert((dataset, key), changes.len());
                     changes.push(change);
                 }
             }

@@ -12,11 +12,11 @@
 //! by the certificate of its commit: renewing the certificate signs new versions with the new key
 //! and keeps the old certificate in the `certificates` tree, sent at every push session.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use passerelle_proto::datasets::Dataset;
 use passerelle_proto::signed::{self, Origin, Signed};
-use passerelle_proto::v1::{Change, IndicatorReport, RecruitmentNeed, SharedNeed, Structure};
+use passerelle_proto::v1::{Change, IndicatorReport, RecruitmentNeed, SharedNeed, Structure, change};
 use prost::Message;
 
 use super::Node;
@@ -134,15 +134,18 @@ impl Node {
     }
 
     /// Adds to `batch` the signature of every needs or indicators record it logs a change of,
-    /// as the batch leaves it. Called by `commit_change`, under the write lock.
+    /// as the batch leaves it, and completes those outbox entries with the change itself
+    /// (projected and signed), so catch-up sends it without reading the record again. Called
+    /// by `commit_change`, under the write lock.
     pub(super) fn sign_logged(&self, batch: &mut WriteBatch) -> Result<()> {
         if self.signer().is_none() {
             // Unsigned records now exist: the next `with_signer` looks for them.
             batch.delete(Tree::Meta, ALL_SIGNED);
             return Ok(());
         }
-        let mut logged: BTreeSet<(Dataset, String)> = BTreeSet::new();
-        for (tree, _, value) in batch.ops() {
+        // Outbox entries to complete: (position in the batch, entry).
+        let mut logged: Vec<(usize, Dataset, OutboxEntry)> = Vec::new();
+        for (i, (tree, _, value)) in batch.ops().iter().enumerate() {
             if *tree != Tree::Outbox {
                 continue;
             }
@@ -150,25 +153,77 @@ impl Node {
             if let Ok(dataset) = entry.dataset.parse::<Dataset>()
                 && dataset != Dataset::Profiles
             {
-                logged.insert((dataset, entry.key));
+                logged.push((i, dataset, entry));
             }
         }
-        // The batch's last write per key, looked up once per record (an import logs thousands).
-        let staged: Staged<'_> = batch
-            .ops()
-            .iter()
-            .map(|(tree, key, value)| ((*tree, key.as_slice()), value.as_deref()))
-            .collect();
+        if logged.is_empty() {
+            return Ok(());
+        }
+        // One change per record, as the batch leaves it (an import logs thousands).
+        let mut changes: HashMap<(Dataset, String), Change> = HashMap::with_capacity(logged.len());
         let mut signatures = Vec::with_capacity(logged.len());
-        for (dataset, key) in logged {
-            if let Some((version, state)) = self.state_of(Some(&staged), dataset, &key)? {
-                signatures.push(self.signature(dataset, &key, version, &state)?);
+        {
+            // The batch's last write per key, looked up once per record.
+            let staged: Staged<'_> = batch
+                .ops()
+                .iter()
+                .map(|(tree, key, value)| ((*tree, key.as_slice()), value.as_deref()))
+                .collect();
+            for (_, dataset, entry) in &logged {
+                let id = (*dataset, entry.key.clone());
+                if changes.contains_key(&id) {
+                    continue;
+                }
+                let Some((version, state)) = self.state_of(Some(&staged), *dataset, &entry.key)? else {
+                    continue;
+                };
+                let Some((key, signature)) = self.signature(*dataset, &entry.key, version, &state)? else {
+                    continue;
+                };
+                changes.insert(id, self.kept_change(*dataset, &entry.key, version, state, &signature));
+                signatures.push((key, signature.encode_to_vec()));
             }
         }
-        for (key, signature) in signatures.into_iter().flatten() {
+        let ops = batch.ops_mut();
+        for (i, dataset, mut entry) in logged {
+            let Some(change) = changes.get(&(dataset, entry.key.clone())) else { continue };
+            entry.change = Some(change.clone());
+            if let Some(op) = ops.get_mut(i) {
+                op.2 = Some(entry.encode_to_vec());
+            }
+        }
+        for (key, signature) in signatures {
             batch.put(Tree::Signatures, key, signature);
         }
         Ok(())
+    }
+
+    /// The change every hub receives for a record's signed state, as an outbox entry keeps it
+    /// (see `OutboxEntry::change`): the same as `change_for` computes from the store, but for
+    /// a tombstone's `hub_id` (empty) and the signed structure (always set).
+    fn kept_change(
+        &self,
+        dataset: Dataset,
+        key: &str,
+        version: u64,
+        state: State,
+        signature: &RecordSignature,
+    ) -> Change {
+        let payload = match state {
+            State::Need(need) => change::Payload::Need(need),
+            State::Indicators(report) => change::Payload::Indicators(report),
+            State::Deleted => change::Payload::Tombstone(self.tombstone("", "deleted")),
+        };
+        Change {
+            dataset: dataset.to_string(),
+            key: key.to_string(),
+            version,
+            payload: Some(payload),
+            origin: signature.structure.clone(),
+            signature: signature.signature.clone(),
+            certificate_fingerprint: signature.fingerprint.clone(),
+            ..Default::default()
+        }
     }
 
     /// The state of a record once the writes `staged` (if any) are applied: its version and
@@ -213,19 +268,19 @@ impl Node {
         state: &State,
     ) -> Result<()> {
         if let Some((key, signature)) = self.signature(dataset, key, version, state)? {
-            batch.put(Tree::Signatures, key, signature);
+            batch.put(Tree::Signatures, key, signature.encode_to_vec());
         }
         Ok(())
     }
 
-    /// The `signatures` entry for a record's state, key and encoded value (`None`: no signer).
+    /// The `signatures` entry for a record's state, key and value (`None`: no signer).
     fn signature(
         &self,
         dataset: Dataset,
         key: &str,
         version: u64,
         state: &State,
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    ) -> Result<Option<(Vec<u8>, RecordSignature)>> {
         let Some(signer) = self.signer() else { return Ok(None) };
         let origin = Origin {
             structure: &self.structure,
@@ -239,7 +294,7 @@ impl Node {
             signature: signer.sign(&bytes)?,
             structure: Some(self.structure.clone()),
         };
-        Ok(Some((keys::tombstone(dataset, key), signature.encode_to_vec())))
+        Ok(Some((keys::tombstone(dataset, key), signature)))
     }
 
     /// The signer, while its certificate is valid: a node signs nothing with an expired one.

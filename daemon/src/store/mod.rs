@@ -179,6 +179,12 @@ impl WriteBatch {
     pub(crate) fn ops(&self) -> &[WriteOp] {
         &self.ops
     }
+
+    /// The writes, in order, to rewrite a staged value in place (a node completes its outbox
+    /// entries once the batch's records are final, rather than staging each entry twice).
+    pub(crate) fn ops_mut(&mut self) -> &mut [WriteOp] {
+        &mut self.ops
+    }
 }
 
 /// An ordered key-value store with atomic, durable multi-tree commits.
@@ -196,6 +202,10 @@ pub(crate) trait Store: std::fmt::Debug + Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError>;
 
+    /// The greatest key of `tree` with `start <= key < end` (no `end`: to the last key), read
+    /// from the store itself. A hub bounds an origin's keys with it, once per batch, so a key
+    /// above the bound is known to be absent without a read (and no cache can go stale).
+    fn last_key(&self, tree: Tree, start: &[u8], end: Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError>;
     /// Applies every write of `batch` atomically, then makes it durable (flushed and fsynced)
     /// before returning.
     fn commit(&self, batch: WriteBatch) -> Result<(), StoreError>;
@@ -208,6 +218,16 @@ pub(crate) trait Store: std::fmt::Debug + Send + Sync + 'static {
 
     /// Makes everything written so far durable (used at shutdown).
     fn sync(&self) -> Result<(), StoreError>;
+}
+
+/// The greatest key of `tree` starting with `prefix`, if any.
+pub(crate) fn last_key_with_prefix(
+    store: &dyn Store,
+    tree: Tree,
+    prefix: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let end = keys::prefix_end(prefix);
+    store.last_key(tree, prefix, end.as_deref())
 }
 
 /// Every entry of `tree` whose key starts with `prefix`, in key order.

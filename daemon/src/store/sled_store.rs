@@ -150,6 +150,19 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn last_key(&self, tree: Tree, start: &[u8], end: Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
+        let lower = prefixed(tree, start);
+        let upper = match end {
+            Some(end) => Bound::Excluded(prefixed(tree, end)),
+            None if tree.tag() == u8::MAX => Bound::Unbounded,
+            None => Bound::Excluded(vec![tree.tag() + 1]),
+        };
+        match self.keyspace.range::<Vec<u8>, _>((Bound::Included(lower), upper)).next_back() {
+            Some(kv) => kv.map(|(k, _)| Some(k[1..].to_vec())).map_err(|e| err("scanning", e)),
+            None => Ok(None),
+        }
+    }
+
     fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
