@@ -27,11 +27,23 @@ pub const MAX_CERTIFICATES_PER_OPEN: usize = 16;
 /// Most dimensions a `GetTableRequest` may name (tables have at most two; the rest is refused
 /// by the table's own check, this only bounds what is decoded).
 pub const MAX_DIMENSIONS: usize = 16;
-/// Most top-level fields in any message: far above any legitimate message (a view page holds
-/// 2,000 needs, an import message 500 rows), far below what 4 MiB of empty fields would make.
+/// Most top-level fields in any message: far above any legitimate message (a view batch
+/// holds a feed entry's needs, at most a batch's 1,000 changes; an import message 500 rows), far below what 4 MiB of empty fields would make.
 pub const MAX_FIELDS: usize = 100_000;
 
-/// [`tonic_prost::ProstCodec`] with the bounds of this module on decoding.
+/// Bytes a stream's encode buffer starts with (tonic's default is 8 KiB). tonic keeps one per
+/// open stream for its whole life, and a hub holds one per member's view `Subscribe`: 4,000 of
+/// them at 8 KiB were 32 MB for nothing, since a message needing more simply grows it.
+pub const ENCODE_BUFFER_BYTES: usize = 1024;
+/// Encoded bytes after which a stream hands what it has to HTTP/2 rather than encoding the next
+/// ready message into the same buffer (tonic's default is 32 KiB): what one stream holds in
+/// memory at once is then one view page, not four.
+pub const ENCODE_YIELD_BYTES: usize = 8 * 1024;
+/// Bytes a stream's decode buffer starts with (tonic's default is 8 KiB): a hub decodes a push
+/// stream per member at first contact; a message needing more grows it.
+pub const DECODE_BUFFER_BYTES: usize = 1024;
+
+/// [`tonic_prost::ProstCodec`] with the bounds of this module on decoding, and small buffers.
 #[derive(Debug, Clone, Copy)]
 pub struct BoundedCodec<T, U>(PhantomData<(T, U)>);
 
@@ -52,7 +64,7 @@ where
     type Decoder = BoundedDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder::new(BufferSettings::default())
+        ProstEncoder::new(BufferSettings::new(ENCODE_BUFFER_BYTES, ENCODE_YIELD_BYTES))
     }
 
     fn decoder(&mut self) -> Self::Decoder {
@@ -74,7 +86,7 @@ impl<U: Message + Default + 'static> Decoder for BoundedDecoder<U> {
     }
 
     fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::default()
+        BufferSettings::new(DECODE_BUFFER_BYTES, ENCODE_YIELD_BYTES)
     }
 }
 

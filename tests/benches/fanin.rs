@@ -66,6 +66,10 @@ fn main() -> anyhow::Result<()> {
             None => format!("not complete within {} s", options.settle.as_secs()),
         }
     );
+    println!(
+        "| largest view message: needs / encoded bytes | {} / {} |",
+        report.largest_view_message.0, report.largest_view_message.1
+    );
     println!("| hub RSS at start | {:.1} MB |", mb(report.hub_start_rss_kb));
     println!("| hub peak RSS (VmHWM) | {:.1} MB |", mb(report.hub_peak_rss_kb));
     println!(

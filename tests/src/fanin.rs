@@ -85,6 +85,9 @@ pub struct FanInReport {
     pub open_subscriptions: usize,
     /// Needs the subscribers received in all, and how many the whole view makes.
     pub view_needs: (u64, u64),
+    /// The largest view message a subscriber received: its needs (upserts and removals) and its
+    /// encoded bytes. What a hub holds per subscriber is a message or two of this size.
+    pub largest_view_message: (u64, u64),
     /// From the last acknowledgement until every subscriber had the whole view (`None`: not
     /// within `settle`).
     pub view_complete: Option<Duration>,
@@ -239,6 +242,8 @@ struct ViewCounters {
     needs: AtomicU64,
     complete: AtomicU64,
     open: AtomicU64,
+    largest_needs: AtomicU64,
+    largest_bytes: AtomicU64,
 }
 
 async fn one_node(
@@ -307,6 +312,9 @@ async fn one_node(
             };
             let Ok(Some(batch)) = batch else { break };
             let upserts = batch.upserts.len() as u64;
+            let needs = upserts + batch.removals.len() as u64;
+            view.largest_needs.fetch_max(needs, Ordering::Relaxed);
+            view.largest_bytes.fetch_max(prost::Message::encoded_len(&batch) as u64, Ordering::Relaxed);
             view.needs.fetch_add(upserts, Ordering::Relaxed);
             let before = received;
             received += upserts;
@@ -429,6 +437,10 @@ pub async fn run(dir: &Path, options: &FanInOptions) -> anyhow::Result<FanInRepo
         hub_restarted_rss_kb,
         view_needs: (view.needs.load(Ordering::Relaxed), expected_view * acknowledged as u64),
         view_complete,
+        largest_view_message: (
+            view.largest_needs.load(Ordering::Relaxed),
+            view.largest_bytes.load(Ordering::Relaxed),
+        ),
         errors,
         first_errors,
     })

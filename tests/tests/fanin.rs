@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use passerelle_daemon::hub::view::{FEED_PAGE, VIEW_PAGE};
 use passerelle_tests::fanin::{self, FanInOptions, NEEDS_PER_NODE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,5 +30,12 @@ async fn twenty_nodes_are_acknowledged_and_see_each_others_needs() -> anyhow::Re
     assert!(report.view_needs.0 >= whole, "{:?}", report.view_needs);
     assert_eq!(report.open_subscriptions, nodes, "every view stream still open when measured");
     assert!(report.hub_peak_rss_kb >= report.hub_idle_rss_kb && report.hub_idle_rss_kb > 0);
+    // View messages stay small: what the hub holds per subscriber is a message or two, so with
+    // thousands subscribed their size is what bounds its memory. A feed page reads whole entries
+    // (a node's batch: 3 needs here) until it reaches `FEED_PAGE`.
+    let most = (VIEW_PAGE.max(FEED_PAGE) + NEEDS_PER_NODE - 1) as u64;
+    let (needs, bytes) = report.largest_view_message;
+    assert!(needs > 0 && needs <= most, "a view message of {needs} needs (at most {most})");
+    assert!(bytes <= 8 * 1024, "a view message of {bytes} bytes (at most 8 KiB)");
     Ok(())
 }

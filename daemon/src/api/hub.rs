@@ -30,12 +30,12 @@ use passerelle_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::blocking;
+use super::view_stream::Subscription;
 use crate::authz;
 use crate::config::HubConfig;
 use crate::hub::Hub;
 use crate::hub::ingest::GROUP_COMMIT;
 use crate::hub::stats::{self, DOMINANCE_PERCENT, MIN_STRUCTURES};
-use crate::hub::view::ViewUpdate;
 
 /// The hub's services over a [`Hub`].
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ impl HubApi {
 type ReplyStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Runs a blocking hub call and maps its error to a status.
-async fn run_blocking<T: Send + 'static>(
+pub(super) async fn run_blocking<T: Send + 'static>(
     call: impl FnOnce() -> crate::Result<T> + Send + 'static,
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(call).await.map_err(crate::Error::from)?.map_err(Status::from)
@@ -74,7 +74,7 @@ type Reply<T> = Result<Response<T>, Status>;
 /// access changed (revocation list reloaded, member removed) and `peer` no longer passes
 /// [`Hub::check_access`], or its certificate expired. Cancel-safe: a stream re-creates it on
 /// each turn of its loop; `access` remembers which changes were already seen.
-async fn access_lost(
+pub(super) async fn access_lost(
     hub: Arc<Hub>,
     peer: crate::tls::Peer,
     expires_at_s: Option<i64>,
@@ -298,83 +298,20 @@ impl HubSync for HubApi {
         let peer = authz::peer(&request)?;
         let expires_at_s = authz::expires_at_s(&request);
         let hub = self.hub.clone();
-        let viewer = peer.id.id.clone();
         let check = peer.clone();
         run_blocking(move || hub.check_access(&check)).await?;
-        let SubscribeRequest { mut hub_epoch, after } = request.into_inner();
-        let mut position = after;
-        // One page buffered per subscriber: with thousands subscribed, what a slow reader
-        // makes the hub hold stays small.
-        let (tx, rx) = mpsc::channel(1);
-        let hub = self.hub.clone();
-        let mut stop = self.stop.clone();
-        let mut access = self.hub.watch_access();
-        let gate = self.view_gate.clone();
-        tokio::spawn(async move {
-            let mut feed = hub.watch_feed();
-            let mut first = true;
-            loop {
-                feed.borrow_and_update();
-                let (h, epoch, viewer, who) = (hub.clone(), hub_epoch.clone(), viewer.clone(), peer.clone());
-                // A few views are computed at once: when a batch wakes every subscriber, the
-                // others wait here (their wakes coalesce) instead of taking every core from
-                // the pushes being acknowledged.
-                let Ok(permit) = gate.clone().acquire_owned().await else { return };
-                let update = run_blocking(move || {
-                    h.check_access(&who)?;
-                    h.view_update(&epoch, position, &viewer)
-                })
-                .await;
-                drop(permit);
-                let update = match update {
-                    Ok(update) => update,
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
-                };
-                let mut next = match update {
-                    ViewUpdate::Batch(batch) => Some(Ok(batch)),
-                    ViewUpdate::Full(full) => Some(Err((full, 0))),
-                };
-                while let Some(item) = next.take() {
-                    let batch = match item {
-                        Ok(batch) => batch,
-                        Err((full, from)) => {
-                            let (page, more) = full.page(from);
-                            next = more.map(|at| Err((full, at)));
-                            page
-                        }
-                    };
-                    let progressed = first
-                        || batch.reset
-                        || batch.position != position
-                        || !batch.upserts.is_empty()
-                        || !batch.removals.is_empty();
-                    first = false;
-                    if !batch.hub_epoch.is_empty() {
-                        hub_epoch.clone_from(&batch.hub_epoch);
-                        position = batch.position;
-                    }
-                    if progressed && tx.send(Ok(batch)).await.is_err() {
-                        return;
-                    }
-                }
-                if position >= hub.feed_head() {
-                    let lost = tokio::select! {
-                        changed = feed.changed() => if changed.is_err() { return } else { None },
-                        _ = stop.wait_for(|s| *s) => return,
-                        () = tx.closed() => return,
-                        status = access_lost(hub.clone(), peer.clone(), expires_at_s, &mut access) => Some(status),
-                    };
-                    if let Some(status) = lost {
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let SubscribeRequest { hub_epoch, after } = request.into_inner();
+        // Lazy: a page is made when HTTP/2 asks for the next message (see `view_stream`).
+        let subscription = Subscription::new(
+            self.hub.clone(),
+            peer,
+            expires_at_s,
+            hub_epoch,
+            after,
+            self.stop.clone(),
+            self.view_gate.clone(),
+        );
+        Ok(Response::new(Box::pin(subscription.into_stream())))
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod hub;
 mod structure;
+mod view_stream;
 
 pub(crate) use hub::HubApi;
 pub(crate) use structure::StructureApi;

@@ -22,12 +22,16 @@ use crate::store::{Tree, WriteBatch, scan_prefix};
 /// Meta key of the feed's last position.
 pub(super) const FEED_HEAD: &[u8] = b"feed_head";
 
-/// Most changed needs one `ViewBatch` covers (feed entries are read whole until this is reached).
-/// Small, like [`VIEW_PAGE`]: a hub holds what it has not yet written to each subscriber, and
-/// with thousands subscribed the size of a message is what bounds the hub's memory.
-const FEED_PAGE: usize = 250;
-/// Most needs in one page of a full view (a need is ~200 bytes: a page is ~25 kB).
-const VIEW_PAGE: usize = 128;
+/// Most changed needs one `ViewBatch` covers (feed entries are read whole until this is reached,
+/// so a page may exceed it by one entry's needs less one). Small, like [`VIEW_PAGE`]: a hub holds
+/// what it has not yet written to each subscriber, and with thousands subscribed the size of a
+/// message is what bounds the hub's memory.
+pub const FEED_PAGE: usize = 32;
+/// Most needs in one page of a full view. A need is about 200 bytes, so a page (about 6.5 kB)
+/// fits the codec's 8 KiB yield threshold (`passerelle_proto::codec::ENCODE_YIELD_BYTES`): each
+/// subscriber holds one page being written and one buffered. With 128 needs a page was 25 kB,
+/// grown into every stream's encode buffer.
+pub const VIEW_PAGE: usize = 32;
 /// Feed positions whose view changes are kept in memory (a few needs each).
 const MAX_CACHED_POSITIONS: usize = 8192;
 /// How far behind the feed's head a cached full view may be and still be served (the subscriber
