@@ -33,6 +33,8 @@ mod world;
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]
+mod break_pair_tests;
+#[cfg(test)]
 mod break_world_tests;
 #[cfg(test)]
 mod cells_tests;
