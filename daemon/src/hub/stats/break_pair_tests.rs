@@ -82,7 +82,8 @@ fn exposures(r0: &[Table], r1: &[Table], trio: &[Reporter; 3], sign: i64) -> Vec
     out
 }
 
-/// **Leak: the pair rule is not applied to a revision's change.** 44 × ACI in January counts
+/// **Was a leak (fixed: `sensitive_changes` applies the pair rule): the pair rule was not
+/// applied to a revision's change.** 44 × ACI in January counts
 /// three spread structures that stay (hours 400, 380, 360) and a trio X, Y, Z (hours 500,
 /// 450, 50; employees 8, 7, 1; ETP hundredths 560, 490, 70). Revision 0 publishes 44 × ACI
 /// (six structures, 2,140 hours: top two 44 %, passes dominance and the pair rule). The trio
@@ -104,7 +105,6 @@ fn exposures(r0: &[Table], r1: &[Table], trio: &[Reporter; 3], sign: i64) -> Vec
 /// two largest |Δ| against the whole change, like `paired`), so the change is protected
 /// (revision 1 withholds 44 × ACI and its complements).
 #[test]
-#[ignore = "leak: a removal of three structures, two making 95 % of the change, publishes X + Y within [0, X+Y+Z] (hours 950 in [0, 1,000])"]
 fn three_removals_two_dominating_the_change_bound_the_pair() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (stayers, trio) = stayers_and_trio();
@@ -124,14 +124,13 @@ fn three_removals_two_dominating_the_change_bound_the_pair() -> anyhow::Result<(
     Ok(())
 }
 
-/// **Leak: the same with late reports.** 44 × ACI counts the three spread stayers in January,
+/// **Was a leak (fixed likewise): the same with late reports.** 44 × ACI counts the three spread stayers in January,
 /// published at revision 0 (1,140 hours). X, Y and Z report late (hours 500, 450, 50);
 /// revision 1 publishes 44 × ACI (2,140 hours, six structures, top two 44 %): the change is
 /// the trio's, X + Y 95 % of it. Figures as in
 /// `three_removals_two_dominating_the_change_bound_the_pair` (hours: X + Y = 950 in
 /// [0, 1,000]; Y's insider view X = 500 in [0, 550]).
 #[test]
-#[ignore = "leak: three late reports, two making 95 % of the change, give X + Y within [0, X+Y+Z] (hours 950 in [0, 1,000])"]
 fn three_late_reports_two_dominating_the_change_bound_the_pair() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (stayers, trio) = stayers_and_trio();

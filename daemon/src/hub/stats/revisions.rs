@@ -100,8 +100,13 @@ type Change<'a> = (&'a str, Vec<i64>, Vec<i64>);
 /// The cells (over the family's dimensions, `*` for "all") where the difference between two
 /// revisions `then` and `now` of a period is sensitive: the contribution of fewer than
 /// [`MIN_STRUCTURES`] structures or `min_persons` persons, or one structure's change making most
-/// of the whole change on some measure.
-pub(super) fn sensitive_changes(then: &Snapshot, now: &Snapshot, min_persons: i64) -> Vec<Vec<String>> {
+/// of the whole change on some measure, or two making more than `100 / (1 + protection)` % of it.
+pub(super) fn sensitive_changes(
+    then: &Snapshot,
+    now: &Snapshot,
+    min_persons: i64,
+    protection: u32,
+) -> Vec<Vec<String>> {
     let (old, new) = (then.by_structure(), now.by_structure());
     let keys: BTreeSet<&[String]> = old.keys().chain(new.keys()).copied().collect();
     let none = BTreeMap::new();
@@ -135,8 +140,14 @@ pub(super) fn sensitive_changes(then: &Snapshot, now: &Snapshot, min_persons: i6
             let deltas: Vec<i64> =
                 changes.iter().map(|(_, a, b)| (at_index(b, i) - at_index(a, i)).abs()).collect();
             let total: i64 = deltas.iter().sum();
+            let mut top = deltas.clone();
+            top.sort_unstable_by(|a, b| b.cmp(a));
+            let two = top.iter().take(2).sum::<i64>();
             total > 0
-                && deltas.iter().max().copied().unwrap_or(0) * 100 > i64::from(DOMINANCE_PERCENT) * total
+                && (top.first().copied().unwrap_or(0) * 100 > i64::from(DOMINANCE_PERCENT) * total
+                    // The pair rule, as for cells: two structures making nearly all of a change
+                    // (a small third leaving or arriving with them) are that change, bounded.
+                    || two * (100 + i64::from(protection)) > 100 * total)
         });
         if structures.len() < MIN_STRUCTURES as usize || people < min_persons || dominated {
             sensitive.push(at);

@@ -352,7 +352,7 @@ impl Hub {
         let before = match (&families.world, families.roots.get(period)) {
             (Some(world), Some(root)) => Before {
                 subs: Context::sub_tables(world, period),
-                context: Context::new(world, root, min_persons),
+                context: Context::new(world, root, min_persons, self.config.protection_percent),
             },
             _ => Before::default(),
         };

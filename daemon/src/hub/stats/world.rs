@@ -171,7 +171,7 @@ impl<'w> Context<'w> {
     }
 
     /// The context of publishing `root` into `world`.
-    pub(super) fn new(world: &'w World, root: &Root, min_persons: i64) -> Self {
+    pub(super) fn new(world: &'w World, root: &Root, min_persons: i64, protection: u32) -> Self {
         // Node 0 is the root; the world's nodes get `1 + index` — then only those connected to
         // the root are kept.
         let all = world.nodes.len() + 1;
@@ -261,7 +261,7 @@ impl<'w> Context<'w> {
             for (b, &newer) in kept.iter().enumerate() {
                 let revision = |n: usize| if n == 0 { root.revision } else { world.nodes[n - 1].revision };
                 if a != b && period(older) == period(newer) && revision(older) < revision(newer) {
-                    let cells = sensitive_changes(snapshot(older), snapshot(newer), min_persons);
+                    let cells = sensitive_changes(snapshot(older), snapshot(newer), min_persons, protection);
                     if !cells.is_empty() {
                         pairs.push((a, b, cells));
                     }
