@@ -75,16 +75,23 @@ pub(crate) fn check(request: &GetTableRequest) -> Result<Month> {
 struct Counts {
     /// Per requesting structure: its own figures (for dominance and the pair rule).
     requesters: BTreeMap<String, [i64; 4]>,
+    /// Per holding structure: the candidates it accepted and those hired (at 2 and 3, as in
+    /// `values`), for the same rules on the holders' side.
+    by_holder: BTreeMap<String, [i64; 4]>,
     holders: BTreeSet<String>,
     values: [i64; 4],
 }
 
 impl Counts {
     fn merge(&mut self, other: &Counts) {
-        for (siret, values) in &other.requesters {
-            let mine = self.requesters.entry(siret.clone()).or_default();
-            for (a, b) in mine.iter_mut().zip(values) {
-                *a += b;
+        for (mine, theirs) in
+            [(&mut self.requesters, &other.requesters), (&mut self.by_holder, &other.by_holder)]
+        {
+            for (siret, values) in theirs {
+                let entry = mine.entry(siret.clone()).or_default();
+                for (a, b) in entry.iter_mut().zip(values) {
+                    *a += b;
+                }
             }
         }
         self.holders.extend(other.holders.iter().cloned());
@@ -115,10 +122,22 @@ fn hide_person_figures(cell: &mut Cell, reason: &str) {
 /// [`DOMINANCE_PERCENT`], or two more than `100 / (1 + p)` % (see `disclosure::paired`):
 /// a cell of 52 requests, 50 of them one structure's, tells that structure's activity.
 fn concentrated(counts: &Counts, measures: std::ops::Range<usize>, protection: u32) -> Option<String> {
+    concentrated_in(counts, &counts.requesters, "requesting", measures.clone(), protection)
+        .or_else(|| concentrated_in(counts, &counts.by_holder, "holding", measures, protection))
+}
+
+/// [`concentrated`] over one side's per-structure figures (`side` names it).
+fn concentrated_in(
+    counts: &Counts,
+    by: &BTreeMap<String, [i64; 4]>,
+    side: &str,
+    measures: std::ops::Range<usize>,
+    protection: u32,
+) -> Option<String> {
     measures.into_iter().find_map(|i| {
         let total = counts.values[i];
         let mut top = [0i64; 2];
-        for values in counts.requesters.values() {
+        for values in by.values() {
             let x = values[i];
             if x > top[0] {
                 top = [x, top[0]];
@@ -128,10 +147,10 @@ fn concentrated(counts: &Counts, measures: std::ops::Range<usize>, protection: u
         }
         let limit = pair_limit_hundredths(protection);
         if total > 0 && top[0] * 100 > i64::from(DOMINANCE_PERCENT) * total {
-            Some(format!("one requesting structure makes more than {DOMINANCE_PERCENT} % of {}", MEASURES[i]))
+            Some(format!("one {side} structure makes more than {DOMINANCE_PERCENT} % of {}", MEASURES[i]))
         } else if total > 0 && (top[0] + top[1]) * (100 + i64::from(protection)) > 100 * total {
             Some(format!(
-                "two requesting structures make more than {}.{:02} % of {}",
+                "two {side} structures make more than {}.{:02} % of {}",
                 limit / 100,
                 limit % 100,
                 MEASURES[i]
@@ -225,6 +244,11 @@ impl Hub {
                 *total += v;
                 *own += v;
             }
+            for c in &intro.candidates {
+                let holder = counts.by_holder.entry(c.holder_siret.clone()).or_default();
+                holder[2] += 1;
+                holder[3] += i64::from(c.outcome == IntroductionOutcome::Hired as i32);
+            }
         }
         Ok(groups)
     }
@@ -253,7 +277,7 @@ impl Hub {
             {
                 let limit = pair_limit_hundredths(self.config.protection_percent);
                 format!(
-                    "a figure one requesting structure makes more than {DOMINANCE_PERCENT} % of, or two more than {}.{:02} %, is suppressed",
+                    "a figure one requesting or holding structure makes more than {DOMINANCE_PERCENT} % of, or two more than {}.{:02} %, is suppressed",
                     limit / 100,
                     limit % 100
                 )
@@ -351,7 +375,8 @@ mod tests {
             candidates: (0..hired)
                 .map(|i| HubCandidate {
                     candidate: format!("c{i}"),
-                    holder_siret: holders[0].into(),
+                    // Spread over the holders, so none makes most of the cell's hires.
+                    holder_siret: holders[(n + i) % holders.len()].into(),
                     outcome: IntroductionOutcome::Hired as i32,
                     ..Default::default()
                 })
@@ -421,6 +446,33 @@ mod tests {
         Ok(())
     }
 
+    /// A holder whose candidates are every one accepted (and hired) in a cell: its own figures
+    /// would be the cell's, so they are withheld; spread over three holders, published.
+    #[test]
+    fn one_holder_making_every_hire_withholds_the_person_figures() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<BTreeSet<String>>();
+        let each = |n: &[&str], v: [i64; 4]| n.iter().map(|s| (s.to_string(), v)).collect::<BTreeMap<_, _>>();
+        let cell = |by_holder: BTreeMap<String, [i64; 4]>| {
+            let counts = Counts {
+                requesters: each(&["r1", "r2", "r3"], [4, 4, 3, 3]),
+                holders: names(&["h1", "h2", "h3"]),
+                by_holder,
+                values: [12, 12, 9, 9],
+            };
+            let groups = BTreeMap::from([(vec!["49".to_string()], counts)]);
+            let by = vec!["departement".to_string()];
+            let cells = controlled(with_margins(&by, &groups, Counts::merge), 1, 5, 15);
+            cells.into_iter().find(|c| c.key == ["49"]).expect("cell")
+        };
+        let one = cell(BTreeMap::from([("h1".to_string(), [0, 0, 9, 9])]));
+        assert!(person_figures_hidden(&one), "{one:?}");
+        let hired = one.measures.iter().find(|m| m.name == "hired").expect("hired");
+        assert_eq!(hired.suppressed, "one holding structure makes more than 85 % of accepted");
+        assert_eq!(value(&one, "requests"), Some(12), "the requests stay");
+        let spread = cell(each(&["h1", "h2", "h3"], [0, 0, 3, 3]));
+        assert_eq!(value(&spread, "hired"), Some(9));
+    }
+
     #[test]
     fn few_hires_are_withheld_and_complemented() {
         // Each requester's share: the figures spread as evenly as they go.
@@ -434,6 +486,14 @@ mod tests {
                 })
                 .collect(),
             holders: h.iter().map(|s| s.to_string()).collect(),
+            by_holder: h
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let n = h.len() as i64;
+                    (s.to_string(), values.map(|v| v / n + i64::from((i as i64) < v % n)))
+                })
+                .collect(),
             values,
         };
         let all = ["a", "b", "c"];
