@@ -90,7 +90,7 @@ fn exposures(r0: &[Table], r1: &[Table], trio: &[Reporter; 3], sign: i64) -> Vec
 /// is removed (a member's removal is no secret); revision 1 publishes 44 × ACI again (three
 /// structures, 1,140 hours, top two 68 %). `revisions::sensitive_changes` lets the change
 /// through — three structures, 16 persons, no single one over 85 % of it (X makes 50 %) —
-/// but X and Y make 95 % of it, past the pair limit (86.96 %) the cells are held to. The
+/// but X and Y make 95 % of it, past the pair limit (86.95 %) the cells are held to. The
 /// change, read off the two published cells with no solver, is X + Y + Z with Z ≥ 0:
 ///
 /// - hours: X + Y = 950, narrowed to [0, 1,000] (the range needs 1,092.5); Y, knowing its

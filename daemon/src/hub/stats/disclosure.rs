@@ -104,10 +104,29 @@ fn dominated(spec: &Spec, summary: &Summary, exits: bool) -> Option<Measure> {
     })
 }
 
-/// The share of a cell two structures may make at most, in hundredths of a percent, at
-/// protection level `protection`: `100 / (1 + p)` (86.96 % at 15 %).
-pub(crate) fn pair_limit_hundredths(protection: u32) -> i64 {
-    1_000_000 / (100 + i64::from(protection))
+/// The share of a cell two structures may make at most at protection level `protection`,
+/// as the rules print it: `100 / (1 + p)` % truncated to hundredths ("86.95" at 15 %).
+pub(crate) fn pair_limit(protection: u32) -> String {
+    let hundredths = 1_000_000 / (100 + i64::from(protection));
+    format!("{}.{:02}", hundredths / 100, hundredths % 100)
+}
+
+/// The two largest of `values` (0 where there are fewer), for dominance and the pair rule.
+pub(crate) fn top_two(values: impl IntoIterator<Item = i64>) -> [i64; 2] {
+    let mut top = [0i64; 2];
+    for x in values {
+        if x > top[0] {
+            top = [x, top[0]];
+        } else if x > top[1] {
+            top[1] = x;
+        }
+    }
+    top
+}
+
+/// Whether `top` (the two largest contributions) makes more than [`pair_limit`] of `total`.
+pub(crate) fn pair_exceeds(top: [i64; 2], total: i64, protection: u32) -> bool {
+    total > 0 && (top[0] + top[1]) * (100 + i64::from(protection)) > 100 * total
 }
 
 /// The pair rule (the p % rule for the two largest): the rest of a cell must be at least
@@ -120,14 +139,13 @@ pub(crate) fn pair_limit_hundredths(protection: u32) -> i64 {
 fn paired(spec: &Spec, summary: &Summary, exits: bool, protection: u32) -> Option<Measure> {
     spec.measures.iter().enumerate().filter(|(_, m)| m.is_exit() == exits).find_map(|(i, m)| {
         let total = spec.total(&summary.totals, *m);
-        let two = summary.maxima.get(i).copied().unwrap_or(0) + summary.seconds.get(i).copied().unwrap_or(0);
-        (total > 0 && two * (100 + i64::from(protection)) > 100 * total).then_some(*m)
+        let top = [summary.maxima.get(i).copied().unwrap_or(0), summary.seconds.get(i).copied().unwrap_or(0)];
+        pair_exceeds(top, total, protection).then_some(*m)
     })
 }
 
 fn pair_reason(m: Measure, protection: u32) -> String {
-    let limit = pair_limit_hundredths(protection);
-    format!("two structures contribute more than {}.{:02} % of {}", limit / 100, limit % 100, m.name())
+    format!("two structures contribute more than {} % of {}", pair_limit(protection), m.name())
 }
 
 /// Primary rules, then complementary suppression: the cells of a table without periods.

@@ -21,7 +21,8 @@ use passerelle_proto::validate::FieldError;
 use prost::Message;
 
 use super::disclosure::{
-    DOMINANCE_PERCENT, MIN_STRUCTURES, complement, lines_of, pair_limit_hundredths, secondary_suppression,
+    DOMINANCE_PERCENT, MIN_STRUCTURES, complement, lines_of, pair_exceeds, pair_limit, secondary_suppression,
+    top_two,
 };
 use super::family::{AuditRule, Family};
 use super::tables::with_margins;
@@ -136,23 +137,13 @@ fn concentrated_in(
 ) -> Option<String> {
     measures.into_iter().find_map(|i| {
         let total = counts.values[i];
-        let mut top = [0i64; 2];
-        for values in by.values() {
-            let x = values[i];
-            if x > top[0] {
-                top = [x, top[0]];
-            } else if x > top[1] {
-                top[1] = x;
-            }
-        }
-        let limit = pair_limit_hundredths(protection);
+        let top = top_two(by.values().map(|values| values[i]));
         if total > 0 && top[0] * 100 > i64::from(DOMINANCE_PERCENT) * total {
             Some(format!("one {side} structure makes more than {DOMINANCE_PERCENT} % of {}", MEASURES[i]))
-        } else if total > 0 && (top[0] + top[1]) * (100 + i64::from(protection)) > 100 * total {
+        } else if pair_exceeds(top, total, protection) {
             Some(format!(
-                "two {side} structures make more than {}.{:02} % of {}",
-                limit / 100,
-                limit % 100,
+                "two {side} structures make more than {} % of {}",
+                pair_limit(protection),
                 MEASURES[i]
             ))
         } else {
@@ -274,14 +265,10 @@ impl Hub {
         let rules = vec![
             format!("a cell with fewer than {MIN_STRUCTURES} requesting or {MIN_STRUCTURES} holding structures is suppressed"),
             format!("accepted and hired counting fewer than {} persons are suppressed", self.config.min_persons),
-            {
-                let limit = pair_limit_hundredths(self.config.protection_percent);
-                format!(
-                    "a figure one requesting or holding structure makes more than {DOMINANCE_PERCENT} % of, or two more than {}.{:02} %, is suppressed",
-                    limit / 100,
-                    limit % 100
-                )
-            },
+            format!(
+                "a figure one requesting or holding structure makes more than {DOMINANCE_PERCENT} % of, or two more than {} %, is suppressed",
+                pair_limit(self.config.protection_percent)
+            ),
             "suppressed cells are complemented until a solver reading every grouping narrows no suppressed figure to within the protection range".into(),
             "every grouping is a projection of the table by departement and rome-domaine: a shared cell has one status".into(),
         ];

@@ -18,7 +18,7 @@ use prost::Message;
 
 use super::aggregates::{Contribution, StatCell};
 use super::catalogue::INDICATORS;
-use super::disclosure::{DOMINANCE_PERCENT, MIN_STRUCTURES};
+use super::disclosure::{DOMINANCE_PERCENT, MIN_STRUCTURES, pair_exceeds, top_two};
 use super::family::intersects;
 use super::tables::parse_period;
 use crate::error::{Error, Result};
@@ -140,14 +140,11 @@ pub(super) fn sensitive_changes(
             let deltas: Vec<i64> =
                 changes.iter().map(|(_, a, b)| (at_index(b, i) - at_index(a, i)).abs()).collect();
             let total: i64 = deltas.iter().sum();
-            let mut top = deltas.clone();
-            top.sort_unstable_by(|a, b| b.cmp(a));
-            let two = top.iter().take(2).sum::<i64>();
-            total > 0
-                && (top.first().copied().unwrap_or(0) * 100 > i64::from(DOMINANCE_PERCENT) * total
-                    // The pair rule, as for cells: two structures making nearly all of a change
-                    // (a small third leaving or arriving with them) are that change, bounded.
-                    || two * (100 + i64::from(protection)) > 100 * total)
+            let top = top_two(deltas);
+            total > 0 && top[0] * 100 > i64::from(DOMINANCE_PERCENT) * total
+                // The pair rule, as for cells: two structures making nearly all of a change
+                // (a small third leaving or arriving with them) are that change, bounded.
+                || pair_exceeds(top, total, protection)
         });
         if structures.len() < MIN_STRUCTURES as usize || people < min_persons || dominated {
             sensitive.push(at);

@@ -218,14 +218,10 @@ impl Hub {
             format!(
                 "a cell where one structure contributes more than {DOMINANCE_PERCENT} % of any measure is suppressed (of an exit figure: the exit figures)"
             ),
-            {
-                let limit = pair_limit_hundredths(self.config.protection_percent);
-                format!(
-                    "a cell where two structures contribute more than {}.{:02} % of any measure is suppressed (of an exit figure: the exit figures)",
-                    limit / 100,
-                    limit % 100
-                )
-            },
+            format!(
+                "a cell where two structures contribute more than {} % of any measure is suppressed (of an exit figure: the exit figures)",
+                pair_limit(self.config.protection_percent)
+            ),
             "suppressed cells are complemented so that none can be recomputed from the published totals"
                 .to_string(),
         ];
@@ -548,15 +544,12 @@ pub(super) fn summarize(spec: &Spec, group: &Group) -> Summary {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let mut top = [0i64; 2];
-            for (v, months) in group.by_siret.values() {
-                let x = per_structure(v.get(i).copied().unwrap_or(0), *months, m.agg());
-                if x > top[0] {
-                    top = [x, top[0]];
-                } else if x > top[1] {
-                    top[1] = x;
-                }
-            }
+            let top = top_two(
+                group
+                    .by_siret
+                    .values()
+                    .map(|(v, months)| per_structure(v.get(i).copied().unwrap_or(0), *months, m.agg())),
+            );
             (top[0], top[1])
         })
         .unzip();
