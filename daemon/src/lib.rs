@@ -6,8 +6,8 @@
 //! store is open before announcing readiness.
 //!
 //! Every listener goes through the same stack: the accept loop of [`tls::incoming`] (mutual TLS,
-//! or plaintext on loopback for the local operator), tonic's per-connection limits, then
-//! [`limits::MessageSizeLayer`] and [`authz::AuthzLayer`] before any handler.
+//! or plaintext on loopback for the local operator), hyper's HTTP/2 with our per-connection limits
+//! ([`serve`]), then [`limits::MessageSizeLayer`] and [`authz::AuthzLayer`] before any handler.
 #![forbid(unsafe_code)]
 
 // Public: what `passerelled`, the demo and the tests crate use (config, a hub or node opened in
@@ -23,6 +23,7 @@ pub use limits::raise_open_file_limit;
 pub(crate) mod metrics;
 pub mod node;
 pub(crate) mod probes;
+pub(crate) mod serve;
 pub(crate) mod store;
 pub(crate) mod sync;
 pub mod tls;
@@ -36,7 +37,7 @@ use passerelle_proto::v1::hub_sync_server::HubSyncServer;
 use passerelle_proto::v1::statistics_service_server::StatisticsServiceServer;
 use passerelle_proto::v1::structure_service_server::StructureServiceServer;
 use tokio::net::TcpListener;
-use tonic::transport::server::Router;
+use tonic::service::Routes;
 use tower::layer::util::{Identity, Stack};
 
 pub use config::{Config, RoleConfig, ValidConfig};
@@ -246,14 +247,14 @@ impl Daemon {
                         stop_rx_for_streams.clone(),
                     )));
                 }
-                let router = health.add_to(
-                    self.server().add_service(
+                let routes = health.add_to(
+                    Routes::new(
                         StructureServiceServer::new(api::StructureApi::new(node.clone(), engine.clone()))
                             .max_decoding_message_size(max),
                     ),
                     &self.service_names(),
                 )?;
-                router.serve_with_incoming_shutdown(api, stopped()).await?;
+                serve::serve(routes, self.layers(), api, self.serve_settings(), stopped()).await;
             }
             Role::Hub(hub) => {
                 let settings =
@@ -286,20 +287,20 @@ impl Daemon {
                     )));
                 }
                 let admin = || HubAdminServer::new(service.clone()).max_decoding_message_size(max);
-                let public: Router<_> = health.add_to(
-                    self.server()
-                        .add_service(HubSyncServer::new(service.clone()).max_decoding_message_size(max))
+                let public = health.add_to(
+                    Routes::new(HubSyncServer::new(service.clone()).max_decoding_message_size(max))
                         .add_service(
                             StatisticsServiceServer::new(service.clone()).max_decoding_message_size(max),
                         )
                         .add_service(admin()),
                     &self.service_names(),
                 )?;
-                let operator: Router<_> = health.add_to(self.server().add_service(admin()), &[HUB_ADMIN])?;
-                tokio::try_join!(
-                    public.serve_with_incoming_shutdown(hub_incoming, stopped()),
-                    operator.serve_with_incoming_shutdown(api, stopped()),
-                )?;
+                let operator = health.add_to(Routes::new(admin()), &[HUB_ADMIN])?;
+                let settings = self.serve_settings();
+                tokio::join!(
+                    serve::serve(public, self.layers(), hub_incoming, settings, stopped()),
+                    serve::serve(operator, self.layers(), api, settings, stopped()),
+                );
             }
         }
         // The servers are done; the background tasks saw the same signal. Wait for them, so that
@@ -342,24 +343,25 @@ impl Daemon {
         }
     }
 
-    /// A tonic server with this daemon's limits and its authorization layer.
-    fn server(&self) -> tonic::transport::Server<Layers> {
-        let limits = &self.config.limits;
-        tonic::transport::Server::builder()
-            .timeout(limits.request_timeout)
-            .concurrency_limit_per_connection(limits.max_concurrent_calls_per_connection)
-            .max_concurrent_streams(
-                u32::try_from(limits.max_concurrent_calls_per_connection).unwrap_or(u32::MAX),
-            )
-            // One span per call, so every log line of a call carries its method and (once the
-            // authorization layer has recorded it) its caller.
-            .trace_fn(|request| {
-                tracing::info_span!("rpc", method = %request.uri().path(), peer = tracing::field::Empty)
-            })
-            // Outermost, so refused and oversized calls are counted too.
+    /// This daemon's per-call stack: metrics outermost, so refused and oversized calls are
+    /// counted too; then the message size limit; then authorization.
+    fn layers(&self) -> Layers {
+        tower::ServiceBuilder::new()
             .layer(metrics::RpcMetricsLayer::new(self.rpc.clone()))
-            .layer(limits::MessageSizeLayer::new(limits.max_message_bytes))
+            .layer(limits::MessageSizeLayer::new(self.config.limits.max_message_bytes))
             .layer(authz::AuthzLayer::new(self.denied.clone()))
+            .into_inner()
+    }
+
+    /// Per-connection limits from `[limits]`. Each call gets its own `rpc` span (in `serve`), so
+    /// every log line of a call carries its method and, once authorization recorded it, its caller.
+    fn serve_settings(&self) -> serve::ServeSettings {
+        let limits = &self.config.limits;
+        serve::ServeSettings {
+            request_timeout: limits.request_timeout,
+            max_concurrent_streams: u32::try_from(limits.max_concurrent_calls_per_connection)
+                .unwrap_or(u32::MAX),
+        }
     }
 
     fn accept_policy(&self, tls_files: Option<&tls::ServerTlsFiles>) -> Result<tls::incoming::AcceptPolicy> {

@@ -5,7 +5,7 @@
 //! Both are open to every authenticated role (see [`crate::authz`]): they reveal the service
 //! names and message shapes, which are public in the repository anyway, and nothing of the data.
 
-use tonic::transport::server::Router;
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -55,7 +55,7 @@ impl Health {
     /// Adds health checking and reflection (v1 and v1alpha, for older grpcurl) to `router`, whose
     /// own services are `services`: reflection lists those (and the probes) only, not every
     /// service of the `.proto` files, so a node's API does not advertise a hub's services.
-    pub(crate) fn add_to<L>(&self, router: Router<L>, services: &[&'static str]) -> Result<Router<L>> {
+    pub(crate) fn add_to(&self, routes: Routes, services: &[&'static str]) -> Result<Routes> {
         let reflection = || {
             let builder = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(passerelle_proto::FILE_DESCRIPTOR_SET)
@@ -66,7 +66,7 @@ impl Health {
         };
         let v1 = reflection().build_v1()?;
         let v1alpha = reflection().build_v1alpha()?;
-        Ok(router.add_service(self.server.clone()).add_service(v1).add_service(v1alpha))
+        Ok(routes.add_service(self.server.clone()).add_service(v1).add_service(v1alpha))
     }
 }
 

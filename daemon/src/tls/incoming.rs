@@ -1,5 +1,5 @@
 //! The accept loop: TCP, then (for TLS listeners) a bounded handshake, then a stream that carries
-//! its peer's identity into every request tonic builds from it.
+//! its peer's identity into every request served on it.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -14,11 +14,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::Connected;
 
 use super::{Issuer, Peer, Trust};
 
-/// What tonic puts in every request's extensions for a connection.
+/// What every request on a connection carries in its extensions (put there by `serve`).
 #[derive(Debug, Clone)]
 pub(crate) struct ConnInfo {
     /// Who the client is: from its verified certificate, or the local operator on a plaintext
@@ -48,11 +47,10 @@ pub(crate) struct PeerStream {
     _permit: OwnedSemaphorePermit,
 }
 
-impl Connected for PeerStream {
-    type ConnectInfo = ConnInfo;
-
-    fn connect_info(&self) -> ConnInfo {
-        self.info.clone()
+impl PeerStream {
+    /// Who is on the other end, as every request on this connection carries it.
+    pub(crate) fn info(&self) -> &ConnInfo {
+        &self.info
     }
 }
 
@@ -128,7 +126,7 @@ pub(crate) struct AcceptPolicy {
     pub handshake_timeout: Duration,
 }
 
-/// The connections of `listener`, as a stream for `serve_with_incoming`. The accept loop stops when
+/// The connections of `listener`, as a stream for [`crate::serve::serve`]. The accept loop stops when
 /// the stream is dropped.
 pub(crate) fn serve_incoming(
     listener: TcpListener,
