@@ -475,52 +475,56 @@ impl Hub {
         let mut log = Vec::with_capacity(checked.batch.changes.len());
         let (seq, head_seq) = (checked.batch.seq, checked.batch.head_seq);
         let member_structure = member.structure.clone();
-        for ((change, dataset), verified) in
+        for ((mut change, dataset), verified) in
             checked.batch.changes.into_iter().zip(checked.datasets).zip(checked.verified)
         {
             let (provenance, signed_structure) = (verified.provenance, verified.structure);
             let signer_network = verified.network;
             // A node's records are its own; a relaying hub says, per change, whose they are.
-            let (origin, structure, epoch, epoch_at_ms) = if session.relay {
-                let origin = change.origin.clone().unwrap_or_default();
-                (
-                    origin.siret.clone(),
-                    Some(origin),
-                    change.origin_epoch.clone(),
-                    change.origin_epoch_created_at_ms,
-                )
-            } else {
-                (
-                    session.origin().to_string(),
-                    member_structure.clone(),
-                    session.epoch.clone(),
-                    session.epoch_at_ms,
-                )
-            };
-            // A dataset-wide withdrawal logs each record it drops, below; never an empty key.
-            if !change.key.is_empty() {
-                log.push(RecordKey::new(origin.clone(), dataset, change.key.clone()));
-            }
+            // Borrowed, not cloned per change: a catch-up applies tens of thousands of them
+            // (issue 18), and the session's origin, structure and epoch are the same for each.
+            let relayed = session.relay.then(|| {
+                (change.origin.take().unwrap_or_default(), std::mem::take(&mut change.origin_epoch))
+            });
+            let (origin, structure, epoch, epoch_at_ms): (&str, Option<&Structure>, &[u8], i64) =
+                match &relayed {
+                    Some((origin, epoch)) => (
+                        origin.siret.as_str(),
+                        Some(origin),
+                        epoch.as_slice(),
+                        change.origin_epoch_created_at_ms,
+                    ),
+                    None => (
+                        session.origin(),
+                        member_structure.as_ref(),
+                        session.epoch.as_slice(),
+                        session.epoch_at_ms,
+                    ),
+                };
             if change.key.is_empty() {
-                // A whole dataset withdrawn (no longer shared): drop every record of it.
-                for (key, record) in self.records_of(&origin, dataset)? {
-                    let record_key = RecordKey::new(origin.clone(), dataset, key);
+                // A whole dataset withdrawn (no longer shared): drop every record of it; it logs
+                // each record it drops, never an empty key.
+                for (key, record) in self.records_of(origin, dataset)? {
+                    let record_key = RecordKey::new(origin, dataset, key);
                     let rk = record_key.encode();
                     let current = pending.get(&rk).cloned().unwrap_or(Some(record));
                     if current.as_ref().is_some_and(HubRecord::is_live) {
                         member.records_held = member.records_held.saturating_sub(1);
                     }
                     log.push(record_key);
-                    self.stage_stats(stats, &origin, structure.as_ref(), current.as_ref(), None)?;
+                    self.stage_stats(stats, origin, structure, current.as_ref(), None)?;
                     pending.insert(rk, None);
                 }
                 continue;
             }
-            let rk = RecordKey::new(origin.clone(), dataset, change.key.clone()).encode();
+            // Encoded once, for the pending map and the feed's log alike.
+            let record_key = RecordKey::new(origin, dataset, change.key.clone());
+            let rk = record_key.encode();
+            log.push(record_key);
             let existing = match pending.get(&rk) {
                 Some(staged) => staged.clone(),
                 // Above every key the store holds for this origin's dataset: nothing to read.
-                None if bounds.above(self, Tree::Records, &origin, dataset, &rk)? => None,
+                None if bounds.above(self, Tree::Records, origin, dataset, &rk)? => None,
                 None => self.load_record(&rk)?,
             };
             let deletion = matches!(change.payload, Some(change::Payload::Tombstone(_)));
@@ -539,7 +543,7 @@ impl Hub {
                                 if old.is_live() {
                                     member.records_held = member.records_held.saturating_sub(1);
                                 }
-                                self.stage_stats(stats, &origin, structure.as_ref(), Some(&old), None)?;
+                                self.stage_stats(stats, origin, structure, Some(&old), None)?;
                                 pending.insert(rk, None);
                             } else {
                                 pending.insert(rk, Some(old));
@@ -556,11 +560,11 @@ impl Hub {
                 if provenance == Provenance::Signed
                     && let Some(network) = &signer_network
                 {
-                    let pinned = match pins.get(&origin) {
+                    let pinned = match pins.get(origin) {
                         Some(pinned) => Some(pinned.clone()),
                         None => self
                             .store
-                            .get(Tree::Meta, &super::provenance::origin_network_key(&origin))?
+                            .get(Tree::Meta, &super::provenance::origin_network_key(origin))?
                             .map(|v| String::from_utf8_lossy(&v).into_owned()),
                     };
                     match pinned {
@@ -573,18 +577,18 @@ impl Hub {
                         }
                         Some(_) => {}
                         None => {
-                            pins.insert(origin.clone(), network.clone());
+                            pins.insert(origin.to_string(), network.clone());
                         }
                     }
                 }
                 if provenance == Provenance::Signed
                     && let Some(not_before) = verified.signed_since
                 {
-                    let newest = match newest_signers.get(&origin) {
+                    let newest = match newest_signers.get(origin) {
                         Some(newest) => Some(newest.clone()),
-                        None => self.newest_signer(&origin)?,
+                        None => self.newest_signer(origin)?,
                     };
-                    match check_signer(newest.as_ref(), not_before, epoch_at_ms, &epoch, change.version) {
+                    match check_signer(newest.as_ref(), not_before, epoch_at_ms, epoch, change.version) {
                         SignerCheck::Stale => {
                             tracing::warn!(
                                 relay = %source, %origin, dataset = %dataset, key = %change.key,
@@ -593,7 +597,7 @@ impl Hub {
                             continue;
                         }
                         SignerCheck::Accept(Some(marker)) => {
-                            newest_signers.insert(origin.clone(), marker);
+                            newest_signers.insert(origin.to_string(), marker);
                         }
                         SignerCheck::Accept(None) => {}
                     }
@@ -602,13 +606,12 @@ impl Hub {
                     // Signed: nothing at or below the floor comes back (a deletion's floor is final).
                     let floor = match floors.get(&rk) {
                         Some(floor) => Some(floor.clone()),
-                        None if bounds.above(self, Tree::Floors, &origin, dataset, &rk)? => {
+                        None if bounds.above(self, Tree::Floors, origin, dataset, &rk)? => {
                             existing.as_ref().map(HubRecord::floor)
                         }
                         None => self.floor_of(&rk)?.or_else(|| existing.as_ref().map(HubRecord::floor)),
                     };
-                    let position =
-                        floor.as_ref().map(|f| f.cmp_position(epoch_at_ms, &epoch, change.version));
+                    let position = floor.as_ref().map(|f| f.cmp_position(epoch_at_ms, epoch, change.version));
                     let at_floor_deleted = floor.as_ref().is_some_and(|f| f.deleted);
                     match position {
                         Some(std::cmp::Ordering::Less) => {
@@ -628,7 +631,7 @@ impl Hub {
                         _ => {
                             let floor = Floor {
                                 epoch_at_ms,
-                                epoch: epoch.clone(),
+                                epoch: epoch.to_vec(),
                                 version: change.version,
                                 deleted: deletion,
                             };
@@ -641,7 +644,7 @@ impl Hub {
                             if old.is_live() {
                                 member.records_held = member.records_held.saturating_sub(1);
                             }
-                            self.stage_stats(stats, &origin, structure.as_ref(), Some(&old), None)?;
+                            self.stage_stats(stats, origin, structure, Some(&old), None)?;
                             pending.insert(rk, None);
                         }
                         continue;
@@ -651,7 +654,7 @@ impl Hub {
             let newer = match &existing {
                 None => true,
                 Some(old) if session.relay => {
-                    (epoch_at_ms, epoch.as_slice(), change.version)
+                    (epoch_at_ms, epoch, change.version)
                         > (old.epoch_at_ms, old.epoch.as_slice(), old.version)
                 }
                 Some(old) if old.epoch != epoch => true,
@@ -679,13 +682,13 @@ impl Hub {
             let was_live = existing.as_ref().is_some_and(HubRecord::is_live);
             let mut record = HubRecord {
                 version: change.version,
-                epoch: epoch.clone(),
+                epoch: epoch.to_vec(),
                 epoch_at_ms,
                 session: session.id,
                 received_at_ms: now,
                 sources: existing.as_ref().map(|o| o.sources.clone()).unwrap_or_default(),
-                signature: change.signature.clone(),
-                certificate_fingerprint: change.certificate_fingerprint.clone(),
+                signature: std::mem::take(&mut change.signature),
+                certificate_fingerprint: std::mem::take(&mut change.certificate_fingerprint),
                 origin: signed_structure,
                 signature_verified: verified.checked,
                 ..Default::default()
@@ -696,9 +699,9 @@ impl Hub {
             if let Some(change::Payload::Indicators(report)) = &change.payload {
                 // Reporting periods: when this month's report arrived (see `hub/periods.rs`).
                 received.push(super::periods::Received {
-                    origin: origin.clone(),
+                    origin: origin.to_string(),
                     period: change.key.clone(),
-                    structure: structure.clone(),
+                    structure: structure.cloned(),
                     source: session.relay.then(|| session.peer.id.id.clone()),
                     changed: existing.as_ref().and_then(|o| o.indicators.as_ref()) != Some(report),
                 });
@@ -709,7 +712,7 @@ impl Hub {
                 (true, false) => member.records_held = member.records_held.saturating_sub(1),
                 _ => {}
             }
-            self.stage_stats(stats, &origin, structure.as_ref(), existing.as_ref(), Some(&mut record))?;
+            self.stage_stats(stats, origin, structure, existing.as_ref(), Some(&mut record))?;
             pending.insert(rk, Some(record));
         }
         logs.push(log);
