@@ -157,7 +157,101 @@ fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
     use super::*;
+    use crate::tls::incoming::{AcceptPolicy, serve_incoming};
+
+    /// A service that takes every call and never answers, under the health service's name so a
+    /// stock client can call it. It counts the calls that reach it and wakes `arrived` on each.
+    #[derive(Clone, Default)]
+    struct NeverAnswers {
+        calls: Arc<AtomicUsize>,
+        arrived: Arc<tokio::sync::Notify>,
+    }
+
+    impl tonic::server::NamedService for NeverAnswers {
+        const NAME: &'static str = "grpc.health.v1.Health";
+    }
+
+    impl Service<http::Request<Body>> for NeverAnswers {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Pending<Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<Body>) -> Self::Future {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.arrived.notify_one();
+            std::future::pending()
+        }
+    }
+
+    /// Serves `service` on a loopback listener with `settings`; returns a channel to it.
+    async fn serve_never_answers(
+        service: NeverAnswers,
+        settings: ServeSettings,
+    ) -> tonic::transport::Channel {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let policy = AcceptPolicy {
+            tls: None,
+            max_connections: 8,
+            max_handshakes: 8,
+            handshake_timeout: Duration::from_secs(5),
+        };
+        let incoming = serve_incoming(listener, policy);
+        let layers = tower::layer::util::Identity::new();
+        tokio::spawn(serve(Routes::new(service), layers, incoming, settings, std::future::pending()));
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    #[tokio::test]
+    async fn a_call_that_never_answers_is_cancelled_at_the_request_timeout() {
+        let settings =
+            ServeSettings { request_timeout: Duration::from_millis(200), max_concurrent_streams: 4 };
+        let mut client = HealthClient::new(serve_never_answers(NeverAnswers::default(), settings).await);
+        let started = std::time::Instant::now();
+        let status = client.check(HealthCheckRequest::default()).await.expect_err("no answer comes");
+        assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+        assert_eq!(status.message(), "timeout expired");
+        // The configured 200 ms, not some other bound (generous for a loaded machine).
+        assert!(started.elapsed() < Duration::from_secs(10), "cancelled after {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn calls_beyond_the_stream_cap_wait_for_a_free_stream() {
+        let settings = ServeSettings { request_timeout: Duration::from_secs(60), max_concurrent_streams: 1 };
+        let service = NeverAnswers::default();
+        let channel = serve_never_answers(service.clone(), settings).await;
+        // The first call holds the connection's only stream (its answer never comes).
+        let mut first = HealthClient::new(channel.clone());
+        let held = tokio::spawn(async move { first.check(HealthCheckRequest::default()).await });
+        service.arrived.notified().await;
+        // The second, on the same connection, cannot open a stream: it ends on its own deadline
+        // without ever reaching the server.
+        let mut second = HealthClient::new(channel);
+        let mut request = tonic::Request::new(HealthCheckRequest::default());
+        request.set_timeout(Duration::from_millis(300));
+        let status = second.check(request).await.expect_err("no stream is free");
+        assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+        assert_eq!(service.calls.load(Ordering::SeqCst), 1, "the second call reached the server");
+        assert!(!held.is_finished(), "the first call still holds its stream");
+        held.abort();
+    }
 
     fn header(value: &str) -> http::HeaderMap {
         let mut headers = http::HeaderMap::new();
