@@ -12,8 +12,7 @@ use std::marker::PhantomData;
 
 use prost::Message;
 use tonic::Status;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
-use tonic_prost::ProstEncoder;
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::v1::{GetTableRequest, PushMessage};
 
@@ -33,12 +32,14 @@ pub const MAX_FIELDS: usize = 100_000;
 
 /// Bytes a stream's encode buffer starts with (tonic's default is 8 KiB). tonic keeps one per
 /// open stream for its whole life, and a hub holds one per member's view `Subscribe`: 4,000 of
-/// them at 8 KiB were 32 MB for nothing, since a message needing more simply grows it.
+/// them at 8 KiB were 32 MB for nothing; [`ExactEncoder`] reserves what each message needs.
 pub const ENCODE_BUFFER_BYTES: usize = 1024;
 /// Encoded bytes after which a stream hands what it has to HTTP/2 rather than encoding the next
-/// ready message into the same buffer (tonic's default is 32 KiB): what one stream holds in
-/// memory at once is then one view page, not four.
-pub const ENCODE_YIELD_BYTES: usize = 8 * 1024;
+/// ready message into the same buffer (tonic's default is 32 KiB). One byte: every message is
+/// handed over alone. With 8 KiB, two or three view pages shared one buffer that grew to 16 KiB
+/// and stayed that size for the stream's life (60 MB over a hub's 4,000 idle subscriptions, in a
+/// heap profile); handed over alone, a stream keeps at most its last message's allocation.
+pub const ENCODE_YIELD_BYTES: usize = 1;
 /// Bytes a stream's decode buffer starts with (tonic's default is 8 KiB): a hub decodes a push
 /// stream per member at first contact; a message needing more grows it.
 pub const DECODE_BUFFER_BYTES: usize = 1024;
@@ -60,15 +61,40 @@ where
 {
     type Encode = T;
     type Decode = U;
-    type Encoder = ProstEncoder<T>;
+    type Encoder = ExactEncoder<T>;
     type Decoder = BoundedDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder::new(BufferSettings::new(ENCODE_BUFFER_BYTES, ENCODE_YIELD_BYTES))
+        ExactEncoder(PhantomData)
     }
 
     fn decoder(&mut self) -> Self::Decoder {
         BoundedDecoder(PhantomData)
+    }
+}
+
+/// Encodes with prost into a buffer grown to the message's exact size first.
+///
+/// Why: prost writes field by field, and the buffer doubles as it goes (1 KiB, 2, 4, 8), so a
+/// 4.1 kB view page ended in an 8 KiB allocation; while HTTP/2 still holds the previous message,
+/// tonic cannot reuse the buffer and allocates again. Reserving `encoded_len` makes the one
+/// allocation the message's size.
+#[derive(Debug, Clone, Copy)]
+pub struct ExactEncoder<T>(PhantomData<T>);
+
+impl<T: Message> Encoder for ExactEncoder<T> {
+    type Item = T;
+    type Error = Status;
+
+    fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        buf.reserve(item.encoded_len());
+        // `encode` would compute `encoded_len` again only to check the space reserved here.
+        item.encode_raw(buf);
+        Ok(())
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::new(ENCODE_BUFFER_BYTES, ENCODE_YIELD_BYTES)
     }
 }
 

@@ -28,7 +28,7 @@ pub(super) const FEED_HEAD: &[u8] = b"feed_head";
 /// message is what bounds the hub's memory.
 pub const FEED_PAGE: usize = 32;
 /// Most needs in one page of a full view. A need is about 200 bytes, so a page (about 6.5 kB)
-/// fits the codec's 8 KiB yield threshold (`passerelle_proto::codec::ENCODE_YIELD_BYTES`): each
+/// is one HTTP/2 message on its own (`passerelle_proto::codec::ENCODE_YIELD_BYTES`): each
 /// subscriber holds one page being written and one buffered. With 128 needs a page was 25 kB,
 /// grown into every stream's encode buffer.
 pub const VIEW_PAGE: usize = 32;
