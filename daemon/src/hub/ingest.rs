@@ -188,22 +188,25 @@ struct Group {
 /// group itself are in its `pending` map, looked up first.
 #[derive(Default)]
 struct KeyBounds {
-    last: HashMap<(Tree, String, Dataset), Option<Vec<u8>>>,
+    /// (tree, origin, dataset, greatest key): a handful per group (one origin for a node's
+    /// session), searched in place so a lookup allocates nothing (it runs for every change).
+    last: Vec<(Tree, String, Dataset, Option<Vec<u8>>)>,
 }
 
 impl KeyBounds {
     /// Whether `key` (of `origin`'s `dataset`) is above every key `tree` holds for them.
     fn above(&mut self, hub: &Hub, tree: Tree, origin: &str, dataset: Dataset, key: &[u8]) -> Result<bool> {
-        let id = (tree, origin.to_string(), dataset);
-        let last = match self.last.get(&id) {
-            Some(last) => last,
+        let found = self.last.iter().position(|(t, o, d, _)| *t == tree && *d == dataset && o == origin);
+        let index = match found {
+            Some(index) => index,
             None => {
                 let prefix = RecordKey::prefix(origin, dataset);
                 let last = crate::store::last_key_with_prefix(hub.store.as_ref(), tree, &prefix)?;
-                self.last.entry(id).or_insert(last)
+                self.last.push((tree, origin.to_string(), dataset, last));
+                self.last.len() - 1
             }
         };
-        Ok(last.as_deref().is_none_or(|last| key > last))
+        Ok(self.last[index].3.as_deref().is_none_or(|last| key > last))
     }
 }
 

@@ -14,7 +14,7 @@ use passerelle_proto::v1::Change;
 use prost::Message;
 
 use super::Node;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::{StoreError, Tree, WriteBatch};
 
 /// Meta key of the highest committed sequence number.
@@ -94,14 +94,15 @@ impl Node {
     /// Up to `limit` entries after `after`, in order.
     pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxEntry)>> {
         let start = (after.saturating_add(1)).to_be_bytes();
-        self.store
-            .scan(Tree::Outbox, &start, None, limit)?
-            .into_iter()
-            .map(|(k, v)| {
-                let seq = u64::from_be_bytes(k.as_slice().try_into().map_err(|_| corrupt())?);
-                Ok((seq, OutboxEntry::decode(v.as_slice()).map_err(|_| corrupt())?))
-            })
-            .collect()
+        // Decoded from the store's own bytes: catch-up reads tens of thousands of entries, and
+        // copying each key and value out first cost as much as decoding them (issue 18).
+        let mut entries = Vec::with_capacity(limit.min(1024));
+        self.store.scan_each(Tree::Outbox, &start, None, limit, &mut |k, v| {
+            let seq = u64::from_be_bytes(k.try_into().map_err(|_| corrupt_entry())?);
+            entries.push((seq, OutboxEntry::decode(v).map_err(|_| corrupt_entry())?));
+            Ok(())
+        })?;
+        Ok(entries)
     }
 
     /// Deletes entries up to `upto` included (every hub has acknowledged them).
@@ -133,8 +134,8 @@ impl Node {
     }
 }
 
-fn corrupt() -> Error {
-    Error::Store(StoreError("corrupt outbox entry".into()))
+fn corrupt_entry() -> StoreError {
+    StoreError("corrupt outbox entry".into())
 }
 
 /// How many recent commits [`CommitTimes`] remembers.

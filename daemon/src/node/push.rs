@@ -272,24 +272,26 @@ impl OutboxSource {
         let hub = &self.link.config;
         let entries = node.outbox_after(sent, MAX_CHANGES)?;
         let Some(&(last, _)) = entries.last() else { return Ok(None) };
-        let mut latest: HashMap<(String, String), usize> = HashMap::new();
-        let mut changes: Vec<Pending> = Vec::new();
+        // Which change of `changes` holds each record, by (dataset, key): one key copy per
+        // entry, the dataset parsed once (a catch-up pages through tens of thousands).
+        let mut latest: HashMap<(Dataset, String), usize> = HashMap::with_capacity(entries.len());
+        let mut changes: Vec<Pending> = Vec::with_capacity(entries.len());
         for (_, entry) in entries {
-            if !hub.datasets.iter().any(|d| entry.dataset == *d) {
+            let Some(dataset) = hub.datasets.iter().copied().find(|d| entry.dataset == *d) else {
                 continue;
-            }
-            let (dataset, key) = (entry.dataset.clone(), entry.key.clone());
-            let change = if entry.dataset == Dataset::Profiles {
+            };
+            let key = entry.key.clone();
+            let change = if dataset == Dataset::Profiles {
                 // Projected now, under the consents in force now: never what was queued.
                 node.profile_change(&entry.key, &hub.id)?.map(|(c, e)| (c, Some(e)))
             } else {
                 node.change_to_send(entry, &hub.id)?.map(|c| (c, None))
             };
             let Some(change) = change else { continue };
-            match latest.get(&(dataset.clone(), key.clone())) {
-                Some(&i) => changes[i] = change,
-                None => {
-                    latest.insert((dataset, key), changes.len());
+            match latest.entry((dataset, key)) {
+                std::collections::hash_map::Entry::Occupied(i) => changes[*i.get()] = change,
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(changes.len());
                     changes.push(change);
                 }
             }

@@ -66,12 +66,35 @@ impl RecordKey {
 
     /// The prefix of every record of `origin`'s `dataset`.
     pub fn prefix(origin: &str, dataset: Dataset) -> Vec<u8> {
-        format!("{origin}/{dataset}/").into_bytes()
+        let mut out = Vec::with_capacity(origin.len() + dataset.as_str().len() + 2);
+        Self::write_prefix(&mut out, origin, dataset);
+        out
     }
 
     /// The stored bytes: `origin/dataset/key`.
     pub fn encode(&self) -> Vec<u8> {
-        format!("{}/{}/{}", self.origin, self.dataset, self.key).into_bytes()
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// The length of [`RecordKey::encode`]'s bytes.
+    fn encoded_len(&self) -> usize {
+        self.origin.len() + self.dataset.as_str().len() + self.key.len() + 2
+    }
+
+    /// Appends [`RecordKey::encode`]'s bytes to `out` (written directly, not through
+    /// `format!`: a hub encodes a key per change it applies).
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        Self::write_prefix(out, &self.origin, self.dataset);
+        out.extend_from_slice(self.key.as_bytes());
+    }
+
+    fn write_prefix(out: &mut Vec<u8>, origin: &str, dataset: Dataset) {
+        out.extend_from_slice(origin.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(dataset.as_str().as_bytes());
+        out.push(b'/');
     }
 
     /// Reads stored bytes back; `None` if they are not a record key of a known dataset.
@@ -154,8 +177,15 @@ impl FeedEntry {
 
     /// The stored value: the records' keys, one a line.
     pub(crate) fn encode_records(records: &[RecordKey]) -> Vec<u8> {
-        let lines: Vec<Vec<u8>> = records.iter().map(RecordKey::encode).collect();
-        lines.join(&b'\n')
+        let len = records.iter().map(|r| r.encoded_len() + 1).sum::<usize>();
+        let mut out = Vec::with_capacity(len);
+        for (i, record) in records.iter().enumerate() {
+            if i > 0 {
+                out.push(b'\n');
+            }
+            record.encode_into(&mut out);
+        }
+        out
     }
 
     /// Reads a stored entry back; lines that are not record keys are skipped, and a key that is
@@ -249,18 +279,21 @@ const SUMMARY: &str = "z/";
 impl CellKey {
     /// The stored bytes.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        match self {
+        use std::fmt::Write as _;
+        // Sized up front: a hub encodes a cell key per record it applies.
+        let mut out = String::with_capacity(64);
+        let _ = match self {
             CellKey::Indicators { period, departement, kind } => {
-                format!("{}/{:08}/{departement}/{kind}", period.tag(), period.number())
+                write!(out, "{}/{:08}/{departement}/{kind}", period.tag(), period.number())
             }
             CellKey::Needs { start, departement, rome, contract } => {
-                format!("n/{start:08}/{departement}/{rome}/{contract}")
+                write!(out, "n/{start:08}/{departement}/{rome}/{contract}")
             }
             CellKey::Profiles { departement, domaine, age_band } => {
-                format!("p/{departement}/{domaine}/{age_band}")
+                write!(out, "p/{departement}/{domaine}/{age_band}")
             }
-        }
-        .into_bytes()
+        };
+        out.into_bytes()
     }
 
     /// Reads stored bytes back (not a summary key); `None` if they are not a cell key.

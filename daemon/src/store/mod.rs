@@ -148,6 +148,9 @@ pub(crate) type WriteOp = (Tree, Vec<u8>, Option<Vec<u8>>);
 #[error("{0}")]
 pub struct StoreError(pub String);
 
+/// What [`Store::scan_each`] calls with each key and value, borrowed.
+pub(crate) type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
+
 /// A set of writes applied atomically by [`Store::commit`].
 #[derive(Debug, Default)]
 pub(crate) struct WriteBatch {
@@ -201,6 +204,18 @@ pub(crate) trait Store: std::fmt::Debug + Send + Sync + 'static {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError>;
+
+    /// [`Store::scan`] without copying: calls `visit` with each key (without its tree's prefix)
+    /// and value, borrowed from the engine, so a caller decoding entries (the node's outbox during
+    /// catch-up) allocates only what it keeps. Stops at the first error `visit` returns.
+    fn scan_each(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError>;
 
     /// The greatest key of `tree` with `start <= key < end` (no `end`: to the last key), read
     /// from the store itself. A hub bounds an origin's keys with it, once per batch, so a key

@@ -17,7 +17,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{KeyValue, Store, StoreError, Tree, WriteBatch};
+use super::{KeyValue, Store, StoreError, Tree, Visit, WriteBatch};
 
 /// sled's page cache. Its default (1 GiB) let a hub taking 4,000 members' first pushes grow to
 /// 800 MB: every batch rewrites the same statistics cells, and sled keeps each page's chain of
@@ -152,6 +152,27 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn scan_each(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
+        let lower = prefixed(tree, start);
+        let upper = match end {
+            Some(end) => Bound::Excluded(prefixed(tree, end)),
+            None if tree.tag() == u8::MAX => Bound::Unbounded,
+            None => Bound::Excluded(vec![tree.tag() + 1]),
+        };
+        for kv in self.keyspace.range::<Vec<u8>, _>((Bound::Included(lower), upper)).take(limit) {
+            let (k, v) = kv.map_err(|e| err("scanning", e))?;
+            visit(&k[1..], &v)?;
+        }
+        Ok(())
+    }
+
     fn last_key(&self, tree: Tree, start: &[u8], end: Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
         let lower = prefixed(tree, start);
         let upper = match end {
@@ -178,10 +199,17 @@ impl Store for SledStore {
             return Ok(());
         }
         let mut write = sled::Batch::default();
+        // Each key is prefixed in a buffer reused for the whole batch, then copied once into
+        // sled's own `IVec` (a hub commits several writes per change it applies).
+        let mut key_buf = Vec::with_capacity(128);
         for (tree, key, value) in batch.ops() {
+            key_buf.clear();
+            key_buf.push(tree.tag());
+            key_buf.extend_from_slice(key);
+            let key = sled::IVec::from(key_buf.as_slice());
             match value {
-                Some(v) => write.insert(prefixed(*tree, key), v.as_slice()),
-                None => write.remove(prefixed(*tree, key)),
+                Some(v) => write.insert(key, v.as_slice()),
+                None => write.remove(key),
             }
         }
         self.keyspace.apply_batch(write).map_err(|e| err("committing", e))
@@ -241,6 +269,33 @@ mod tests {
         let keys: Vec<u8> =
             store.scan(Tree::Indicators, &[2], Some(&[5]), 10)?.into_iter().map(|(k, _)| k[0]).collect();
         assert_eq!(keys, vec![2, 3]);
+        Ok(())
+    }
+
+    #[test]
+    fn scan_each_visits_what_scan_returns_and_stops_at_an_error() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = SledStore::open(dir.path())?;
+        let mut batch = WriteBatch::new();
+        for k in [4u8, 1, 2, 3] {
+            batch.put(Tree::Outbox, vec![k], vec![k * 10]);
+        }
+        batch.put(Tree::Tombstones, vec![0], vec![0]);
+        store.commit(batch)?;
+        let mut seen = Vec::new();
+        store.scan_each(Tree::Outbox, &[2], None, 2, &mut |k, v| {
+            seen.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        })?;
+        assert_eq!(seen, store.scan(Tree::Outbox, &[2], None, 2)?, "same entries, same order");
+        assert_eq!(seen, vec![(vec![2], vec![20]), (vec![3], vec![30])]);
+        let mut visits = 0;
+        let failed = store.scan_each(Tree::Outbox, &[], None, usize::MAX, &mut |_, _| {
+            visits += 1;
+            Err(StoreError("stop".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(visits, 1, "the first error ends the scan");
         Ok(())
     }
 }
