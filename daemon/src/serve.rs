@@ -486,6 +486,134 @@ mod tests {
         held.abort();
     }
 
+    /// The body of a stream that never ends, 4 KiB at a time as fast as hyper polls it (what a
+    /// view being paged is to a subscriber that is far behind); it counts what it produced.
+    struct Endless {
+        produced: Arc<AtomicUsize>,
+        grew: Arc<tokio::sync::Notify>,
+    }
+
+    static CHUNK: [u8; 4096] = [7; 4096];
+
+    impl http_body::Body for Endless {
+        type Data = bytes::Bytes;
+        type Error = Status;
+
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Status>>> {
+            self.produced.fetch_add(CHUNK.len(), Ordering::SeqCst);
+            self.grew.notify_waiters();
+            Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(&CHUNK)))))
+        }
+    }
+
+    /// Answers every call with an [`Endless`] body sharing its counters.
+    #[derive(Clone, Default)]
+    struct EndlessService {
+        produced: Arc<AtomicUsize>,
+        grew: Arc<tokio::sync::Notify>,
+    }
+
+    impl tonic::server::NamedService for EndlessService {
+        const NAME: &'static str = "grpc.health.v1.Health";
+    }
+
+    impl Service<http::Request<Body>> for EndlessService {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<Body>) -> Self::Future {
+            let body = Endless { produced: self.produced.clone(), grew: self.grew.clone() };
+            std::future::ready(Ok(http::Response::new(Body::new(body))))
+        }
+    }
+
+    /// Whether `produced` reaches `bytes` within `within`.
+    async fn reaches(service: &EndlessService, bytes: usize, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let grew = service.grew.notified();
+            let mut grew = std::pin::pin!(grew);
+            grew.as_mut().enable();
+            if service.produced.load(Ordering::SeqCst) >= bytes {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, grew).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// A subscriber advertising 1 GiB of window (stream and connection) that never reads the
+    /// socket: what the server makes of the stream's body stays within the send queue (16 KiB)
+    /// plus what the sockets hold (made small here, as a busy host's are). With hyper's default
+    /// queue (400 KiB, tonic's server) the same subscriber has the server make 400 KiB per stream.
+    #[tokio::test]
+    async fn a_peer_that_never_reads_gets_no_more_than_the_send_queue() {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_send_buffer_size(4096).expect("send buffer");
+        socket.bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let addr = socket.local_addr().expect("address");
+        let listener = socket.listen(8).expect("listen");
+        let policy = AcceptPolicy {
+            tls: None,
+            max_connections: 8,
+            max_connections_per_peer: 8,
+            max_handshakes: 8,
+            handshake_timeout: Duration::from_secs(5),
+        };
+        let service = EndlessService::default();
+        let settings = ServeSettings {
+            request_timeout: Duration::from_secs(60),
+            max_concurrent_streams: 4,
+            idle_timeout: Duration::from_secs(60),
+        };
+        let routes = Routes::new(service.clone());
+        let layers = tower::layer::util::Identity::new();
+        let incoming = serve_incoming(listener, policy);
+        tokio::spawn(serve(routes, layers, incoming, settings, std::future::pending()));
+
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("receive buffer");
+        let tcp = socket.connect(addr).await.expect("connect");
+        let (mut send, connection) = h2::client::Builder::new()
+            .initial_window_size(1 << 30)
+            .initial_connection_window_size(1 << 30)
+            .handshake::<_, bytes::Bytes>(tcp)
+            .await
+            .expect("http/2 handshake");
+        let mut connection = std::pin::pin!(connection);
+        let mut request = http::Request::new(());
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = "http://localhost/grpc.health.v1.Health/Watch".parse().expect("uri");
+        let (response, _body) = send.send_request(request, true).expect("request");
+        // The connection is driven (the socket read) only until the response's head arrives.
+        let response = tokio::select! {
+            response = response => response.expect("response"),
+            result = connection.as_mut() => panic!("the connection ended: {result:?}"),
+        };
+        assert_eq!(response.status(), 200);
+        // From here nothing reads the socket.
+        assert!(
+            reaches(&service, MAX_SEND_BUFFER, Duration::from_secs(10)).await,
+            "the server stopped before filling the send queue"
+        );
+        let bound = 256 * 1024;
+        assert!(
+            !reaches(&service, bound, Duration::from_secs(2)).await,
+            "the server made {} bytes for a peer that reads nothing",
+            service.produced.load(Ordering::SeqCst)
+        );
+        drop(send);
+    }
+
     fn header(value: &str) -> http::HeaderMap {
         let mut headers = http::HeaderMap::new();
         headers.insert("grpc-timeout", value.parse().expect("header value"));
