@@ -126,12 +126,14 @@ pub(crate) async fn serve<L, ResBody>(
         let service = service.clone();
         let timeout = settings.request_timeout;
         let calls = Arc::new(Calls::new());
+        let partial = crate::limits::PartialMessages::default();
         let watched = calls.state.subscribe();
         let per_request = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let guard = CallGuard::new(&calls);
             let abandoned = guard.abandoned.clone();
             let mut request = request.map(|body| Body::new(Broken { inner: body, abandoned }));
             request.extensions_mut().insert(info.clone());
+            request.extensions_mut().insert(partial.clone());
             let span =
                 tracing::info_span!("rpc", method = %request.uri().path(), peer = tracing::field::Empty);
             let deadline = grpc_timeout(request.headers()).map_or(timeout, |t| t.min(timeout));

@@ -166,3 +166,44 @@ async fn rapid_reset_closes_the_connection() -> anyhow::Result<()> {
     honest_check(&hub, &pki.issue(Role::Node, SIRETS[1])?).await?;
     hub.stop().await
 }
+
+/// A member announces a message just under the limit on every stream of one connection and
+/// never finishes one. tonic reads a message's bytes as they arrive (releasing HTTP/2 flow
+/// control), so the windows bound nothing: on the old code the hub held every partial message
+/// (`max_concurrent_calls_per_connection × max_message_bytes`, 256 MiB with the defaults) until the
+/// request timeout, and no call was answered before it. Now a connection's unfinished messages
+/// are bounded (twice the message limit) and the call that goes beyond gets RESOURCE_EXHAUSTED.
+#[tokio::test]
+async fn unfinished_messages_on_one_connection_are_bounded() -> anyhow::Result<()> {
+    const LIMIT: usize = 1024 * 1024;
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub =
+        hub(&pki, &format!("max_message_bytes = {LIMIT}\nmax_concurrent_calls_per_connection = 16")).await?;
+    let member = pki.issue(Role::Node, SIRETS[0])?;
+    let io = tls_connect(hub.hub_addr.expect("hub listener"), &member).await?;
+    let (mut send, connection) = h2_client(io, 65_535).await?;
+    let mut answers = tokio::task::JoinSet::new();
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        send = send.ready().await?;
+        let (response, mut body) = send.send_request(grpc_request(CHECK), false)?;
+        // A frame header announcing LIMIT - 1 bytes, then all but the last KiB of them.
+        let mut partial = vec![0u8];
+        partial.extend(u32::try_from(LIMIT - 1)?.to_be_bytes());
+        partial.resize(5 + LIMIT - 1024, 0);
+        body.send_data(partial.into(), false)?;
+        streams.push(body);
+        answers.spawn(response);
+    }
+    let first = tokio::time::timeout(Duration::from_secs(15), answers.join_next()).await;
+    let Ok(Some(answer)) = first else {
+        panic!("no call answered within 15 s while 8 unfinished messages of 1 MiB were held")
+    };
+    let response = answer??;
+    let status = response.headers().get("grpc-status").map(|v| v.to_str().unwrap_or_default().to_string());
+    assert_eq!(status.as_deref(), Some("8"), "RESOURCE_EXHAUSTED expected: {response:?}");
+    drop((streams, send));
+    connection.abort();
+    hub.stop().await
+}
