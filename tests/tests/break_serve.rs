@@ -207,3 +207,41 @@ async fn unfinished_messages_on_one_connection_are_bounded() -> anyhow::Result<(
     connection.abort();
     hub.stop().await
 }
+
+/// A member opens a health `Watch`, then never reads its socket again (what a peer that stalls
+/// a large view does, the pages piling up in the socket buffers). Its call stays open, so the
+/// idle timeout does not apply; hyper's keep-alive PING (sent after `idle_timeout_secs` without a
+/// frame from the peer) goes unanswered, and the connection is dropped: the identity's only
+/// connection slot is free again. On the old code (no keep-alive) it was held forever.
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_dropped() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = TestPki::new(dir.path())?;
+    let hub = hub(&pki, "idle_timeout_secs = 1\nmax_connections_per_peer = 1").await?;
+    let member = pki.issue(Role::Node, SIRETS[0])?;
+    let io = tls_connect(hub.hub_addr.expect("hub listener"), &member).await?;
+    let (mut send, connection) = h2::client::handshake(io).await?;
+    let mut connection = std::pin::pin!(connection);
+    let (response, mut body) = send.send_request(grpc_request(WATCH), false)?;
+    body.send_data(grpc_frame(&HealthCheckRequest::default()), true)?;
+    // The connection is driven (its socket read) only until the response's head arrives.
+    let response = tokio::select! {
+        response = response => response?,
+        result = connection.as_mut() => anyhow::bail!("the connection ended: {result:?}"),
+    };
+    assert_eq!(response.status(), 200);
+    // From here nothing reads. The same identity gets its slot back once the hub dropped it.
+    let freed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if honest_check(&hub, &member).await.is_ok() {
+                return;
+            }
+            // Refused at once while the stalled connection holds the slot: try again shortly.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(freed.is_ok(), "a peer that reads nothing still holds its connection after 20 s");
+    drop((send, body));
+    hub.stop().await
+}
