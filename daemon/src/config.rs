@@ -367,6 +367,15 @@ pub struct LimitsSection {
     pub max_handshakes: usize,
     /// A TLS handshake taking longer is abandoned. Default 5 s.
     pub handshake_timeout_secs: u64,
+    /// Connections of one certified identity (network, role, id) per TLS listener; more are
+    /// closed at once. An honest peer uses one (a member's session, a consumer's client): this
+    /// keeps one certificate from taking `max_connections` for itself. Default 16.
+    pub max_connections_per_peer: usize,
+    /// A connection with no call open for this long is closed (HTTP/2 GOAWAY), including one on
+    /// which the peer never starts HTTP/2; a peer that stops answering HTTP/2 PINGs for this long
+    /// is dropped; and at shutdown a connection gets at most this long (and at most 10 s) to
+    /// finish after GOAWAY. Default 120 s.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for LimitsSection {
@@ -378,6 +387,8 @@ impl Default for LimitsSection {
             max_connections: 8192,
             max_handshakes: 512,
             handshake_timeout_secs: 5,
+            max_connections_per_peer: 16,
+            idle_timeout_secs: 120,
         }
     }
 }
@@ -397,6 +408,10 @@ pub struct Limits {
     pub max_handshakes: usize,
     /// See [`LimitsSection::handshake_timeout_secs`].
     pub handshake_timeout: Duration,
+    /// See [`LimitsSection::max_connections_per_peer`].
+    pub max_connections_per_peer: usize,
+    /// See [`LimitsSection::idle_timeout_secs`].
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -414,6 +429,8 @@ impl From<LimitsSection> for Limits {
             max_connections: s.max_connections,
             max_handshakes: s.max_handshakes,
             handshake_timeout: Duration::from_secs(s.handshake_timeout_secs),
+            max_connections_per_peer: s.max_connections_per_peer,
+            idle_timeout: Duration::from_secs(s.idle_timeout_secs),
         }
     }
 }
@@ -704,6 +721,8 @@ impl Config {
             ("limits.max_connections", limits.max_connections as u64),
             ("limits.max_handshakes", limits.max_handshakes as u64),
             ("limits.handshake_timeout_secs", limits.handshake_timeout_secs),
+            ("limits.max_connections_per_peer", limits.max_connections_per_peer as u64),
+            ("limits.idle_timeout_secs", limits.idle_timeout_secs),
         ] {
             if value == 0 {
                 return Err(Error::Config(format!("{}: {field}: must be at least 1", path.display())));

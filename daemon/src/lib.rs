@@ -361,6 +361,7 @@ impl Daemon {
             request_timeout: limits.request_timeout,
             max_concurrent_streams: u32::try_from(limits.max_concurrent_calls_per_connection)
                 .unwrap_or(u32::MAX),
+            idle_timeout: limits.idle_timeout,
         }
     }
 
@@ -369,6 +370,7 @@ impl Daemon {
         Ok(tls::incoming::AcceptPolicy {
             tls,
             max_connections: self.config.limits.max_connections,
+            max_connections_per_peer: self.config.limits.max_connections_per_peer,
             max_handshakes: self.config.limits.max_handshakes,
             handshake_timeout: self.config.limits.handshake_timeout,
         })

@@ -7,6 +7,8 @@
 //! unchanged.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -15,6 +17,18 @@ use tonic::Status;
 
 /// Default largest decoded message: 4 MiB, as gRPC's default.
 pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The bytes of request messages received but not yet complete on one connection (`serve.rs`
+/// puts it in every request's extensions). tonic reads a message's bytes as they arrive, which
+/// releases HTTP/2 flow control: the windows do not bound what it holds. Without this, a peer
+/// announcing a large message on every stream and never finishing one made the server hold
+/// `max_concurrent_calls_per_connection × max_message_bytes` per connection (256 MiB by default).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PartialMessages(Arc<AtomicUsize>);
+
+/// How many bytes of unfinished messages one connection may hold, in multiples of the message
+/// limit: one large upload and another starting.
+const PARTIAL_MESSAGES_PER_CONNECTION: usize = 2;
 
 /// Tower layer enforcing a maximum gRPC message size on requests.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +72,12 @@ where
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let limit = self.limit;
-        self.inner.call(request.map(|body| tonic::body::Body::new(LimitedBody::new(body, limit))))
+        let partial = request.extensions().get::<PartialMessages>().cloned();
+        self.inner.call(request.map(|body| {
+            let mut limited = LimitedBody::new(body, limit);
+            limited.partial = partial;
+            tonic::body::Body::new(limited)
+        }))
     }
 }
 
@@ -69,11 +88,37 @@ struct LimitedBody {
     header: [u8; 5],
     header_len: usize,
     payload_left: usize,
+    /// The connection's unfinished-message bytes, when served by `serve.rs`.
+    partial: Option<PartialMessages>,
+    /// This body's share of them: the bytes of the message being received.
+    received: usize,
 }
 
 impl LimitedBody {
     fn new(inner: tonic::body::Body, limit: usize) -> Self {
-        Self { inner, limit, header: [0; 5], header_len: 0, payload_left: 0 }
+        Self { inner, limit, header: [0; 5], header_len: 0, payload_left: 0, partial: None, received: 0 }
+    }
+
+    /// Counts `bytes` more of the message being received against the connection's budget.
+    fn hold(&mut self, bytes: usize) -> Result<(), Status> {
+        let Some(partial) = &self.partial else { return Ok(()) };
+        self.received += bytes;
+        let held = partial.0.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let budget = self.limit.saturating_mul(PARTIAL_MESSAGES_PER_CONNECTION);
+        if held > budget {
+            return Err(Status::resource_exhausted(format!(
+                "unfinished messages on this connection exceed {budget} bytes (limits.max_message_bytes × {PARTIAL_MESSAGES_PER_CONNECTION})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The message being received is complete (or abandoned): its bytes leave the budget.
+    fn release(&mut self) {
+        if let Some(partial) = &self.partial {
+            partial.0.fetch_sub(self.received, Ordering::Relaxed);
+        }
+        self.received = 0;
     }
 
     /// Follows the gRPC framing (1 flag byte, 4 length bytes, payload) across chunks.
@@ -83,6 +128,11 @@ impl LimitedBody {
                 let skip = self.payload_left.min(data.len());
                 self.payload_left -= skip;
                 data = &data[skip..];
+                if self.payload_left == 0 {
+                    self.release();
+                } else {
+                    self.hold(skip)?;
+                }
                 continue;
             }
             self.header[self.header_len] = data[0];
@@ -102,6 +152,12 @@ impl LimitedBody {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for LimitedBody {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -170,6 +226,29 @@ mod tests {
         f.extend(len.to_be_bytes());
         f.extend(std::iter::repeat_n(7u8, len as usize));
         f
+    }
+
+    #[test]
+    fn unfinished_messages_count_against_their_connection_until_complete_or_dropped() {
+        let partial = PartialMessages::default();
+        let body = |partial: &PartialMessages| {
+            let mut body = LimitedBody::new(tonic::body::Body::empty(), 10);
+            body.partial = Some(partial.clone());
+            body
+        };
+        let (mut a, mut b) = (body(&partial), body(&partial));
+        let whole = frame(10);
+        a.scan(&whole[..12]).expect("7 of 10 bytes");
+        assert_eq!(partial.0.load(Ordering::Relaxed), 7);
+        b.scan(&whole[..15]).expect("10 of 10 bytes: complete, nothing held");
+        assert_eq!(partial.0.load(Ordering::Relaxed), 7);
+        let mut c = body(&partial);
+        c.scan(&whole[..14]).expect("7 + 9 bytes held: within twice the limit");
+        let err = b.scan(&whole[..10]).expect_err("7 + 9 + 5 bytes held: beyond twice the limit");
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        a.scan(&whole[12..]).expect("a completes");
+        drop((b, c));
+        assert_eq!(partial.0.load(Ordering::Relaxed), 0, "everything released");
     }
 
     #[test]

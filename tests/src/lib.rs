@@ -19,6 +19,7 @@ pub mod hostile;
 pub mod http;
 pub mod pki;
 pub mod webdriver;
+pub mod wire;
 
 /// A free loopback port, for a daemon a test must restart at the same address. (The port is
 /// released before the daemon binds it; another process could take it in between, which on a

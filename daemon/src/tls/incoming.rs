@@ -1,7 +1,7 @@
 //! The accept loop: TCP, then (for TLS listeners) a bounded handshake, then a stream that carries
 //! its peer's identity into every request served on it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -40,11 +40,48 @@ enum Io {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// An accepted connection. It holds a connection-limit permit until it is dropped.
+/// An accepted connection. It holds a connection-limit permit (and, on TLS, one of its
+/// identity's slots) until it is dropped.
 pub(crate) struct PeerStream {
     io: Io,
     info: ConnInfo,
     _permit: OwnedSemaphorePermit,
+    _slot: Option<PeerSlot>,
+}
+
+/// The connections open per certified identity on one listener.
+type PerPeer = Arc<Mutex<HashMap<(Option<String>, passerelle_proto::identity::PeerId), usize>>>;
+
+/// One of an identity's connection slots, given back when the connection is dropped.
+struct PeerSlot {
+    counts: PerPeer,
+    key: (Option<String>, passerelle_proto::identity::PeerId),
+}
+
+impl PeerSlot {
+    /// A slot for `peer` if it holds fewer than `max` connections.
+    fn take(counts: &PerPeer, peer: &Peer, max: usize) -> Option<Self> {
+        let key = (peer.network.clone(), peer.id.clone());
+        let mut map = counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let held = map.entry(key.clone()).or_default();
+        if *held >= max {
+            return None;
+        }
+        *held += 1;
+        Some(Self { counts: counts.clone(), key })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(held) = map.get_mut(&self.key) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl PeerStream {
@@ -120,6 +157,8 @@ pub(crate) struct AcceptPolicy {
     pub tls: Option<(Arc<rustls::ServerConfig>, Arc<Trust>)>,
     /// Authenticated connections beyond this are closed at once.
     pub max_connections: usize,
+    /// TLS connections of one identity (network, role, id) beyond this are closed at once.
+    pub max_connections_per_peer: usize,
     /// Handshakes in progress beyond this evict the oldest one.
     pub max_handshakes: usize,
     /// A TLS handshake that takes longer is abandoned.
@@ -182,6 +221,7 @@ async fn accept_loop(
 ) {
     let permits = Arc::new(Semaphore::new(policy.max_connections));
     let pending = Arc::new(Mutex::new(Pending::default()));
+    let per_peer = PerPeer::default();
     let acceptor = policy.tls.map(|(config, trust)| (TlsAcceptor::from(config), trust));
     loop {
         let accepted = tokio::select! {
@@ -211,7 +251,7 @@ async fn accept_loop(
                 issuer: None,
                 chain: Default::default(),
             };
-            let stream = PeerStream { io: Io::Plain(tcp), info, _permit: permit };
+            let stream = PeerStream { io: Io::Plain(tcp), info, _permit: permit, _slot: None };
             if tx.send(Ok(stream)).await.is_err() {
                 return;
             }
@@ -222,6 +262,7 @@ async fn accept_loop(
         let permits = permits.clone();
         let timeout = policy.handshake_timeout;
         let limit = policy.max_connections;
+        let (per_peer, per_peer_limit) = (per_peer.clone(), policy.max_connections_per_peer);
         tokio::spawn(async move {
             let outcome = tokio::select! {
                 outcome = tokio::time::timeout(timeout, acceptor.accept(tcp)) => Some(outcome),
@@ -247,6 +288,12 @@ async fn accept_loop(
                 tracing::warn!(%remote, "tls peer without a usable identity or issuing anchor");
                 return;
             };
+            // One identity cannot take the listener's whole budget: an honest peer holds one
+            // connection, a hostile one with a valid certificate could otherwise hold them all.
+            let Some(slot) = PeerSlot::take(&per_peer, &peer, per_peer_limit) else {
+                tracing::warn!(%remote, peer = %peer.id, limit = per_peer_limit, "connection limit per peer reached, closing a new connection");
+                return;
+            };
             // Only now does the connection count against the authenticated budget.
             let Ok(permit) = permits.try_acquire_owned() else {
                 tracing::warn!(%remote, peer = %peer.id, limit, "connection limit reached, closing a new connection");
@@ -256,7 +303,8 @@ async fn accept_loop(
             let chain =
                 tls.get_ref().1.peer_certificates().unwrap_or_default().iter().map(|c| c.to_vec()).collect();
             let info = ConnInfo { peer, expires_at_s: Some(expires_at_s), issuer: Some(issuer), chain };
-            let _ = tx.send(Ok(PeerStream { io: Io::Tls(Box::new(tls)), info, _permit: permit })).await;
+            let stream = PeerStream { io: Io::Tls(Box::new(tls)), info, _permit: permit, _slot: Some(slot) };
+            let _ = tx.send(Ok(stream)).await;
         });
     }
 }
