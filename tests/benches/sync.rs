@@ -12,6 +12,10 @@
 //!   handshake, hello, session, projection from the store, validation, last-writer-wins, feed,
 //!   member stats, durable commit per batch, ack-driven durable checkpoints).
 //! - latency: a need written at a node, until a subscriber of the hub's view receives it.
+//!
+//! The process allocates with jemalloc, as `passerelled` does (see `daemon/src/main.rs`): the
+//! in-process figures then describe the daemon as shipped, and the baseline, in the same
+//! process, gets the same allocator.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -34,6 +38,10 @@ use prost::Message;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
+
+/// The daemon binary's allocator (see the module documentation).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const WINDOW: usize = 8;
 const BATCH: usize = 1000;
