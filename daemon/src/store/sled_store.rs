@@ -126,6 +126,16 @@ fn prefixed(tree: Tree, key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The sled keys of `tree` with `start <= key < end` (no `end`: to the tree's last key).
+fn key_range(tree: Tree, start: &[u8], end: Option<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let upper = match end {
+        Some(end) => Bound::Excluded(prefixed(tree, end)),
+        None if tree.tag() == u8::MAX => Bound::Unbounded,
+        None => Bound::Excluded(vec![tree.tag() + 1]),
+    };
+    (Bound::Included(prefixed(tree, start)), upper)
+}
+
 impl Store for SledStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let value = self.keyspace.get(prefixed(tree, key)).map_err(|e| err("reading", e))?;
@@ -139,14 +149,8 @@ impl Store for SledStore {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError> {
-        let lower = prefixed(tree, start);
-        let upper = match end {
-            Some(end) => Bound::Excluded(prefixed(tree, end)),
-            None if tree.tag() == u8::MAX => Bound::Unbounded,
-            None => Bound::Excluded(vec![tree.tag() + 1]),
-        };
         self.keyspace
-            .range::<Vec<u8>, _>((Bound::Included(lower), upper))
+            .range(key_range(tree, start, end))
             .take(limit)
             .map(|kv| kv.map(|(k, v)| (k[1..].to_vec(), v.to_vec())).map_err(|e| err("scanning", e)))
             .collect()
@@ -160,13 +164,7 @@ impl Store for SledStore {
         limit: usize,
         visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
-        let lower = prefixed(tree, start);
-        let upper = match end {
-            Some(end) => Bound::Excluded(prefixed(tree, end)),
-            None if tree.tag() == u8::MAX => Bound::Unbounded,
-            None => Bound::Excluded(vec![tree.tag() + 1]),
-        };
-        for kv in self.keyspace.range::<Vec<u8>, _>((Bound::Included(lower), upper)).take(limit) {
+        for kv in self.keyspace.range(key_range(tree, start, end)).take(limit) {
             let (k, v) = kv.map_err(|e| err("scanning", e))?;
             visit(&k[1..], &v)?;
         }
@@ -174,13 +172,7 @@ impl Store for SledStore {
     }
 
     fn last_key(&self, tree: Tree, start: &[u8], end: Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
-        let lower = prefixed(tree, start);
-        let upper = match end {
-            Some(end) => Bound::Excluded(prefixed(tree, end)),
-            None if tree.tag() == u8::MAX => Bound::Unbounded,
-            None => Bound::Excluded(vec![tree.tag() + 1]),
-        };
-        match self.keyspace.range::<Vec<u8>, _>((Bound::Included(lower), upper)).next_back() {
+        match self.keyspace.range(key_range(tree, start, end)).next_back() {
             Some(kv) => kv.map(|(k, _)| Some(k[1..].to_vec())).map_err(|e| err("scanning", e)),
             None => Ok(None),
         }
