@@ -203,7 +203,14 @@ pub(crate) trait Store: std::fmt::Debug + Send + Sync + 'static {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError>;
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let mut entries = Vec::new();
+        self.scan_each(tree, start, end, limit, &mut |key, value| {
+            entries.push((key.to_vec(), value.to_vec()));
+            Ok(())
+        })?;
+        Ok(entries)
+    }
 
     /// [`Store::scan`] without copying: calls `visit` with each key (without its tree's prefix)
     /// and value, borrowed from the engine, so a caller decoding entries (the node's outbox during

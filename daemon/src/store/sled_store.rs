@@ -17,7 +17,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{KeyValue, Store, StoreError, Tree, Visit, WriteBatch};
+use super::{Store, StoreError, Tree, Visit, WriteBatch};
 
 /// sled's page cache. Its default (1 GiB) let a hub taking 4,000 members' first pushes grow to
 /// 800 MB: every batch rewrites the same statistics cells, and sled keeps each page's chain of
@@ -140,20 +140,6 @@ impl Store for SledStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let value = self.keyspace.get(prefixed(tree, key)).map_err(|e| err("reading", e))?;
         Ok(value.map(|v| v.to_vec()))
-    }
-
-    fn scan(
-        &self,
-        tree: Tree,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        self.keyspace
-            .range(key_range(tree, start, end))
-            .take(limit)
-            .map(|kv| kv.map(|(k, v)| (k[1..].to_vec(), v.to_vec())).map_err(|e| err("scanning", e)))
-            .collect()
     }
 
     fn scan_each(
