@@ -20,6 +20,9 @@ use tokio_util::codec::length_delimited;
 
 use std::io;
 
+/// Bytes a connection's read buffer starts with (Passerelle's patch; tokio-util's default is 8 KiB).
+const READ_BUFFER_CAPACITY: usize = 1024;
+
 #[derive(Debug)]
 pub struct Codec<T, B> {
     inner: FramedRead<FramedWrite<T, B>>,
@@ -47,7 +50,15 @@ where
             .length_field_length(3)
             .length_adjustment(9)
             .num_skip(0) // Don't skip the header
-            .new_read(framed_write);
+            .new_codec();
+        // Passerelle: the read buffer starts at 1 KiB, not tokio-util's 8 KiB. A connection
+        // waiting for its next frame always holds it, and a hub holds thousands of idle ones;
+        // a bigger frame grows it to the frame's length once its header is read.
+        let delimited = tokio_util::codec::FramedRead::with_capacity(
+            framed_write,
+            delimited,
+            READ_BUFFER_CAPACITY,
+        );
 
         let mut inner = FramedRead::new(delimited);
 
