@@ -132,6 +132,7 @@ impl ChangeSource for OutboxSource {
         let owed = state.owed();
         self.engine.update(&self.link, |s| {
             s.connected = true;
+            s.connected_at_ms = now_unix_ms();
             s.last_error.clear();
             s.owed = owed;
         });
