@@ -13,6 +13,11 @@
 //!   member stats, durable commit per batch, ack-driven durable checkpoints).
 //! - latency: a need written at a node, until a subscriber of the hub's view receives it.
 //!
+//! Each run also says where its catch-up time went (a line `run N phases`): the node's start-up
+//! (its store opened and serving: the daemon's `ready`), the connection, `Hello` and `PushOpen`
+//! until the hub accepted the push session (the node's `connected_at_ms`), and the streaming
+//! from there until every change was acknowledged. The three add up to the catch-up time.
+//!
 //! The process allocates with jemalloc, as `passerelled` does (see `daemon/src/main.rs`): the
 //! in-process figures then describe the daemon as shipped, and the baseline, in the same
 //! process, gets the same allocator.
@@ -191,9 +196,23 @@ async fn baseline(pki: &TestPki, dir: &Path, changes: &[Change]) -> anyhow::Resu
 
 struct PasserelleRun {
     catch_up: Duration,
+    phases: Phases,
     latencies: Vec<Duration>,
     record_bytes: usize,
     changes: Vec<Change>,
+}
+
+/// Where one catch-up's time went, from the node's start (they add up to the catch-up time).
+#[derive(Clone, Copy)]
+struct Phases {
+    /// Until the node's store is open and it serves (its sync engine starts then).
+    start_up: Duration,
+    /// Until its local API answered a connection (included in what follows, not added).
+    api: Duration,
+    /// From serving until the hub accepted the push session: TLS, `Hello`, `PushOpen`.
+    open: Duration,
+    /// From the accepted session until every change was acknowledged.
+    streaming: Duration,
 }
 
 /// A daemon of the bench: in this process, or a `passerelled` child process.
@@ -270,10 +289,17 @@ async fn passerelle(
     let record_bytes = changes.iter().map(|c| c.encoded_len()).sum::<usize>() / changes.len().max(1);
 
     let started = Instant::now();
+    let started_ms = unix_ms();
     let node = Daemon::start(&node_config, split).await?;
+    let start_up = started.elapsed();
     let mut client = NodeClient::connect(node.endpoint(), None).await?;
-    client.sync_now(true, Duration::from_secs(600)).await?;
+    let api = started.elapsed();
+    let status = client.sync_now(true, Duration::from_secs(600)).await?;
     let catch_up = started.elapsed();
+    // The node's clock and this process's are the same machine's: milliseconds since the start.
+    let accepted = status.hubs.first().map_or(0, |h| h.connected_at_ms) - started_ms;
+    let accepted = Duration::from_millis(u64::try_from(accepted).unwrap_or(0)).clamp(start_up, catch_up);
+    let phases = Phases { start_up, api, open: accepted - start_up, streaming: catch_up - accepted };
 
     let mut latencies = Vec::new();
     if measure_latency {
@@ -304,7 +330,13 @@ async fn passerelle(
     }
     node.stop().await?;
     hub.stop().await?;
-    Ok(PasserelleRun { catch_up, latencies, record_bytes, changes })
+    Ok(PasserelleRun { catch_up, phases, latencies, record_bytes, changes })
+}
+
+/// Milliseconds since the Unix epoch, as the node dates its events.
+fn unix_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -325,6 +357,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let (mut base, mut ours, mut ratios, mut latencies, mut bytes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
+        let mut phases: Vec<Phases> = Vec::new();
         for run in 0..runs {
             let dir = tempfile::tempdir()?;
             let pki = TestPki::new(dir.path())?;
@@ -348,6 +381,17 @@ fn main() -> anyhow::Result<()> {
                 result.catch_up.as_secs_f64(),
                 rp / rb
             );
+            let p = result.phases;
+            eprintln!(
+                "run {} phases: node start-up {:.3} s (store open, serving; its API answered at {:.3} s), connection + hello + open {:.3} s, streaming {:.3} s (accepted → all acknowledged), catch-up {:.3} s",
+                run + 1,
+                p.start_up.as_secs_f64(),
+                p.api.as_secs_f64(),
+                p.open.as_secs_f64(),
+                p.streaming.as_secs_f64(),
+                result.catch_up.as_secs_f64()
+            );
+            phases.push(p);
             base.push(rb);
             ours.push(rp);
             ratios.push(rp / rb);
@@ -362,6 +406,13 @@ fn main() -> anyhow::Result<()> {
         println!("| (b) Passerelle node → hub catch-up of a {records}-change backlog, {mode} (median of {runs}) | {p:.0} records/s |");
         println!("| ratio (b) / (a), median of per-run ratios | {ratio:.2} |");
         println!("| catch-up time for the {records}-change backlog (median of {runs}) | {:.2} s |", records as f64 / p);
+        let phase = |f: fn(&Phases) -> Duration| median(phases.iter().map(|p| f(p).as_secs_f64()).collect());
+        println!(
+            "| of which (medians of {runs}): node start-up / connection + hello + open / streaming | {:.3} s / {:.3} s / {:.3} s |",
+            phase(|p| p.start_up),
+            phase(|p| p.open),
+            phase(|p| p.streaming)
+        );
         if !latencies.is_empty() {
             println!(
                 "| write at node → visible in the hub's view, push on change ({} writes) | p50 {:.1} ms, p99 {:.1} ms |",

@@ -520,10 +520,12 @@ impl Hub {
                 }
                 continue;
             }
-            // Encoded once, for the pending map and the feed's log alike.
-            let record_key = RecordKey::new(origin, dataset, change.key.clone());
+            // Encoded once, for the pending map and the feed's log alike; the key moves into the
+            // log (not cloned) and is read from there.
+            let record_key = RecordKey::new(origin, dataset, std::mem::take(&mut change.key));
             let rk = record_key.encode();
             log.push(record_key);
+            let key = log.last().map_or("", |k| k.key.as_str());
             let existing = match pending.get(&rk) {
                 Some(staged) => staged.clone(),
                 // Above every key the store holds for this origin's dataset: nothing to read.
@@ -594,7 +596,7 @@ impl Hub {
                     match check_signer(newest.as_ref(), not_before, epoch_at_ms, epoch, change.version) {
                         SignerCheck::Stale => {
                             tracing::warn!(
-                                relay = %source, %origin, dataset = %dataset, key = %change.key,
+                                relay = %source, %origin, dataset = %dataset, key = %key,
                                 "ignoring a record an older certificate signed above its successor's records"
                             );
                             continue;
@@ -703,7 +705,7 @@ impl Hub {
                 // Reporting periods: when this month's report arrived (see `hub/periods.rs`).
                 received.push(super::periods::Received {
                     origin: origin.to_string(),
-                    period: change.key.clone(),
+                    period: key.to_string(),
                     structure: structure.cloned(),
                     source: session.relay.then(|| session.peer.id.id.clone()),
                     changed: existing.as_ref().and_then(|o| o.indicators.as_ref()) != Some(report),

@@ -369,15 +369,22 @@ impl Hub {
                     Origin { structure: structure.as_ref().unwrap_or(&none), epoch, epoch_created_at_ms };
                 let (provenance, check) = self.check_signature(session, change, origin, verify)?;
                 checks.extend(check);
+                // What the apply needs of the signing certificate, not a copy of it (its key,
+                // serial, fingerprint and identity: five allocations per change of a catch-up).
                 let signer = (provenance == Provenance::Signed)
-                    .then(|| session.certificates().get(&change.certificate_fingerprint).cloned().flatten())
+                    .then(|| {
+                        let certificates = session.certificates();
+                        let cert = certificates.get(&change.certificate_fingerprint)?.as_ref()?;
+                        Some((cert.not_before, cert.network.clone()))
+                    })
                     .flatten();
+                let (signed_since, network) = signer.unzip();
                 Ok(Verified {
                     provenance,
                     structure,
                     checked: verify && provenance == Provenance::Signed,
-                    signed_since: signer.as_ref().map(|c| c.not_before),
-                    network: signer.map(|c| c.network),
+                    signed_since,
+                    network,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

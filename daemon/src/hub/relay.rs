@@ -378,7 +378,8 @@ impl ChangeSource for RelaySource {
                             changes,
                             head_seq: start,
                             certificates,
-                        }),
+                        })
+                        .into(),
                         ticket: Ticket::Everything,
                     });
                 }
@@ -387,7 +388,8 @@ impl ChangeSource for RelaySource {
                     out.push(Outgoing {
                         message: push_message::Kind::SnapshotDone(SnapshotDone {
                             dataset: dataset.to_string(),
-                        }),
+                        })
+                        .into(),
                         ticket: Ticket::Done(last.then_some(start)),
                     });
                 }
@@ -430,7 +432,8 @@ impl ChangeSource for RelaySource {
                     changes,
                     head_seq: head,
                     certificates,
-                }),
+                })
+                .into(),
                 ticket: if i == last { Ticket::Feed(reached) } else { Ticket::Everything },
             });
         }

@@ -105,6 +105,35 @@ impl Node {
         Ok(entries)
     }
 
+    /// Calls `visit` with up to `limit` entries after `after`, in order, each borrowed from the
+    /// store's bytes ([`EntryRef::Borrowed`]) when they are the shape this binary writes, else
+    /// decoded. Catch-up reads the kept change's bytes this way, to send them as they are.
+    pub(super) fn outbox_each(
+        &self,
+        after: u64,
+        limit: usize,
+        visit: &mut dyn FnMut(u64, EntryRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let start = (after.saturating_add(1)).to_be_bytes();
+        let mut failed = None;
+        let scanned = self.store.scan_each(Tree::Outbox, &start, None, limit, &mut |k, v| {
+            let seq = u64::from_be_bytes(k.try_into().map_err(|_| corrupt_entry())?);
+            let entry = match EntryRef::borrow(v) {
+                Some(entry) => entry,
+                None => EntryRef::Decoded(Box::new(OutboxEntry::decode(v).map_err(|_| corrupt_entry())?)),
+            };
+            // The visitor's error is the daemon's, the scan's the store's: kept aside.
+            visit(seq, entry).map_err(|e| {
+                failed = Some(e);
+                StoreError("outbox visit failed".into())
+            })
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(scanned?),
+        }
+    }
+
     /// Deletes entries up to `upto` included (every hub has acknowledged them).
     pub fn compact_outbox(&self, upto: u64) -> Result<usize> {
         let entries =
@@ -130,6 +159,63 @@ impl Node {
                 return Ok(true);
             }
             cursor = *last;
+        }
+    }
+}
+
+/// An outbox entry as [`Node::outbox_each`] reads it.
+#[derive(Debug)]
+pub(super) enum EntryRef<'a> {
+    /// Its fields, borrowed from the stored bytes: `change` is the kept change's encoding.
+    Borrowed { dataset: &'a str, key: &'a str, change: Option<&'a [u8]> },
+    /// Decoded by prost (bytes of another shape, such as fields this binary does not know).
+    Decoded(Box<OutboxEntry>),
+}
+
+impl<'a> EntryRef<'a> {
+    /// The fields of an entry as this binary writes them (dataset, key, then the change if any,
+    /// each once), borrowed; `None` for any other shape.
+    fn borrow(bytes: &'a [u8]) -> Option<Self> {
+        use crate::sync::wire::{FieldValue, each_field};
+        let (mut dataset, mut key, mut change, mut last) = (None, None, None, 0);
+        let known = each_field(bytes, |field| {
+            let in_order = field.number > last;
+            last = field.number;
+            // Invalid UTF-8 is for prost to refuse.
+            match (field.number, field.value) {
+                (1, FieldValue::Bytes(b)) => match std::str::from_utf8(b) {
+                    Ok(text) => dataset = Some(text),
+                    Err(_) => return false,
+                },
+                (2, FieldValue::Bytes(b)) => match std::str::from_utf8(b) {
+                    Ok(text) => key = Some(text),
+                    Err(_) => return false,
+                },
+                (3, FieldValue::Bytes(b)) => change = Some(b),
+                _ => return false,
+            }
+            in_order
+        });
+        if !known {
+            return None;
+        }
+        // prost omits empty strings: a missing dataset or key is an empty one.
+        Some(Self::Borrowed { dataset: dataset.unwrap_or_default(), key: key.unwrap_or_default(), change })
+    }
+
+    /// The dataset named.
+    pub(super) fn dataset(&self) -> &str {
+        match self {
+            Self::Borrowed { dataset, .. } => dataset,
+            Self::Decoded(entry) => &entry.dataset,
+        }
+    }
+
+    /// The record's key.
+    pub(super) fn key(&self) -> &str {
+        match self {
+            Self::Borrowed { key, .. } => key,
+            Self::Decoded(entry) => &entry.key,
         }
     }
 }

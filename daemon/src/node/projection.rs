@@ -182,6 +182,53 @@ impl Node {
     }
 }
 
+/// Appends to `out` the encoded change an outbox entry keeps (`OutboxEntry.change`, as prost
+/// encoded it at commit), fitted to a session as [`Node::change_to_send`] fits it, without
+/// decoding it: the signed structure (`Change.origin`) is left out when its bytes are
+/// `structure`'s (the session's, encoded). The result is the bytes `change_to_send` would make
+/// prost write, so a hub receives the same bytes either way (tested).
+///
+/// Returns `false`, appending nothing, for what only decoding fits or proves canonical: a
+/// tombstone (its `hub_id` is the session's hub, written inside it), and any field this binary
+/// does not know, out of tag order, repeated, or written otherwise than prost writes it (a
+/// default value, a longer varint): prost would drop or rewrite it.
+pub(super) fn append_kept_change(change: &[u8], structure: &[u8], out: &mut Vec<u8>) -> bool {
+    use crate::sync::wire::{FieldValue, each_field};
+    let (mut last, mut payloads, mut origin) = (0, 0, None);
+    let canonical = each_field(change, |field| {
+        let in_order = field.number > last;
+        last = field.number;
+        let shaped = match (field.number, field.value) {
+            // Change: dataset, key; origin epoch, signature, certificate fingerprint (strings
+            // and bytes: never written empty); version, origin epoch creation (never zero).
+            (1 | 2 | 9 | 11 | 12, FieldValue::Bytes(b)) => !b.is_empty(),
+            (3 | 10, FieldValue::Varint(v, shortest)) => v != 0 && shortest,
+            // The payload (need, indicators, profile; a tombstone is fitted by decoding it).
+            (4 | 5 | 7, FieldValue::Bytes(_)) => {
+                payloads += 1;
+                true
+            }
+            (8, FieldValue::Bytes(b)) => {
+                origin = Some((field.span, b == structure));
+                true
+            }
+            _ => false,
+        };
+        in_order && shaped
+    });
+    if !canonical || payloads > 1 {
+        return false;
+    }
+    match origin {
+        Some(((start, end), true)) => {
+            out.extend_from_slice(&change[..start]);
+            out.extend_from_slice(&change[end..]);
+        }
+        _ => out.extend_from_slice(change),
+    }
+    true
+}
+
 /// The size a change takes on the wire, for batching.
 pub fn encoded_len(change: &Change) -> usize {
     change.encoded_len()
@@ -191,6 +238,59 @@ pub fn encoded_len(change: &Change) -> usize {
 mod tests {
     use super::*;
     use passerelle_proto::v1::{NeedFields, NeedStatus};
+
+    /// What only decoding fits or proves canonical is left to it: a tombstone, a field out of
+    /// order, repeated or unknown, a default value written out, a longer varint.
+    #[test]
+    fn kept_bytes_not_as_prost_writes_them_are_decoded_instead() {
+        let structure =
+            passerelle_proto::v1::Structure { siret: "73282932000074".into(), ..Default::default() };
+        let need = Change {
+            dataset: "needs".into(),
+            key: "k".into(),
+            version: 2,
+            payload: Some(change::Payload::Need(SharedNeed {
+                rome_code: "K2204".into(),
+                ..Default::default()
+            })),
+            origin: Some(structure.clone()),
+            signature: vec![1; 64],
+            ..Default::default()
+        };
+        let bytes = need.encode_to_vec();
+        let mut out = Vec::new();
+        assert!(append_kept_change(&bytes, &structure.encode_to_vec(), &mut out));
+        assert_eq!(out, Change { origin: None, ..need.clone() }.encode_to_vec(), "the session's: left out");
+        out.clear();
+        assert!(append_kept_change(&bytes, b"another", &mut out));
+        assert_eq!(out, bytes, "another structure: kept");
+        let tombstone = Change {
+            payload: Some(change::Payload::Tombstone(Tombstone {
+                reason: "deleted".into(),
+                ..Default::default()
+            })),
+            ..need.clone()
+        };
+        // `origin_epoch_created_at_ms` (10) after the origin (8), in order: zero, then 2 in two bytes.
+        let unsigned = Change { signature: Vec::new(), ..need.clone() }.encode_to_vec();
+        let zero_version = [&unsigned[..], &[0x50, 0x00]].concat();
+        let long_version = [&unsigned[..], &[0x50, 0x82, 0x00]].concat();
+        assert!(append_kept_change(&[&unsigned[..], &[0x50, 0x02]].concat(), b"", &mut Vec::new()));
+        let unknown = [&bytes[..], &[0x68, 0x01]].concat();
+        let out_of_order = [&[0x18, 0x01][..], &bytes].concat();
+        for (what, bytes) in [
+            ("tombstone", tombstone.encode_to_vec()),
+            ("zero", zero_version),
+            ("long varint", long_version),
+            ("unknown field", unknown),
+            ("out of order", out_of_order),
+            ("truncated", bytes[..bytes.len() - 1].to_vec()),
+        ] {
+            let mut out = Vec::new();
+            assert!(!append_kept_change(&bytes, &structure.encode_to_vec(), &mut out), "{what}");
+            assert!(out.is_empty(), "{what}: nothing appended");
+        }
+    }
 
     /// The shared shape cannot carry the local-only fields: they are not copied, and the encoded
     /// bytes contain none of them.

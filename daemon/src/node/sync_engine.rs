@@ -35,6 +35,8 @@ use crate::sync::{LinkCounters, connect};
 pub(crate) struct LinkStatus {
     /// A push session is open.
     pub connected: bool,
+    /// When the hub accepted the open push session (0: none open).
+    pub connected_at_ms: i64,
     /// Highest acknowledged sequence number.
     pub checkpoint: u64,
     /// Full resends or withdrawals still owed.
@@ -156,7 +158,10 @@ impl SyncEngine {
             let (engine, link, stop) = (self.clone(), link.clone(), stop.clone());
             async move {
                 let outcome = engine.session(&link, stop).await;
-                engine.update(&link, |s| s.connected = false);
+                engine.update(&link, |s| {
+                    s.connected = false;
+                    s.connected_at_ms = 0;
+                });
                 outcome
             }
         };
@@ -335,6 +340,7 @@ impl SyncEngine {
                 pending,
                 last_error: status.last_error,
                 network_needs: self.node.network_needs_from(&link.config.id)? as u64,
+                connected_at_ms: status.connected_at_ms,
             });
         }
         let overdue_months = self.node.overdue_months(&self.indicator_hubs(), now_unix_ms())?;

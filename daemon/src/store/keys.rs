@@ -287,13 +287,33 @@ impl CellKey {
                 write!(out, "{}/{:08}/{departement}/{kind}", period.tag(), period.number())
             }
             CellKey::Needs { start, departement, rome, contract } => {
-                write!(out, "n/{start:08}/{departement}/{rome}/{contract}")
+                return Self::needs(*start, departement, rome, contract);
             }
             CellKey::Profiles { departement, domaine, age_band } => {
                 write!(out, "p/{departement}/{domaine}/{age_band}")
             }
         };
         out.into_bytes()
+    }
+
+    /// The stored bytes of a needs cell, from borrowed coordinates: a hub encodes one per need
+    /// it applies, and building a [`CellKey::Needs`] first cost three strings each time.
+    pub(crate) fn needs(start: u32, departement: &str, rome: &str, contract: &str) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut out = Vec::with_capacity(12 + departement.len() + rome.len() + contract.len() + 3);
+        let _ = write!(out, "n/{start:08}/");
+        for (i, part) in [departement, rome, contract].into_iter().enumerate() {
+            if i > 0 {
+                out.push(b'/');
+            }
+            out.extend_from_slice(part.as_bytes());
+        }
+        out
+    }
+
+    /// Whether `bytes` are an indicators month cell's key (`i/…`), without decoding them.
+    pub(crate) fn is_month(bytes: &[u8]) -> bool {
+        bytes.starts_with(b"i/")
     }
 
     /// Reads stored bytes back (not a summary key); `None` if they are not a cell key.
@@ -437,6 +457,11 @@ mod tests {
         let profile =
             CellKey::Profiles { departement: "49".into(), domaine: "K22".into(), age_band: "26-44".into() };
         assert_eq!(profile.encode(), b"p/49/K22/26-44".to_vec());
+        assert_eq!(need.encode(), format!("n/{:08}/44/K2204/cddi", jan.ordinal()).into_bytes());
+        assert_eq!(CellKey::needs(jan.ordinal(), "44", "K2204", "cddi"), need.encode());
+        assert!(CellKey::is_month(&month.encode()));
+        assert!(![&need, &profile].iter().any(|k| CellKey::is_month(&k.encode())));
+        assert!(month.rollups().iter().all(|k| !CellKey::is_month(&k.encode())), "quarters, years");
         for key in [&month, &need, &profile] {
             assert_eq!(CellKey::decode(&key.encode()).as_ref(), Some(key));
         }

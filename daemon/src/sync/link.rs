@@ -17,14 +17,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use passerelle_client::TlsFiles;
+use passerelle_proto::codec::BoundedCodec;
 use passerelle_proto::v1::hub_sync_client::HubSyncClient;
+use passerelle_proto::v1::hub_sync_server::SERVICE_NAME;
 use passerelle_proto::v1::{
-    HelloRequest, HelloResponse, PushMessage, PushOpen, Structure, push_message, push_reply,
+    HelloRequest, HelloResponse, PushOpen, PushReply, Structure, push_message, push_reply,
 };
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::IntoStreamingRequest;
+use tonic::codec::Streaming;
 use tonic::transport::Channel;
 
+use super::wire::WirePush;
 use crate::config::HubLink;
 use crate::error::{Error, Result};
 
@@ -39,7 +44,7 @@ const BACKOFF_CAP: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub(crate) struct Outgoing<T> {
     /// The message (a batch, or the end of a full resend).
-    pub message: push_message::Kind,
+    pub message: WirePush,
     /// Handed back to the source when the hub acknowledges the message.
     pub ticket: T,
 }
@@ -170,13 +175,11 @@ pub(crate) async fn push<S: ChangeSource>(
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let open = blocking(&source, |s| s.open()).await?;
-    let (tx, rx) = mpsc::channel::<PushMessage>(WINDOW + 2);
-    let _ = tx.send(PushMessage { kind: Some(push_message::Kind::Open(open)) }).await;
-    let mut replies = HubSyncClient::new(channel)
-        .push(ReceiverStream::new(rx))
+    let (tx, rx) = mpsc::channel::<WirePush>(WINDOW + 2);
+    let _ = tx.send(push_message::Kind::Open(open).into()).await;
+    let mut replies = push_call(channel, ReceiverStream::new(rx))
         .await
-        .map_err(|s| Error::FailedPrecondition(status_text(&s)))?
-        .into_inner();
+        .map_err(|s| Error::FailedPrecondition(status_text(&s)))?;
     let accepted = match replies.message().await.map_err(|s| Error::FailedPrecondition(status_text(&s)))? {
         Some(reply) => match reply.kind {
             Some(push_reply::Kind::Accepted(accepted)) => accepted,
@@ -238,20 +241,17 @@ pub(crate) async fn push<S: ChangeSource>(
                 let permit =
                     window.acquire().await.map_err(|_| Error::FailedPrecondition("window closed".into()))?;
                 permit.forget();
-                let records = match &message {
-                    push_message::Kind::Batch(batch) => {
-                        let records = batch.changes.len() as u64;
-                        let counters = source.counters();
-                        counters.batches_sent.fetch_add(1, Ordering::Relaxed);
-                        counters.records_sent.fetch_add(records, Ordering::Relaxed);
-                        Some(records)
-                    }
-                    _ => None,
-                };
+                let records = message.changes().map(|records| {
+                    let records = records as u64;
+                    let counters = source.counters();
+                    counters.batches_sent.fetch_add(1, Ordering::Relaxed);
+                    counters.records_sent.fetch_add(records, Ordering::Relaxed);
+                    records
+                });
                 if let Ok(mut q) = in_flight.lock() {
                     q.push_back((ticket, records));
                 }
-                tx.send(PushMessage { kind: Some(message) })
+                tx.send(message)
                     .await
                     .map_err(|_| Error::FailedPrecondition("the push stream closed".into()))?;
             }
@@ -264,6 +264,23 @@ pub(crate) async fn push<S: ChangeSource>(
     };
     acks.abort();
     outcome
+}
+
+/// `HubSync.Push` with messages of the push stream as [`WirePush`] (the generated client takes
+/// `PushMessage` structs only): the same path, method and codec as the generated client's call,
+/// so the hub receives the same bytes.
+async fn push_call(
+    channel: Channel,
+    messages: ReceiverStream<WirePush>,
+) -> std::result::Result<Streaming<PushReply>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::try_from(format!("/{SERVICE_NAME}/Push"))
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let mut request = messages.into_streaming_request();
+    request.extensions_mut().insert(tonic::GrpcMethod::new(SERVICE_NAME, "Push"));
+    let codec = BoundedCodec::<WirePush, PushReply>::default();
+    Ok(grpc.streaming(request, path, codec).await?.into_inner())
 }
 
 /// A status as a one-line reason.

@@ -10,5 +10,6 @@
 pub(crate) mod connect;
 pub(crate) mod link;
 pub(crate) mod state;
+pub(crate) mod wire;
 
 pub(crate) use link::LinkCounters;

@@ -175,13 +175,11 @@ pub(crate) fn contribution(
             CellKey::Indicators { period: CellPeriod::Month(month.ordinal()), departement, kind }
         }
         Table::Needs => {
+            // Encoded from the need's own fields (the key of `CellKey::Needs`).
             let need = record.need.as_ref()?;
-            CellKey::Needs {
-                start: Month::parse(need.start_date.get(..7)?).ok()?.ordinal(),
-                departement: need.departement.clone(),
-                rome: need.rome_code.clone(),
-                contract: slug_of::<ContractType>(need.contract_type).to_string(),
-            }
+            let start = Month::parse(need.start_date.get(..7)?).ok()?.ordinal();
+            let contract = slug_of::<ContractType>(need.contract_type);
+            return Some((CellKey::needs(start, &need.departement, &need.rome_code, contract), values));
         }
         Table::Profiles => {
             let profile = record.profile.as_ref()?;
@@ -228,6 +226,10 @@ struct MonthCount {
 impl MonthCount {
     /// The month cell a record is counted in, and how (`None`: not a counted month).
     fn of(record: &HubRecord) -> Option<(u32, MonthCount)> {
+        if !CellKey::is_month(&record.stat_key) {
+            // Not decoded to find out: every need and profile applied asks.
+            return None;
+        }
         let CellKey::Indicators { period: CellPeriod::Month(month), departement, kind } =
             CellKey::decode(&record.stat_key)?
         else {
