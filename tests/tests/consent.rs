@@ -429,6 +429,7 @@ async fn grant_then_withdraw_races_leave_no_profile_at_the_hub() -> anyhow::Resu
         ids.push(p.id);
     }
     n.sync_now(true, Duration::from_secs(60)).await?;
+    let mut reports = Vec::new();
     for id in &ids {
         let report = n.person_report(id).await?;
         for share in &report.shares {
@@ -437,10 +438,28 @@ async fn grant_then_withdraw_races_leave_no_profile_at_the_hub() -> anyhow::Resu
                 assert!(share.purge_acked_at_ms > 0, "{id}: purge requested, never acknowledged: {share:?}");
             }
         }
+        reports.push(report);
     }
     node.stop().await?;
     hub.stop().await?;
     let left = hub_profiles_on_disk(&hub_config, SIRETS[2])?;
-    assert!(left.is_empty(), "{} profiles of withdrawn persons still at the hub", left.len());
+    // On failure, say whose profile is left and what the node recorded of it (a race is rare
+    // and must be diagnosable from one failing run).
+    let diagnosis: Vec<String> = left
+        .iter()
+        .map(|profile| {
+            let report = reports.iter().find(|r| r.shares.iter().any(|s| s.pseudonym == profile.pseudonym));
+            format!(
+                "left at the hub: version {} of {}; the node recorded: {report:#?}",
+                profile.origin_version, profile.pseudonym
+            )
+        })
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{} profiles of withdrawn persons still at the hub:\n{}",
+        left.len(),
+        diagnosis.join("\n")
+    );
     Ok(())
 }

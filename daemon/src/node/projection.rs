@@ -13,6 +13,7 @@ use prost::Message;
 
 use super::Node;
 use super::outbox::OutboxEntry;
+use super::profiles::ProfileEffect;
 use crate::error::{Error, Result};
 use crate::store::{StoreError, Tree, keys};
 
@@ -119,14 +120,29 @@ impl Node {
     /// Every record of a dataset as changes (live records and tombstones), for a full resend.
     /// An unknown dataset has none.
     pub fn snapshot(&self, dataset: &str, hub_id: &str) -> Result<Vec<Change>> {
+        Ok(self.snapshot_with_effects(dataset, hub_id)?.into_iter().map(|(change, _)| change).collect())
+    }
+
+    /// [`Node::snapshot`], each profile change with what its acknowledgement means
+    /// ([`ProfileEffect`]), both from the **same** projection.
+    ///
+    /// Why one projection: a consent withdrawn between projecting a profile and working out its
+    /// effect again made a full resend carry the profile while its effect said it was not
+    /// shared, so the profile was never marked in flight, the withdrawal sent no tombstone, and
+    /// the hub kept it for good (the grant-then-withdraw race test caught it under load).
+    pub(crate) fn snapshot_with_effects(
+        &self,
+        dataset: &str,
+        hub_id: &str,
+    ) -> Result<Vec<(Change, Option<ProfileEffect>)>> {
         let Ok(dataset) = dataset.parse::<Dataset>() else {
             return Ok(Vec::new());
         };
         if dataset == Dataset::Profiles {
             let mut changes = Vec::new();
             for person_id in self.profile_keys()? {
-                if let Some((change, _)) = self.profile_change(&person_id, hub_id)? {
-                    changes.push(change);
+                if let Some((change, effect)) = self.profile_change(&person_id, hub_id)? {
+                    changes.push((change, Some(effect)));
                 }
             }
             return Ok(changes);
@@ -144,7 +160,7 @@ impl Node {
         let mut changes = Vec::with_capacity(entries.len());
         for entry in &entries {
             if let Some(change) = self.change_for(entry, hub_id)? {
-                changes.push(change);
+                changes.push((change, None));
             }
         }
         Ok(changes)

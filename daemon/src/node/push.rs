@@ -179,11 +179,13 @@ impl ChangeSource for OutboxSource {
             return Ok(out);
         }
         if let Some(dataset) = cursor.snapshot.pop_front() {
-            let changes = node.snapshot(&dataset, &hub.id)?;
+            // Each profile with the effect of the same projection (see `snapshot_with_effects`).
+            let changes = node.snapshot_with_effects(&dataset, &hub.id)?;
             tracing::info!(%dataset, records = changes.len(), "full resend");
             let mut out = Vec::new();
             for chunk in chunks(changes) {
-                let effects = snapshot_effects(node, &hub.id, &chunk);
+                let (chunk, effects): (Vec<Change>, Vec<Option<ProfileEffect>>) = chunk.into_iter().unzip();
+                let effects = effects.into_iter().flatten().collect();
                 let batch = Batch { seq: 0, changes: chunk, head_seq: node.head_seq(), ..Default::default() };
                 out.push(Outgoing {
                     message: push_message::Kind::Batch(batch).into(),
@@ -454,31 +456,13 @@ fn mark_in_flight(node: &Node, hub_id: &str, out: &[Outgoing<Ticket>]) -> Result
     node.record_profiles_in_flight(hub_id, &shared)
 }
 
-/// The profile effects of a chunk of a full resend (the pseudonym maps back only here).
-fn snapshot_effects(node: &Node, hub_id: &str, chunk: &[Change]) -> Vec<ProfileEffect> {
-    if !chunk.iter().any(|c| c.dataset == Dataset::Profiles) {
-        return Vec::new();
-    }
-    let Ok(ids) = node.profile_person_ids() else { return Vec::new() };
-    let mut out = Vec::new();
-    for id in ids {
-        let Ok(pseudonym) = node.pseudonym(hub_id, &id) else { continue };
-        if chunk.iter().any(|c| c.key == pseudonym)
-            && let Ok(Some((_, effect))) = node.profile_change(&id, hub_id)
-        {
-            out.push(effect);
-        }
-    }
-    out
-}
-
-/// Splits changes into batches bounded in count and bytes.
-fn chunks(changes: Vec<Change>) -> Vec<Vec<Change>> {
+/// Splits changes (each with its profile effect, if any) into batches bounded in count and bytes.
+fn chunks<E>(changes: Vec<(Change, E)>) -> Vec<Vec<(Change, E)>> {
     let mut out = Vec::new();
     let mut current = Vec::new();
     let mut bytes = 0;
     for change in changes {
-        let len = encoded_len(&change);
+        let len = encoded_len(&change.0);
         if !current.is_empty() && (current.len() >= MAX_CHANGES || bytes + len > MAX_BATCH_BYTES) {
             out.push(std::mem::take(&mut current));
             bytes = 0;
@@ -593,7 +577,10 @@ mod tests {
             }
         }
         let head_seq = node.head_seq();
-        let mut parts = chunks(changes);
+        let mut parts: Vec<Vec<Change>> = chunks(changes.into_iter().map(|c| (c, ())).collect())
+            .into_iter()
+            .map(|part| part.into_iter().map(|(c, ())| c).collect())
+            .collect();
         if parts.is_empty() {
             parts.push(Vec::new());
         }

@@ -313,3 +313,42 @@ fn a_pass_iae_ending_mid_month_moves_the_profile_on_the_first_of_the_next() {
     assert_eq!(node.refresh_age_bands_on(first_of_month_after(today, 2)).expect("refresh"), 1);
     assert_eq!(node.head_seq(), head + 1);
 }
+
+/// A full resend pairs each profile change with the effect of the *same* projection: a profile
+/// sent is a `Shared` effect (so it is marked in flight before it leaves), a tombstone a
+/// `Purged` one. Before, the effects were worked out by projecting again, and a consent
+/// withdrawn in between sent a profile with no `Shared` effect: never marked in flight, no
+/// tombstone at the withdrawal, kept by the hub (the grant-then-withdraw race test, under load).
+#[test]
+fn a_full_resend_pairs_each_profile_with_its_own_effect() {
+    use super::profiles::ProfileEffect;
+    use passerelle_proto::v1::change;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node(dir.path());
+    let birth = passerelle_proto::date::Date { year: 1990, month: 4, day: 2 };
+    let pass_end = passerelle_proto::date::Date { year: 2099, month: 1, day: 1 };
+    let shared = shared_person(&node, birth, pass_end, passerelle_proto::v1::AgeBand::AgeBand2649);
+    let withdrawn = shared_person(&node, birth, pass_end, passerelle_proto::v1::AgeBand::AgeBand2649);
+    node.withdraw_consent(&withdrawn, ConsentPurpose::Placement as i32, "coorace-pdl").expect("withdraw");
+    let changes = node.snapshot_with_effects("profiles", "coorace-pdl").expect("snapshot");
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    for (change, effect) in &changes {
+        let person = if change.key == node.pseudonym("coorace-pdl", &shared).expect("pseudonym") {
+            &shared
+        } else {
+            &withdrawn
+        };
+        match (&change.payload, effect) {
+            (Some(change::Payload::Profile(_)), Some(ProfileEffect::Shared { person_id, .. }))
+            | (Some(change::Payload::Tombstone(_)), Some(ProfileEffect::Purged { person_id })) => {
+                assert_eq!(person_id, person, "an effect names the person of its own change");
+            }
+            other => panic!("a profile change without its own effect: {other:?}"),
+        }
+    }
+    assert!(
+        changes.iter().any(|(c, _)| matches!(c.payload, Some(change::Payload::Tombstone(_)))),
+        "the withdrawn person's profile is a tombstone"
+    );
+}
