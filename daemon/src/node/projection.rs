@@ -52,7 +52,13 @@ impl Node {
                     .map(|need| (need.version, change::Payload::Need(share_need(siret, &need))))
             }
             Dataset::Profiles => {
-                return Ok(self.profile_change(&entry.key, hub_id)?.map(|(change, _)| change));
+                // A profile leaves only with its `ProfileEffect` (`profile_change`, or
+                // `snapshot_with_effects`), which marks it in flight: a change without it would be
+                // one the node does not know the hub holds.
+                return Err(Error::Internal(format!(
+                    "dataset \"profiles\": profile {} must be sent with its effect",
+                    entry.key
+                )));
             }
             Dataset::Indicators => {
                 let month = passerelle_proto::validate::month("key", &entry.key)?;
