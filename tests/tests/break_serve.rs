@@ -245,3 +245,74 @@ async fn a_peer_that_stops_reading_is_dropped() -> anyhow::Result<()> {
     drop((send, body));
     hub.stop().await
 }
+
+/// The patched h2 (`vendor/h2`) gives its write buffer back after every complete flush and
+/// allocates it again for the next frame, starts its read buffer at 1 KiB and its HPACK buffer
+/// empty. What it writes and reads must not change: responses whose header blocks need
+/// CONTINUATION frames (four 24 KiB values, 16 KiB frames), bodies sent as chained DATA frames,
+/// then trailers, one after the other on one connection, each after a PING round trip (so every
+/// response starts from a buffer given back), all arrive intact in both directions of the patch.
+#[tokio::test]
+async fn header_blocks_across_continuation_frames_survive_the_lazy_buffers() -> anyhow::Result<()> {
+    const ROUNDS: usize = 3;
+    fn value(i: usize, n: usize) -> String {
+        let letter = char::from(b'a' + u8::try_from((i * 7 + n * 3) % 26).unwrap_or_default());
+        // Huffman-coded in at least 5 bits a letter: the four values take at least 60 KiB.
+        std::iter::repeat_n(letter, 24 * 1024).collect()
+    }
+    fn body(n: usize) -> Vec<u8> {
+        (0..40 * 1024).map(|i| u8::try_from((i * 31 + n) % 251).unwrap_or_default()).collect()
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        let (io, _) = listener.accept().await?;
+        let mut connection = h2::server::handshake(io).await?;
+        while let Some(request) = connection.accept().await {
+            let (request, mut respond) = request?;
+            let n: usize = request.uri().path().trim_start_matches('/').parse()?;
+            let mut response = http::Response::new(());
+            for i in 0..4 {
+                response.headers_mut().insert(
+                    http::HeaderName::try_from(format!("x-big-{i}"))?,
+                    http::HeaderValue::try_from(value(i, n))?,
+                );
+            }
+            let mut send = respond.send_response(response, false)?;
+            send.send_data(body(n).into(), false)?;
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("x-round", http::HeaderValue::from(n));
+            send.send_trailers(trailers)?;
+        }
+        anyhow::Ok(())
+    });
+    let io = tokio::net::TcpStream::connect(addr).await?;
+    let (send, mut connection) = h2::client::handshake(io).await?;
+    let mut ping = connection.ping_pong().ok_or_else(|| anyhow::anyhow!("no ping handle"))?;
+    let driver = tokio::spawn(connection);
+    for n in 0..ROUNDS {
+        let mut send = send.clone().ready().await?;
+        let request = http::Request::get(format!("http://localhost/{n}")).body(())?;
+        let (response, _) = send.send_request(request, true)?;
+        let response = tokio::time::timeout(Duration::from_secs(10), response).await??;
+        for i in 0..4 {
+            let got = response.headers().get(format!("x-big-{i}")).map(http::HeaderValue::as_bytes);
+            assert!(got == Some(value(i, n).as_bytes()), "round {n}: header {i} changed");
+        }
+        let mut stream = response.into_body();
+        let mut got = Vec::new();
+        while let Some(chunk) = stream.data().await {
+            let chunk = chunk?;
+            stream.flow_control().release_capacity(chunk.len())?;
+            got.extend_from_slice(&chunk);
+        }
+        assert!(got == body(n), "round {n}: the body changed ({} bytes)", got.len());
+        let trailers = stream.trailers().await?.unwrap_or_default();
+        assert_eq!(trailers.get("x-round").and_then(|v| v.to_str().ok()), Some(n.to_string().as_str()));
+        tokio::time::timeout(Duration::from_secs(10), ping.ping(h2::Ping::opaque())).await??;
+    }
+    drop(send);
+    driver.abort();
+    server.abort();
+    Ok(())
+}

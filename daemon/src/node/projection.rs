@@ -300,10 +300,20 @@ mod tests {
         assert!(append_kept_change(&[&unsigned[..], &[0x50, 0x02]].concat(), b"", &mut Vec::new()));
         let unknown = [&bytes[..], &[0x68, 0x01]].concat();
         let out_of_order = [&[0x18, 0x01][..], &bytes].concat();
+        // The dataset (field 1, `needs`: 0x0a 0x05) with its key, then its length, in two bytes:
+        // prost reads the same change from them and writes it back shorter.
+        assert_eq!(bytes[..2], [0x0a, 0x05]);
+        let long_key = [&[0x8a, 0x00][..], &bytes[1..]].concat();
+        let long_length = [&[0x0a, 0x85, 0x00][..], &bytes[2..]].concat();
+        for long in [&long_key, &long_length] {
+            assert_eq!(Change::decode(long.as_slice()).expect("prost reads it"), need);
+        }
         for (what, bytes) in [
             ("tombstone", tombstone.encode_to_vec()),
             ("zero", zero_version),
             ("long varint", long_version),
+            ("long key", long_key),
+            ("long length", long_length),
             ("unknown field", unknown),
             ("out of order", out_of_order),
             ("truncated", bytes[..bytes.len() - 1].to_vec()),

@@ -274,7 +274,7 @@ async fn push_call(
     messages: ReceiverStream<WirePush>,
 ) -> std::result::Result<Streaming<PushReply>, tonic::Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
+    grpc.ready().await.map_err(|e| tonic::Status::unknown(format!("the hub channel was not ready: {e}")))?;
     let path = tonic::codegen::http::uri::PathAndQuery::try_from(format!("/{SERVICE_NAME}/Push"))
         .map_err(|e| tonic::Status::internal(e.to_string()))?;
     let mut request = messages.into_streaming_request();

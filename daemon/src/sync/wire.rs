@@ -180,12 +180,14 @@ pub(crate) enum FieldValue<'a> {
 
 /// Calls `each` with every top-level field of `message`, in order, until it returns `false`.
 /// Returns `false` if it did, or if the bytes are not protobuf of varint and length-delimited
-/// fields only: a caller then decodes them with prost instead.
+/// fields only, or if a key or a length is not in its shortest form (prost never writes one, and
+/// re-encoding would shorten it: the bytes would no longer be prost's): a caller then decodes
+/// them with prost instead.
 pub(crate) fn each_field<'a>(message: &'a [u8], mut each: impl FnMut(Field<'a>) -> bool) -> bool {
     let mut rest = message;
     while !rest.is_empty() {
         let start = message.len() - rest.len();
-        let Some((key, _)) = varint(&mut rest) else { return false };
+        let Some((key, true)) = varint(&mut rest) else { return false };
         let Ok(number) = u32::try_from(key >> 3) else { return false };
         let value = match key & 7 {
             0 => match varint(&mut rest) {
@@ -193,7 +195,9 @@ pub(crate) fn each_field<'a>(message: &'a [u8], mut each: impl FnMut(Field<'a>) 
                 None => return false,
             },
             2 => {
-                let Some(len) = varint(&mut rest).and_then(|(len, _)| usize::try_from(len).ok()) else {
+                let Some(len) = varint(&mut rest)
+                    .and_then(|(len, shortest)| usize::try_from(len).ok().filter(|_| shortest))
+                else {
                     return false;
                 };
                 let Some((bytes, after)) = rest.split_at_checked(len) else { return false };
@@ -210,9 +214,13 @@ pub(crate) fn each_field<'a>(message: &'a [u8], mut each: impl FnMut(Field<'a>) 
 }
 
 /// A varint at the start of `bytes`, and whether it is in its shortest form; advances past it.
+/// `None` if it does not fit in 64 bits (a tenth byte above 1, which prost refuses to decode).
 fn varint(bytes: &mut &[u8]) -> Option<(u64, bool)> {
     let mut value = 0u64;
     for (i, byte) in bytes.iter().enumerate().take(10) {
+        if i == 9 && *byte > 1 {
+            return None;
+        }
         value |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
             // A last byte of zero adds nothing: a longer form than needed (prost never writes it).
@@ -314,6 +322,18 @@ mod tests {
         assert!(!each_field(&bytes[..bytes.len() - 1], |_| true));
         assert!(!each_field(&[0x0d, 1, 2, 3, 4], |_| true));
         assert!(!each_field(&bytes, |f| f.number < 4), "stopped by the caller");
+        // A key or a length in a longer form than prost writes, and a varint beyond 64 bits
+        // (prost refuses it): not prost's bytes, left to prost.
+        assert!(!each_field(&[0x98, 0x00, 0x01], |_| true), "long key");
+        assert!(!each_field(&[0x0a, 0x81, 0x00, b'x'], |_| true), "long length");
+        let mut beyond = vec![0x18];
+        beyond.extend([0xff; 9]);
+        beyond.push(0x02);
+        assert!(!each_field(&beyond, |_| true), "beyond 64 bits");
+        let mut max = vec![0x18];
+        max.extend([0xff; 9]);
+        max.push(0x01);
+        assert!(each_field(&max, |f| f.value == FieldValue::Varint(u64::MAX, true)), "u64::MAX");
     }
 
     /// A message built as a struct is written as prost writes it.
